@@ -1,0 +1,19 @@
+//! rolesanywhere-agent: AWS IAM Roles Anywhere credentials from keys that never leave their device.
+//!
+//! The crate is organised as a pure core, signing backends and fronts:
+//!
+//! - [`sigv4x509`] (pure: no I/O, no clock, no HTTP types) builds the SigV4-X509 signed `CreateSession`
+//!   request and hands only a [`sigv4x509::Digest`] to a [`signer::Signer`].
+//! - [`signer`] holds the backends (key files, PKCS#11 tokens, TPM 2.0) behind that one trait.
+//! - [`session`] sends `CreateSession` and turns the answer into credentials; [`cli`] is the front.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod arn;
+pub mod certs;
+pub mod cli;
+pub mod keys;
+pub mod secret;
+pub mod session;
+pub mod signer;
+pub mod sigv4x509;

@@ -1,0 +1,87 @@
+//! Signing backends behind one small trait.
+//!
+//! A backend holds a private key somewhere (a key file, a PKCS#11 token, a TPM) and signs a
+//! [`Digest`] that only the core can create. Output is always in one canonical form: PKCS#1 v1.5
+//! signature bytes for RSA, DER `SEQUENCE { r, s }` for ECDSA. Conversions from device formats live in
+//! [`encoding`]. Construction does all I/O (loading, login, key lookup) so failures surface before any
+//! network call.
+
+pub mod encoding;
+pub mod file;
+pub mod pkcs11;
+#[cfg(feature = "tpm")]
+pub mod tpm;
+
+use crate::keys::{KeyKind, PublicKey};
+use crate::sigv4x509::Digest;
+
+/// A private key that can sign digests. Blocking, object safe, shareable across threads.
+pub trait Signer: Send + Sync {
+    /// The public half of the key, as the device reports it.
+    fn public_key(&self) -> &PublicKey;
+
+    /// The kind of key; the core derives the algorithm name from it.
+    fn key_kind(&self) -> KeyKind {
+        self.public_key().kind()
+    }
+
+    /// Signs `digest`: RSASSA-PKCS1-v1_5 over the DigestInfo for RSA, ECDSA (DER) for EC keys.
+    fn sign(&self, digest: &Digest) -> Result<Vec<u8>, Error>;
+
+    /// Where the key lives, for messages (a path, a URI without PIN, a TPM handle). Never a secret.
+    fn describe(&self) -> String;
+}
+
+/// Failures of signing backends.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key file could not be read, decrypted or understood.
+    #[error(transparent)]
+    File(#[from] file::Error),
+    /// A PKCS#11 token failed or the objects were not found.
+    #[error(transparent)]
+    Pkcs11(#[from] pkcs11::Error),
+    /// A TPM failed or refused.
+    #[cfg(feature = "tpm")]
+    #[error(transparent)]
+    Tpm(#[from] tpm::Error),
+    /// A `TSS2 PRIVATE KEY` or `handle:` key was given to a build without TPM support.
+    #[cfg(not(feature = "tpm"))]
+    #[error("{0} is a TPM key, but this build has no TPM support (rebuild with the `tpm` feature)")]
+    TpmUnsupported(String),
+    /// The private key is not the one the certificate was issued for.
+    #[error(
+        "private key {key} ({key_fp}) does not match certificate {certificate} ({cert_fp}); \
+         check that --private-key and --certificate belong together"
+    )]
+    CertificateKeyMismatch {
+        /// The key's description.
+        key: String,
+        /// Fingerprint of the key's public half.
+        key_fp: String,
+        /// The certificate's description (path or URI, subject).
+        certificate: String,
+        /// Fingerprint of the certificate's public key.
+        cert_fp: String,
+    },
+    /// A signature encoding failed (a device returned something malformed).
+    #[error("malformed signature from {0}")]
+    Encoding(#[from] encoding::Error),
+}
+
+/// Fails with [`Error::CertificateKeyMismatch`] unless `signer` holds the private half of `cert_key`.
+pub fn check_matches(
+    signer: &dyn Signer,
+    cert_key: &PublicKey,
+    certificate: &str,
+) -> Result<(), Error> {
+    if signer.public_key() == cert_key {
+        return Ok(());
+    }
+    Err(Error::CertificateKeyMismatch {
+        key: signer.describe(),
+        key_fp: signer.public_key().fingerprint(),
+        certificate: certificate.to_string(),
+        cert_fp: cert_key.fingerprint(),
+    })
+}
