@@ -8,9 +8,12 @@
 
 pub mod encoding;
 pub mod file;
+pub mod identity;
 pub mod pkcs11;
 #[cfg(feature = "tpm")]
 pub mod tpm;
+
+pub use identity::{Identity, KeyOptions, open};
 
 use crate::keys::{KeyKind, PublicKey};
 use crate::sigv4x509::Digest;
@@ -64,6 +67,20 @@ pub enum Error {
         /// Fingerprint of the certificate's public key.
         cert_fp: String,
     },
+    /// A certificate could not be loaded or the chain is unusable.
+    #[error(transparent)]
+    Certificate(#[from] crate::certs::Error),
+    /// No `--private-key` was given and the certificate is not on a token.
+    #[error(
+        "no private key given: use --private-key with a key file, a pkcs11: URI or a TPM handle:0x81…"
+    )]
+    NoPrivateKey,
+    /// No certificate was given (and the key source has none).
+    #[error("no certificate given: use --certificate with a PEM file or a pkcs11: URI")]
+    NoCertificate,
+    /// A secret (PIN, password) could not be obtained.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::Error),
     /// A signature encoding failed (a device returned something malformed).
     #[error("malformed signature from {0}")]
     Encoding(#[from] encoding::Error),
