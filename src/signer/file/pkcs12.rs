@@ -335,7 +335,7 @@ fn encrypted_content(r: &mut Reader<'_>) -> Result<Zeroizing<Vec<u8>>, Asn1Error
     match t.tag {
         asn1::CONTEXT_0_PRIMITIVE => Ok(Zeroizing::new(t.value.to_vec())),
         asn1::CONTEXT_0 => {
-            let mut out = Zeroizing::new(Vec::new());
+            let mut out = Zeroizing::new(Vec::with_capacity(t.value.len()));
             let mut parts = t.reader();
             while !parts.is_empty() {
                 out.extend_from_slice(parts.expect(asn1::OCTET_STRING, "encryptedContent")?.value);
