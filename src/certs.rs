@@ -737,6 +737,29 @@ mod tests {
     }
 
     #[test]
+    fn from_der_never_panics_on_truncated_or_corrupted_input() {
+        let der = p384_leaf().der().to_vec();
+        for len in 0..der.len() {
+            assert!(
+                Certificate::from_der(der[..len].to_vec()).is_err(),
+                "prefix {len}"
+            );
+        }
+        // Flipping any single byte may still parse (e.g. inside the signature) but must never panic.
+        for i in 0..der.len() {
+            let mut bad = der.clone();
+            bad[i] ^= 0xff;
+            if let Ok(c) = Certificate::from_der(bad) {
+                let _ = (
+                    c.serial_decimal(),
+                    c.subject(),
+                    c.is_issued_by(&intermediate()),
+                );
+            }
+        }
+    }
+
+    #[test]
     fn parse_pem_bundle_skips_other_blocks_and_text() {
         let root = std::fs::read_to_string(vectors().join("root-ca.pem")).unwrap();
         let chain =
