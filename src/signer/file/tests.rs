@@ -707,3 +707,40 @@ fn truncated_and_corrupted_fixtures_never_panic() {
         }
     }
 }
+
+/// Through the dispatcher, as the CLI uses it: a PKCS#12 file alone gives the key and its leaf
+/// certificate, and the key/certificate check passes; a mismatched `--certificate` is caught.
+#[test]
+fn pkcs12_alone_is_a_complete_identity_through_signer_open() {
+    let opts = KeyOptions {
+        private_key: Some(fixture_path("ec-p256-chain.p12").display().to_string()),
+        pkcs8_password: Some(Secret::new(PASSWORD.into())),
+        ..KeyOptions::default()
+    };
+    let id = crate::signer::open(&opts).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(id.leaf.der(), &read("leaf.crt.der")[..]);
+    assert_eq!(
+        id.signer.public_key(),
+        &openssl_public_key("ec-p256-chain.p12")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let pem = der::pem::encode_string(
+        "CERTIFICATE",
+        der::pem::LineEnding::LF,
+        &read("rsa2048.crt.der"),
+    )
+    .unwrap();
+    std::fs::write(&other, pem).unwrap();
+    let mismatched = KeyOptions {
+        certificate: Some(other.display().to_string()),
+        ..opts
+    };
+    let e = crate::signer::open(&mismatched).err().unwrap();
+    assert!(
+        matches!(e, crate::signer::Error::CertificateKeyMismatch { .. }),
+        "{}",
+        chain(&e)
+    );
+}
