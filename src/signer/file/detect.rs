@@ -40,7 +40,7 @@ pub(super) fn detect(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
     if find(data, b"-----BEGIN ").is_some() {
         return pem(ctx, data);
     }
-    if data[0] == asn1::SEQUENCE {
+    if data.first() == Some(&asn1::SEQUENCE) {
         return sniff_der(ctx, Zeroizing::new(data.to_vec()));
     }
     Err(ctx.unrecognized("neither a PEM block nor DER"))

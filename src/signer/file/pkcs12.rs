@@ -219,13 +219,11 @@ struct Walker<'c, 'p> {
 
 impl Walker<'_, '_> {
     fn password(&mut self) -> Result<&Password, Error> {
-        if self.password.is_none() {
-            self.password = Some(self.ctx.password()?.clone());
-        }
-        // Set just above when it was missing.
-        self.password
-            .as_ref()
-            .ok_or_else(|| self.ctx.malformed_msg("password unavailable"))
+        let password = match self.password.take() {
+            Some(p) => p,
+            None => self.ctx.password()?.clone(),
+        };
+        Ok(self.password.insert(password))
     }
 
     fn m(&self) -> impl Fn(Asn1Error) -> Error + '_ {
