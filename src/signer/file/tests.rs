@@ -187,8 +187,8 @@ fn signs_sha384_and_sha512_digests_with_the_matching_digest_info() {
     }
 }
 
-/// Runs openssl; None (with a note) only if the binary is missing, which the callers turn into a
-/// failure: these tests are the independent check and must not pass silently.
+/// Runs openssl. A missing binary fails the test: this is the independent check and must not pass
+/// silently.
 fn openssl(args: &[&str], dir: &Path) -> std::process::Output {
     std::process::Command::new("openssl")
         .args(args)
