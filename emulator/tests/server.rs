@@ -866,3 +866,37 @@ fn tls_key_file_that_is_not_a_key_is_reported() {
         "{err:#}"
     );
 }
+
+#[test]
+fn http2_request_carries_host_in_authority_and_is_accepted() {
+    // HTTP/2 has no Host header; the signed host must be read from :authority (curl speaks h2 via ALPN).
+    let env = start_with(Tls::SelfIssued { ca_out: None }, "", "", "", |_, _| {});
+    let ca = env._tmp.path().join("tls-ca.pem");
+    std::fs::write(&ca, env.server.tls_ca_pem().expect("tls ca")).expect("write ca");
+    let id = leaf(&env.root, KeyType::EcP256, "h2");
+    let signed = sign(&id, &Call::new(&env.host(), "{\"durationSeconds\":900}"));
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--http2", "--cacert"])
+        .arg(&ca);
+    cmd.args(["--write-out", "\n%{http_version} %{http_code}"]);
+    for (n, v) in signed.headers.iter().filter(|(n, _)| n != "host") {
+        cmd.args(["-H", &format!("{n}: {v}")]);
+    }
+    cmd.args(["--data-binary", &signed.body]);
+    cmd.arg(format!("{}{}", env.server.url(), signed.path_and_query));
+    let out = cmd.output().expect("curl is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.trim_end().ends_with("2 201"),
+        "curl: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn headers_signed_out_of_order_are_an_invalid_signature() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.reverse_signed_headers = true);
+    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+}
