@@ -1,12 +1,17 @@
 //! X.509 certificates: loading PEM bundles, the fields the protocol needs, and chain ordering.
 //!
-//! No network: revocation is the service's business. Chains are ordered by issuer (leaf first, then
-//! the certificate that issued it, …) and checked by name and signature; at most 5 intermediates.
-//!
-//! STUB: filled by the core work (issue 2). Signatures are the contract other modules code against.
+//! Owns parsing (x509-parser), issuer checks by name and signature, and the order of the chain sent in
+//! `X-Amz-X509-Chain` (leaf first, then the certificate that issued it, …; at most [`MAX_CHAIN`]).
+//! No network and no trust decisions: revocation, validity and the trust anchor are the service's
+//! business; this module only avoids sending a chain that cannot work.
 
-use crate::keys::PublicKey;
-use std::path::Path;
+use crate::keys::{Curve, PublicKey};
+use base64::Engine as _;
+use std::path::{Path, PathBuf};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::error::X509Error;
+use x509_parser::prelude::FromDer as _;
+use x509_parser::x509::X509Name;
 
 /// Largest number of intermediates the service accepts in `X-Amz-X509-Chain`.
 pub const MAX_CHAIN: usize = 5;
@@ -15,79 +20,461 @@ pub const MAX_CHAIN: usize = 5;
 #[derive(Clone)]
 pub struct Certificate {
     der: Vec<u8>,
+    public_key: PublicKey,
+    serial: Vec<u8>,
+    subject: String,
+    issuer: String,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+    version: u32,
+    is_ca: bool,
+    key_usage_digital_signature: Option<bool>,
+    signature_algorithm: String,
 }
 
 /// Certificate problems.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Placeholder until implemented.
-    #[error("not implemented")]
-    Todo,
+    /// A certificate file could not be read.
+    #[error("cannot read certificate file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source holds no `CERTIFICATE` PEM block.
+    #[error("{what} holds no CERTIFICATE PEM block{hint}")]
+    NoCertificate {
+        /// The file or source.
+        what: String,
+        /// A hint when the data looks like something else (e.g. DER).
+        hint: &'static str,
+    },
+    /// A `CERTIFICATE` PEM block that is not valid PEM.
+    #[error("malformed PEM block {index} in {what}: {reason}")]
+    Pem {
+        /// The file or source.
+        what: String,
+        /// 1-based position of the block.
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// DER that is not an X.509 certificate.
+    #[error("cannot parse {what} as an X.509 certificate")]
+    Parse {
+        /// Which certificate (`certificate 2 in chain.pem`).
+        what: String,
+        /// The parser's reason.
+        #[source]
+        source: X509Error,
+    },
+    /// Bytes after the certificate's DER.
+    #[error("{what} has {len} bytes of trailing data after the certificate")]
+    TrailingData {
+        /// Which certificate.
+        what: String,
+        /// Number of extra bytes.
+        len: usize,
+    },
+    /// A key Roles Anywhere cannot use (or that is malformed).
+    #[error("{what} has an unusable public key")]
+    PublicKey {
+        /// Which certificate.
+        what: String,
+        /// Why.
+        #[source]
+        source: crate::keys::Error,
+    },
+    /// More intermediates than the service accepts.
+    #[error(
+        "certificate chain above {leaf} has {count} intermediates, at most {MAX_CHAIN} are accepted; \
+         leave out certificates the trust anchor already holds"
+    )]
+    ChainTooLong {
+        /// The leaf's subject.
+        leaf: String,
+        /// Intermediates found.
+        count: usize,
+    },
 }
 
 impl Certificate {
     /// Parses DER.
     pub fn from_der(der: Vec<u8>) -> Result<Certificate, Error> {
-        let _ = der;
-        todo!()
+        Self::parse(der, "certificate")
     }
+
+    fn parse(der: Vec<u8>, what: &str) -> Result<Certificate, Error> {
+        let (rest, x509) = X509Certificate::from_der(&der).map_err(|e| Error::Parse {
+            what: what.to_string(),
+            source: match e {
+                x509_parser::nom::Err::Incomplete(_) => X509Error::InvalidCertificate,
+                x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e,
+            },
+        })?;
+        if !rest.is_empty() {
+            return Err(Error::TrailingData {
+                what: what.to_string(),
+                len: rest.len(),
+            });
+        }
+        let public_key =
+            PublicKey::from_spki_der(x509.public_key().raw).map_err(|source| Error::PublicKey {
+                what: what.to_string(),
+                source,
+            })?;
+        let serial = x509.tbs_certificate.serial.to_bytes_be();
+        let key_usage_digital_signature = match x509.key_usage() {
+            Ok(Some(ku)) => Some(ku.value.digital_signature()),
+            Ok(None) => None,
+            // A duplicated keyUsage cannot be relied on: report it as not allowing signatures.
+            Err(_) => Some(false),
+        };
+        let oid = &x509.signature_algorithm.algorithm;
+        let signature_algorithm =
+            x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
+                .map(str::to_string)
+                .unwrap_or_else(|_| oid.to_id_string());
+        let cert = Certificate {
+            public_key,
+            serial,
+            subject: rfc4514(x509.subject()),
+            issuer: rfc4514(x509.issuer()),
+            not_before: x509.validity().not_before.to_datetime(),
+            not_after: x509.validity().not_after.to_datetime(),
+            version: x509.version().0 + 1,
+            is_ca: x509.is_ca(),
+            key_usage_digital_signature,
+            signature_algorithm,
+            der: Vec::new(),
+        };
+        Ok(Certificate { der, ..cert })
+    }
+
     /// The DER bytes.
     pub fn der(&self) -> &[u8] {
         &self.der
     }
+    /// Standard padded base64 of the DER (the `X-Amz-X509` form).
+    pub fn der_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.der)
+    }
     /// Serial number in base 10 (as `Credential=` and `read-certificate-data` use it).
     pub fn serial_decimal(&self) -> String {
-        todo!()
+        x509_parser::num_bigint::BigUint::from_bytes_be(&self.serial).to_str_radix(10)
     }
     /// Serial number in lower-case hex, even length.
     pub fn serial_hex(&self) -> String {
-        todo!()
+        let first = self.serial.iter().position(|&b| b != 0);
+        match first {
+            Some(i) => hex::encode(&self.serial[i..]),
+            None => "00".to_string(),
+        }
     }
     /// The subject public key.
     pub fn public_key(&self) -> &PublicKey {
-        todo!()
+        &self.public_key
     }
     /// Subject DN in RFC 4514 form.
     pub fn subject(&self) -> String {
-        todo!()
+        self.subject.clone()
     }
     /// Issuer DN in RFC 4514 form.
     pub fn issuer(&self) -> String {
-        todo!()
+        self.issuer.clone()
     }
     /// Start of validity.
     pub fn not_before(&self) -> time::OffsetDateTime {
-        todo!()
+        self.not_before
     }
     /// End of validity.
     pub fn not_after(&self) -> time::OffsetDateTime {
-        todo!()
+        self.not_after
+    }
+    /// X.509 version as written in documents (1, 2 or 3); the service wants 3 for a leaf.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// True when basicConstraints says CA:true.
+    pub fn is_ca(&self) -> bool {
+        self.is_ca
+    }
+    /// Whether keyUsage allows digitalSignature; `None` when the certificate has no keyUsage.
+    pub fn key_usage_digital_signature(&self) -> Option<bool> {
+        self.key_usage_digital_signature
+    }
+    /// The issuer's signature algorithm (`sha256WithRSAEncryption`, `ecdsa-with-SHA256`, or the OID).
+    pub fn signature_algorithm_name(&self) -> &str {
+        &self.signature_algorithm
+    }
+    /// True when the issuer signed with MD5 or SHA-1, which the service rejects for a leaf.
+    pub fn has_weak_signature_hash(&self) -> bool {
+        let name = self.signature_algorithm.to_ascii_lowercase();
+        name.contains("md5") || name.contains("sha1") || name.contains("sha-1")
     }
     /// True when `issuer`'s subject is this certificate's issuer and its key verifies this signature.
     pub fn is_issued_by(&self, issuer: &Certificate) -> bool {
-        let _ = issuer;
-        todo!()
+        // Both parsed in `parse`; failing again would mean memory corruption, so "no" is safe.
+        let (Ok((_, child)), Ok((_, parent))) = (
+            X509Certificate::from_der(&self.der),
+            X509Certificate::from_der(&issuer.der),
+        ) else {
+            return false;
+        };
+        // Names are compared as encoded: issuers copy their subject bytes into what they sign, and
+        // RFC 5280 name-matching rules would only widen what we send, not what the service accepts.
+        if child.issuer().as_raw() != parent.subject().as_raw() {
+            return false;
+        }
+        match child.verify_signature(Some(parent.public_key())) {
+            Ok(()) => true,
+            // ring has no P-521 and no ECDSA with SHA-512: check those with RustCrypto.
+            Err(X509Error::SignatureUnsupportedAlgorithm) => verify_ecdsa_fallback(
+                &child.signature_algorithm.algorithm.to_id_string(),
+                child.tbs_certificate.as_ref(),
+                &child.signature_value.data,
+                issuer.public_key(),
+            ),
+            Err(_) => false,
+        }
+    }
+
+    /// True when the certificate is self-signed (a root: the trust anchor's business, not the chain's).
+    pub fn is_self_signed(&self) -> bool {
+        self.is_issued_by(self)
     }
 }
 
-/// Parses every `CERTIFICATE` block of a PEM bundle; `what` names the source in errors.
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("subject", &self.subject)
+            .field("issuer", &self.issuer)
+            .field("serial", &self.serial_decimal())
+            .field("key", &self.public_key)
+            .finish()
+    }
+}
+
+impl PartialEq for Certificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Eq for Certificate {}
+
+/// ECDSA signatures ring cannot check: P-521 with any SHA-2, and any curve with SHA-512.
+fn verify_ecdsa_fallback(sig_oid: &str, tbs: &[u8], sig: &[u8], key: &PublicKey) -> bool {
+    use ecdsa::signature::hazmat::PrehashVerifier as _;
+    use sha2::Digest as _;
+    let prehash = match sig_oid {
+        "1.2.840.10045.4.3.2" => sha2::Sha256::digest(tbs).to_vec(),
+        "1.2.840.10045.4.3.3" => sha2::Sha384::digest(tbs).to_vec(),
+        "1.2.840.10045.4.3.4" => sha2::Sha512::digest(tbs).to_vec(),
+        _ => return false,
+    };
+    let PublicKey::Ec { curve, point } = key else {
+        return false;
+    };
+    match curve {
+        Curve::P256 => {
+            let (Ok(k), Ok(s)) = (
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(point),
+                p256::ecdsa::DerSignature::from_bytes(sig),
+            ) else {
+                return false;
+            };
+            k.verify_prehash(&prehash, &s).is_ok()
+        }
+        Curve::P384 => {
+            let (Ok(k), Ok(s)) = (
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(point),
+                p384::ecdsa::DerSignature::from_bytes(sig),
+            ) else {
+                return false;
+            };
+            k.verify_prehash(&prehash, &s).is_ok()
+        }
+        Curve::P521 => {
+            let (Ok(k), Ok(s)) = (
+                p521::ecdsa::VerifyingKey::from_sec1_bytes(point),
+                p521::ecdsa::DerSignature::from_bytes(sig),
+            ) else {
+                return false;
+            };
+            k.verify_prehash(&prehash, &s).is_ok()
+        }
+    }
+}
+
+/// RFC 4514: last RDN first, `+` inside an RDN, short names for the usual attributes, `#hex` for the
+/// rest.
+fn rfc4514(name: &X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| {
+                    let oid = atv.attr_type().to_id_string();
+                    let short = match oid.as_str() {
+                        "2.5.4.3" => Some("CN"),
+                        "2.5.4.7" => Some("L"),
+                        "2.5.4.8" => Some("ST"),
+                        "2.5.4.10" => Some("O"),
+                        "2.5.4.11" => Some("OU"),
+                        "2.5.4.6" => Some("C"),
+                        "2.5.4.9" => Some("STREET"),
+                        "0.9.2342.19200300.100.1.25" => Some("DC"),
+                        "0.9.2342.19200300.100.1.1" => Some("UID"),
+                        _ => None,
+                    };
+                    match (short, atv.as_str()) {
+                        (Some(short), Ok(value)) => format!("{short}={}", escape_4514(value)),
+                        _ => {
+                            let value = atv.attr_value();
+                            use x509_parser::der_parser::asn1_rs::ToDer as _;
+                            let der = value.to_der_vec().unwrap_or_default();
+                            format!("{oid}=#{}", hex::encode(der))
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+fn escape_4514(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if c == '\0' {
+            out.push_str("\\00");
+            continue;
+        }
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Parses every `CERTIFICATE` block of a PEM bundle; `what` names the source in errors. Other blocks
+/// (keys, parameters) and text between blocks are skipped.
 pub fn parse_pem_bundle(pem: &[u8], what: &str) -> Result<Vec<Certificate>, Error> {
-    let _ = (pem, what);
-    todo!()
+    let mut certs = Vec::new();
+    let mut block: Option<(String, Vec<u8>)> = None;
+    let mut index = 0;
+    let pem_error = |index, reason| Error::Pem {
+        what: what.to_string(),
+        index,
+        reason,
+    };
+    for raw_line in pem.split(|&b| b == b'\n') {
+        let line = raw_line.trim_ascii();
+        match &mut block {
+            None => {
+                if let Some(label) = line
+                    .strip_prefix(b"-----BEGIN ")
+                    .and_then(|l| l.strip_suffix(b"-----"))
+                {
+                    index += 1;
+                    block = Some((String::from_utf8_lossy(label).into_owned(), Vec::new()));
+                }
+            }
+            Some((label, body)) => {
+                if let Some(end) = line
+                    .strip_prefix(b"-----END ")
+                    .and_then(|l| l.strip_suffix(b"-----"))
+                {
+                    if end != label.as_bytes() {
+                        return Err(pem_error(index, "BEGIN and END labels differ"));
+                    }
+                    if is_certificate_label(label) {
+                        let der = base64::engine::general_purpose::STANDARD
+                            .decode(&*body)
+                            .map_err(|_| pem_error(index, "invalid base64"))?;
+                        let name = format!("certificate {} in {what}", certs.len() + 1);
+                        certs.push(Certificate::parse(der, &name)?);
+                    }
+                    block = None;
+                } else if is_certificate_label(label) {
+                    if line.contains(&b':') {
+                        return Err(pem_error(index, "unexpected header line"));
+                    }
+                    body.extend_from_slice(line);
+                }
+            }
+        }
+    }
+    if let Some((label, _)) = &block
+        && is_certificate_label(label)
+    {
+        return Err(pem_error(index, "missing -----END CERTIFICATE-----"));
+    }
+    if certs.is_empty() {
+        let hint = if pem.starts_with(&[0x30, 0x82]) {
+            " (it looks like DER: convert it with `openssl x509 -inform der -in FILE -out FILE.pem`)"
+        } else {
+            " (expected -----BEGIN CERTIFICATE-----)"
+        };
+        return Err(Error::NoCertificate {
+            what: what.to_string(),
+            hint,
+        });
+    }
+    Ok(certs)
+}
+
+fn is_certificate_label(label: &str) -> bool {
+    label == "CERTIFICATE" || label == "X509 CERTIFICATE"
 }
 
 /// Reads a PEM file of one or more certificates (the first is the leaf for `--certificate`).
 pub fn load_pem_file(path: &Path) -> Result<Vec<Certificate>, Error> {
-    let _ = path;
-    todo!()
+    let data = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_pem_bundle(&data, &path.display().to_string())
 }
 
-/// Orders `candidates` into the chain above `leaf`: issuer order, leaf excluded, duplicates and
-/// unrelated certificates dropped, at most [`MAX_CHAIN`].
+/// Orders `candidates` into the chain above `leaf`: issuer order, leaf excluded, duplicates,
+/// self-signed roots and unrelated certificates dropped, at most [`MAX_CHAIN`].
 pub fn build_chain(
     leaf: &Certificate,
     candidates: Vec<Certificate>,
 ) -> Result<Vec<Certificate>, Error> {
-    let _ = (leaf, candidates);
-    todo!()
+    let mut pool: Vec<Certificate> = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        // A root is the trust anchor's: sending it wastes one of the five slots.
+        if c != *leaf && !pool.contains(&c) && !c.is_self_signed() {
+            pool.push(c);
+        }
+    }
+    let mut chain: Vec<Certificate> = Vec::new();
+    // Every step removes a certificate from the pool, so a loop of cross-signed CAs still ends.
+    loop {
+        let current = chain.last().unwrap_or(leaf);
+        let Some(i) = pool.iter().position(|c| current.is_issued_by(c)) else {
+            break;
+        };
+        chain.push(pool.remove(i));
+    }
+    if chain.len() > MAX_CHAIN {
+        return Err(Error::ChainTooLong {
+            leaf: leaf.subject(),
+            count: chain.len(),
+        });
+    }
+    Ok(chain)
 }
