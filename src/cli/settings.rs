@@ -19,7 +19,7 @@ pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43200;
 #[derive(Debug)]
 pub enum Settings {
     /// `credential-process`.
-    CredentialProcess(SessionSettings),
+    CredentialProcess(Box<SessionSettings>),
     /// `sign-string`.
     SignString {
         /// Key selection.
@@ -98,7 +98,9 @@ pub enum Error {
 /// Validates `command`; `env` looks up environment variables.
 pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
     match command {
-        Command::CredentialProcess(a) => Ok(Settings::CredentialProcess(session(a, env)?)),
+        Command::CredentialProcess(a) => {
+            Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
+        }
         Command::SignString(a) => Ok(Settings::SignString {
             key: key_options(a.key)?,
             alg: match a.digest {
@@ -290,7 +292,7 @@ mod tests {
 
     fn session_of(s: Settings) -> SessionSettings {
         match s {
-            Settings::CredentialProcess(s) => s,
+            Settings::CredentialProcess(s) => *s,
             other => panic!("not a session: {other:?}"),
         }
     }
