@@ -478,3 +478,359 @@ pub fn build_chain(
     }
     Ok(chain)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn vectors() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/vectors")
+    }
+
+    fn one(path: &str) -> Certificate {
+        load_pem_file(&vectors().join(path)).unwrap().remove(0)
+    }
+
+    fn root() -> Certificate {
+        one("root-ca.pem")
+    }
+    fn intermediate() -> Certificate {
+        one("create-session-p384-chain/chain.pem")
+    }
+    fn p384_leaf() -> Certificate {
+        one("create-session-p384-chain/leaf.pem")
+    }
+    fn p256_leaf() -> Certificate {
+        one("create-session-p256/leaf.pem")
+    }
+    fn rsa_leaf() -> Certificate {
+        one("create-session-rsa/leaf.pem")
+    }
+
+    /// Makes certificates with the openssl CLI (an independent implementation) in a temp dir.
+    struct Pki {
+        dir: tempfile::TempDir,
+    }
+
+    impl Pki {
+        fn new() -> Pki {
+            Pki {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        /// Creates `name` (key `name.key`, certificate `name.pem`), self-signed or issued by `ca`.
+        fn cert(&self, name: &str, subject: &str, curve: &str, ca: Option<&str>) -> Certificate {
+            let mut args: Vec<String> = ["req", "-x509", "-newkey", "ec", "-pkeyopt"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            args.push(format!("ec_paramgen_curve:{curve}"));
+            args.extend(
+                [
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-sha512",
+                    "-subj",
+                    subject,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-keyout",
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            );
+            args.push(format!("{name}.key"));
+            args.push("-out".into());
+            args.push(format!("{name}.pem"));
+            if let Some(ca) = ca {
+                args.extend([
+                    "-CA".into(),
+                    format!("{ca}.pem"),
+                    "-CAkey".into(),
+                    format!("{ca}.key"),
+                ]);
+            }
+            let out = Command::new("openssl")
+                .args(&args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect(
+                    "openssl must be installed to run this test (Debian: apt-get install openssl)",
+                );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            load_pem_file(&self.dir.path().join(format!("{name}.pem")))
+                .unwrap()
+                .remove(0)
+        }
+    }
+
+    #[test]
+    fn accessors_read_the_vector_certificates() {
+        let leaf = rsa_leaf();
+        // Decimal as in the vector's `Credential=`; hex as `openssl x509 -serial` prints it.
+        assert_eq!(
+            leaf.serial_decimal(),
+            "1512366075204170929049582354406559215"
+        );
+        assert_eq!(leaf.serial_hex(), "0123456789abcdef0123456789abcdef");
+        assert_eq!(p256_leaf().serial_decimal(), "7");
+        assert_eq!(p256_leaf().serial_hex(), "07");
+        assert_eq!(leaf.subject(), "CN=rsa-leaf.vector.test,O=Vector");
+        assert_eq!(leaf.issuer(), "CN=Vector Root CA,O=Vector");
+        assert_eq!(leaf.version(), 3);
+        assert!(!leaf.is_ca());
+        assert_eq!(leaf.key_usage_digital_signature(), Some(true));
+        assert_eq!(leaf.signature_algorithm_name(), "ecdsa-with-SHA256");
+        assert!(!leaf.has_weak_signature_hash());
+        assert_eq!(
+            leaf.not_before(),
+            time::macros::datetime!(2026-02-28 12:00:00 UTC)
+        );
+        assert_eq!(
+            leaf.not_after(),
+            time::macros::datetime!(2036-02-27 12:00:00 UTC)
+        );
+        assert!(matches!(
+            leaf.public_key().kind(),
+            crate::keys::KeyKind::Rsa { bits: 2048 }
+        ));
+
+        let ca = intermediate();
+        assert!(ca.is_ca());
+        assert_eq!(ca.key_usage_digital_signature(), Some(false));
+        assert_eq!(
+            p384_leaf().signature_algorithm_name(),
+            "sha256WithRSAEncryption"
+        );
+        assert_eq!(
+            p384_leaf().public_key().kind(),
+            crate::keys::KeyKind::Ec(Curve::P384)
+        );
+    }
+
+    #[test]
+    fn rfc4514_escapes_special_characters() {
+        assert_eq!(escape_4514("a,b+c"), "a\\,b\\+c");
+        assert_eq!(escape_4514(" #x "), "\\ #x\\ ");
+        assert_eq!(escape_4514("#x"), "\\#x");
+        assert_eq!(escape_4514("a\"<>;\\"), "a\\\"\\<\\>\\;\\\\");
+    }
+
+    #[test]
+    fn is_issued_by_checks_name_and_signature() {
+        assert!(p384_leaf().is_issued_by(&intermediate()));
+        assert!(intermediate().is_issued_by(&root()));
+        assert!(p256_leaf().is_issued_by(&root()));
+        assert!(rsa_leaf().is_issued_by(&root()));
+        assert!(!p384_leaf().is_issued_by(&root()));
+        assert!(!root().is_issued_by(&intermediate()));
+        assert!(root().is_self_signed());
+        assert!(!intermediate().is_self_signed());
+    }
+
+    #[test]
+    fn is_issued_by_rejects_impostor_with_same_name() {
+        let pki = Pki::new();
+        // Same encoded subject as the vectors' root, different key.
+        let impostor = pki.cert("fake", "/O=Vector/CN=Vector Root CA", "P-256", None);
+        assert_eq!(impostor.subject(), root().subject());
+        assert!(!p256_leaf().is_issued_by(&impostor));
+        assert!(
+            build_chain(&p256_leaf(), vec![impostor])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn is_issued_by_verifies_p521_and_sha512_signatures() {
+        let pki = Pki::new();
+        let root = pki.cert("root", "/CN=P-521 root", "P-521", None);
+        let mid = pki.cert("mid", "/CN=P-384 mid", "P-384", Some("root"));
+        let leaf = pki.cert("leaf", "/CN=leaf", "P-256", Some("mid"));
+        assert_eq!(mid.signature_algorithm_name(), "ecdsa-with-SHA512");
+        assert!(root.is_self_signed());
+        assert!(mid.is_issued_by(&root));
+        assert!(leaf.is_issued_by(&mid));
+        assert!(!leaf.is_issued_by(&root));
+        let other = pki.cert("other", "/CN=P-521 root", "P-521", None);
+        assert!(!mid.is_issued_by(&other), "same name, other P-521 key");
+    }
+
+    #[test]
+    fn build_chain_orders_and_drops_root_duplicates_leaf_and_unrelated() {
+        let pki = Pki::new();
+        let root = pki.cert("root", "/CN=root", "P-256", None);
+        let a = pki.cert("a", "/CN=a", "P-256", Some("root"));
+        let b = pki.cert("b", "/CN=b", "P-256", Some("a"));
+        let leaf = pki.cert("leaf", "/CN=leaf", "P-256", Some("b"));
+        let unrelated = intermediate();
+        let candidates = vec![
+            root.clone(),
+            a.clone(),
+            unrelated,
+            leaf.clone(),
+            b.clone(),
+            a.clone(),
+        ];
+        assert_eq!(build_chain(&leaf, candidates).unwrap(), vec![b.clone(), a]);
+        assert!(build_chain(&leaf, Vec::new()).unwrap().is_empty());
+        // A gap stops the chain: what is above it cannot be linked to the leaf.
+        assert!(build_chain(&leaf, vec![root]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn build_chain_rejects_more_than_five_intermediates() {
+        let pki = Pki::new();
+        pki.cert("c0", "/CN=root", "P-256", None);
+        let mut all = Vec::new();
+        for i in 1..=7 {
+            all.push(pki.cert(
+                &format!("c{i}"),
+                &format!("/CN=ca {i}"),
+                "P-256",
+                Some(&format!("c{}", i - 1)),
+            ));
+        }
+        let leaf6 = all[5].clone();
+        let five = build_chain(&leaf6, all.clone()).unwrap();
+        assert_eq!(five.len(), 5);
+        assert_eq!(five[0], all[4]);
+        assert_eq!(five[4], all[0]);
+
+        let leaf = pki.cert("leaf", "/CN=leaf", "P-256", Some("c7"));
+        let err = build_chain(&leaf, all).unwrap_err();
+        assert!(
+            matches!(&err, Error::ChainTooLong { count: 7, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("CN=leaf"), "{err}");
+    }
+
+    #[test]
+    fn from_der_rejects_trailing_data_and_garbage() {
+        let mut der = rsa_leaf().der().to_vec();
+        der.push(0);
+        assert!(matches!(
+            Certificate::from_der(der),
+            Err(Error::TrailingData { len: 1, .. })
+        ));
+        assert!(matches!(
+            Certificate::from_der(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+            Err(Error::Parse { .. })
+        ));
+        assert!(matches!(
+            Certificate::from_der(Vec::new()),
+            Err(Error::Parse { .. })
+        ));
+        assert_eq!(
+            Certificate::from_der(rsa_leaf().der().to_vec()).unwrap(),
+            rsa_leaf()
+        );
+    }
+
+    #[test]
+    fn from_der_never_panics_on_truncated_or_corrupted_input() {
+        let der = p384_leaf().der().to_vec();
+        for len in 0..der.len() {
+            assert!(
+                Certificate::from_der(der[..len].to_vec()).is_err(),
+                "prefix {len}"
+            );
+        }
+        // Flipping any single byte may still parse (e.g. inside the signature) but must never panic.
+        for i in 0..der.len() {
+            let mut bad = der.clone();
+            bad[i] ^= 0xff;
+            if let Ok(c) = Certificate::from_der(bad) {
+                let _ = (
+                    c.serial_decimal(),
+                    c.subject(),
+                    c.is_issued_by(&intermediate()),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parse_pem_bundle_skips_other_blocks_and_text() {
+        let root = std::fs::read_to_string(vectors().join("root-ca.pem")).unwrap();
+        let chain =
+            std::fs::read_to_string(vectors().join("create-session-p384-chain/chain.pem")).unwrap();
+        let key = std::fs::read_to_string(vectors().join("create-session-p256/leaf.key")).unwrap();
+        let bundle = format!(
+            "subject=whatever\r\n{key}\n{chain}\nsome text\n{}",
+            root.replace('\n', "\r\n")
+        );
+        let certs = parse_pem_bundle(bundle.as_bytes(), "bundle.pem").unwrap();
+        assert_eq!(certs, vec![intermediate(), self::root()]);
+    }
+
+    #[test]
+    fn parse_pem_bundle_errors_name_the_source_and_block() {
+        let root = std::fs::read_to_string(vectors().join("root-ca.pem")).unwrap();
+        let key = std::fs::read_to_string(vectors().join("create-session-p256/leaf.key")).unwrap();
+
+        let err = parse_pem_bundle(key.as_bytes(), "key.pem").unwrap_err();
+        assert!(matches!(&err, Error::NoCertificate { what, .. } if what == "key.pem"));
+        assert!(err.to_string().contains("BEGIN CERTIFICATE"), "{err}");
+
+        let err = parse_pem_bundle(rsa_leaf().der(), "leaf.der").unwrap_err();
+        assert!(
+            err.to_string().contains("openssl x509 -inform der"),
+            "{err}"
+        );
+
+        // Second certificate's body is valid base64 but not a certificate.
+        let broken =
+            format!("{root}-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n");
+        let err = parse_pem_bundle(broken.as_bytes(), "chain.pem").unwrap_err();
+        assert!(
+            matches!(&err, Error::Parse { what, .. } if what == "certificate 2 in chain.pem"),
+            "{err:?}"
+        );
+
+        let bad64 = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            parse_pem_bundle(bad64.as_bytes(), "x"),
+            Err(Error::Pem {
+                index: 1,
+                reason: "invalid base64",
+                ..
+            })
+        ));
+        let unterminated = root.replace("-----END CERTIFICATE-----", "");
+        assert!(matches!(
+            parse_pem_bundle(unterminated.as_bytes(), "x"),
+            Err(Error::Pem { .. })
+        ));
+        let mismatched = root.replace("END CERTIFICATE", "END PRIVATE KEY");
+        assert!(matches!(
+            parse_pem_bundle(mismatched.as_bytes(), "x"),
+            Err(Error::Pem { .. })
+        ));
+    }
+
+    #[test]
+    fn load_pem_file_error_names_the_path() {
+        let path = vectors().join("no-such-file.pem");
+        let err = load_pem_file(&path).unwrap_err();
+        assert!(matches!(&err, Error::Read { path: p, .. } if *p == path));
+        assert!(err.to_string().contains("no-such-file.pem"), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn debug_shows_identity_not_der() {
+        let dbg = format!("{:?}", rsa_leaf());
+        assert!(dbg.contains("CN=rsa-leaf.vector.test"), "{dbg}");
+        assert!(!dbg.contains("MII"), "{dbg}");
+    }
+}
