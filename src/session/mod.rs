@@ -424,3 +424,208 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod client_tests {
+    //! The client against a scripted local HTTP server, with a signer that counts its calls.
+
+    use super::*;
+    use crate::certs::Certificate;
+    use crate::keys::PublicKey;
+    use crate::signer::Signer;
+    use crate::sigv4x509::Digest;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    struct CountingSigner {
+        public: PublicKey,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Signer for CountingSigner {
+        fn public_key(&self) -> &PublicKey {
+            &self.public
+        }
+        fn sign(&self, _digest: &Digest) -> Result<Vec<u8>, crate::signer::Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![0xab; 256])
+        }
+        fn describe(&self) -> String {
+            "counting signer".into()
+        }
+    }
+
+    fn identity(calls: Arc<AtomicUsize>) -> Identity {
+        let pem = include_bytes!("../../testdata/vectors/create-session-rsa/leaf.pem");
+        let leaf = crate::certs::parse_pem_bundle(pem, "vector leaf")
+            .unwrap()
+            .remove(0);
+        let public = Certificate::public_key(&leaf).clone();
+        Identity {
+            signer: Box::new(CountingSigner { public, calls }),
+            leaf,
+            chain: Vec::new(),
+        }
+    }
+
+    /// Serves one scripted response per connection; returns the URL and the request heads seen.
+    fn serve(responses: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/base", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            for resp in responses {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; len];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                head.push_str(&String::from_utf8_lossy(&body));
+                seen2.lock().unwrap().push(head);
+                let mut stream = stream;
+                let _ = stream.write_all(resp.as_bytes());
+            }
+        });
+        (url, seen)
+    }
+
+    fn response(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    const OK_BODY: &str = r#"{"credentialSet":[{"credentials":{"accessKeyId":"ASIAEXAMPLE","secretAccessKey":"SECRETKEY-q1","sessionToken":"TOKEN-q2","expiration":"2030-01-01T00:00:00Z"}}]}"#;
+
+    fn request() -> SessionRequest {
+        SessionRequest {
+            region: "us-east-1".into(),
+            profile_arn: "arn:aws:rolesanywhere:us-east-1:123456789012:profile/p".into(),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            trust_anchor_arn: "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/t".into(),
+            duration_seconds: 900,
+            role_session_name: Some("s1".into()),
+        }
+    }
+
+    fn client(url: &str) -> Client {
+        let opts = ClientOptions {
+            backoff_base: Duration::from_millis(10),
+            ..ClientOptions::default()
+        };
+        Client::new(Endpoint::parse(url).unwrap(), &opts).unwrap()
+    }
+
+    #[test]
+    fn throttling_is_retried_and_every_attempt_is_signed_afresh() {
+        let (url, seen) = serve(vec![
+            response(
+                "400 Bad Request",
+                "X-Amzn-ErrorType: ThrottlingException\r\n",
+                r#"{"message":"Rate exceeded"}"#,
+            ),
+            response("201 Created", "", OK_BODY),
+        ]);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let creds = client(&url)
+            .create_session(&request(), &identity(calls.clone()), None)
+            .unwrap();
+        assert_eq!(creds.access_key_id, "ASIAEXAMPLE");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        let first = seen[0].to_ascii_lowercase();
+        assert!(
+            first.starts_with("post /base/sessions?profilearn=arn%3aaws%3arolesanywhere"),
+            "{first}"
+        );
+        for needle in [
+            "authorization: aws4-x509-rsa-sha256 credential=",
+            "x-amz-x509: ",
+            "content-type: application/json",
+            r#"{"durationseconds":900,"rolesessionname":"s1"}"#,
+        ] {
+            assert!(first.contains(needle), "{needle} not in {first}");
+        }
+    }
+
+    #[test]
+    fn client_errors_are_not_retried_and_keep_the_service_message() {
+        let (url, seen) = serve(vec![response(
+            "403 Forbidden",
+            "X-Amzn-ErrorType: AccessDeniedException\r\n",
+            r#"{"message":"Not authorized to set roleSessionName"}"#,
+        )]);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let e = client(&url)
+            .create_session(&request(), &identity(calls.clone()), None)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("HTTP 403 AccessDeniedException: Not authorized to set roleSessionName"),
+            "{e}"
+        );
+        assert!(e.hint().unwrap().contains("acceptRoleSessionName"));
+        assert_eq!(
+            (calls.load(Ordering::SeqCst), seen.lock().unwrap().len()),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn connection_refused_is_retried_three_times() {
+        // Bind then drop: nothing listens on the port any more.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let e = client(&format!("http://127.0.0.1:{port}"))
+            .create_session(&request(), &identity(calls.clone()), None)
+            .unwrap_err();
+        assert!(matches!(e, Error::Transport { attempts: 3, .. }), "{e}");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn debug_callback_gets_signing_steps_and_status_but_no_secret() {
+        let (url, _seen) = serve(vec![response("201 Created", "", OK_BODY)]);
+        let lines = Mutex::new(String::new());
+        let sink = |s: &str| lines.lock().unwrap().push_str(s);
+        client(&url)
+            .create_session(&request(), &identity(Arc::default()), Some(&sink))
+            .unwrap();
+        let text = lines.into_inner().unwrap();
+        assert!(
+            text.contains("canonical request:\nPOST\n/base/sessions\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("string to sign:\nAWS4-X509-RSA-SHA256\n"),
+            "{text}"
+        );
+        assert!(text.contains("response status 201"), "{text}");
+        assert!(
+            !text.contains("SECRETKEY-q1") && !text.contains("TOKEN-q2"),
+            "{text}"
+        );
+    }
+}
