@@ -120,3 +120,69 @@ fn signer_exit_code(e: &signer::Error) -> i32 {
         _ => EXIT_USAGE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    fn code(e: impl std::error::Error + Send + Sync + 'static) -> i32 {
+        exit_code(&Err::<(), _>(e).context("outer context").unwrap_err())
+    }
+
+    #[test]
+    fn usage_and_configuration_errors_exit_2() {
+        assert_eq!(code(settings::Error::Duration(1)), EXIT_USAGE);
+        assert_eq!(code(settings::Error::NotSupported("serve")), EXIT_USAGE);
+        assert_eq!(code(signer::Error::NoPrivateKey), EXIT_USAGE);
+        assert_eq!(
+            code(signer::Error::CertificateKeyMismatch {
+                key: "k".into(),
+                key_fp: "1".into(),
+                certificate: "c".into(),
+                cert_fp: "2".into(),
+            }),
+            EXIT_USAGE
+        );
+        assert_eq!(
+            code(session::Error::Endpoint {
+                url: "x".into(),
+                reason: "y".into()
+            }),
+            EXIT_USAGE
+        );
+    }
+
+    #[test]
+    fn operational_failures_exit_1() {
+        assert_eq!(
+            code(session::Error::Service {
+                url: "u".into(),
+                status: 403,
+                error_type: "AccessDeniedException".into(),
+                message: String::new(),
+                attempts: 1,
+            }),
+            EXIT_OPERATIONAL
+        );
+        assert_eq!(
+            code(session::Error::MalformedResponse { reason: "r".into() }),
+            EXIT_OPERATIONAL
+        );
+        assert_eq!(
+            exit_code(&anyhow::anyhow!("cannot write to stdout")),
+            EXIT_OPERATIONAL
+        );
+    }
+
+    #[test]
+    fn help_and_version_go_to_stdout_with_success() {
+        for flag in ["--help", "--version"] {
+            let e = args::Cli::try_parse_from(["rolesanywhere-agent", flag]).unwrap_err();
+            assert!(!e.use_stderr(), "{flag}");
+        }
+        let e = args::Cli::try_parse_from(["rolesanywhere-agent", "credential-process", "--x"])
+            .unwrap_err();
+        assert_eq!(clap_error(&e), EXIT_USAGE);
+    }
+}
