@@ -12,7 +12,7 @@ use std::path::PathBuf;
     name = "rolesanywhere-agent",
     version,
     about = "IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or key files",
-    disable_help_subcommand = false
+    args_override_self = true
 )]
 pub struct Cli {
     /// The command to run.
@@ -21,17 +21,24 @@ pub struct Cli {
 }
 
 /// Commands (as `aws_signing_helper`).
+// `args_override_self`: a repeated flag takes its last value, as with the reference helper's flag
+// parser, so wrapper scripts that append flags keep working.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Get temporary credentials and print them for `credential_process`.
+    #[command(args_override_self = true)]
     CredentialProcess(SessionArgs),
     /// Sign a fixed test string with the private key (to check the key works).
+    #[command(args_override_self = true)]
     SignString(SignStringArgs),
     /// Print the certificate's key type, DER (base64), serial number and supported algorithms.
+    #[command(args_override_self = true)]
     ReadCertificateData(ReadCertificateArgs),
     /// Keep a profile in the shared credentials file up to date (not supported yet).
+    #[command(args_override_self = true)]
     Update(UpdateArgs),
     /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
+    #[command(args_override_self = true)]
     Serve(ServeArgs),
     /// Print the version.
     Version,

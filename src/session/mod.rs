@@ -111,6 +111,8 @@ pub enum Error {
         attempts: u32,
         /// The failure was a timeout.
         timed_out: bool,
+        /// The server's TLS certificate failed verification.
+        tls_untrusted: bool,
         /// Another attempt may succeed (connection, timeout and body failures).
         transient: bool,
         /// The last failure.
@@ -296,15 +298,21 @@ impl Client {
         for (name, value) in &signed.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let transport = |source: reqwest::Error| Error::Transport {
-            url: self.endpoint.display_url(),
-            attempts: attempt,
-            timed_out: source.is_timeout(),
-            transient: source.is_connect()
-                || source.is_timeout()
-                || source.is_request()
-                || source.is_body(),
-            source: Box::new(source.without_url()),
+        let transport = |source: reqwest::Error| {
+            let tls_untrusted = is_certificate_failure(&source);
+            Error::Transport {
+                url: self.endpoint.display_url(),
+                attempts: attempt,
+                timed_out: source.is_timeout(),
+                tls_untrusted,
+                // A certificate the client refuses now it will refuse on the next attempt too.
+                transient: !tls_untrusted
+                    && (source.is_connect()
+                        || source.is_timeout()
+                        || source.is_request()
+                        || source.is_body()),
+                source: Box::new(source.without_url()),
+            }
         };
         let mut resp = builder.send().map_err(transport)?;
         let status = resp.status().as_u16();
@@ -318,6 +326,7 @@ impl Client {
             url: self.endpoint.display_url(),
             attempts: attempt,
             timed_out: is_timeout(&e),
+            tls_untrusted: false,
             transient: true,
             source: Box::new(e),
         })?;
@@ -340,6 +349,27 @@ fn is_timeout(e: &std::io::Error) -> bool {
         || e.get_ref()
             .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
             .is_some_and(reqwest::Error::is_timeout)
+}
+
+/// True when TLS failed because the server's certificate was refused (rustls errors sit inside an
+/// `io::Error`, whose `source()` skips them, so look inside each one).
+fn is_certificate_failure(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if matches!(
+            tls,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Compact JSON `{"durationSeconds":N}` plus `"roleSessionName"` when given.
