@@ -664,3 +664,31 @@ fn version_prints_the_version_only() {
         (0, concat!(env!("CARGO_PKG_VERSION"), "\n"), "")
     );
 }
+
+#[test]
+fn unparsable_key_and_certificate_are_usage_errors_without_request() {
+    let (env, emu) = usage_env();
+    std::fs::write(
+        env.path("bad.key"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::copy(env.path("leaf.pem"), env.path("bad.pem")).unwrap();
+    env.credential_process(&emu.url(), "bad", &[])
+        .assert_failure(2, &["bad.key"]);
+    std::fs::copy(env.path("leaf.key"), env.path("bad.key")).unwrap();
+    std::fs::write(env.path("bad.pem"), "not a certificate\n").unwrap();
+    env.credential_process(&emu.url(), "bad", &[])
+        .assert_failure(2, &["bad.pem"]);
+    assert!(emu.decisions().is_empty());
+}
+
+#[test]
+fn read_certificate_data_of_missing_file_is_a_usage_error() {
+    let env = Env::new();
+    env.run(
+        &["read-certificate-data", "--certificate", "missing.pem"],
+        &[],
+    )
+    .assert_failure(2, &["missing.pem"]);
+}

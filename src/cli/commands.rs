@@ -33,6 +33,13 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
              anyone on the network path can impersonate the service and read your credentials"
         );
     }
+    if s.endpoint.is_cleartext_remote() {
+        eprintln!(
+            "rolesanywhere-agent: WARNING: {} is plain http: the credentials will cross the \
+             network unencrypted; use https",
+            s.endpoint.display_url()
+        );
+    }
     let identity = signer::open(&s.key).context("cannot load the signing identity")?;
     let debug: Option<&dyn Fn(&str)> = if s.debug {
         debug_line(&format!(
