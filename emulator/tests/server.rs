@@ -806,3 +806,97 @@ fn debug_output_never_shows_private_keys() {
         );
     }
 }
+
+#[test]
+fn https_with_certificate_and_key_files_serves_that_certificate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tls_ca = Ca::init(&tmp.path().join("tls-ca"), KeyType::EcP384, "TLS CA").expect("tls ca");
+    let mut req = IssueRequest::new("CN=localhost", KeySource::NewKey(KeyType::EcP256));
+    req.sans = vec!["ip:127.0.0.1".into(), "dns:localhost".into()];
+    let issued = tls_ca.issue(&req).expect("server cert");
+    let cert = tmp.path().join("server.pem");
+    let key = tmp.path().join("server.key");
+    std::fs::write(&cert, &issued.cert_pem).expect("write cert");
+    std::fs::write(&key, issued.key_pem.as_deref().expect("key")).expect("write key");
+    let env = start_with(Tls::Files { cert, key }, "", "", "", |_, _| {});
+    assert!(env.server.tls_ca_pem().is_none());
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let signed = sign(&id, &Call::new(&env.host(), "{}"));
+    let r = send(
+        &env.server.url(),
+        Some(&tls_ca.cert_pem()),
+        &signed,
+        Duration::from_secs(10),
+    )
+    .expect("https");
+    assert_eq!(r.status, 201, "{}", r.body);
+    // A client trusting another CA must fail the handshake.
+    assert!(
+        send(
+            &env.server.url(),
+            Some(&env.root.cert_pem()),
+            &signed,
+            Duration::from_secs(10)
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn tls_key_file_that_is_not_a_key_is_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cert = tmp.path().join("c.pem");
+    let key = tmp.path().join("k.pem");
+    std::fs::write(&cert, "not a cert").expect("write");
+    std::fs::write(&key, "not a key").expect("write");
+    let config = Config::from_toml_str("region = \"us-east-1\"\n", tmp.path()).expect("config");
+    let err = server::spawn(
+        config,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: Tls::Files {
+                cert: cert.clone(),
+                key,
+            },
+        },
+    )
+    .expect_err("bad tls files");
+    assert!(
+        format!("{err:#}").contains(&cert.display().to_string()),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn http2_request_carries_host_in_authority_and_is_accepted() {
+    // HTTP/2 has no Host header; the signed host must be read from :authority (curl speaks h2 via ALPN).
+    let env = start_with(Tls::SelfIssued { ca_out: None }, "", "", "", |_, _| {});
+    let ca = env._tmp.path().join("tls-ca.pem");
+    std::fs::write(&ca, env.server.tls_ca_pem().expect("tls ca")).expect("write ca");
+    let id = leaf(&env.root, KeyType::EcP256, "h2");
+    let signed = sign(&id, &Call::new(&env.host(), "{\"durationSeconds\":900}"));
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--http2", "--cacert"])
+        .arg(&ca);
+    cmd.args(["--write-out", "\n%{http_version} %{http_code}"]);
+    for (n, v) in signed.headers.iter().filter(|(n, _)| n != "host") {
+        cmd.args(["-H", &format!("{n}: {v}")]);
+    }
+    cmd.args(["--data-binary", &signed.body]);
+    cmd.arg(format!("{}{}", env.server.url(), signed.path_and_query));
+    let out = cmd.output().expect("curl is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.trim_end().ends_with("2 201"),
+        "curl: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn headers_signed_out_of_order_are_an_invalid_signature() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.reverse_signed_headers = true);
+    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+}

@@ -1,1 +1,92 @@
-//! Shared helpers for the hardware-simulator tests.
+//! Shared fixtures for the tests against real SoftHSM2 and swtpm.
+//!
+//! Owns: the skip-or-fail rule, finding the agent binary, running it. It must not hide a missing
+//! simulator in CI: with `HSM_TESTS_REQUIRED=1` (or `CI` set) a missing tool fails the test instead of
+//! skipping it.
+//!
+//! - [`softhsm`]: a private SoftHSM2 configuration and token directory per test.
+//! - [`swtpm`]: a private swtpm on free loopback ports per test, killed on drop.
+
+pub mod softhsm;
+pub mod swtpm;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// True when missing simulators must fail the tests rather than skip them.
+pub fn required() -> bool {
+    std::env::var("HSM_TESTS_REQUIRED").is_ok_and(|v| v == "1") || std::env::var_os("CI").is_some()
+}
+
+/// Call when a prerequisite is missing: panics when [`required`], else prints a SKIP line and returns
+/// `true` so the caller can `return`.
+#[must_use]
+pub fn skip(reason: &str) -> bool {
+    if required() {
+        panic!("HSM_TESTS_REQUIRED: cannot run: {reason}");
+    }
+    eprintln!("SKIP: {reason}");
+    true
+}
+
+/// True when `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// The workspace's target directory (the agent binary lives under `debug/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// The `rolesanywhere-agent` binary under test: `$RA_AGENT_BIN`, else the workspace's debug build
+/// (run.sh builds it first).
+pub fn agent_bin() -> PathBuf {
+    let p = std::env::var_os("RA_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/rolesanywhere-agent"));
+    assert!(
+        p.is_file(),
+        "agent binary {} not found: run `cargo build` first (hsm-tests/run.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// A finished agent run.
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs the agent with `args` and a clean environment plus `env` (PATH and HOME are kept).
+pub fn run_agent(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(agent_bin());
+    cmd.args(args).env_clear();
+    for k in ["PATH", "HOME"] {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("TSS2_LOG", "all+none");
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("cannot start the agent binary").into()
+}

@@ -93,6 +93,8 @@ pub struct Call {
     pub algorithm: Option<String>,
     /// Headers sent but left out of SignedHeaders.
     pub unsigned: Vec<String>,
+    /// Sign the headers in reverse order (a client bug the service refuses).
+    pub reverse_signed_headers: bool,
 }
 
 impl Call {
@@ -112,6 +114,7 @@ impl Call {
             corrupt_signature: false,
             algorithm: None,
             unsigned: Vec::new(),
+            reverse_signed_headers: false,
         }
     }
 }
@@ -174,6 +177,10 @@ pub fn sign(id: &Identity, call: &Call) -> Signed {
         .iter()
         .filter(|(n, _)| !call.unsigned.contains(n))
         .collect();
+    let mut signed = signed;
+    if call.reverse_signed_headers {
+        signed.reverse();
+    }
     let signed_names = signed
         .iter()
         .map(|(n, _)| n.as_str())
