@@ -287,7 +287,13 @@ fn unreadable_key_file_is_a_usage_error_naming_the_file() {
     let (env, emu) = usage_env();
     std::fs::remove_file(env.path("leaf.key")).unwrap();
     let run = env.credential_process(&emu.url(), "leaf", &[]);
-    run.assert_failure(2, &["leaf.key"]);
+    run.assert_failure(2, &["leaf.key", "os error 2"]);
+    assert_eq!(
+        run.stderr.matches("os error 2").count(),
+        1,
+        "cause repeated: {}",
+        run.stderr
+    );
     assert!(emu.decisions().is_empty());
 }
 
