@@ -158,6 +158,8 @@ fn https_endpoint_is_trusted_through_aws_ca_bundle() {
 
     env.credential_process_env(&emu.url(), "leaf", &[], &[("AWS_CA_BUNDLE", &bundle)])
         .credentials();
+    env.credential_process_env(&emu.url(), "leaf", &[], &[("SSL_CERT_FILE", &bundle)])
+        .credentials();
 
     let run = env.credential_process(&emu.url(), "leaf", &["--no-verify-ssl"]);
     run.credentials();
@@ -697,4 +699,34 @@ fn read_certificate_data_of_missing_file_is_a_usage_error() {
         &[],
     )
     .assert_failure(2, &["missing.pem"]);
+}
+
+#[test]
+fn throttling_is_retried_and_succeeds() {
+    let (env, emu) = faulty("[[faults]]\nkind = \"status\"\nstatus = 429\ntimes = 1\n");
+    env.credential_process(&emu.url(), "leaf", &[])
+        .credentials();
+    let d = emu.decisions();
+    assert_eq!(
+        d.iter().map(|d| d.status).collect::<Vec<_>>(),
+        vec![429, 201]
+    );
+}
+
+#[test]
+fn sign_string_refuses_a_certificate_of_another_key() {
+    let env = Env::new();
+    env.leaf("leaf");
+    env.leaf("other");
+    let run = env.run(
+        &[
+            "sign-string",
+            "--private-key",
+            &env.p("other.key"),
+            "--certificate",
+            &env.p("leaf.pem"),
+        ],
+        &[],
+    );
+    run.assert_failure(2, &["does not match"]);
 }
