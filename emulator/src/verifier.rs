@@ -340,9 +340,11 @@ fn decode_cert(b64: &str, what: &str) -> Result<Vec<u8>, Refusal> {
     let der = STANDARD
         .decode(b64.trim())
         .map_err(|_| deny(format!("{what} is not standard base64")))?;
-    X509Certificate::from_der(&der)
-        .map_err(|_| deny(format!("{what} is not a DER X.509 certificate")))?;
-    Ok(der)
+    match X509Certificate::from_der(&der) {
+        Ok(([], _)) => Ok(der),
+        Ok(_) => Err(deny(format!("{what} has bytes after the certificate"))),
+        Err(_) => Err(deny(format!("{what} is not a DER X.509 certificate"))),
+    }
 }
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, Refusal> {

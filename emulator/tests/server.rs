@@ -900,3 +900,31 @@ fn headers_signed_out_of_order_are_an_invalid_signature() {
     let r = env.call(&id, |c| c.reverse_signed_headers = true);
     assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
 }
+
+#[test]
+fn leaves_from_p384_and_rsa_roots_are_accepted() {
+    // P-384 roots sign with ecdsa-with-SHA384 and RSA roots with sha256WithRSAEncryption: both
+    // certificate-signature paths of the verifier are exercised.
+    for root_type in [KeyType::EcP384, KeyType::Rsa2048] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = Ca::init(&tmp.path().join("root"), root_type, "Root").expect("root");
+        let config =
+            Config::from_toml_str(&config_toml(tmp.path(), "", ""), tmp.path()).expect("config");
+        let server = server::spawn(
+            config,
+            ServeOptions {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                tls: Tls::None,
+            },
+        )
+        .expect("spawn");
+        let env = Env {
+            _tmp: tmp,
+            root,
+            server,
+        };
+        let id = leaf(&env.root, KeyType::EcP256, "c");
+        let r = env.call(&id, |_| {});
+        assert_eq!(r.status, 201, "{}: {}", root_type.name(), r.body);
+    }
+}
