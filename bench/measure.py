@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Measurement helper for bench/run (Python 3 standard library only).
+
+Subcommands:
+  row      run one command N times (after one unmeasured warm-up run) and append a result line
+  skip     append a "skipped: why" line for a row whose prerequisites are missing
+  table    print the Markdown table of a results file
+  ports    print a free loopback TCP port P such that P+1 is free too (swtpm data + control)
+  wait-port HOST PORT  return once something accepts connections there (polls, no fixed sleep)
+  count-p11 LOG        print the PKCS#11 call counts of a pkcs11-spy log
+  tpm-proxy            count TPM commands between a TCTI and swtpm (see tpm_proxy below)
+
+Each run is started with posix_spawn and reaped with os.wait4, so CPU time (user + sys) and peak
+RSS (ru_maxrss) are the child's own, not this script's. A run that exits non-zero or prints no
+credentials fails the row: a failed row shows the error, never a number.
+"""
+
+import argparse
+import json
+import os
+import re
+import select
+import signal
+import socket
+import statistics
+import sys
+import threading
+import time
+
+
+def percentile(values, p):
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    s = sorted(values)
+    rank = max(1, -(-len(s) * p // 100))  # ceil(n * p / 100)
+    return s[int(rank) - 1]
+
+
+def spawn_wait(argv, env, stdout_path, stderr_path):
+    """Runs argv once; returns (exit status, wall s, cpu s, maxrss KiB)."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+        (os.POSIX_SPAWN_OPEN, 2, stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+    ]
+    t0 = time.perf_counter()
+    pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions)
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    return os.waitstatus_to_exitcode(status), wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def check_output(code, stdout_path, stderr_path):
+    """None if the run printed credential_process JSON, else why not."""
+    with open(stderr_path, errors="replace") as f:
+        err = f.read().strip()
+    if code != 0:
+        last = err.splitlines()[-1] if err else "(no stderr)"
+        return f"exit {code}: {last}"
+    try:
+        with open(stdout_path) as f:
+            doc = json.load(f)
+        if not doc.get("AccessKeyId") or doc.get("Version") != 1:
+            return "stdout is not credential_process JSON"
+    except (ValueError, OSError) as e:
+        return f"stdout is not JSON: {e}"
+    return None
+
+
+def cmd_row(a):
+    env = dict(os.environ)
+    for kv in a.env or []:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    argv = a.argv
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        sys.exit("measure.py row: no command given")
+    out = os.path.join(a.workdir, "run.stdout")
+    err = os.path.join(a.workdir, "run.stderr")
+    result = {"row": a.name, "runs": a.runs, "notes": a.notes or ""}
+    walls, cpus, rss = [], [], []
+    # One unmeasured warm-up: page cache, dynamic loader, the service's first connection.
+    for i in range(a.runs + 1):
+        code, wall, cpu, maxrss = spawn_wait(argv, env, out, err)
+        why = check_output(code, out, err)
+        if why:
+            result["error"] = f"run {i} failed: {why}"
+            break
+        if i == 0:
+            continue
+        walls.append(wall)
+        cpus.append(cpu)
+        rss.append(maxrss)
+    else:
+        result.update(
+            wall_median_ms=statistics.median(walls) * 1e3,
+            wall_p95_ms=percentile(walls, 95) * 1e3,
+            cpu_median_ms=statistics.median(cpus) * 1e3,
+            peak_rss_mib=max(rss) / 1024,
+        )
+    with open(a.results, "a") as f:
+        f.write(json.dumps(result) + "\n")
+    if "error" in result:
+        print(f"bench: {a.name}: {result['error']}", file=sys.stderr)
+    else:
+        print(
+            f"bench: {a.name}: wall median {result['wall_median_ms']:.1f} ms, "
+            f"p95 {result['wall_p95_ms']:.1f} ms, cpu {result['cpu_median_ms']:.1f} ms, "
+            f"rss {result['peak_rss_mib']:.1f} MiB",
+            file=sys.stderr,
+        )
+
+
+def cmd_skip(a):
+    with open(a.results, "a") as f:
+        f.write(json.dumps({"row": a.name, "skipped": a.reason, "notes": a.notes or ""}) + "\n")
+    print(f"bench: {a.name}: skipped: {a.reason}", file=sys.stderr)
+
+
+def cmd_table(a):
+    lines = [
+        "| row | runs | wall median ms | wall p95 ms | CPU median ms | peak RSS MiB | notes |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    with open(a.results) as f:
+        for line in f:
+            r = json.loads(line)
+            notes = r.get("notes", "").replace("|", "\\|")
+            if "skipped" in r:
+                lines.append(f"| {r['row']} | – | – | – | – | – | skipped: {r['skipped']} |")
+            elif "error" in r:
+                msg = r["error"].replace("|", "\\|")
+                lines.append(f"| {r['row']} | {r['runs']} | – | – | – | – | FAILED: {msg} |")
+            else:
+                lines.append(
+                    f"| {r['row']} | {r['runs']} | {r['wall_median_ms']:.1f} | {r['wall_p95_ms']:.1f} "
+                    f"| {r['cpu_median_ms']:.1f} | {r['peak_rss_mib']:.1f} | {notes} |"
+                )
+    print("\n".join(lines))
+
+
+def cmd_ports(_a):
+    while True:
+        a = socket.socket()
+        a.bind(("127.0.0.1", 0))
+        port = a.getsockname()[1]
+        b = socket.socket()
+        try:
+            b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        finally:
+            a.close()
+            b.close()
+        print(port)
+        return
+
+
+def cmd_wait_port(a):
+    deadline = time.monotonic() + a.timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((a.host, a.port), timeout=1).close()
+            return
+        except OSError:
+            # Poll the port; the wait is the connect attempt's own turnaround, kept short.
+            select.select([], [], [], 0.01)
+    sys.exit(f"measure.py: nothing listening on {a.host}:{a.port} after {a.timeout} s")
+
+
+P11_CALLS = ("C_Initialize", "C_OpenSession", "C_Login", "C_FindObjectsInit", "C_Sign")
+
+
+def cmd_count_p11(a):
+    # pkcs11-spy logs each call as "N: C_Name" followed by its arguments.
+    counts = dict.fromkeys(P11_CALLS, 0)
+    with open(a.log, errors="replace") as f:
+        for line in f:
+            m = re.match(r"^\d+: (C_\w+)", line)
+            if m and m.group(1) in counts:
+                counts[m.group(1)] += 1
+    print(", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def tpm_proxy(a):
+    """Forwards TCP ports L, L+1 to swtpm's P, P+1 and counts TPM commands on the data port.
+
+    A TPM command is a 10-byte header (tag u16, commandSize u32, commandCode u32) and a body of
+    commandSize - 10 bytes; the swtpm TCTI sends commands raw on the data port. Prints
+    "listening PORT" first, and on SIGTERM/SIGINT writes the command count to --count-out.
+    Used for one extra fetch only, never for the timed runs.
+    """
+    count = [0]
+    lock = threading.Lock()
+
+    def pump(src, dst, counting):
+        buf = b""
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if counting:
+                    buf += data
+                    while len(buf) >= 10:
+                        size = int.from_bytes(buf[2:6], "big")
+                        if size < 10 or len(buf) < size:
+                            break
+                        buf = buf[size:]
+                        with lock:
+                            count[0] += 1
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve(listener, target_port, counting):
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", target_port))
+            threading.Thread(target=pump, args=(c, u, counting), daemon=True).start()
+            threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
+
+    while True:
+        data = socket.socket()
+        data.bind(("127.0.0.1", 0))
+        port = data.getsockname()[1]
+        ctrl = socket.socket()
+        try:
+            ctrl.bind(("127.0.0.1", port + 1))
+            break
+        except OSError:
+            data.close()
+            ctrl.close()
+    data.listen(8)
+    ctrl.listen(8)
+    threading.Thread(target=serve, args=(data, a.tpm_port, True), daemon=True).start()
+    threading.Thread(target=serve, args=(ctrl, a.tpm_port + 1, False), daemon=True).start()
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    print(f"listening {port}", flush=True)
+    while not done.wait(3600):
+        pass
+    with lock, open(a.count_out, "w") as f:
+        f.write(f"{count[0]}\n")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("row")
+    r.add_argument("--name", required=True)
+    r.add_argument("--runs", type=int, required=True)
+    r.add_argument("--results", required=True)
+    r.add_argument("--workdir", required=True)
+    r.add_argument("--notes")
+    r.add_argument("--env", action="append", metavar="K=V")
+    r.add_argument("argv", nargs=argparse.REMAINDER)
+    r.set_defaults(func=cmd_row)
+
+    s = sub.add_parser("skip")
+    s.add_argument("--name", required=True)
+    s.add_argument("--results", required=True)
+    s.add_argument("--reason", required=True)
+    s.add_argument("--notes")
+    s.set_defaults(func=cmd_skip)
+
+    t = sub.add_parser("table")
+    t.add_argument("results")
+    t.set_defaults(func=cmd_table)
+
+    sub.add_parser("ports").set_defaults(func=cmd_ports)
+
+    w = sub.add_parser("wait-port")
+    w.add_argument("host")
+    w.add_argument("port", type=int)
+    w.add_argument("--timeout", type=float, default=30)
+    w.set_defaults(func=cmd_wait_port)
+
+    c = sub.add_parser("count-p11")
+    c.add_argument("log")
+    c.set_defaults(func=cmd_count_p11)
+
+    x = sub.add_parser("tpm-proxy")
+    x.add_argument("--tpm-port", type=int, required=True)
+    x.add_argument("--count-out", required=True)
+    x.set_defaults(func=tpm_proxy)
+
+    a = p.parse_args()
+    a.func(a)
+
+
+if __name__ == "__main__":
+    main()
