@@ -467,7 +467,7 @@ fn find_key(
 
 /// Every certificate matching the `--certificate` URI in `opts`, each with a URI (token label
 /// included) that selects it alone, for `read-certificate-data`. Certificates whose value does not
-/// parse as X.509 are left out; none at all is [`Error::CertificateNotFound`].
+/// parse as X.509 are left out; none at all is [`Error::CertificateNotFound`]. Sorted by URI.
 pub fn list_certificates(opts: &KeyOptions) -> Result<Vec<(String, Certificate)>, Error> {
     let raw = opts.certificate.as_deref().unwrap_or_default();
     let Some(cu) = parse_if_uri(Some(raw))? else {
@@ -482,7 +482,7 @@ pub fn list_certificates(opts: &KeyOptions) -> Result<Vec<(String, Certificate)>
     let mut sessions = Sessions::new(module);
     let found = search_certificates(&mut sessions, &tokens, &cu, &[&cu])?;
     let uris = certificate_uris(&tokens, &found, &cu);
-    let listed: Vec<(String, Certificate)> = uris
+    let mut listed: Vec<(String, Certificate)> = uris
         .into_iter()
         .zip(found)
         .filter_map(|(u, c)| Certificate::from_der(c.der).ok().map(|cert| (u, cert)))
