@@ -492,5 +492,7 @@ pub fn list_certificates(opts: &KeyOptions) -> Result<Vec<(String, Certificate)>
             uri: cu.to_string(),
         });
     }
+    // Tokens return objects in no particular order; sorted output is stable between runs.
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(listed)
 }
