@@ -427,48 +427,50 @@ fn sign_string_message(hsm: &SoftHsm, public_pem: &str) -> Vec<u8> {
 #[test]
 fn sign_string_with_a_token_key_verifies_with_openssl() {
     let Some((hsm, emu)) = setup() else { return };
-    let cert = token_with_key(&hsm, &emu, "EC:prime256v1", "k", &[]);
+    token_with_key(&hsm, &emu, "EC:prime256v1", "k", &[]);
     let public = hsm.public_pem("ra", "01");
-    let _ = cert;
     let uri = format!("pkcs11:token=ra;object=k?pin-value={PIN}");
-    let r = run_agent(
-        &[
-            "sign-string",
-            "--pkcs11-lib",
-            LIB,
-            "--certificate",
-            &uri,
-            "--format",
-            "text",
-        ],
-        &[("SOFTHSM2_CONF", &hsm.conf().display().to_string())],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let hex = r.stdout.trim();
-    let sig: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
     let msg = hsm.file("ss.msg", &sign_string_message(&hsm, &public));
-    let sig_file = hsm.file("ss.sig", &sig);
     let pub_file = hsm.file("ss.pub.pem", public.as_bytes());
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "dgst",
-            "-sha256",
-            "-verify",
-            &pub_file,
-            "-signature",
-            &sig_file,
-            &msg,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    // With the certificate on the token, and with the key URI alone.
+    for flag in ["--certificate", "--private-key"] {
+        let r = run_agent(
+            &[
+                "sign-string",
+                "--pkcs11-lib",
+                LIB,
+                flag,
+                &uri,
+                "--format",
+                "text",
+            ],
+            &[("SOFTHSM2_CONF", &hsm.conf().display().to_string())],
+        );
+        assert_eq!(r.code, 0, "{flag}: {}", r.stderr);
+        let hex = r.stdout.trim();
+        let sig: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let sig_file = hsm.file("ss.sig", &sig);
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                &pub_file,
+                "-signature",
+                &sig_file,
+                &msg,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&ok.stdout)
+        );
+    }
 }
 
 #[test]
