@@ -547,3 +547,27 @@ fn token_key_wall_time_compared_with_a_key_file() {
     let token = time(&["--pkcs11-lib", LIB, "--certificate", &token_cert]);
     eprintln!("credential-process best of 3: key file {file:?}, SoftHSM token {token:?}");
 }
+
+#[test]
+fn configuration_mistakes_exit_2_and_device_refusals_exit_1() {
+    let Some((hsm, emu)) = setup() else { return };
+    token_with_key(&hsm, &emu, "EC:prime256v1", "k", &[]);
+    let code = |cert: &str| {
+        agent(
+            "credential-process",
+            &emu,
+            &["--pkcs11-lib", LIB, "--certificate", cert],
+            &hsm.env(),
+        )
+        .code
+    };
+    assert_eq!(code(&format!("pkcs11:token=ra;objct=k?pin-value={PIN}")), 2);
+    assert_eq!(code(&format!("pkcs11:token=absent?pin-value={PIN}")), 2);
+    assert_eq!(code("pkcs11:token=ra;object=k"), 2, "no PIN source");
+    assert_eq!(
+        code("pkcs11:token=ra;object=k?pin-value=0000"),
+        1,
+        "wrong PIN"
+    );
+    assert_eq!(emu.requests(), 0);
+}
