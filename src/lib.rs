@@ -12,6 +12,7 @@
 pub mod arn;
 pub mod certs;
 pub mod cli;
+pub mod enroll;
 pub mod keys;
 pub mod secret;
 pub mod session;
