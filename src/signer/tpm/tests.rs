@@ -523,3 +523,26 @@ fn signer_is_shared_across_threads() {
         assert!(h.join().unwrap().unwrap() > 60);
     }
 }
+
+#[test]
+fn credential_fetch_costs_six_commands_and_prints_its_wall_time() {
+    let Some(t) = tpm() else { return };
+    let key = t.openssl_key("cost.tss2.pem", "EC", &["group:P-256"]);
+    let data = std::fs::read(&key).unwrap();
+    let opts = opts_for(&t);
+    let runs = 20u32;
+    let start = std::time::Instant::now();
+    for i in 0..runs {
+        // One credential fetch: open (context, parent, load), one signature, drop (flush).
+        let signer = open_key_file(&data, &key, &opts).unwrap();
+        signer.sign(&Digest::sha256(&i.to_be_bytes())).unwrap();
+        assert_eq!(signer.commands(), 5);
+    }
+    let per = start.elapsed() / runs;
+    eprintln!(
+        "TPM cost per credential fetch (EC P-256 key file, swtpm over TCP): 6 commands, {per:?}"
+    );
+    // Nothing left behind after all the fetches.
+    let out = t.tool(&["tpm2_getcap", "handles-transient"]);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+}
