@@ -35,6 +35,11 @@ def percentile(values, p):
     return s[int(rank) - 1]
 
 
+# A run that spends this much longer waiting than computing hit a delayed-ACK stall (bench/README.md):
+# no step of a fetch against the local emulator waits that long otherwise.
+STALL_S = 0.035
+
+
 def spawn_wait(argv, env, stdout_path, stderr_path):
     """Runs argv once; returns (exit status, wall s, cpu s, maxrss KiB)."""
     actions = [
@@ -80,6 +85,7 @@ def cmd_row(a):
     err = os.path.join(a.workdir, "run.stderr")
     result = {"row": a.name, "runs": a.runs, "notes": a.notes or ""}
     walls, cpus, rss = [], [], []
+    stalls = 0
     # One unmeasured warm-up: page cache, dynamic loader, the service's first connection.
     for i in range(a.runs + 1):
         code, wall, cpu, maxrss = spawn_wait(argv, env, out, err)
@@ -91,8 +97,16 @@ def cmd_row(a):
             continue
         walls.append(wall)
         cpus.append(cpu)
+        if wall - cpu >= STALL_S:
+            stalls += 1
         rss.append(maxrss)
     else:
+        if stalls:
+            sep = "; " if result["notes"] else ""
+            result["notes"] += f"{sep}{stalls}/{a.runs} runs idle >= {STALL_S * 1e3:.0f} ms (see bench/README.md)"
+            clean = [w for w, c in zip(walls, cpus) if w - c < STALL_S]
+            if clean:
+                result["notes"] += f", wall median of the others {statistics.median(clean) * 1e3:.1f} ms"
         result.update(
             wall_median_ms=statistics.median(walls) * 1e3,
             wall_p95_ms=percentile(walls, 95) * 1e3,
