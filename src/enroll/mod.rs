@@ -1,3 +1,187 @@
 //! Air-gapped enrollment: generate a key on the device, sign a CSR with it, install the certificate.
 //!
-//! STUB: filled by the enrollment work (issue 5). No enroll operation ever opens a network connection.
+//! Owns the `enroll` subcommands (`keygen`, `csr`, `install-cert`), the PKCS#10 encoder and the
+//! subject/SAN syntax. Every step works on a machine without network: no enroll operation ever opens a
+//! network connection (the certificate request travels on removable media, the CA signs elsewhere).
+//!
+//! - [`args`]: the raw clap layer; [`target`]: what `--private-key` names and opening only its signer.
+//! - [`names`]: `--subject` and `--san` parsing into DER; [`csr`]: the PKCS#10 request.
+//! - [`keygen`]: key generation on a token ([`keygen_pkcs11`]) or in a TPM (`keygen_tpm`).
+//! - [`install`]: certificate checks, storage beside the key; [`profile`]: the `~/.aws/config` text.
+//! - [`files`]: atomic, no-overwrite file creation with explicit modes.
+
+pub mod args;
+pub mod csr;
+pub mod files;
+pub mod install;
+pub mod keygen;
+pub mod keygen_pkcs11;
+#[cfg(feature = "tpm")]
+pub mod keygen_tpm;
+pub mod names;
+pub mod profile;
+pub mod target;
+
+pub use args::{CsrArgs, DeviceArgs, EnrollCommand, InstallCertArgs, KeyType, KeygenArgs};
+
+use std::path::PathBuf;
+
+/// Failures of the enroll commands.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--subject` could not be parsed.
+    #[error("invalid --subject {input:?}: {reason}")]
+    Subject {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--san` could not be parsed.
+    #[error(
+        "invalid --san {input:?}: {reason} (use dns:NAME, uri:URI, ip:ADDRESS or email:ADDRESS)"
+    )]
+    San {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The options do not make sense together (a usage error).
+    #[error("{0}")]
+    Usage(String),
+    /// The device key could not be opened or refused to sign.
+    #[error(transparent)]
+    Signer(#[from] crate::signer::Error),
+    /// The device's public key is not one a CSR can carry.
+    #[error("public key of {key}: {source}")]
+    PublicKey {
+        /// The key.
+        key: String,
+        /// Why.
+        #[source]
+        source: crate::keys::Error,
+    },
+    /// The CSR we built does not verify with the device's public key: the device signed with another key
+    /// or returned a malformed signature.
+    #[error(
+        "the certificate request signed by {key} does not verify ({reason}); the device returned a \
+         signature that does not match its public key"
+    )]
+    CsrSelfCheck {
+        /// The key.
+        key: String,
+        /// What the verifier said.
+        reason: String,
+    },
+    /// A certificate file could not be read or parsed.
+    #[error("cannot use certificate {path}: {reason}")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The chain check failed.
+    #[error("certificate chain for {path}: {source}; check --intermediates")]
+    Chain {
+        /// The leaf's file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::certs::Error,
+    },
+    /// A file we must create already exists (keys and certificates are never silently replaced).
+    #[error("{path} already exists; {hint}")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+        /// How to proceed.
+        hint: String,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Standard output could not be written.
+    #[error("cannot write to standard output: {0}")]
+    Output(#[source] std::io::Error),
+    /// A PKCS#11 call failed.
+    #[error("{function} on {target}: {source}")]
+    Pkcs11 {
+        /// The C function (`C_GenerateKeyPair`, …).
+        function: &'static str,
+        /// The token or URI.
+        target: String,
+        /// The module's answer (keeps the `CKR_` code).
+        #[source]
+        source: cryptoki::error::Error,
+    },
+    /// The token already holds an object the command would duplicate.
+    #[error("{target}: the token already has {what}; {hint}")]
+    Pkcs11Exists {
+        /// The URI.
+        target: String,
+        /// What was found.
+        what: String,
+        /// How to proceed.
+        hint: String,
+    },
+    /// The PKCS#11 backend could not open the token.
+    #[error(transparent)]
+    Pkcs11Backend(#[from] crate::signer::pkcs11::Error),
+    /// A TPM operation failed.
+    #[cfg(feature = "tpm")]
+    #[error(transparent)]
+    Tpm(#[from] crate::signer::tpm::Error),
+    /// A TPM command failed (the TPM's answer is the source).
+    #[cfg(feature = "tpm")]
+    #[error("{operation}: {source}")]
+    TpmCommand {
+        /// What we asked the TPM to do.
+        operation: String,
+        /// The TPM's response.
+        #[source]
+        source: tss_esapi::Error,
+    },
+    /// TPM targets in a build without TPM support.
+    #[error(
+        "{0} is a TPM target, but this build has no TPM support (rebuild with the `tpm` feature)"
+    )]
+    TpmUnsupported(String),
+}
+
+impl Error {
+    /// True when the user asked for something impossible (exit code 2) rather than a device or file
+    /// failing (exit code 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Subject { .. } | Error::San { .. } | Error::Usage(_) | Error::Exists { .. }
+        )
+    }
+}
+
+/// Runs one enroll command; the command's output (public key, CSR with `--out -`, profile text) goes to
+/// `out`, warnings to stderr.
+pub fn run(cmd: EnrollCommand, out: &mut dyn std::io::Write) -> Result<(), Error> {
+    match cmd {
+        EnrollCommand::Keygen(a) => keygen::run(&a, out),
+        EnrollCommand::Csr(a) => csr::run(&a, out),
+        EnrollCommand::InstallCert(a) => install::run(&a, out),
+    }
+}

@@ -1,0 +1,406 @@
+//! `enroll install-cert`: check an issued certificate against the device key, store it, print the profile.
+//!
+//! Refuses a certificate for another key and a chain that does not link up. Warns (stderr) about what
+//! Roles Anywhere will refuse at CreateSession time, so the user learns it at installation instead of
+//! from an `AccessDeniedException` later. Storage: a `pkcs11:` key gets a `CKO_CERTIFICATE` object
+//! with its `CKA_ID` and label; a key file gets `KEY.cert.pem` beside it (0644, atomic); a `handle:` key
+//! needs `--out`.
+
+use super::profile::{Profile, redact_uri};
+use super::target::{self, Target};
+use super::{Error, InstallCertArgs, files};
+use crate::certs;
+use crate::keys::PublicKey;
+use std::path::{Path, PathBuf};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Signature algorithms Roles Anywhere refuses (MD2, MD5, SHA-1 based).
+const WEAK_SIGNATURE_OIDS: &[(&str, &str)] = &[
+    ("1.2.840.113549.1.1.2", "md2WithRSAEncryption"),
+    ("1.2.840.113549.1.1.4", "md5WithRSAEncryption"),
+    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
+    ("1.3.14.3.2.29", "sha1WithRSASignature"),
+    ("1.2.840.10045.4.1", "ecdsa-with-SHA1"),
+    ("1.2.840.10040.4.3", "dsa-with-sha1"),
+];
+
+/// Reads the first certificate of a PEM file (or a DER file) and returns its DER.
+pub fn read_certificate(path: &Path) -> Result<Vec<u8>, Error> {
+    let data = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    let bad = |reason: String| Error::Certificate {
+        path: path.into(),
+        reason,
+    };
+    let der = if data.starts_with(&[0x30]) {
+        data
+    } else {
+        let mut found = None;
+        for pem in x509_parser::pem::Pem::iter_from_buffer(&data) {
+            let pem = pem.map_err(|e| bad(format!("not a PEM or DER certificate: {e}")))?;
+            if pem.label == "CERTIFICATE" {
+                found = Some(pem.contents);
+                break;
+            }
+        }
+        found.ok_or_else(|| bad("no CERTIFICATE block in the file".into()))?
+    };
+    X509Certificate::from_der(&der).map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
+    Ok(der)
+}
+
+/// The certificate's subject public key in normalised form.
+pub fn certificate_key(der: &[u8], path: &Path) -> Result<PublicKey, Error> {
+    let bad = |reason: String| Error::Certificate {
+        path: path.into(),
+        reason,
+    };
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+    PublicKey::from_spki_der(cert.public_key().raw).map_err(|e| bad(e.to_string()))
+}
+
+/// What Roles Anywhere would refuse about this leaf certificate at `now` (Unix seconds).
+pub fn warnings(der: &[u8], now: i64) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return vec!["the certificate does not parse".into()];
+    };
+    let mut w = Vec::new();
+    if cert.version().0 != 2 {
+        w.push("it is not an X.509 v3 certificate".into());
+    }
+    match cert.key_usage() {
+        Ok(Some(ku)) if ku.value.digital_signature() => {}
+        Ok(Some(_)) => w.push("its keyUsage does not include digitalSignature".into()),
+        Ok(None) => w.push("it has no keyUsage extension with digitalSignature".into()),
+        Err(e) => w.push(format!("its keyUsage extension is malformed ({e})")),
+    }
+    if let Ok(Some(bc)) = cert.basic_constraints()
+        && bc.value.ca
+    {
+        w.push("it is a CA certificate (basicConstraints CA:TRUE)".into());
+    }
+    let alg = cert.signature_algorithm.algorithm.to_id_string();
+    if let Some((_, name)) = WEAK_SIGNATURE_OIDS.iter().find(|(o, _)| *o == alg) {
+        w.push(format!(
+            "it is signed with {name}; SHA-256 or stronger is required"
+        ));
+    }
+    let validity = cert.validity();
+    if validity.not_before.timestamp() > now {
+        w.push(format!("it is not valid before {}", validity.not_before));
+    }
+    if validity.not_after.timestamp() < now {
+        w.push(format!("it expired on {}", validity.not_after));
+    }
+    w
+}
+
+/// Where a key file's certificate goes by default: `KEY.cert.pem` (a trailing `.pem` of the key file's
+/// name is dropped first, so `host.tss2.pem` gets `host.tss2.cert.pem`).
+pub fn default_certificate_path(key: &Path) -> PathBuf {
+    let name = key
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".pem").unwrap_or(&name);
+    key.with_file_name(format!("{stem}.cert.pem"))
+}
+
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// `enroll install-cert`.
+pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), Error> {
+    let target = Target::parse(&args.private_key);
+    if matches!(target, Target::TpmHandle(_)) && args.out.is_none() {
+        return Err(Error::Usage(format!(
+            "{} is a persistent TPM key with no file beside it: give --out FILE for the certificate",
+            args.private_key
+        )));
+    }
+    let leaf_der = read_certificate(&args.certificate)?;
+    let cert_key = certificate_key(&leaf_der, &args.certificate)?;
+
+    let signer = target::open_signer(&args.private_key, &args.device)?;
+    crate::signer::check_matches(
+        signer.as_ref(),
+        &cert_key,
+        &args.certificate.display().to_string(),
+    )?;
+
+    let chain = match &args.intermediates {
+        Some(p) => {
+            let chain_err = |source| Error::Chain {
+                path: args.certificate.clone(),
+                source,
+            };
+            let candidates = certs::load_pem_file(p).map_err(chain_err)?;
+            let leaf = certs::Certificate::from_der(leaf_der.clone()).map_err(chain_err)?;
+            let chain = certs::build_chain(&leaf, candidates).map_err(chain_err)?;
+            if chain.is_empty() {
+                eprintln!(
+                    "rolesanywhere-agent: warning: none of the certificates in {} issued {}",
+                    p.display(),
+                    args.certificate.display()
+                );
+            }
+            chain
+        }
+        None => Vec::new(),
+    };
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for w in warnings(&leaf_der, now) {
+        eprintln!(
+            "rolesanywhere-agent: warning: {}: {w}; Roles Anywhere will refuse it",
+            args.certificate.display()
+        );
+    }
+
+    let replace = if args.replace {
+        files::Replace::Allow
+    } else {
+        files::Replace::Refuse
+    };
+    // Leaf first, then the chain: `--certificate FILE` treats the extra certificates as the chain.
+    let mut pem_text = super::csr::pem("CERTIFICATE", &leaf_der);
+    for c in &chain {
+        pem_text.push_str(&super::csr::pem("CERTIFICATE", c.der()));
+    }
+    let write_file = |path: &Path| -> Result<(), Error> {
+        files::write_atomic(path, pem_text.as_bytes(), 0o644, replace).map_err(|e| match e {
+            Error::Exists { path, .. } => Error::Exists {
+                path,
+                hint: "use --replace to install a renewed certificate".into(),
+            },
+            e => e,
+        })
+    };
+
+    let mut profile = Profile {
+        name: args.profile_name.clone(),
+        trust_anchor_arn: args.trust_anchor_arn.clone(),
+        profile_arn: args.profile_arn.clone(),
+        role_arn: args.role_arn.clone(),
+        ..Profile::default()
+    };
+    match &target {
+        Target::Pkcs11(uri) => {
+            let stored = super::keygen_pkcs11::store_certificate(
+                uri,
+                &args.device,
+                &leaf_der,
+                args.replace,
+            )?;
+            eprintln!(
+                "rolesanywhere-agent: stored the certificate on the token as {}",
+                stored.certificate_uri
+            );
+            profile.certificate = redact_uri(&stored.certificate_uri, true);
+            profile.private_key = redact_uri(&stored.private_key_uri, false);
+            if let Some(p) = &args.out {
+                write_file(p)?;
+            }
+            if let Some(p) = &args.intermediates
+                && !chain.is_empty()
+            {
+                profile.intermediates = Some(absolute(p));
+            }
+            if uri.contains("pin-value=") {
+                profile.notes.push(
+                    "the PIN was left out: give it through the URI's pin-source or at the prompt"
+                        .into(),
+                );
+            }
+        }
+        Target::TpmHandle(h) => {
+            let p = args.out.as_deref().unwrap_or(Path::new(""));
+            write_file(p)?;
+            profile.certificate = absolute(p);
+            profile.private_key = h.clone();
+        }
+        Target::File(key) => {
+            let p = args
+                .out
+                .clone()
+                .unwrap_or_else(|| default_certificate_path(key));
+            write_file(&p)?;
+            eprintln!("rolesanywhere-agent: wrote {}", p.display());
+            profile.certificate = absolute(&p);
+            profile.private_key = absolute(key);
+        }
+    }
+    profile.device_flags = device_flags(args, &mut profile.notes);
+    out.write_all(profile.render().as_bytes())
+        .map_err(Error::Output)
+}
+
+/// The device flags the signing command needs, as given at installation (never secret values).
+fn device_flags(args: &InstallCertArgs, notes: &mut Vec<String>) -> Vec<(String, Option<String>)> {
+    let d = &args.device;
+    let mut f = Vec::new();
+    if let Some(p) = &d.pkcs11_lib {
+        f.push(("--pkcs11-lib".into(), Some(absolute(p))));
+    }
+    if d.reuse_pin {
+        f.push(("--reuse-pin".into(), None));
+    }
+    if let Some(t) = &d.tpm_tcti {
+        f.push(("--tpm-tcti".into(), Some(t.clone())));
+    }
+    if let Some(p) = &d.tpm_key_password_file {
+        f.push(("--tpm-key-password-file".into(), Some(absolute(p))));
+    } else if d.tpm_key_password.is_some() {
+        notes.push(
+            "the TPM key password was left out: add --tpm-key-password-file FILE (mode 0600)"
+                .into(),
+        );
+    } else if d.no_tpm_key_password {
+        f.push(("--no-tpm-key-password".into(), None));
+    }
+    if let Some(p) = &d.tpm_parent_password_file {
+        f.push(("--tpm-parent-password-file".into(), Some(absolute(p))));
+    } else if d.tpm_parent_password.is_some() {
+        notes.push(
+            "the TPM parent password was left out: add --tpm-parent-password-file FILE (mode 0600)"
+                .into(),
+        );
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Makes a certificate with openssl: `exts` are `-addext` values, `days` may be negative-ish via
+    /// explicit dates.
+    fn openssl_cert(dir: &Path, extra: &[&str]) -> Vec<u8> {
+        let key = dir.join("ca.key");
+        let cert = dir.join("c.pem");
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", "/CN=t"])
+        .args(extra);
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+        read_certificate(&cert).unwrap()
+    }
+
+    fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    #[test]
+    fn good_leaf_has_no_warnings() {
+        let d = tempfile::tempdir().unwrap();
+        let der = openssl_cert(
+            d.path(),
+            &[
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "keyUsage=critical,digitalSignature",
+            ],
+        );
+        assert_eq!(warnings(&der, now()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn warns_about_ca_missing_digital_signature_sha1_and_validity() {
+        let d = tempfile::tempdir().unwrap();
+        let der = openssl_cert(
+            d.path(),
+            &[
+                "-days",
+                "1",
+                "-sha1",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+        let w = warnings(&der, now()).join("\n");
+        for needle in ["CA:TRUE", "digitalSignature", "ecdsa-with-SHA1"] {
+            assert!(w.contains(needle), "missing {needle}: {w}");
+        }
+        assert!(
+            !w.contains("expired") && !w.contains("not valid before"),
+            "{w}"
+        );
+        let w = warnings(&der, now() + 3 * 86_400).join("\n");
+        assert!(w.contains("expired"), "{w}");
+        let w = warnings(&der, now() - 86_400).join("\n");
+        assert!(w.contains("not valid before"), "{w}");
+    }
+
+    #[test]
+    fn reads_pem_with_other_blocks_first_and_der() {
+        let d = tempfile::tempdir().unwrap();
+        let der = openssl_cert(d.path(), &["-days", "1"]);
+        let mixed = d.path().join("mixed.pem");
+        let mut text = super::super::csr::pem("PUBLIC KEY", &[0x30, 0x00]);
+        text.push_str(&super::super::csr::pem("CERTIFICATE", &der));
+        std::fs::write(&mixed, text).unwrap();
+        assert_eq!(read_certificate(&mixed).unwrap(), der);
+        let derf = d.path().join("c.der");
+        std::fs::write(&derf, &der).unwrap();
+        assert_eq!(read_certificate(&derf).unwrap(), der);
+        let junk = d.path().join("junk");
+        std::fs::write(&junk, "hello").unwrap();
+        let e = read_certificate(&junk).unwrap_err().to_string();
+        assert!(e.contains("junk"), "{e}");
+    }
+
+    #[test]
+    fn certificate_path_defaults_beside_the_key() {
+        assert_eq!(
+            default_certificate_path(Path::new("/etc/ra/host.tss2.pem")),
+            Path::new("/etc/ra/host.tss2.cert.pem")
+        );
+        assert_eq!(
+            default_certificate_path(Path::new("k.key")),
+            Path::new("k.key.cert.pem")
+        );
+    }
+
+    #[test]
+    fn handle_keys_need_out() {
+        let args = InstallCertArgs {
+            private_key: "handle:0x81000010".into(),
+            certificate: "c.pem".into(),
+            intermediates: None,
+            out: None,
+            replace: false,
+            trust_anchor_arn: None,
+            profile_arn: None,
+            role_arn: None,
+            profile_name: "p".into(),
+            device: Default::default(),
+        };
+        let e = run(&args, &mut Vec::new()).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("--out"), "{e}");
+    }
+}

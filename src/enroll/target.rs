@@ -1,0 +1,105 @@
+//! What `--private-key` names during enrollment, and opening only its signer (no certificate yet).
+//!
+//! The same dispatch as [`crate::signer::open`]: `pkcs11:` → token, `handle:` → TPM persistent key,
+//! a `TSS2 PRIVATE KEY` PEM → TPM key file, any other file → key file backend. Unlike `signer::open` no
+//! certificate is needed or checked: at enrollment there is none yet.
+
+use super::{DeviceArgs, Error};
+use crate::signer::{self, Signer};
+use std::path::{Path, PathBuf};
+
+/// A parsed `--private-key` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A `pkcs11:` URI.
+    Pkcs11(String),
+    /// `handle:0x81……`.
+    TpmHandle(String),
+    /// A file (a `TSS2 PRIVATE KEY` or, for csr and install-cert, any key file).
+    File(PathBuf),
+}
+
+impl Target {
+    /// Classifies `s` by its prefix.
+    pub fn parse(s: &str) -> Target {
+        if s.starts_with("pkcs11:") {
+            Target::Pkcs11(s.to_string())
+        } else if s.starts_with("handle:") {
+            Target::TpmHandle(s.to_string())
+        } else {
+            Target::File(PathBuf::from(s))
+        }
+    }
+}
+
+/// Opens the signer for `target` with the device options `dev`.
+pub fn open_signer(target: &str, dev: &DeviceArgs) -> Result<Box<dyn Signer>, Error> {
+    let opts = dev.key_options(target);
+    match Target::parse(target) {
+        Target::Pkcs11(uri) => super::keygen_pkcs11::open_signer(&uri, dev),
+        Target::TpmHandle(h) => open_tpm_handle(&h, &opts),
+        Target::File(path) => {
+            let data = std::fs::read(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if signer::identity::is_tss2_pem(&data) {
+                open_tpm_file(&data, &path, &opts)
+            } else {
+                let key = signer::file::open(&data, &path, &opts).map_err(signer::Error::from)?;
+                Ok(Box::new(key.signer))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm_file(
+    data: &[u8],
+    path: &Path,
+    opts: &signer::KeyOptions,
+) -> Result<Box<dyn Signer>, Error> {
+    Ok(Box::new(signer::tpm::open_key_file(data, path, opts)?))
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm_handle(handle: &str, opts: &signer::KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Ok(Box::new(signer::tpm::open_handle(handle, opts)?))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm_file(_: &[u8], path: &Path, _: &signer::KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Err(Error::TpmUnsupported(path.display().to_string()))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm_handle(handle: &str, _: &signer::KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Err(Error::TpmUnsupported(handle.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_classified_by_prefix() {
+        assert_eq!(
+            Target::parse("pkcs11:token=a"),
+            Target::Pkcs11("pkcs11:token=a".into())
+        );
+        assert_eq!(
+            Target::parse("handle:0x81000001"),
+            Target::TpmHandle("handle:0x81000001".into())
+        );
+        assert_eq!(Target::parse("k.pem"), Target::File("k.pem".into()));
+    }
+
+    #[test]
+    fn missing_key_file_names_the_path() {
+        let e = match open_signer("/nonexistent/k.pem", &DeviceArgs::default()) {
+            Err(e) => e,
+            Ok(_) => panic!("opened a missing file"),
+        };
+        assert!(e.to_string().contains("/nonexistent/k.pem"), "{e}");
+    }
+}
