@@ -9,90 +9,61 @@
 use super::profile::{Profile, redact_uri};
 use super::target::{self, Target};
 use super::{Error, InstallCertArgs, files};
-use crate::certs;
-use crate::keys::PublicKey;
+use crate::certs::{self, Certificate};
 use std::path::{Path, PathBuf};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use time::OffsetDateTime;
 
-/// Signature algorithms Roles Anywhere refuses (MD2, MD5, SHA-1 based).
-const WEAK_SIGNATURE_OIDS: &[(&str, &str)] = &[
-    ("1.2.840.113549.1.1.2", "md2WithRSAEncryption"),
-    ("1.2.840.113549.1.1.4", "md5WithRSAEncryption"),
-    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
-    ("1.3.14.3.2.29", "sha1WithRSASignature"),
-    ("1.2.840.10045.4.1", "ecdsa-with-SHA1"),
-    ("1.2.840.10040.4.3", "dsa-with-sha1"),
-];
-
-/// Reads the first certificate of a PEM file (or a DER file) and returns its DER.
-pub fn read_certificate(path: &Path) -> Result<Vec<u8>, Error> {
+/// Reads the first certificate of a PEM file (or of a DER file).
+pub fn read_certificate(path: &Path) -> Result<Certificate, Error> {
     let data = std::fs::read(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
     })?;
-    let bad = |reason: String| Error::Certificate {
-        path: path.into(),
-        reason,
-    };
-    let der = if data.starts_with(&[0x30]) {
-        data
+    let parsed = if data.starts_with(&[0x30]) {
+        Certificate::from_der(data)
     } else {
-        let mut found = None;
-        for pem in x509_parser::pem::Pem::iter_from_buffer(&data) {
-            let pem = pem.map_err(|e| bad(format!("not a PEM or DER certificate: {e}")))?;
-            if pem.label == "CERTIFICATE" {
-                found = Some(pem.contents);
-                break;
-            }
-        }
-        found.ok_or_else(|| bad("no CERTIFICATE block in the file".into()))?
+        certs::parse_pem_bundle(&data, &path.display().to_string()).map(|mut c| c.remove(0))
     };
-    X509Certificate::from_der(&der).map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
-    Ok(der)
-}
-
-/// The certificate's subject public key in normalised form.
-pub fn certificate_key(der: &[u8], path: &Path) -> Result<PublicKey, Error> {
-    let bad = |reason: String| Error::Certificate {
+    parsed.map_err(|source| Error::Certificate {
         path: path.into(),
-        reason,
-    };
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
-    PublicKey::from_spki_der(cert.public_key().raw).map_err(|e| bad(e.to_string()))
+        source,
+    })
 }
 
-/// What Roles Anywhere would refuse about this leaf certificate at `now` (Unix seconds).
-pub fn warnings(der: &[u8], now: i64) -> Vec<String> {
-    let Ok((_, cert)) = X509Certificate::from_der(der) else {
-        return vec!["the certificate does not parse".into()];
-    };
+/// What Roles Anywhere would refuse about this leaf certificate at `now`.
+pub fn warnings(cert: &Certificate, now: OffsetDateTime) -> Vec<String> {
     let mut w = Vec::new();
-    if cert.version().0 != 2 {
-        w.push("it is not an X.509 v3 certificate".into());
-    }
-    match cert.key_usage() {
-        Ok(Some(ku)) if ku.value.digital_signature() => {}
-        Ok(Some(_)) => w.push("its keyUsage does not include digitalSignature".into()),
-        Ok(None) => w.push("it has no keyUsage extension with digitalSignature".into()),
-        Err(e) => w.push(format!("its keyUsage extension is malformed ({e})")),
-    }
-    if let Ok(Some(bc)) = cert.basic_constraints()
-        && bc.value.ca
-    {
-        w.push("it is a CA certificate (basicConstraints CA:TRUE)".into());
-    }
-    let alg = cert.signature_algorithm.algorithm.to_id_string();
-    if let Some((_, name)) = WEAK_SIGNATURE_OIDS.iter().find(|(o, _)| *o == alg) {
+    if cert.version() != 3 {
         w.push(format!(
-            "it is signed with {name}; SHA-256 or stronger is required"
+            "it is an X.509 v{} certificate, not v3",
+            cert.version()
         ));
     }
-    let validity = cert.validity();
-    if validity.not_before.timestamp() > now {
-        w.push(format!("it is not valid before {}", validity.not_before));
+    match cert.key_usage_digital_signature() {
+        Some(true) => {}
+        Some(false) => w.push("its keyUsage does not include digitalSignature".into()),
+        None => w.push("it has no keyUsage extension with digitalSignature".into()),
     }
-    if validity.not_after.timestamp() < now {
-        w.push(format!("it expired on {}", validity.not_after));
+    if cert.is_ca() {
+        w.push("it is a CA certificate (basicConstraints CA:TRUE)".into());
+    }
+    // x509-parser's registry has no name for ecdsa-with-SHA1, so `has_weak_signature_hash` (which
+    // matches names) misses it; its OID is what the name falls back to.
+    const ECDSA_WITH_SHA1: &str = "1.2.840.10045.4.1";
+    if cert.has_weak_signature_hash() || cert.signature_algorithm_name() == ECDSA_WITH_SHA1 {
+        w.push(format!(
+            "it is signed with {}; SHA-256 or stronger is required",
+            match cert.signature_algorithm_name() {
+                ECDSA_WITH_SHA1 => "ecdsa-with-SHA1",
+                name => name,
+            }
+        ));
+    }
+    if cert.not_before() > now {
+        w.push(format!("it is not valid before {}", cert.not_before()));
+    }
+    if cert.not_after() < now {
+        w.push(format!("it expired on {}", cert.not_after()));
     }
     w
 }
@@ -124,14 +95,13 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             args.private_key
         )));
     }
-    let leaf_der = read_certificate(&args.certificate)?;
-    let cert_key = certificate_key(&leaf_der, &args.certificate)?;
+    let leaf = read_certificate(&args.certificate)?;
 
     let signer = target::open_signer(&args.private_key, &args.device)?;
     crate::signer::check_matches(
         signer.as_ref(),
-        &cert_key,
-        &args.certificate.display().to_string(),
+        leaf.public_key(),
+        &format!("{} ({})", args.certificate.display(), leaf.subject()),
     )?;
 
     let chain = match &args.intermediates {
@@ -141,7 +111,6 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                 source,
             };
             let candidates = certs::load_pem_file(p).map_err(chain_err)?;
-            let leaf = certs::Certificate::from_der(leaf_der.clone()).map_err(chain_err)?;
             let chain = certs::build_chain(&leaf, candidates).map_err(chain_err)?;
             if chain.is_empty() {
                 eprintln!(
@@ -155,8 +124,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
         None => Vec::new(),
     };
 
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    for w in warnings(&leaf_der, now) {
+    for w in warnings(&leaf, OffsetDateTime::now_utc()) {
         eprintln!(
             "rolesanywhere-agent: warning: {}: {w}; Roles Anywhere will refuse it",
             args.certificate.display()
@@ -169,7 +137,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
         files::Replace::Refuse
     };
     // Leaf first, then the chain: `--certificate FILE` treats the extra certificates as the chain.
-    let mut pem_text = super::csr::pem("CERTIFICATE", &leaf_der);
+    let mut pem_text = super::csr::pem("CERTIFICATE", leaf.der());
     for c in &chain {
         pem_text.push_str(&super::csr::pem("CERTIFICATE", c.der()));
     }
@@ -192,12 +160,8 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     };
     match &target {
         Target::Pkcs11(uri) => {
-            let stored = super::keygen_pkcs11::store_certificate(
-                uri,
-                &args.device,
-                &leaf_der,
-                args.replace,
-            )?;
+            let stored =
+                super::keygen_pkcs11::store_certificate(uri, &args.device, &leaf, args.replace)?;
             eprintln!(
                 "rolesanywhere-agent: stored the certificate on the token as {}",
                 stored.certificate_uri
@@ -282,7 +246,7 @@ mod tests {
 
     /// Makes a certificate with openssl: `exts` are `-addext` values, `days` may be negative-ish via
     /// explicit dates.
-    fn openssl_cert(dir: &Path, extra: &[&str]) -> Vec<u8> {
+    fn openssl_cert(dir: &Path, extra: &[&str]) -> Certificate {
         let key = dir.join("ca.key");
         let cert = dir.join("c.pem");
         let mut cmd = Command::new("openssl");
@@ -306,8 +270,8 @@ mod tests {
         read_certificate(&cert).unwrap()
     }
 
-    fn now() -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp()
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
     }
 
     #[test]
@@ -350,9 +314,9 @@ mod tests {
             !w.contains("expired") && !w.contains("not valid before"),
             "{w}"
         );
-        let w = warnings(&der, now() + 3 * 86_400).join("\n");
+        let w = warnings(&der, now() + time::Duration::days(3)).join("\n");
         assert!(w.contains("expired"), "{w}");
-        let w = warnings(&der, now() - 86_400).join("\n");
+        let w = warnings(&der, now() - time::Duration::days(1)).join("\n");
         assert!(w.contains("not valid before"), "{w}");
     }
 
@@ -362,12 +326,12 @@ mod tests {
         let der = openssl_cert(d.path(), &["-days", "1"]);
         let mixed = d.path().join("mixed.pem");
         let mut text = super::super::csr::pem("PUBLIC KEY", &[0x30, 0x00]);
-        text.push_str(&super::super::csr::pem("CERTIFICATE", &der));
+        text.push_str(&super::super::csr::pem("CERTIFICATE", der.der()));
         std::fs::write(&mixed, text).unwrap();
-        assert_eq!(read_certificate(&mixed).unwrap(), der);
+        assert_eq!(read_certificate(&mixed).unwrap().der(), der.der());
         let derf = d.path().join("c.der");
-        std::fs::write(&derf, &der).unwrap();
-        assert_eq!(read_certificate(&derf).unwrap(), der);
+        std::fs::write(&derf, der.der()).unwrap();
+        assert_eq!(read_certificate(&derf).unwrap().der(), der.der());
         let junk = d.path().join("junk");
         std::fs::write(&junk, "hello").unwrap();
         let e = read_certificate(&junk).unwrap_err().to_string();

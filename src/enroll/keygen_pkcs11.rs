@@ -29,9 +29,9 @@ pub struct Stored {
 pub fn store_certificate(
     uri: &str,
     dev: &DeviceArgs,
-    der: &[u8],
+    cert: &crate::certs::Certificate,
     replace: bool,
 ) -> Result<Stored, Error> {
-    let _ = (uri, dev, der, replace);
+    let _ = (uri, dev, cert, replace);
     Err(crate::signer::pkcs11::Error::Todo.into())
 }

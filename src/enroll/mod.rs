@@ -75,12 +75,13 @@ pub enum Error {
         reason: String,
     },
     /// A certificate file could not be read or parsed.
-    #[error("cannot use certificate {path}: {reason}")]
+    #[error("cannot use certificate file {path}")]
     Certificate {
         /// The file.
         path: PathBuf,
         /// Why.
-        reason: String,
+        #[source]
+        source: crate::certs::Error,
     },
     /// The chain check failed.
     #[error("certificate chain for {path}: {source}; check --intermediates")]
