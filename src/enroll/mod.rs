@@ -142,6 +142,14 @@ pub enum Error {
         /// How to proceed.
         hint: String,
     },
+    /// The token did not return an attribute it must have.
+    #[error("{target}: the token returned no {what} for the new key")]
+    Pkcs11Missing {
+        /// The URI.
+        target: String,
+        /// The attribute.
+        what: String,
+    },
     /// The PKCS#11 backend could not open the token.
     #[error(transparent)]
     Pkcs11Backend(#[from] crate::signer::pkcs11::Error),
