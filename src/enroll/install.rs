@@ -178,7 +178,8 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             }
             if uri.contains("pin-value=") {
                 profile.notes.push(
-                    "the PIN was left out: give it through the URI's pin-source or at the prompt"
+                    "the PIN was left out: add pin-source=file:/PATH to the URIs or set \
+                     ROLESANYWHERE_PKCS11_PIN"
                         .into(),
                 );
             }
