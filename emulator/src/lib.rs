@@ -1,1 +1,17 @@
-//! The emulator library.
+//! rolesanywhere-emulator: a local IAM Roles Anywhere `CreateSession` endpoint and a small test CA.
+//!
+//! The emulator verifies requests with its own SigV4-X509 code ([`verifier`]) so that a client bug
+//! cannot cancel out; it must never depend on the agent crate. [`server`] answers like the service,
+//! [`config`] reads the TOML configuration, [`ca`] issues test certificates and CRLs.
+
+#![deny(missing_docs, unsafe_code)]
+
+pub mod ca;
+pub mod config;
+pub mod crypto;
+mod der;
+mod pem;
+pub mod server;
+pub mod verifier;
+
+pub use config::Config;

@@ -1,1 +1,360 @@
-fn main() {}
+//! The `rolesanywhere-emulator` command: `serve`, `ca …` and `init`.
+//!
+//! Thin: clap structs are the raw layer, the library does the work. Exit codes are decided here
+//! only: 0 success, 1 operational failure, 2 usage or configuration error. stdout carries only
+//! the command's output (the URL line, ARNs); diagnostics go to stderr.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType, write_private};
+use rolesanywhere_emulator::config::Config;
+use rolesanywhere_emulator::server::{self, ServeOptions, Tls};
+use time::OffsetDateTime;
+
+#[derive(Parser)]
+#[command(
+    name = "rolesanywhere-emulator",
+    version,
+    about = "A local IAM Roles Anywhere CreateSession endpoint and test CA"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve CreateSession on loopback; prints `listening on URL` first.
+    Serve(ServeArgs),
+    /// Test CA operations.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Create a CA, a client certificate and a ready config in DIR; print the three ARNs.
+    Init(InitArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_ca_out"])]
+    http: bool,
+    /// TLS certificate chain (PEM); default: a fresh certificate from a throwaway CA.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Where to write the throwaway TLS CA (use it as AWS_CA_BUNDLE).
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_ca_out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create a root CA in DIR (ca.pem, ca.key).
+    Init {
+        /// CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.
+        #[arg(long, default_value = "ec-p256")]
+        key_type: KeyType,
+        /// The CA's common name.
+        #[arg(long, default_value = "rolesanywhere-emulator test CA")]
+        cn: String,
+    },
+    /// Create an intermediate CA in OUT_DIR signed by the CA in DIR.
+    Intermediate {
+        /// Issuing CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// New intermediate CA directory.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// The intermediate's common name.
+        #[arg(long, default_value = "rolesanywhere-emulator intermediate CA")]
+        cn: String,
+    },
+    /// Issue a certificate.
+    Issue(Box<IssueArgs>),
+    /// Revoke a certificate; rewrites DIR/crl.pem.
+    Revoke {
+        /// CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate to revoke (PEM).
+        #[arg(long)]
+        certificate: PathBuf,
+    },
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("key").required(true).args(["csr", "public_key", "new_key"])))]
+struct IssueArgs {
+    /// CA directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Certify the key of this PKCS#10 request (its signature is checked).
+    #[arg(long)]
+    csr: Option<PathBuf>,
+    /// Certify this public key (PEM SubjectPublicKeyInfo).
+    #[arg(long)]
+    public_key: Option<PathBuf>,
+    /// Generate a key of this type.
+    #[arg(long, requires = "key_out")]
+    new_key: Option<KeyType>,
+    /// Where to write the new key (PKCS#8 PEM, mode 0600).
+    #[arg(long, requires = "new_key")]
+    key_out: Option<PathBuf>,
+    /// Subject, e.g. "CN=host,O=Example".
+    #[arg(long)]
+    subject: String,
+    /// Subject alternative name (dns:, uri:, ip:, email:); repeatable.
+    #[arg(long)]
+    san: Vec<String>,
+    /// Validity in days from one hour ago.
+    #[arg(long, conflicts_with_all = ["not_before", "not_after"])]
+    days: Option<u32>,
+    /// Start of validity (RFC 3339).
+    #[arg(long, requires = "not_after")]
+    not_before: Option<String>,
+    /// End of validity (RFC 3339).
+    #[arg(long, requires = "not_before")]
+    not_after: Option<String>,
+    /// Leave digitalSignature out of keyUsage.
+    #[arg(long)]
+    no_digital_signature: bool,
+    /// Issue a CA certificate.
+    #[arg(long)]
+    ca: bool,
+    /// Where to write the certificate (PEM).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Directory for the CA, client certificate and config.
+    #[arg(long)]
+    dir: PathBuf,
+    /// CA key type.
+    #[arg(long, default_value = "ec-p256")]
+    key_type: KeyType,
+    /// Client key type.
+    #[arg(long, default_value = "ec-p256")]
+    client_key_type: KeyType,
+}
+
+/// A failure and the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn usage(error: anyhow::Error) -> Failure {
+    Failure { code: 2, error }
+}
+
+fn operational(error: anyhow::Error) -> Failure {
+    Failure { code: 1, error }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Ca(c) => ca(c).map_err(operational),
+        Command::Init(a) => init(a).map_err(operational),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("rolesanywhere-emulator: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<(), Failure> {
+    let config = Config::from_file(&a.config).map_err(usage)?;
+    let tls = if a.http {
+        Tls::None
+    } else if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
+        Tls::Files { cert, key }
+    } else {
+        Tls::SelfIssued {
+            ca_out: a.tls_ca_out,
+        }
+    };
+    let running = server::spawn(
+        config,
+        ServeOptions {
+            listen: a.listen,
+            tls,
+        },
+    )
+    .map_err(operational)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {}", running.url())
+        .and_then(|()| out.flush())
+        .map_err(|e| operational(anyhow!("cannot write to stdout: {e}")))?;
+    drop(out);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| operational(anyhow!("cannot start the signal runtime: {e}")))?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    });
+    drop(running);
+    Ok(())
+}
+
+fn parse_time(s: &str, flag: &str) -> anyhow::Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| anyhow!("{flag} {s:?} is not RFC 3339 (e.g. 2026-03-01T12:00:00Z): {e}"))
+}
+
+fn ca(c: CaCommand) -> anyhow::Result<()> {
+    match c {
+        CaCommand::Init { dir, key_type, cn } => {
+            Ca::init(&dir, key_type, &cn)?;
+            eprintln!("created CA in {}", dir.display());
+        }
+        CaCommand::Intermediate { dir, out_dir, cn } => {
+            Ca::load(&dir)?.intermediate(&out_dir, &cn)?;
+            eprintln!(
+                "created intermediate CA in {} (send {} as the chain)",
+                out_dir.display(),
+                out_dir.join("chain.pem").display()
+            );
+        }
+        CaCommand::Issue(a) => issue(*a)?,
+        CaCommand::Revoke { dir, certificate } => {
+            let pem = std::fs::read_to_string(&certificate)
+                .with_context(|| format!("cannot read {}", certificate.display()))?;
+            let crl = Ca::load(&dir)?.revoke(&pem)?;
+            eprintln!("revoked; CRL written to {}", crl.display());
+        }
+    }
+    Ok(())
+}
+
+fn issue(a: IssueArgs) -> anyhow::Result<()> {
+    let ca = Ca::load(&a.dir)?;
+    let key = if let Some(path) = &a.csr {
+        KeySource::Csr(
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )
+    } else if let Some(path) = &a.public_key {
+        KeySource::PublicKeyPem(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )
+    } else if let Some(kind) = a.new_key {
+        KeySource::NewKey(kind)
+    } else {
+        bail!("one of --csr, --public-key or --new-key is required");
+    };
+    let mut req = IssueRequest::new(&a.subject, key);
+    req.sans = a.san;
+    if let Some(days) = a.days {
+        req.not_after =
+            req.not_before + time::Duration::hours(1) + time::Duration::days(i64::from(days));
+    }
+    if let (Some(nb), Some(na)) = (&a.not_before, &a.not_after) {
+        req.not_before = parse_time(nb, "--not-before")?;
+        req.not_after = parse_time(na, "--not-after")?;
+    }
+    req.digital_signature = !a.no_digital_signature;
+    req.is_ca = a.ca;
+    let issued = ca.issue(&req)?;
+    if let (Some(path), Some(key_pem)) = (&a.key_out, &issued.key_pem) {
+        write_private(path, key_pem)?;
+    }
+    std::fs::write(&a.out, &issued.cert_pem)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    eprintln!(
+        "issued serial {} to {}",
+        issued.serial_decimal,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    rand::Rng::fill(&mut rand::rng(), &mut b[..]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn init(a: InitArgs) -> anyhow::Result<()> {
+    let ca_dir = a.dir.join("ca");
+    let ca = Ca::init(&ca_dir, a.key_type, "rolesanywhere-emulator demo CA")?;
+    let issued = ca.issue(&IssueRequest::new(
+        "CN=demo-client,O=rolesanywhere-emulator",
+        KeySource::NewKey(a.client_key_type),
+    ))?;
+    std::fs::write(a.dir.join("client.pem"), &issued.cert_pem)
+        .with_context(|| format!("cannot write {}", a.dir.join("client.pem").display()))?;
+    if let Some(key) = &issued.key_pem {
+        write_private(&a.dir.join("client.key"), key)?;
+    }
+    let account = "123456789012";
+    let region = "us-east-1";
+    let anchor = format!(
+        "arn:aws:rolesanywhere:{region}:{account}:trust-anchor/{}",
+        uuid_v4()
+    );
+    let profile = format!(
+        "arn:aws:rolesanywhere:{region}:{account}:profile/{}",
+        uuid_v4()
+    );
+    let role = format!("arn:aws:iam::{account}:role/rolesanywhere-demo");
+    let config = format!(
+        "region = \"{region}\"\n\n[[trust_anchors]]\narn = \"{anchor}\"\ncertificates = \"ca/ca.pem\"\nenabled = true\n\n\
+         [[profiles]]\narn = \"{profile}\"\nrole_arns = [\"{role}\"]\nduration_seconds = 3600\naccept_role_session_name = false\nenabled = true\n\n\
+         [[roles]]\narn = \"{role}\"\nmax_session_duration = 3600\n"
+    );
+    let config_path = a.dir.join("config.toml");
+    std::fs::write(&config_path, &config)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    // Prove the written config loads before telling the user to use it.
+    Config::from_file(&config_path)?;
+    println!("TRUST_ANCHOR_ARN={anchor}");
+    println!("PROFILE_ARN={profile}");
+    println!("ROLE_ARN={role}");
+    eprintln!(
+        "wrote {}, {}, {} and {}",
+        config_path.display(),
+        ca_dir.join("ca.pem").display(),
+        a.dir.join("client.pem").display(),
+        a.dir.join("client.key").display()
+    );
+    Ok(())
+}

@@ -1,9 +1,188 @@
 //! The command-line front: raw clap arguments, validated settings, commands and exit codes.
 //!
-//! STUB: filled by the core work (issue 2).
+//! [`run`] is the one place that prints errors and decides exit codes: 0 success, 1 operational
+//! failure (device, network, service refusal), 2 usage or configuration error. Messages go to stderr
+//! as `rolesanywhere-agent: <error>: <cause>: <cause>` plus hint lines; stdout carries only a
+//! command's output. Nothing here prints a secret.
+
+pub mod args;
+pub mod commands;
+pub mod settings;
+
+use crate::{arn, certs, session, signer, sigv4x509};
+use clap::Parser;
+use settings::Settings;
+use std::ffi::OsString;
+use std::io::Write;
+
+/// Exit code of a successful run.
+pub const EXIT_OK: i32 = 0;
+/// Exit code of an operational failure (device, network, service refusal).
+pub const EXIT_OPERATIONAL: i32 = 1;
+/// Exit code of a usage or configuration error.
+pub const EXIT_USAGE: i32 = 2;
+
+const PROGRAM: &str = "rolesanywhere-agent";
 
 /// Runs the program with `args`; returns the process exit code (0, 1 operational, 2 usage).
-pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
-    let _ = args;
-    2
+pub fn run(args: Vec<OsString>) -> i32 {
+    let cli = match args::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match execute(cli.command, &mut out) {
+        Ok(()) => EXIT_OK,
+        Err(e) => report(&e),
+    }
+}
+
+fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
+    match settings {
+        Settings::CredentialProcess(s) => commands::credential_process(&s, out),
+        Settings::SignString { key, alg, format } => commands::sign_string(&key, alg, format, out),
+        Settings::ReadCertificateData { certificate, key } => {
+            commands::read_certificate_data(&certificate, &key, out)
+        }
+        Settings::Version => {
+            writeln!(out, "{}", env!("CARGO_PKG_VERSION"))?;
+            Ok(())
+        }
+    }
+}
+
+/// Help and version go to stdout with 0; parse errors to stderr with 2.
+fn clap_error(e: &clap::Error) -> i32 {
+    let text = e.render().to_string();
+    if !e.use_stderr() {
+        print!("{text}");
+        return EXIT_OK;
+    }
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    eprint!("{PROGRAM}: {text}");
+    if !text.ends_with('\n') {
+        eprintln!();
+    }
+    EXIT_USAGE
+}
+
+/// Prints the error chain and its hints; returns the exit code.
+fn report(e: &anyhow::Error) -> i32 {
+    eprintln!("{PROGRAM}: {e:#}");
+    for cause in e.chain() {
+        if let Some(hint) = cause
+            .downcast_ref::<session::Error>()
+            .and_then(session::Error::hint)
+        {
+            eprintln!("{PROGRAM}: hint: {hint}");
+            break;
+        }
+    }
+    exit_code(e)
+}
+
+/// The one place exit codes are decided: walk the chain outward-in to the first error we know.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if cause.is::<settings::Error>() || cause.is::<arn::Error>() || cause.is::<certs::Error>() {
+            return EXIT_USAGE;
+        }
+        if let Some(s) = cause.downcast_ref::<session::Error>() {
+            return match s {
+                session::Error::Endpoint { .. }
+                | session::Error::CaBundle { .. }
+                | session::Error::Tls(_) => EXIT_USAGE,
+                session::Error::Sign(sigv4x509::Error::ChainTooLong(_)) => EXIT_USAGE,
+                _ => EXIT_OPERATIONAL,
+            };
+        }
+        if let Some(s) = cause.downcast_ref::<sigv4x509::Error>() {
+            return match s {
+                sigv4x509::Error::ChainTooLong(_) => EXIT_USAGE,
+                _ => EXIT_OPERATIONAL,
+            };
+        }
+        if let Some(s) = cause.downcast_ref::<signer::Error>() {
+            return signer_exit_code(s);
+        }
+    }
+    EXIT_OPERATIONAL
+}
+
+/// Devices failing is operational; files, certificates, secrets and mismatches are configuration.
+fn signer_exit_code(e: &signer::Error) -> i32 {
+    match e {
+        signer::Error::Pkcs11(_) | signer::Error::Encoding(_) => EXIT_OPERATIONAL,
+        #[cfg(feature = "tpm")]
+        signer::Error::Tpm(_) => EXIT_OPERATIONAL,
+        _ => EXIT_USAGE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    fn code(e: impl std::error::Error + Send + Sync + 'static) -> i32 {
+        exit_code(&Err::<(), _>(e).context("outer context").unwrap_err())
+    }
+
+    #[test]
+    fn usage_and_configuration_errors_exit_2() {
+        assert_eq!(code(settings::Error::Duration(1)), EXIT_USAGE);
+        assert_eq!(code(settings::Error::NotSupported("serve")), EXIT_USAGE);
+        assert_eq!(code(signer::Error::NoPrivateKey), EXIT_USAGE);
+        assert_eq!(
+            code(signer::Error::CertificateKeyMismatch {
+                key: "k".into(),
+                key_fp: "1".into(),
+                certificate: "c".into(),
+                cert_fp: "2".into(),
+            }),
+            EXIT_USAGE
+        );
+        assert_eq!(
+            code(session::Error::Endpoint {
+                url: "x".into(),
+                reason: "y".into()
+            }),
+            EXIT_USAGE
+        );
+    }
+
+    #[test]
+    fn operational_failures_exit_1() {
+        assert_eq!(
+            code(session::Error::Service {
+                url: "u".into(),
+                status: 403,
+                error_type: "AccessDeniedException".into(),
+                message: String::new(),
+                attempts: 1,
+            }),
+            EXIT_OPERATIONAL
+        );
+        assert_eq!(
+            code(session::Error::MalformedResponse { reason: "r".into() }),
+            EXIT_OPERATIONAL
+        );
+        assert_eq!(
+            exit_code(&anyhow::anyhow!("cannot write to stdout")),
+            EXIT_OPERATIONAL
+        );
+    }
+
+    #[test]
+    fn help_and_version_go_to_stdout_with_success() {
+        for flag in ["--help", "--version"] {
+            let e = args::Cli::try_parse_from(["rolesanywhere-agent", flag]).unwrap_err();
+            assert!(!e.use_stderr(), "{flag}");
+        }
+        let e = args::Cli::try_parse_from(["rolesanywhere-agent", "credential-process", "--x"])
+            .unwrap_err();
+        assert_eq!(clap_error(&e), EXIT_USAGE);
+    }
 }

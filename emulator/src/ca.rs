@@ -1,0 +1,672 @@
+//! A small file-backed test CA: root and intermediate CAs, leaf certificates from new keys, CSRs or
+//! public keys, and a cumulative CRL.
+//!
+//! Owns the CA directory layout (`ca.pem`, `ca.key` 0600, `chain.pem` for intermediates,
+//! `issued.txt`, `revoked.txt`, `crl.pem`). It is for tests and demos: it must not be mistaken for
+//! a production CA, and it must never print or log private keys.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, anyhow, bail};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, RevokedCertParams,
+    SanType, SerialNumber, SigningKey,
+};
+use time::OffsetDateTime;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::crypto::{self, PublicKey};
+use crate::der;
+
+/// Key types the CA can generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// NIST P-256.
+    EcP256,
+    /// NIST P-384.
+    EcP384,
+    /// NIST P-521 (leaf keys only: the CA cannot sign with P-521).
+    EcP521,
+    /// RSA 2048.
+    Rsa2048,
+    /// RSA 3072.
+    Rsa3072,
+    /// RSA 4096.
+    Rsa4096,
+}
+
+impl KeyType {
+    /// The command-line name (`ec-p256`, `rsa-2048`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::EcP256 => "ec-p256",
+            KeyType::EcP384 => "ec-p384",
+            KeyType::EcP521 => "ec-p521",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    fn from_public_key(key: &PublicKey) -> Option<KeyType> {
+        match key {
+            PublicKey::P256(_) => Some(KeyType::EcP256),
+            PublicKey::P384(_) => Some(KeyType::EcP384),
+            PublicKey::P521(_) => Some(KeyType::EcP521),
+            PublicKey::Rsa { bits: 2048, .. } => Some(KeyType::Rsa2048),
+            PublicKey::Rsa { bits: 3072, .. } => Some(KeyType::Rsa3072),
+            PublicKey::Rsa { bits: 4096, .. } => Some(KeyType::Rsa4096),
+            PublicKey::Rsa { .. } => None,
+        }
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<KeyType> {
+        [
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::EcP521,
+            KeyType::Rsa2048,
+            KeyType::Rsa3072,
+            KeyType::Rsa4096,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+        .ok_or_else(|| {
+            anyhow!("unknown key type {s:?} (expected ec-p256, ec-p384, ec-p521, rsa-2048, rsa-3072 or rsa-4096)")
+        })
+    }
+}
+
+/// A private key held as PKCS#8 DER; its `Debug` never shows the key.
+struct SecretKeyDer(Vec<u8>);
+
+impl Drop for SecretKeyDer {
+    fn drop(&mut self) {
+        // Best effort: the key lives in test directories anyway, but memory dumps should not.
+        self.0.iter_mut().for_each(|b| *b = 0);
+    }
+}
+
+/// A generated key: PKCS#8 DER (secret) and SubjectPublicKeyInfo DER.
+struct GeneratedKey {
+    pkcs8: SecretKeyDer,
+    spki: Vec<u8>,
+}
+
+fn generate_key(kind: KeyType) -> anyhow::Result<GeneratedKey> {
+    use p521::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+    let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+    let (pkcs8, spki) = match kind {
+        KeyType::EcP256 | KeyType::EcP384 => {
+            let alg = if kind == KeyType::EcP256 {
+                &rcgen::PKCS_ECDSA_P256_SHA256
+            } else {
+                &rcgen::PKCS_ECDSA_P384_SHA384
+            };
+            let kp = KeyPair::generate_for(alg).context("cannot generate an EC key")?;
+            (kp.serialize_der(), kp.subject_public_key_info())
+        }
+        KeyType::EcP521 => {
+            let sk =
+                <p521::SecretKey as p521::elliptic_curve::Generate>::generate_from_rng(&mut rng);
+            let der = sk.to_pkcs8_der().context("cannot encode the P-521 key")?;
+            let spki = sk
+                .public_key()
+                .to_public_key_der()
+                .context("cannot encode the P-521 public key")?;
+            (der.as_bytes().to_vec(), spki.as_bytes().to_vec())
+        }
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            let bits = match kind {
+                KeyType::Rsa2048 => 2048,
+                KeyType::Rsa3072 => 3072,
+                _ => 4096,
+            };
+            let sk = rsa::RsaPrivateKey::new(&mut rng, bits)
+                .with_context(|| format!("cannot generate an RSA-{bits} key"))?;
+            let der = rsa::pkcs8::EncodePrivateKey::to_pkcs8_der(&sk)
+                .context("cannot encode the RSA key")?;
+            let spki =
+                rsa::pkcs8::EncodePublicKey::to_public_key_der(&rsa::RsaPublicKey::from(&sk))
+                    .context("cannot encode the RSA public key")?;
+            (der.as_bytes().to_vec(), spki.as_bytes().to_vec())
+        }
+    };
+    Ok(GeneratedKey {
+        pkcs8: SecretKeyDer(pkcs8),
+        spki,
+    })
+}
+
+/// A CA: its certificate and signing key, stored in a directory.
+pub struct Ca {
+    dir: PathBuf,
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    key: KeyPair,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("dir", &self.dir)
+            .field("key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the certified public key comes from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// Generate a new key of this type; its PKCS#8 PEM is returned in [`Issued::key_pem`].
+    NewKey(KeyType),
+    /// A PKCS#10 request (PEM or DER); its self-signature is verified first.
+    Csr(Vec<u8>),
+    /// A `PUBLIC KEY` (SubjectPublicKeyInfo) PEM.
+    PublicKeyPem(String),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::NewKey(k) => write!(f, "NewKey({})", k.name()),
+            KeySource::Csr(b) => write!(f, "Csr({} bytes)", b.len()),
+            KeySource::PublicKeyPem(_) => write!(f, "PublicKeyPem(..)"),
+        }
+    }
+}
+
+/// What to issue.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// Subject as `CN=…,O=…` (CN, O, OU, C, ST, L; no escaped commas).
+    pub subject: String,
+    /// The certified key.
+    pub key: KeySource,
+    /// Subject alternative names: `dns:…`, `uri:…`, `ip:…`, `email:…`.
+    pub sans: Vec<String>,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// keyUsage digitalSignature (leaves need it).
+    pub digital_signature: bool,
+    /// Issue a CA certificate (basicConstraints CA:TRUE, keyCertSign, cRLSign).
+    pub is_ca: bool,
+}
+
+impl IssueRequest {
+    /// A leaf request valid from an hour ago for 30 days, with digitalSignature.
+    pub fn new(subject: &str, key: KeySource) -> Self {
+        let now = OffsetDateTime::now_utc();
+        IssueRequest {
+            subject: subject.to_string(),
+            key,
+            sans: Vec::new(),
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::days(30),
+            digital_signature: true,
+            is_ca: false,
+        }
+    }
+}
+
+/// An issued certificate.
+#[derive(Clone)]
+pub struct Issued {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The new private key as PKCS#8 PEM, when the CA generated it.
+    pub key_pem: Option<String>,
+    /// The serial number in base 10 (as in `Credential=`).
+    pub serial_decimal: String,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("serial_decimal", &self.serial_decimal)
+            .field("key_pem", &self.key_pem.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes `contents` to `path`, readable by the owner only.
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+    // Positive and exactly 16 bytes: no sign bit, no leading zero byte.
+    bytes[0] = (bytes[0] & 0x7f).max(1);
+    SerialNumber::from_slice(&bytes)
+}
+
+fn parse_subject(subject: &str) -> anyhow::Result<DistinguishedName> {
+    let mut dn = DistinguishedName::new();
+    for part in subject.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| anyhow!("subject component {part:?} is not NAME=value"))?;
+        let ty = match k.trim().to_ascii_uppercase().as_str() {
+            "CN" => DnType::CommonName,
+            "O" => DnType::OrganizationName,
+            "OU" => DnType::OrganizationalUnitName,
+            "C" => DnType::CountryName,
+            "ST" => DnType::StateOrProvinceName,
+            "L" => DnType::LocalityName,
+            other => {
+                bail!("subject attribute {other:?} is not supported (use CN, O, OU, C, ST, L)")
+            }
+        };
+        dn.push(ty, v.trim());
+    }
+    if dn.iter().next().is_none() {
+        bail!("subject {subject:?} is empty (expected e.g. \"CN=host,O=Example\")");
+    }
+    Ok(dn)
+}
+
+fn parse_san(san: &str) -> anyhow::Result<SanType> {
+    let (kind, value) = san
+        .split_once(':')
+        .ok_or_else(|| anyhow!("SAN {san:?} has no kind (expected dns:, uri:, ip: or email:)"))?;
+    let ia5 = |v: &str| {
+        rcgen::string::Ia5String::try_from(v.to_string())
+            .map_err(|_| anyhow!("SAN {san:?} is not ASCII"))
+    };
+    Ok(match kind.to_ascii_lowercase().as_str() {
+        "dns" => SanType::DnsName(ia5(value)?),
+        "uri" => SanType::URI(ia5(value)?),
+        "email" => SanType::Rfc822Name(ia5(value)?),
+        "ip" => SanType::IpAddress(
+            value
+                .parse()
+                .map_err(|_| anyhow!("SAN {san:?} is not an IP address"))?,
+        ),
+        other => bail!("SAN kind {other:?} is not supported (use dns, uri, ip or email)"),
+    })
+}
+
+/// Stands in for the subject key while rcgen builds the TBS; the real SubjectPublicKeyInfo is
+/// spliced in afterwards so that any key type (P-521, any RSA size) can be certified.
+struct Placeholder(Vec<u8>);
+
+impl PublicKeyData for Placeholder {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// Builds the certificate for `params` over `spki_der`, signed by `issuer`.
+fn sign_certificate(
+    params: &CertificateParams,
+    spki_der: &[u8],
+    issuer: &Issuer<'_, &KeyPair>,
+) -> anyhow::Result<Vec<u8>> {
+    let draft = params
+        .signed_by(&Placeholder(vec![4u8; 65]), issuer)
+        .context("cannot build the certificate")?;
+    let broken = || anyhow!("internal error: unexpected certificate layout from rcgen");
+    let parts = der::signed_parts(draft.der()).ok_or_else(broken)?;
+    let (tbs, _) = der::read_tlv(parts.tbs).ok_or_else(broken)?;
+    let mut fields = der::children(tbs.content).ok_or_else(broken)?;
+    // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, spki, [3] extensions.
+    if fields.len() < 7 || fields[0].tag != 0xa0 || fields[6].tag != 0x30 {
+        return Err(broken());
+    }
+    let (spki_tlv, rest) =
+        der::read_tlv(spki_der).ok_or_else(|| anyhow!("public key is not DER"))?;
+    if !rest.is_empty() {
+        bail!("public key has trailing bytes");
+    }
+    fields[6] = spki_tlv;
+    let tbs_content: Vec<u8> = fields
+        .iter()
+        .flat_map(|f| f.whole.iter().copied())
+        .collect();
+    let new_tbs = der::write_tlv(0x30, &tbs_content);
+    let signature = issuer
+        .key()
+        .sign(&new_tbs)
+        .context("cannot sign the certificate")?;
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&signature);
+    let mut cert = new_tbs;
+    cert.extend_from_slice(parts.algorithm);
+    cert.extend_from_slice(&der::write_tlv(0x03, &bits));
+    Ok(der::write_tlv(0x30, &cert))
+}
+
+fn key_identifier(spki_der: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, spki_der).as_ref()[..20].to_vec()
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn signing_key(kind: KeyType, pkcs8: &SecretKeyDer) -> anyhow::Result<KeyPair> {
+    let alg = match kind {
+        KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
+        KeyType::EcP521 => bail!(
+            "a CA key cannot be ec-p521 (this CA signs with ring, which has no P-521); use ec-p256, ec-p384 or rsa-*"
+        ),
+    };
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.0.as_slice());
+    KeyPair::from_pkcs8_der_and_sign_algo(&der, alg)
+        .context("generated CA key is not usable for signing")
+}
+
+impl Ca {
+    /// Creates a self-signed root CA in `dir` (created if missing; refused if it already holds one).
+    pub fn init(dir: &Path, key_type: KeyType, cn: &str) -> anyhow::Result<Ca> {
+        let generated = generate_key(key_type)?;
+        let key = signing_key(key_type, &generated.pkcs8)?;
+        prepare_dir(dir)?;
+        let now = OffsetDateTime::now_utc();
+        let params = ca_params(cn, now, &generated.spki)?;
+        let cert = params
+            .self_signed(&key)
+            .context("cannot self-sign the CA certificate")?;
+        let ca = Ca {
+            dir: dir.to_path_buf(),
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key,
+        };
+        ca.save(&generated, None)?;
+        Ok(ca)
+    }
+
+    /// Loads a CA from `dir` (`ca.pem`, `ca.key`).
+    pub fn load(dir: &Path) -> anyhow::Result<Ca> {
+        let cert_pem = read(&dir.join("ca.pem"))?;
+        let cert_der = crate::pem::decode_label(&cert_pem, "CERTIFICATE")
+            .map_err(|e| anyhow!("{}: {e}", dir.join("ca.pem").display()))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("{} holds no CERTIFICATE", dir.join("ca.pem").display()))?;
+        let key_path = dir.join("ca.key");
+        let key_pem = read(&key_path)?;
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| anyhow!("{} is not a usable PKCS#8 CA key: {e}", key_path.display()))?;
+        let (_, cert) = X509Certificate::from_der(&cert_der)
+            .map_err(|e| anyhow!("{} is not a certificate: {e}", dir.join("ca.pem").display()))?;
+        if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+            bail!(
+                "{} does not belong to the certificate in {}",
+                key_path.display(),
+                dir.join("ca.pem").display()
+            );
+        }
+        Ok(Ca {
+            dir: dir.to_path_buf(),
+            cert_pem,
+            cert_der,
+            key,
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        self.cert_pem.clone()
+    }
+
+    /// The CA's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates an intermediate CA in `dir`, signed by this CA, with a key of this CA's type.
+    /// `dir/chain.pem` holds the intermediates up to (not including) the root, issuer order.
+    pub fn intermediate(&self, dir: &Path, cn: &str) -> anyhow::Result<Ca> {
+        let (_, own) = X509Certificate::from_der(&self.cert_der)
+            .map_err(|e| anyhow!("CA certificate does not parse: {e}"))?;
+        let own_key = PublicKey::from_spki(own.public_key())?;
+        let key_type = KeyType::from_public_key(&own_key)
+            .ok_or_else(|| anyhow!("CA key type cannot be reproduced for an intermediate"))?;
+        let generated = generate_key(key_type)?;
+        let key = signing_key(key_type, &generated.pkcs8)?;
+        prepare_dir(dir)?;
+        let now = OffsetDateTime::now_utc();
+        let params = ca_params(cn, now, &generated.spki)?;
+        let der = sign_certificate(&params, &generated.spki, &self.issuer()?)?;
+        let cert_pem = crate::pem::encode("CERTIFICATE", &der);
+        let parent_chain = std::fs::read_to_string(self.dir.join("chain.pem")).unwrap_or_default();
+        let ca = Ca {
+            dir: dir.to_path_buf(),
+            cert_pem: cert_pem.clone(),
+            cert_der: der,
+            key,
+        };
+        ca.save(&generated, Some(format!("{cert_pem}{parent_chain}")))?;
+        Ok(ca)
+    }
+
+    fn issuer(&self) -> anyhow::Result<Issuer<'_, &KeyPair>> {
+        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key)
+            .context("CA certificate cannot be used as an issuer")
+    }
+
+    fn save(&self, key: &GeneratedKey, chain: Option<String>) -> anyhow::Result<()> {
+        write_private(
+            &self.dir.join("ca.key"),
+            &crate::pem::encode("PRIVATE KEY", &key.pkcs8.0),
+        )?;
+        write_file(&self.dir.join("ca.pem"), &self.cert_pem)?;
+        if let Some(chain) = chain {
+            write_file(&self.dir.join("chain.pem"), &chain)?;
+        }
+        Ok(())
+    }
+
+    /// Issues a certificate.
+    pub fn issue(&self, req: &IssueRequest) -> anyhow::Result<Issued> {
+        if req.not_after <= req.not_before {
+            bail!("not_after must be later than not_before");
+        }
+        let (spki, key_pem) = match &req.key {
+            KeySource::NewKey(kind) => {
+                let g = generate_key(*kind)?;
+                (
+                    g.spki.clone(),
+                    Some(crate::pem::encode("PRIVATE KEY", &g.pkcs8.0)),
+                )
+            }
+            KeySource::Csr(bytes) => (csr_public_key(bytes)?, None),
+            KeySource::PublicKeyPem(pem) => {
+                let der = crate::pem::decode_label(pem, "PUBLIC KEY")
+                    .map_err(|e| anyhow!("public key PEM: {e}"))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow!("public key PEM holds no PUBLIC KEY block"))?;
+                let (_, spki) = SubjectPublicKeyInfo::from_der(&der)
+                    .map_err(|e| anyhow!("public key is not a SubjectPublicKeyInfo: {e}"))?;
+                PublicKey::from_spki(&spki).context("public key cannot be certified")?;
+                (der, None)
+            }
+        };
+        let mut params = CertificateParams::default();
+        params.distinguished_name = parse_subject(&req.subject)?;
+        params.subject_alt_names = req
+            .sans
+            .iter()
+            .map(|s| parse_san(s))
+            .collect::<anyhow::Result<_>>()?;
+        params.not_before = req.not_before;
+        params.not_after = req.not_after;
+        params.serial_number = Some(random_serial());
+        params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(&spki));
+        params.use_authority_key_identifier_extension = true;
+        if req.is_ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            if req.digital_signature {
+                params.key_usages.push(KeyUsagePurpose::DigitalSignature);
+            }
+        } else {
+            params.is_ca = IsCa::ExplicitNoCa;
+            params.key_usages = if req.digital_signature {
+                vec![KeyUsagePurpose::DigitalSignature]
+            } else {
+                vec![KeyUsagePurpose::KeyEncipherment]
+            };
+        }
+        let der = sign_certificate(&params, &spki, &self.issuer()?)?;
+        let (_, cert) = X509Certificate::from_der(&der)
+            .map_err(|e| anyhow!("internal error: issued certificate does not parse: {e}"))?;
+        let serial_decimal = cert.tbs_certificate.serial.to_string();
+        let mut index = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("issued.txt"))
+            .with_context(|| format!("cannot open {}", self.dir.join("issued.txt").display()))?;
+        writeln!(index, "{}\t{}", hex::encode(cert.raw_serial()), req.subject)
+            .with_context(|| format!("cannot write {}", self.dir.join("issued.txt").display()))?;
+        Ok(Issued {
+            cert_pem: crate::pem::encode("CERTIFICATE", &der),
+            key_pem,
+            serial_decimal,
+        })
+    }
+
+    /// Revokes a certificate issued by this CA; rewrites the cumulative `crl.pem` and returns its path.
+    pub fn revoke(&self, cert_pem: &str) -> anyhow::Result<PathBuf> {
+        let der = crate::pem::decode_label(cert_pem, "CERTIFICATE")
+            .map_err(|e| anyhow!("certificate to revoke: {e}"))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("certificate to revoke: no CERTIFICATE block"))?;
+        let (_, cert) = X509Certificate::from_der(&der)
+            .map_err(|e| anyhow!("certificate to revoke does not parse: {e}"))?;
+        let (_, own) = X509Certificate::from_der(&self.cert_der)
+            .map_err(|e| anyhow!("CA certificate does not parse: {e}"))?;
+        let own_key = PublicKey::from_spki(own.public_key())?;
+        if cert.issuer().as_raw() != own.subject().as_raw()
+            || crypto::verify_signed_object(&der, &cert.signature_algorithm, &own_key).is_err()
+        {
+            bail!(
+                "certificate {} (serial {}) was not issued by this CA ({}); revoke it with its issuer",
+                cert.subject(),
+                cert.tbs_certificate.serial,
+                own.subject()
+            );
+        }
+        let revoked_path = self.dir.join("revoked.txt");
+        let mut serials: Vec<String> = std::fs::read_to_string(&revoked_path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let serial_hex = hex::encode(cert.raw_serial());
+        if !serials.contains(&serial_hex) {
+            serials.push(serial_hex);
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut revoked_certs = Vec::new();
+        for s in &serials {
+            let bytes = hex::decode(s)
+                .map_err(|_| anyhow!("{} holds a bad serial {s:?}", revoked_path.display()))?;
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&bytes),
+                revocation_time: now,
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
+        let crl = CertificateRevocationListParams {
+            this_update: now - time::Duration::minutes(5),
+            next_update: now + time::Duration::days(30),
+            crl_number: SerialNumber::from_slice(&(serials.len() as u64).to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::PreSpecified(key_identifier(own.public_key().raw)),
+        }
+        .signed_by(&self.issuer()?)
+        .context("cannot sign the CRL")?;
+        write_file(&revoked_path, &format!("{}\n", serials.join("\n")))?;
+        let crl_path = self.dir.join("crl.pem");
+        write_file(&crl_path, &crate::pem::encode("X509 CRL", crl.der()))?;
+        Ok(crl_path)
+    }
+}
+
+fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if dir.join("ca.key").exists() {
+        bail!(
+            "{} already holds a CA (ca.key); choose another directory or remove it",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn ca_params(cn: &str, now: OffsetDateTime, spki: &[u8]) -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    params.serial_number = Some(random_serial());
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(spki));
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+fn csr_public_key(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        let text = std::str::from_utf8(bytes).map_err(|_| anyhow!("CSR PEM is not UTF-8"))?;
+        crate::pem::decode_all(text)
+            .map_err(|e| anyhow!("CSR PEM: {e}"))?
+            .into_iter()
+            .find(|(l, _)| l == "CERTIFICATE REQUEST" || l == "NEW CERTIFICATE REQUEST")
+            .map(|(_, d)| d)
+            .ok_or_else(|| anyhow!("CSR PEM holds no CERTIFICATE REQUEST block"))?
+    } else {
+        bytes.to_vec()
+    };
+    let (_, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|e| anyhow!("CSR does not parse: {e}"))?;
+    let spki = &csr.certification_request_info.subject_pki;
+    let key = PublicKey::from_spki(spki).context("CSR key cannot be certified")?;
+    crypto::verify_signed_object(&der, &csr.signature_algorithm, &key)
+        .map_err(|e| anyhow!("CSR self-signature is invalid ({e}); refusing to certify a key whose possession is not proven"))?;
+    Ok(spki.raw.to_vec())
+}

@@ -1,0 +1,372 @@
+//! The emulator's configuration: region, trust anchors (certificates and CRLs), profiles, roles and
+//! injected faults, read from TOML.
+//!
+//! Owns loading and validating the configuration, including reading the PEM files it names and
+//! checking each CRL's signature against its anchor. It must not start servers or read the clock.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::crypto::{self, PublicKey};
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The region this endpoint serves (credential scopes must name it).
+    pub region: String,
+    /// Trust anchors, looked up by ARN.
+    pub trust_anchors: Vec<TrustAnchor>,
+    /// Profiles, looked up by ARN.
+    pub profiles: Vec<Profile>,
+    /// Roles and their maximum session durations.
+    pub roles: Vec<Role>,
+    /// Faults applied, in order, to the first requests.
+    pub faults: Vec<Fault>,
+}
+
+/// A trust anchor: up to two CA certificates and up to two CRLs.
+#[derive(Debug, Clone)]
+pub struct TrustAnchor {
+    /// The anchor's ARN.
+    pub arn: String,
+    /// DER of each anchor certificate.
+    pub certificates: Vec<Vec<u8>>,
+    /// Whether the anchor accepts sessions.
+    pub enabled: bool,
+    /// DER of each CRL; every one is signed by one of `certificates`.
+    pub crls: Vec<Vec<u8>>,
+}
+
+/// A profile: which roles it may hand out and for how long.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The profile's ARN.
+    pub arn: String,
+    /// Roles the profile lists.
+    pub role_arns: Vec<String>,
+    /// The longest session the profile grants (900..43200).
+    pub duration_seconds: u32,
+    /// Whether a caller may choose `roleSessionName`.
+    pub accept_role_session_name: bool,
+    /// Whether the profile accepts sessions.
+    pub enabled: bool,
+}
+
+/// A role's maximum session duration.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// The role's ARN.
+    pub arn: String,
+    /// The role's maximum session duration in seconds (3600..43200).
+    pub max_session_duration: u32,
+}
+
+/// How a faulted request is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this HTTP status and a matching AWS error type.
+    Status(u16),
+    /// Accept the request and never answer.
+    Hang,
+    /// Answer 201 with a body that is not valid JSON.
+    MalformedBody,
+}
+
+/// A fault applied to `times` consecutive requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// What the fault does.
+    pub kind: FaultKind,
+    /// How many requests it applies to.
+    pub times: u32,
+}
+
+/// The maximum session duration assumed for a role without a `[[roles]]` entry (IAM's default).
+pub const DEFAULT_ROLE_MAX_SESSION: u32 = 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    region: String,
+    #[serde(default)]
+    trust_anchors: Vec<RawAnchor>,
+    #[serde(default)]
+    profiles: Vec<RawProfile>,
+    #[serde(default)]
+    roles: Vec<RawRole>,
+    #[serde(default)]
+    faults: Vec<RawFault>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnchor {
+    arn: String,
+    certificates: PathBuf,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    crls: Vec<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    arn: String,
+    role_arns: Vec<String>,
+    #[serde(default = "default_duration")]
+    duration_seconds: u32,
+    #[serde(default)]
+    accept_role_session_name: bool,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    arn: String,
+    #[serde(default = "default_duration")]
+    max_session_duration: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    kind: String,
+    status: Option<u16>,
+    #[serde(default = "one")]
+    times: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn default_duration() -> u32 {
+    3600
+}
+
+impl Config {
+    /// Reads and validates a configuration file; relative paths in it are relative to its folder.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Config::from_toml_str(&text, base)
+            .with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses and validates TOML; relative paths are resolved against `base_dir`.
+    pub fn from_toml_str(s: &str, base_dir: &Path) -> anyhow::Result<Config> {
+        let raw: RawConfig =
+            toml::from_str(s).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        if !is_region(&raw.region) {
+            bail!(
+                "region: {:?} is not a region name (expected e.g. \"us-east-1\")",
+                raw.region
+            );
+        }
+        let mut trust_anchors = Vec::new();
+        for (i, a) in raw.trust_anchors.into_iter().enumerate() {
+            let key = format!("trust_anchors[{i}]");
+            check_arn(&format!("{key}.arn"), &a.arn, ":trust-anchor/")?;
+            if trust_anchors.iter().any(|t: &TrustAnchor| t.arn == a.arn) {
+                bail!("{key}.arn: duplicate trust anchor {}", a.arn);
+            }
+            let certificates = load_anchor_certificates(&key, &base_dir.join(&a.certificates))?;
+            if a.crls.len() > 2 {
+                bail!(
+                    "{key}.crls: at most 2 CRLs per trust anchor, found {}",
+                    a.crls.len()
+                );
+            }
+            let mut crls = Vec::new();
+            for (j, p) in a.crls.iter().enumerate() {
+                crls.push(load_crl(
+                    &format!("{key}.crls[{j}]"),
+                    &base_dir.join(p),
+                    &certificates,
+                )?);
+            }
+            trust_anchors.push(TrustAnchor {
+                arn: a.arn,
+                certificates,
+                enabled: a.enabled,
+                crls,
+            });
+        }
+        let mut profiles = Vec::new();
+        for (i, p) in raw.profiles.into_iter().enumerate() {
+            let key = format!("profiles[{i}]");
+            check_arn(&format!("{key}.arn"), &p.arn, ":profile/")?;
+            if profiles.iter().any(|q: &Profile| q.arn == p.arn) {
+                bail!("{key}.arn: duplicate profile {}", p.arn);
+            }
+            if !(900..=43200).contains(&p.duration_seconds) {
+                bail!(
+                    "{key}.duration_seconds: {} is outside 900..43200",
+                    p.duration_seconds
+                );
+            }
+            for (j, r) in p.role_arns.iter().enumerate() {
+                check_arn(&format!("{key}.role_arns[{j}]"), r, ":role/")?;
+            }
+            profiles.push(Profile {
+                arn: p.arn,
+                role_arns: p.role_arns,
+                duration_seconds: p.duration_seconds,
+                accept_role_session_name: p.accept_role_session_name,
+                enabled: p.enabled,
+            });
+        }
+        let mut roles = Vec::new();
+        for (i, r) in raw.roles.into_iter().enumerate() {
+            let key = format!("roles[{i}]");
+            check_arn(&format!("{key}.arn"), &r.arn, ":role/")?;
+            if !(3600..=43200).contains(&r.max_session_duration) {
+                bail!(
+                    "{key}.max_session_duration: {} is outside 3600..43200 (IAM's limits)",
+                    r.max_session_duration
+                );
+            }
+            roles.push(Role {
+                arn: r.arn,
+                max_session_duration: r.max_session_duration,
+            });
+        }
+        let mut faults = Vec::new();
+        for (i, f) in raw.faults.into_iter().enumerate() {
+            let key = format!("faults[{i}]");
+            let kind = match (f.kind.as_str(), f.status) {
+                ("status", Some(s)) if (400..=599).contains(&s) => FaultKind::Status(s),
+                ("status", Some(s)) => bail!("{key}.status: {s} is not an error status (400..599)"),
+                ("status", None) => bail!("{key}.status: required when kind = \"status\""),
+                ("hang", None) => FaultKind::Hang,
+                ("malformed-body", None) => FaultKind::MalformedBody,
+                ("hang" | "malformed-body", Some(_)) => {
+                    bail!("{key}.status: only allowed when kind = \"status\"")
+                }
+                (other, _) => bail!(
+                    "{key}.kind: unknown fault {other:?} (expected \"status\", \"hang\" or \"malformed-body\")"
+                ),
+            };
+            if f.times == 0 {
+                bail!("{key}.times: must be at least 1");
+            }
+            faults.push(Fault {
+                kind,
+                times: f.times,
+            });
+        }
+        Ok(Config {
+            region: raw.region,
+            trust_anchors,
+            profiles,
+            roles,
+            faults,
+        })
+    }
+
+    /// The trust anchor with this ARN.
+    pub fn trust_anchor(&self, arn: &str) -> Option<&TrustAnchor> {
+        self.trust_anchors.iter().find(|a| a.arn == arn)
+    }
+
+    /// The profile with this ARN.
+    pub fn profile(&self, arn: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.arn == arn)
+    }
+
+    /// The maximum session duration of a role ([`DEFAULT_ROLE_MAX_SESSION`] when not configured).
+    pub fn role_max_session(&self, arn: &str) -> u32 {
+        self.roles
+            .iter()
+            .find(|r| r.arn == arn)
+            .map_or(DEFAULT_ROLE_MAX_SESSION, |r| r.max_session_duration)
+    }
+}
+
+fn is_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('-').count() >= 3
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn check_arn(key: &str, arn: &str, kind: &str) -> anyhow::Result<()> {
+    if !arn.starts_with("arn:") || !arn.contains(kind) {
+        bail!("{key}: {arn:?} is not an ARN containing {kind:?}");
+    }
+    Ok(())
+}
+
+fn load_anchor_certificates(key: &str, path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{key}.certificates: cannot read {}", path.display()))?;
+    let ders = crate::pem::decode_label(&text, "CERTIFICATE")
+        .map_err(|e| anyhow!("{key}.certificates: {}: {e}", path.display()))?;
+    if ders.is_empty() || ders.len() > 2 {
+        bail!(
+            "{key}.certificates: {} holds {} certificates; a trust anchor takes 1 or 2",
+            path.display(),
+            ders.len()
+        );
+    }
+    for der in &ders {
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| {
+            anyhow!(
+                "{key}.certificates: {}: not a certificate: {e}",
+                path.display()
+            )
+        })?;
+        let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+        if !is_ca {
+            bail!(
+                "{key}.certificates: {} ({}) is not a CA certificate (basicConstraints CA:TRUE is required)",
+                path.display(),
+                cert.subject()
+            );
+        }
+    }
+    Ok(ders)
+}
+
+fn load_crl(key: &str, path: &Path, anchors: &[Vec<u8>]) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{key}: cannot read {}", path.display()))?;
+    let mut ders = crate::pem::decode_label(&text, "X509 CRL")
+        .map_err(|e| anyhow!("{key}: {}: {e}", path.display()))?;
+    if ders.len() != 1 {
+        bail!(
+            "{key}: {} must hold exactly one X509 CRL block",
+            path.display()
+        );
+    }
+    let der = ders.remove(0);
+    let (_, crl) = CertificateRevocationList::from_der(&der)
+        .map_err(|e| anyhow!("{key}: {}: not a CRL: {e}", path.display()))?;
+    let signed_by_anchor = anchors.iter().any(|a| {
+        let Ok((_, ca)) = X509Certificate::from_der(a) else {
+            return false;
+        };
+        ca.subject().as_raw() == crl.issuer().as_raw()
+            && PublicKey::from_spki(ca.public_key())
+                .and_then(|k| crypto::verify_signed_object(&der, &crl.signature_algorithm, &k))
+                .is_ok()
+    });
+    if !signed_by_anchor {
+        bail!(
+            "{key}: {} (issuer {}) is not signed by a certificate of this trust anchor",
+            path.display(),
+            crl.issuer()
+        );
+    }
+    Ok(der)
+}

@@ -1,0 +1,541 @@
+//! The `rolesanywhere-emulator` binary: CA subcommands checked with openssl, `init`, and `serve`'s
+//! first stdout line and exit codes.
+
+use std::io::BufRead as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use rolesanywhere_emulator::config::Config;
+
+fn emulator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rolesanywhere-emulator"))
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("run rolesanywhere-emulator")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = emulator(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn assert_openssl_verifies(ca: &Path, untrusted: Option<&Path>, cert: &Path) {
+    let mut args = vec!["verify", "-CAfile", p(ca)];
+    if let Some(u) = untrusted {
+        args.extend(["-untrusted", p(u)]);
+    }
+    args.push(p(cert));
+    let out = openssl(&args);
+    assert!(
+        out.status.success(),
+        "openssl verify {}: {}{}",
+        cert.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn text(cert: &Path) -> String {
+    String::from_utf8_lossy(&openssl(&["x509", "-in", p(cert), "-noout", "-text"]).stdout)
+        .to_string()
+}
+
+#[test]
+fn ca_init_writes_a_self_signed_ca_with_a_private_key_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for kind in ["ec-p256", "ec-p384", "rsa-2048"] {
+        let dir = tmp.path().join(kind);
+        ok(&[
+            "ca",
+            "init",
+            "--dir",
+            p(&dir),
+            "--key-type",
+            kind,
+            "--cn",
+            "My Test CA",
+        ]);
+        assert_openssl_verifies(&dir.join("ca.pem"), None, &dir.join("ca.pem"));
+        let t = text(&dir.join("ca.pem"));
+        assert!(
+            t.contains("CA:TRUE")
+                && t.contains("Certificate Sign")
+                && t.contains("CN = My Test CA"),
+            "{t}"
+        );
+        assert_eq!(mode(&dir.join("ca.key")), 0o600, "{kind}");
+        let out = openssl(&["pkey", "-in", p(&dir.join("ca.key")), "-noout"]);
+        assert!(
+            out.status.success(),
+            "{kind}: ca.key is not a key openssl reads"
+        );
+    }
+    let again = emulator(&["ca", "init", "--dir", p(&tmp.path().join("ec-p256"))]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a CA"));
+}
+
+#[test]
+fn ca_issue_new_keys_of_every_type_through_an_intermediate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    let inter = tmp.path().join("inter");
+    ok(&["ca", "init", "--dir", p(&root)]);
+    ok(&[
+        "ca",
+        "intermediate",
+        "--dir",
+        p(&root),
+        "--out-dir",
+        p(&inter),
+    ]);
+    assert_openssl_verifies(&root.join("ca.pem"), None, &inter.join("ca.pem"));
+    for kind in ["ec-p256", "ec-p384", "ec-p521", "rsa-2048", "rsa-3072"] {
+        let cert = tmp.path().join(format!("{kind}.pem"));
+        let key = tmp.path().join(format!("{kind}.key"));
+        ok(&[
+            "ca",
+            "issue",
+            "--dir",
+            p(&inter),
+            "--new-key",
+            kind,
+            "--key-out",
+            p(&key),
+            "--subject",
+            "CN=leaf,O=Example",
+            "--san",
+            "dns:leaf.example",
+            "--out",
+            p(&cert),
+        ]);
+        assert_openssl_verifies(&root.join("ca.pem"), Some(&inter.join("chain.pem")), &cert);
+        assert_eq!(mode(&key), 0o600, "{kind}");
+        let from_key = openssl(&["pkey", "-in", p(&key), "-pubout"]).stdout;
+        let from_cert = openssl(&["x509", "-in", p(&cert), "-noout", "-pubkey"]).stdout;
+        assert!(!from_key.is_empty());
+        assert_eq!(
+            from_key, from_cert,
+            "{kind}: key does not match certificate"
+        );
+        let t = text(&cert);
+        assert!(
+            t.contains("Digital Signature")
+                && t.contains("CA:FALSE")
+                && t.contains("DNS:leaf.example"),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn issued_serials_are_positive_sixteen_bytes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root)]);
+    let mut seen = Vec::new();
+    for i in 0..4 {
+        let cert = tmp.path().join(format!("{i}.pem"));
+        let key = tmp.path().join(format!("{i}.key"));
+        ok(&[
+            "ca",
+            "issue",
+            "--dir",
+            p(&root),
+            "--new-key",
+            "ec-p256",
+            "--key-out",
+            p(&key),
+            "--subject",
+            "CN=s",
+            "--out",
+            p(&cert),
+        ]);
+        let out = String::from_utf8_lossy(
+            &openssl(&["x509", "-in", p(&cert), "-noout", "-serial"]).stdout,
+        )
+        .to_string();
+        let hex = out.trim().trim_start_matches("serial=").to_string();
+        assert_eq!(hex.len(), 32, "{hex}");
+        assert!(
+            u8::from_str_radix(&hex[..2], 16).expect("hex") < 0x80,
+            "{hex} is negative"
+        );
+        assert!(!seen.contains(&hex));
+        seen.push(hex);
+    }
+}
+
+#[test]
+fn ca_issue_certifies_openssl_csr_and_public_key_and_refuses_a_forged_csr() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root), "--key-type", "ec-p384"]);
+    let key = tmp.path().join("k.pem");
+    let csr = tmp.path().join("req.csr");
+    assert!(
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            p(&key)
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            p(&key),
+            "-subj",
+            "/CN=from-csr",
+            "-out",
+            p(&csr)
+        ])
+        .status
+        .success()
+    );
+    let cert = tmp.path().join("csr.pem");
+    ok(&[
+        "ca",
+        "issue",
+        "--dir",
+        p(&root),
+        "--csr",
+        p(&csr),
+        "--subject",
+        "CN=from-csr",
+        "--out",
+        p(&cert),
+    ]);
+    assert_openssl_verifies(&root.join("ca.pem"), None, &cert);
+    let from_key = openssl(&["pkey", "-in", p(&key), "-pubout"]).stdout;
+    assert_eq!(
+        from_key,
+        openssl(&["x509", "-in", p(&cert), "-noout", "-pubkey"]).stdout
+    );
+
+    let pubkey = tmp.path().join("pub.pem");
+    std::fs::write(&pubkey, &from_key).expect("write pub");
+    let cert2 = tmp.path().join("pub-cert.pem");
+    ok(&[
+        "ca",
+        "issue",
+        "--dir",
+        p(&root),
+        "--public-key",
+        p(&pubkey),
+        "--subject",
+        "CN=from-pub",
+        "--out",
+        p(&cert2),
+    ]);
+    assert_openssl_verifies(&root.join("ca.pem"), None, &cert2);
+
+    // Flip one bit in the CSR's signature (its last byte, in DER form).
+    let der_csr = tmp.path().join("req.der");
+    assert!(
+        openssl(&[
+            "req",
+            "-in",
+            p(&csr),
+            "-outform",
+            "DER",
+            "-out",
+            p(&der_csr)
+        ])
+        .status
+        .success()
+    );
+    let mut bytes = std::fs::read(&der_csr).expect("csr der");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&der_csr, &bytes).expect("write forged");
+    let out = emulator(&[
+        "ca",
+        "issue",
+        "--dir",
+        p(&root),
+        "--csr",
+        p(&der_csr),
+        "--subject",
+        "CN=x",
+        "--out",
+        p(&tmp.path().join("no.pem")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CSR self-signature is invalid"), "{err}");
+    assert!(!tmp.path().join("no.pem").exists());
+}
+
+#[test]
+fn ca_issue_honours_validity_and_key_usage_flags() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root)]);
+    let cert = tmp.path().join("c.pem");
+    let key = tmp.path().join("c.key");
+    ok(&[
+        "ca",
+        "issue",
+        "--dir",
+        p(&root),
+        "--new-key",
+        "ec-p256",
+        "--key-out",
+        p(&key),
+        "--subject",
+        "CN=dated",
+        "--not-before",
+        "2020-01-01T00:00:00Z",
+        "--not-after",
+        "2021-01-01T00:00:00Z",
+        "--no-digital-signature",
+        "--out",
+        p(&cert),
+    ]);
+    let dates =
+        String::from_utf8_lossy(&openssl(&["x509", "-in", p(&cert), "-noout", "-dates"]).stdout)
+            .to_string();
+    assert!(
+        dates.contains("notBefore=Jan  1 00:00:00 2020 GMT")
+            && dates.contains("notAfter=Jan  1 00:00:00 2021 GMT"),
+        "{dates}"
+    );
+    assert!(!text(&cert).contains("Digital Signature"));
+    let out = emulator(&[
+        "ca",
+        "issue",
+        "--dir",
+        p(&root),
+        "--new-key",
+        "ec-p256",
+        "--key-out",
+        p(&key),
+        "--subject",
+        "CN=x",
+        "--not-before",
+        "yesterday",
+        "--not-after",
+        "2021-01-01T00:00:00Z",
+        "--out",
+        p(&cert),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--not-before"));
+}
+
+#[test]
+fn ca_revoke_writes_a_cumulative_crl_openssl_verifies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root), "--key-type", "rsa-2048"]);
+    let mut certs = Vec::new();
+    for i in 0..3 {
+        let cert = tmp.path().join(format!("{i}.pem"));
+        ok(&[
+            "ca",
+            "issue",
+            "--dir",
+            p(&root),
+            "--new-key",
+            "ec-p256",
+            "--key-out",
+            p(&tmp.path().join(format!("{i}.key"))),
+            "--subject",
+            "CN=r",
+            "--out",
+            p(&cert),
+        ]);
+        certs.push(cert);
+    }
+    ok(&[
+        "ca",
+        "revoke",
+        "--dir",
+        p(&root),
+        "--certificate",
+        p(&certs[0]),
+    ]);
+    ok(&[
+        "ca",
+        "revoke",
+        "--dir",
+        p(&root),
+        "--certificate",
+        p(&certs[1]),
+    ]);
+    let crl = root.join("crl.pem");
+    let out = openssl(&[
+        "crl",
+        "-in",
+        p(&crl),
+        "-CAfile",
+        p(&root.join("ca.pem")),
+        "-noout",
+        "-verify",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verify OK")
+            || String::from_utf8_lossy(&out.stdout).contains("verify OK")
+    );
+    let check = |cert: &Path| {
+        openssl(&[
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            p(&crl),
+            "-CAfile",
+            p(&root.join("ca.pem")),
+            p(cert),
+        ])
+    };
+    for revoked in &certs[..2] {
+        let out = check(revoked);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("revoked")
+                || String::from_utf8_lossy(&out.stderr).contains("revoked")
+        );
+    }
+    assert!(check(&certs[2]).status.success());
+
+    let other = tmp.path().join("other");
+    ok(&["ca", "init", "--dir", p(&other)]);
+    let out = emulator(&[
+        "ca",
+        "revoke",
+        "--dir",
+        p(&other),
+        "--certificate",
+        p(&certs[2]),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was not issued by this CA"));
+}
+
+#[test]
+fn init_prints_three_arns_and_writes_a_loadable_config() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("demo");
+    let out = ok(&["init", "--dir", p(&dir)]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with(
+        "TRUST_ANCHOR_ARN=arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/"
+    ));
+    assert!(
+        lines[1].starts_with("PROFILE_ARN=arn:aws:rolesanywhere:us-east-1:123456789012:profile/")
+    );
+    assert!(lines[2].starts_with("ROLE_ARN=arn:aws:iam::123456789012:role/"));
+    let config = Config::from_file(&dir.join("config.toml")).expect("config loads");
+    assert_eq!(
+        config.trust_anchors[0].arn,
+        lines[0]["TRUST_ANCHOR_ARN=".len()..]
+    );
+    assert_eq!(
+        config.profiles[0].role_arns[0],
+        lines[2]["ROLE_ARN=".len()..]
+    );
+    assert_openssl_verifies(&dir.join("ca/ca.pem"), None, &dir.join("client.pem"));
+    assert_eq!(mode(&dir.join("client.key")), 0o600);
+}
+
+fn first_stdout_line(args: &[&str]) -> (String, std::process::Child) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rolesanywhere-emulator"))
+        .args(args)
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read first line");
+    (line, child)
+}
+
+#[test]
+fn serve_prints_its_url_first_and_writes_the_tls_ca() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("demo");
+    ok(&["init", "--dir", p(&dir)]);
+    let config = dir.join("config.toml");
+
+    let (line, mut child) = first_stdout_line(&["serve", "--config", p(&config), "--http"]);
+    child.kill().expect("kill the server we started");
+    let _ = child.wait();
+    assert!(
+        line.starts_with("listening on http://127.0.0.1:"),
+        "{line:?}"
+    );
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("port");
+    assert_ne!(port, 0);
+
+    let ca_out = tmp.path().join("tls-ca.pem");
+    let (line, mut child) =
+        first_stdout_line(&["serve", "--config", p(&config), "--tls-ca-out", p(&ca_out)]);
+    child.kill().expect("kill the server we started");
+    let _ = child.wait();
+    assert!(
+        line.starts_with("listening on https://127.0.0.1:"),
+        "{line:?}"
+    );
+    let t = text(&ca_out);
+    assert!(t.contains("CA:TRUE"), "{t}");
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_2_naming_the_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("bad.toml");
+    std::fs::write(&config, "region = \"us-east-1\"\n[[profiles]]\narn = \"arn:aws:rolesanywhere:us-east-1:1:profile/x\"\nrole_arns = []\nduration_seconds = 5\n").expect("write");
+    let out = emulator(&["serve", "--config", p(&config), "--http"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("profiles[0].duration_seconds") && err.contains("bad.toml"),
+        "{err}"
+    );
+}

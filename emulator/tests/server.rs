@@ -1,0 +1,611 @@
+//! In-process server tests: requests signed in the test (independent signer in `support`) over HTTP
+//! and HTTPS, every refusal reason with its status and error type, faults, and config errors.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType};
+use rolesanywhere_emulator::config::Config;
+use rolesanywhere_emulator::server::{self, Running, ServeOptions, Tls};
+use support::*;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: Ca,
+    server: Running,
+}
+
+impl Env {
+    fn host(&self) -> String {
+        self.server
+            .url()
+            .rsplit('/')
+            .next()
+            .expect("host")
+            .to_string()
+    }
+    fn call(&self, id: &Identity, f: impl FnOnce(&mut Call)) -> Response {
+        let mut call = Call::new(&self.host(), "{\"durationSeconds\":900}");
+        f(&mut call);
+        let signed = sign(id, &call);
+        send(
+            &self.server.url(),
+            self.server.tls_ca_pem().as_deref(),
+            &signed,
+            Duration::from_secs(10),
+        )
+        .expect("request")
+    }
+}
+
+fn start_with(
+    tls: Tls,
+    profile_extra: &str,
+    anchor_extra: &str,
+    tail: &str,
+    prepare: impl FnOnce(&Path, &Ca),
+) -> Env {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root CA");
+    prepare(tmp.path(), &root);
+    let toml = format!(
+        "{}{tail}",
+        config_toml(tmp.path(), profile_extra, anchor_extra)
+    );
+    let config = Config::from_toml_str(&toml, tmp.path()).expect("config");
+    let server = server::spawn(
+        config,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls,
+        },
+    )
+    .expect("spawn");
+    Env {
+        _tmp: tmp,
+        root,
+        server,
+    }
+}
+
+fn start() -> Env {
+    start_with(Tls::None, "", "", "", |_, _| {})
+}
+
+fn assert_refused(r: &Response, status: u16, error_type: &str, needle: &str) {
+    assert_eq!(r.status, status, "body: {}", r.body);
+    assert_eq!(
+        r.header("x-amzn-errortype"),
+        Some(error_type),
+        "body: {}",
+        r.body
+    );
+    let msg = r.json()["message"].as_str().expect("message").to_string();
+    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
+}
+
+#[test]
+fn http_session_with_p256_key_is_issued_with_service_shaped_credentials() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "p256-client");
+    let before = time::OffsetDateTime::now_utc();
+    let r = env.call(&id, |_| {});
+    assert_eq!(r.status, 201, "body: {}", r.body);
+    let v = r.json();
+    let set = &v["credentialSet"][0];
+    let creds = &set["credentials"];
+    let key_id = creds["accessKeyId"].as_str().expect("key id");
+    assert!(key_id.starts_with("ASIA") && key_id.len() == 20, "{key_id}");
+    assert_eq!(creds["secretAccessKey"].as_str().expect("secret").len(), 40);
+    assert!(creds["sessionToken"].as_str().expect("token").len() > 200);
+    let exp = creds["expiration"].as_str().expect("expiration");
+    assert_eq!(exp.len(), 20, "{exp}");
+    let exp_t = time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
+        .expect("rfc3339");
+    let granted = (exp_t - before).whole_seconds();
+    assert!(
+        (898..=902).contains(&granted),
+        "expiration {exp} is {granted}s away"
+    );
+    assert_eq!(set["roleArn"], ROLE);
+    assert_eq!(set["sourceIdentity"], "CN=p256-client");
+    let serial_hex = format!(
+        "{:032x}",
+        id.serial_decimal.parse::<u128>().expect("16-byte serial")
+    );
+    assert_eq!(
+        set["assumedRoleUser"]["arn"],
+        format!("arn:aws:sts::123456789012:assumed-role/EmulatorRole/{serial_hex}")
+    );
+    assert!(
+        v["subjectArn"]
+            .as_str()
+            .expect("subject")
+            .starts_with("arn:aws:rolesanywhere:us-east-1:123456789012:subject/")
+    );
+    let d = env.server.decisions();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].status, 201);
+    assert_eq!(d[0].role_session_name.as_deref(), Some(serial_hex.as_str()));
+    assert_eq!(d[0].duration_seconds, Some(900));
+    assert_eq!(
+        d[0].serial_decimal.as_deref(),
+        Some(id.serial_decimal.as_str())
+    );
+}
+
+#[test]
+fn https_session_with_rsa_key_through_intermediate_is_issued() {
+    let env = start_with(Tls::SelfIssued { ca_out: None }, "", "", "", |_, _| {});
+    assert!(env.server.url().starts_with("https://127.0.0.1:"));
+    let inter_dir = env._tmp.path().join("inter");
+    let inter = env
+        .root
+        .intermediate(&inter_dir, "Test Intermediate")
+        .expect("intermediate");
+    let issued = inter
+        .issue(&IssueRequest::new(
+            "CN=rsa-client",
+            KeySource::NewKey(KeyType::Rsa2048),
+        ))
+        .expect("issue");
+    let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain.pem");
+    let id = identity(issued, Some(chain));
+    let r = env.call(&id, |_| {});
+    assert_eq!(r.status, 201, "body: {}", r.body);
+
+    let no_chain = Identity {
+        chain_pem: None,
+        ..id
+    };
+    let r = env.call(&no_chain, |_| {});
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        "Untrusted signing certificate",
+    );
+}
+
+#[test]
+fn p384_and_p521_keys_are_accepted() {
+    let env = start();
+    for kind in [KeyType::EcP384, KeyType::EcP521] {
+        let id = leaf(&env.root, kind, kind.name());
+        let r = env.call(&id, |_| {});
+        assert_eq!(r.status, 201, "{}: {}", kind.name(), r.body);
+    }
+}
+
+#[test]
+fn tampered_signature_is_refused_as_invalid_signature() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.corrupt_signature = true);
+    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+    let d = env.server.decisions();
+    assert_eq!(d[0].error_type.as_deref(), Some("AccessDeniedException"));
+}
+
+#[test]
+fn wrong_serial_in_credential_is_refused() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.serial = Some("12345".into()));
+    assert_refused(&r, 403, "AccessDeniedException", "serial");
+}
+
+#[test]
+fn stale_date_is_refused() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let old = (time::OffsetDateTime::now_utc() - time::Duration::minutes(6))
+        .format(&fmt)
+        .expect("fmt");
+    let r = env.call(&id, |c| c.amz_date = old);
+    assert_refused(&r, 403, "AccessDeniedException", "x-amz-date");
+}
+
+#[test]
+fn wrong_region_in_scope_is_refused() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.region = "eu-west-1".into());
+    assert_refused(&r, 403, "AccessDeniedException", "region");
+}
+
+#[test]
+fn certificate_from_another_ca_is_untrusted() {
+    let env = start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let other =
+        Ca::init(&tmp.path().join("other"), KeyType::EcP256, "Test Root").expect("other CA");
+    let id = leaf(&other, KeyType::EcP256, "c");
+    let r = env.call(&id, |_| {});
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        "Untrusted signing certificate",
+    );
+}
+
+#[test]
+fn expired_and_not_yet_valid_certificates_are_refused() {
+    let env = start();
+    let now = time::OffsetDateTime::now_utc();
+    for (nb, na, needle) in [
+        (
+            now - time::Duration::days(10),
+            now - time::Duration::days(1),
+            "expired",
+        ),
+        (
+            now + time::Duration::days(1),
+            now + time::Duration::days(10),
+            "not valid before",
+        ),
+    ] {
+        let mut req = IssueRequest::new("CN=timed", KeySource::NewKey(KeyType::EcP256));
+        req.not_before = nb;
+        req.not_after = na;
+        let id = identity(env.root.issue(&req).expect("issue"), None);
+        let r = env.call(&id, |_| {});
+        assert_refused(&r, 403, "AccessDeniedException", needle);
+    }
+}
+
+#[test]
+fn leaf_without_digital_signature_or_with_ca_true_is_refused() {
+    let env = start();
+    let mut req = IssueRequest::new("CN=nods", KeySource::NewKey(KeyType::EcP256));
+    req.digital_signature = false;
+    let id = identity(env.root.issue(&req).expect("issue"), None);
+    assert_refused(
+        &env.call(&id, |_| {}),
+        403,
+        "AccessDeniedException",
+        "digitalSignature",
+    );
+    let mut req = IssueRequest::new("CN=ca-leaf", KeySource::NewKey(KeyType::EcP256));
+    req.is_ca = true;
+    let id = identity(env.root.issue(&req).expect("issue"), None);
+    assert_refused(&env.call(&id, |_| {}), 403, "AccessDeniedException", "CA");
+}
+
+#[test]
+fn revoked_certificate_is_refused_and_others_still_pass() {
+    let mut revoked_id = None;
+    let mut good_id = None;
+    let env = start_with(Tls::None, "", "crls = [\"root/crl.pem\"]", "", |dir, _| {
+        let root = Ca::load(&dir.join("root")).expect("load");
+        let bad = leaf(&root, KeyType::EcP256, "revoked");
+        root.revoke(&bad.cert_pem).expect("revoke");
+        revoked_id = Some(bad);
+        good_id = Some(leaf(&root, KeyType::EcP256, "good"));
+    });
+    let r = env.call(&revoked_id.expect("revoked"), |_| {});
+    assert_refused(&r, 403, "AccessDeniedException", "revoked");
+    let r = env.call(&good_id.expect("good"), |_| {});
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn role_session_name_needs_accept_role_session_name() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| {
+        c.body = "{\"durationSeconds\":900,\"roleSessionName\":\"my-session\"}".into()
+    });
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        "Not authorized to set roleSessionName",
+    );
+
+    let env = start_with(
+        Tls::None,
+        "accept_role_session_name = true",
+        "",
+        "",
+        |_, _| {},
+    );
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| {
+        c.body = "{\"durationSeconds\":900,\"roleSessionName\":\"my-session\"}".into()
+    });
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        r.json()["credentialSet"][0]["assumedRoleUser"]["arn"]
+            .as_str()
+            .expect("arn")
+            .ends_with("/my-session")
+    );
+    assert_eq!(
+        env.server.decisions()[0].role_session_name.as_deref(),
+        Some("my-session")
+    );
+}
+
+#[test]
+fn duration_outside_limits_is_a_validation_error() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    for (body, needle) in [
+        ("{\"durationSeconds\":899}", "900..43200"),
+        ("{\"durationSeconds\":43201}", "900..43200"),
+        ("{\"durationSeconds\":3601}", "profile"),
+        ("{\"durationSeconds\":\"x\"}", "whole number"),
+        ("not json", "not JSON"),
+    ] {
+        let r = env.call(&id, |c| c.body = body.into());
+        assert_refused(&r, 400, "ValidationException", needle);
+    }
+    let r = env.call(&id, |c| c.body = "{}".into());
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        env.server
+            .decisions()
+            .last()
+            .and_then(|d| d.duration_seconds),
+        Some(3600)
+    );
+}
+
+#[test]
+fn duration_above_role_maximum_is_a_validation_error() {
+    // The profile allows 43200 here so that the role's 7200 is the binding limit.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root");
+    let toml = config_toml(tmp.path(), "", "")
+        .replace("duration_seconds = 3600", "duration_seconds = 43200");
+    let config = Config::from_toml_str(&toml, tmp.path()).expect("config");
+    let server = server::spawn(
+        config,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: Tls::None,
+        },
+    )
+    .expect("spawn");
+    let env = Env {
+        _tmp: tmp,
+        root,
+        server,
+    };
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.body = "{\"durationSeconds\":7201}".into());
+    assert_refused(&r, 400, "ValidationException", "role's maximum");
+    let r = env.call(&id, |c| c.body = "{\"durationSeconds\":7200}".into());
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn unknown_anchor_or_profile_is_not_found_and_unlisted_role_is_denied() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.query[2].1 = ANCHOR.replace("1111", "9999"));
+    assert_refused(&r, 404, "ResourceNotFoundException", "trust anchor");
+    let r = env.call(&id, |c| c.query[0].1 = PROFILE.replace("6666", "9999"));
+    assert_refused(&r, 404, "ResourceNotFoundException", "profile");
+    let r = env.call(&id, |c| {
+        c.query[1].1 = "arn:aws:iam::123456789012:role/Other".into()
+    });
+    assert_refused(&r, 403, "AccessDeniedException", "does not list role");
+    let r = env.call(&id, |c| c.query.truncate(2));
+    assert_refused(&r, 400, "ValidationException", "trustAnchorArn");
+}
+
+#[test]
+fn arns_in_the_json_body_are_accepted() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| {
+        c.query.clear();
+        c.body = serde_json::json!({"durationSeconds": 900, "profileArn": PROFILE, "roleArn": ROLE, "trustAnchorArn": ANCHOR}).to_string();
+    });
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn disabled_anchor_and_profile_are_denied() {
+    let env = start_with(Tls::None, "", "enabled = false", "", |_, _| {});
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    assert_refused(
+        &env.call(&id, |_| {}),
+        403,
+        "AccessDeniedException",
+        "disabled",
+    );
+    let env = start_with(Tls::None, "enabled = false", "", "", |_, _| {});
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    assert_refused(
+        &env.call(&id, |_| {}),
+        403,
+        "AccessDeniedException",
+        "disabled",
+    );
+}
+
+#[test]
+fn status_faults_apply_in_order_then_requests_succeed() {
+    let tail = "[[faults]]\nkind = \"status\"\nstatus = 503\ntimes = 2\n[[faults]]\nkind = \"status\"\nstatus = 429\n";
+    let env = start_with(Tls::None, "", "", tail, |_, _| {});
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    assert_refused(
+        &env.call(&id, |_| {}),
+        503,
+        "ServiceUnavailableException",
+        "injected",
+    );
+    assert_refused(
+        &env.call(&id, |_| {}),
+        503,
+        "ServiceUnavailableException",
+        "injected",
+    );
+    assert_refused(
+        &env.call(&id, |_| {}),
+        429,
+        "ThrottlingException",
+        "injected",
+    );
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+    let statuses: Vec<u16> = env.server.decisions().iter().map(|d| d.status).collect();
+    assert_eq!(statuses, [503, 503, 429, 201]);
+}
+
+#[test]
+fn malformed_body_fault_answers_201_with_invalid_json() {
+    let env = start_with(
+        Tls::None,
+        "",
+        "",
+        "[[faults]]\nkind = \"malformed-body\"\n",
+        |_, _| {},
+    );
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |_| {});
+    assert_eq!(r.status, 201);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&r.body).is_err(),
+        "{}",
+        r.body
+    );
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+}
+
+#[test]
+fn hang_fault_never_answers_and_server_still_stops() {
+    let env = start_with(
+        Tls::None,
+        "",
+        "",
+        "[[faults]]\nkind = \"hang\"\n",
+        |_, _| {},
+    );
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let call = Call::new(&env.host(), "{}");
+    let started = std::time::Instant::now();
+    let r = send(
+        &env.server.url(),
+        None,
+        &sign(&id, &call),
+        Duration::from_millis(700),
+    );
+    assert!(r.is_err(), "a hang fault answered");
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(env.server.decisions()[0].status, 0);
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+    drop(env);
+}
+
+#[test]
+fn unknown_path_is_not_an_operation() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let mut signed = sign(&id, &Call::new(&env.host(), "{}"));
+    signed.path_and_query = signed.path_and_query.replace("/sessions", "/other");
+    let r = send(&env.server.url(), None, &signed, Duration::from_secs(5)).expect("send");
+    assert_refused(&r, 404, "UnknownOperationException", "POST /sessions");
+}
+
+#[test]
+fn self_issued_tls_ca_is_written_for_aws_ca_bundle() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("tls-ca.pem");
+    let env = start_with(
+        Tls::SelfIssued {
+            ca_out: Some(out.clone()),
+        },
+        "",
+        "",
+        "",
+        |_, _| {},
+    );
+    let written = std::fs::read_to_string(&out).expect("ca_out written");
+    assert_eq!(Some(written), env.server.tls_ca_pem());
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+}
+
+fn config_error(toml: &str) -> String {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root");
+    let toml = toml.replace(
+        "ROOT",
+        &tmp.path().join("root/ca.pem").display().to_string(),
+    );
+    format!(
+        "{:#}",
+        Config::from_toml_str(&toml, tmp.path()).expect_err("config must be refused")
+    )
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_problem() {
+    let base = "region = \"us-east-1\"\n";
+    let anchor = format!("[[trust_anchors]]\narn = \"{ANCHOR}\"\ncertificates = \"ROOT\"\n");
+    let cases = [
+        (format!("{base}colour = 1\n"), "colour"),
+        ("region = \"nowhere\"\n".to_string(), "region"),
+        (
+            format!(
+                "{base}[[profiles]]\narn = \"{PROFILE}\"\nrole_arns = []\nduration_seconds = 100\n"
+            ),
+            "profiles[0].duration_seconds",
+        ),
+        (
+            format!("{base}[[faults]]\nkind = \"explode\"\n"),
+            "faults[0].kind",
+        ),
+        (
+            format!("{base}[[faults]]\nkind = \"status\"\n"),
+            "faults[0].status",
+        ),
+        (
+            format!(
+                "{base}[[trust_anchors]]\narn = \"{ANCHOR}\"\ncertificates = \"missing.pem\"\n"
+            ),
+            "trust_anchors[0].certificates",
+        ),
+        (
+            format!("{base}[[trust_anchors]]\narn = \"not-an-arn\"\ncertificates = \"ROOT\"\n"),
+            "trust_anchors[0].arn",
+        ),
+        (
+            format!("{base}{anchor}crls = [\"missing-crl.pem\"]\n"),
+            "trust_anchors[0].crls[0]",
+        ),
+        (
+            format!("{base}[[roles]]\narn = \"{ROLE}\"\nmax_session_duration = 60\n"),
+            "roles[0].max_session_duration",
+        ),
+    ];
+    for (toml, key) in cases {
+        let msg = config_error(&toml);
+        assert!(msg.contains(key), "error {msg:?} does not name {key}");
+    }
+}
+
+#[test]
+fn crl_not_signed_by_the_anchor_is_a_config_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root");
+    let other = Ca::init(&tmp.path().join("other"), KeyType::EcP256, "Other Root").expect("other");
+    let victim = leaf(&other, KeyType::EcP256, "v");
+    other.revoke(&victim.cert_pem).expect("revoke");
+    let toml = config_toml(tmp.path(), "", "crls = [\"other/crl.pem\"]");
+    let msg = format!(
+        "{:#}",
+        Config::from_toml_str(&toml, tmp.path()).expect_err("foreign CRL")
+    );
+    assert!(
+        msg.contains("not signed by a certificate of this trust anchor"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,216 @@
+//! The raw command line: clap derive structures, exactly the flags of `aws_signing_helper` plus ours.
+//!
+//! Nothing here is validated beyond clap's own parsing; [`super::settings`] turns these into settings
+//! the rest of the program sees. Secrets given as flags stay in plain strings only until then.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Top level.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rolesanywhere-agent",
+    version,
+    about = "IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or key files",
+    disable_help_subcommand = false
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands (as `aws_signing_helper`).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Get temporary credentials and print them for `credential_process`.
+    CredentialProcess(SessionArgs),
+    /// Sign a fixed test string with the private key (to check the key works).
+    SignString(SignStringArgs),
+    /// Print the certificate's key type, DER (base64), serial number and supported algorithms.
+    ReadCertificateData(ReadCertificateArgs),
+    /// Keep a profile in the shared credentials file up to date (not supported yet).
+    Update(UpdateArgs),
+    /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
+    Serve(ServeArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Flags that select and unlock the key and certificate.
+#[derive(Debug, Args, Default)]
+pub struct KeyArgs {
+    /// Certificate: a PEM file (first certificate is the leaf) or a pkcs11: URI.
+    #[arg(long)]
+    pub certificate: Option<String>,
+    /// Private key: a key file, a pkcs11: URI or handle:0x81… (TPM persistent key).
+    #[arg(long)]
+    pub private_key: Option<String>,
+    /// PEM bundle of intermediate certificates.
+    #[arg(long)]
+    pub intermediates: Option<PathBuf>,
+    /// PKCS#11 module (default: p11-kit-proxy).
+    #[arg(long)]
+    pub pkcs11_lib: Option<PathBuf>,
+    /// Use the user PIN as the context-specific PIN too.
+    #[arg(long)]
+    pub reuse_pin: bool,
+    /// File whose first line is the PKCS#11 context-specific PIN.
+    #[arg(long)]
+    pub pkcs11_context_pin_file: Option<PathBuf>,
+    /// TPM key password (visible in the process list: prefer --tpm-key-password-file).
+    #[arg(long)]
+    pub tpm_key_password: Option<String>,
+    /// File whose first line is the TPM key password.
+    #[arg(long)]
+    pub tpm_key_password_file: Option<PathBuf>,
+    /// The TPM key has no password (never prompt).
+    #[arg(long)]
+    pub no_tpm_key_password: bool,
+    /// TPM parent key password.
+    #[arg(long)]
+    pub tpm_parent_password: Option<String>,
+    /// File whose first line is the TPM parent key password.
+    #[arg(long)]
+    pub tpm_parent_password_file: Option<PathBuf>,
+    /// TPM TCTI (e.g. device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321).
+    #[arg(long)]
+    pub tpm_tcti: Option<String>,
+    /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
+    #[arg(long)]
+    pub pkcs8_password: Option<String>,
+    /// File whose first line is the password of an encrypted PKCS#8 key.
+    #[arg(long)]
+    pub pkcs8_password_file: Option<PathBuf>,
+    /// Windows/macOS certificate store selector (not available on this platform).
+    #[arg(long)]
+    pub cert_selector: Option<String>,
+    /// Windows certificate store name (not available on this platform).
+    #[arg(long)]
+    pub system_store_name: Option<String>,
+    /// Pick the latest-expiring matching store certificate (not available on this platform).
+    #[arg(long)]
+    pub use_latest_expiring_certificate: bool,
+    /// Print diagnostics on stderr (never secrets).
+    #[arg(long)]
+    pub debug: bool,
+}
+
+/// Flags of the commands that call CreateSession.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Key and certificate selection.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// ARN of the role to assume.
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// ARN of the Roles Anywhere profile.
+    #[arg(long)]
+    pub profile_arn: Option<String>,
+    /// ARN of the trust anchor.
+    #[arg(long)]
+    pub trust_anchor_arn: Option<String>,
+    /// Session duration in seconds (900..43200).
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+    pub session_duration: i64,
+    /// Signing and endpoint region (default: the trust anchor's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Endpoint base URL (scheme required).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Skip TLS certificate verification (dangerous).
+    #[arg(long)]
+    pub no_verify_ssl: bool,
+    /// Use HTTPS_PROXY/NO_PROXY (always done; accepted for compatibility).
+    #[arg(long)]
+    pub with_proxy: bool,
+    /// Role session name (the profile must accept it).
+    #[arg(long)]
+    pub role_session_name: Option<String>,
+    /// Use the FIPS endpoint (also AWS_USE_FIPS_ENDPOINT=true).
+    #[arg(long)]
+    pub use_fips_endpoint: bool,
+    /// Seconds to wait for a connection.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub connect_timeout: u64,
+    /// Seconds to wait for a whole attempt.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// `sign-string` flags.
+#[derive(Debug, Args)]
+pub struct SignStringArgs {
+    /// Key and certificate selection.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Digest of the test message.
+    #[arg(long, value_enum, ignore_case = true, default_value = "SHA256")]
+    pub digest: DigestArg,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value = "json")]
+    pub format: FormatArg,
+}
+
+/// `--digest` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DigestArg {
+    /// SHA-256.
+    #[value(name = "SHA256")]
+    Sha256,
+    /// SHA-384.
+    #[value(name = "SHA384")]
+    Sha384,
+    /// SHA-512.
+    #[value(name = "SHA512")]
+    Sha512,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FormatArg {
+    /// A JSON string of lower-case hex.
+    Json,
+    /// Lower-case hex.
+    Text,
+    /// Raw signature bytes.
+    Bin,
+}
+
+/// `read-certificate-data` flags.
+#[derive(Debug, Args)]
+pub struct ReadCertificateArgs {
+    /// Key and certificate selection.
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `update` flags.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Session flags.
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Profile in the shared credentials file.
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    /// Update once and exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// `serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Session flags.
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Local port.
+    #[arg(long, default_value_t = 9911)]
+    pub port: u16,
+    /// IP TTL of the answers.
+    #[arg(long, default_value_t = 64)]
+    pub hop_limit: u8,
+}

@@ -1,0 +1,201 @@
+//! The commands: each takes validated settings and writes its output to the given stdout.
+//!
+//! Owns output formats (credential_process JSON, sign-string encodings, certificate data). It must
+//! write nothing but the command's output to `out`; diagnostics and warnings go to stderr, and no
+//! secret is ever written anywhere but the credential JSON on `out`.
+
+use super::args::FormatArg;
+use super::settings::SessionSettings;
+use crate::certs::{self, Certificate};
+use crate::keys::KeyKind;
+use crate::session::Client;
+use crate::signer::{self, KeyOptions, Signer};
+use crate::sigv4x509::{self, HashAlg};
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Prints a diagnostic line on stderr.
+fn debug_line(text: &str) {
+    for line in text.lines() {
+        eprintln!("rolesanywhere-agent: debug: {line}");
+    }
+}
+
+/// `credential-process`: one CreateSession call, credentials as the credential_process JSON.
+pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::Result<()> {
+    if !s.client.verify_tls {
+        eprintln!(
+            "rolesanywhere-agent: WARNING: --no-verify-ssl: TLS certificate verification is OFF; \
+             anyone on the network path can impersonate the service and read your credentials"
+        );
+    }
+    let identity = signer::open(&s.key).context("cannot load the signing identity")?;
+    let debug: Option<&dyn Fn(&str)> = if s.debug {
+        debug_line(&format!(
+            "key {} ({}), certificate serial {} subject {}, {} intermediate(s), region {}",
+            identity.signer.describe(),
+            identity.signer.key_kind(),
+            identity.leaf.serial_decimal(),
+            identity.leaf.subject(),
+            identity.chain.len(),
+            s.request.region
+        ));
+        Some(&debug_line)
+    } else {
+        None
+    };
+    let client = Client::new(s.endpoint.clone(), &s.client)?;
+    let creds = client.create_session(&s.request, &identity, debug)?;
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Output<'a> {
+        version: u8,
+        access_key_id: &'a str,
+        secret_access_key: &'a str,
+        session_token: &'a str,
+        expiration: &'a str,
+    }
+    let mut json = Zeroizing::new(Vec::with_capacity(2048));
+    serde_json::to_writer(
+        &mut *json,
+        &Output {
+            version: 1,
+            access_key_id: &creds.access_key_id,
+            secret_access_key: creds.secret_access_key.expose(),
+            session_token: creds.session_token.expose(),
+            expiration: &creds.expiration,
+        },
+    )
+    .context("cannot encode the credentials")?;
+    json.push(b'\n');
+    write_out(out, &json)
+}
+
+/// `sign-string`: signs the fixed test message and prints the signature.
+pub fn sign_string(
+    key: &KeyOptions,
+    alg: HashAlg,
+    format: FormatArg,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let signer = open_signer(key)?;
+    let sig = sigv4x509::sign_test_string(signer.as_ref(), alg)?;
+    let hex = hex::encode(&sig);
+    match format {
+        FormatArg::Json => write_out(out, format!("\"{hex}\"\n").as_bytes()),
+        FormatArg::Text => write_out(out, format!("{hex}\n").as_bytes()),
+        FormatArg::Bin => write_out(out, &sig),
+    }
+}
+
+/// The signer alone: sign-string needs no certificate for a key file, but when one is given the pair
+/// is checked like for credential-process.
+fn open_signer(key: &KeyOptions) -> anyhow::Result<Box<dyn Signer>> {
+    if key.certificate.is_some() {
+        return Ok(signer::open(key)
+            .context("cannot load the signing identity")?
+            .signer);
+    }
+    let Some(path) = key.private_key.as_deref() else {
+        return Err(signer::Error::NoPrivateKey.into());
+    };
+    if path.starts_with("pkcs11:") || path.starts_with("handle:") {
+        bail!("sign-string with {path} needs --certificate as well (for now)");
+    }
+    let path = Path::new(path);
+    let data = Zeroizing::new(std::fs::read(path).map_err(|source| {
+        signer::Error::from(signer::file::Error::Read {
+            path: path.into(),
+            source,
+        })
+    })?);
+    if signer::identity::is_tss2_pem(&data) {
+        bail!(
+            "sign-string with the TPM key file {} needs --certificate as well (for now)",
+            path.display()
+        );
+    }
+    let key = signer::file::open(&data, path, key).map_err(signer::Error::from)?;
+    Ok(Box::new(key.signer))
+}
+
+/// One certificate as `read-certificate-data` prints it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateData {
+    /// `RSA` or `EC`.
+    pub key_type: &'static str,
+    /// Standard base64 of the DER.
+    pub certificate_data: String,
+    /// Serial number in base 10.
+    pub serial_number: String,
+    /// `RSASHA256`… or `ECSHA256`…
+    pub supported_algorithms: Vec<String>,
+    /// For certificates on a token: a URI that selects this certificate alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+impl CertificateData {
+    /// The fields of `cert`; `uri` for certificates that live on a token.
+    pub fn of(cert: &Certificate, uri: Option<String>) -> CertificateData {
+        let key_type = match cert.public_key().kind() {
+            KeyKind::Rsa { .. } => "RSA",
+            KeyKind::Ec(_) => "EC",
+        };
+        CertificateData {
+            key_type,
+            certificate_data: base64::engine::general_purpose::STANDARD.encode(cert.der()),
+            serial_number: cert.serial_decimal(),
+            supported_algorithms: [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]
+                .iter()
+                .map(|a| format!("{key_type}{}", a.name()))
+                .collect(),
+            uri,
+        }
+    }
+}
+
+/// The certificates named by `source` (a PEM file, or later a `pkcs11:` URI listing every match).
+///
+/// This is the seam for token certificates: a `pkcs11:` source is resolved with `key` (module, PIN)
+/// and yields one entry per matching certificate, each with its own URI.
+pub fn certificate_data(source: &str, key: &KeyOptions) -> anyhow::Result<Vec<CertificateData>> {
+    let _ = key;
+    if source.starts_with("pkcs11:") {
+        bail!(
+            "read-certificate-data with a pkcs11: URI is not supported yet; export the certificate to a PEM file"
+        );
+    }
+    let mut all = certs::load_pem_file(Path::new(source)).map_err(signer::Error::from)?;
+    if all.is_empty() {
+        return Err(signer::Error::NoCertificate.into());
+    }
+    let leaf = all.remove(0);
+    Ok(vec![CertificateData::of(&leaf, None)])
+}
+
+/// `read-certificate-data`: one JSON object per certificate, one per line.
+pub fn read_certificate_data(
+    source: &str,
+    key: &KeyOptions,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for c in certificate_data(source, key)? {
+        text.push_str(&serde_json::to_string(&c).context("cannot encode certificate data")?);
+        text.push('\n');
+    }
+    write_out(out, text.as_bytes())
+}
+
+fn write_out(out: &mut dyn Write, bytes: &[u8]) -> anyhow::Result<()> {
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}

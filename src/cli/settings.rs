@@ -1,0 +1,385 @@
+//! Validated settings: what the commands see after the raw arguments and the environment are checked.
+//!
+//! Every usage and configuration mistake that can be found without a device or a network is found
+//! here (ARNs, regions, duration, endpoint, timeouts, unsupported flags). Reads the environment only
+//! through the lookup the caller passes; opens no files and no devices.
+
+use super::args::{Command, DigestArg, FormatArg, KeyArgs, SessionArgs};
+use crate::arn::{self, ArnKind};
+use crate::secret::Secret;
+use crate::session::{CaBundle, ClientOptions, Endpoint, SessionRequest};
+use crate::signer::KeyOptions;
+use crate::sigv4x509::HashAlg;
+use std::time::Duration;
+
+/// Smallest and largest `--session-duration` the service accepts.
+pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43200;
+
+/// What to run.
+#[derive(Debug)]
+pub enum Settings {
+    /// `credential-process`.
+    CredentialProcess(Box<SessionSettings>),
+    /// `sign-string`.
+    SignString {
+        /// Key selection.
+        key: KeyOptions,
+        /// Digest of the test message.
+        alg: HashAlg,
+        /// Output format.
+        format: FormatArg,
+    },
+    /// `read-certificate-data`.
+    ReadCertificateData {
+        /// The certificate source (a PEM file or a `pkcs11:` URI).
+        certificate: String,
+        /// Options to reach a token, when the source is one.
+        key: KeyOptions,
+    },
+    /// `version`.
+    Version,
+}
+
+/// Everything a CreateSession call needs, validated.
+#[derive(Debug)]
+pub struct SessionSettings {
+    /// Key and certificate selection.
+    pub key: KeyOptions,
+    /// The request (ARNs, region, duration, session name).
+    pub request: SessionRequest,
+    /// Where to send it.
+    pub endpoint: Endpoint,
+    /// How to connect.
+    pub client: ClientOptions,
+    /// `--debug`.
+    pub debug: bool,
+}
+
+/// Usage and configuration errors (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A required flag is missing.
+    #[error("{0} is required")]
+    Missing(&'static str),
+    /// An ARN or region is malformed, or the regions disagree.
+    #[error(transparent)]
+    Arn(#[from] arn::Error),
+    /// `--session-duration` out of range.
+    #[error(
+        "--session-duration {0} is out of range: it must be between 900 and 43200 seconds \
+         (and within the profile's and role's maximum)"
+    )]
+    Duration(i64),
+    /// A zero timeout.
+    #[error("{0} must be at least 1 second")]
+    Timeout(&'static str),
+    /// `AWS_USE_FIPS_ENDPOINT` is neither true nor false.
+    #[error("AWS_USE_FIPS_ENDPOINT={0:?} is not valid: use true or false")]
+    FipsEnv(String),
+    /// `--role-session-name` the service would refuse.
+    #[error(
+        "--role-session-name {0:?} is invalid: use 2 to 64 characters of letters, digits and + = , . @ _ -"
+    )]
+    RoleSessionName(String),
+    /// An OS certificate store flag on a platform without one.
+    #[error(
+        "{0} selects a certificate from the Windows or macOS certificate store, which this platform \
+         does not have; use --certificate and --private-key instead"
+    )]
+    OsStore(&'static str),
+    /// A command that exists but is not implemented yet.
+    #[error("the {0} command is not supported yet; use credential-process")]
+    NotSupported(&'static str),
+    /// The endpoint URL is unusable.
+    #[error(transparent)]
+    Endpoint(#[from] crate::session::Error),
+}
+
+/// Validates `command`; `env` looks up environment variables.
+pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
+    match command {
+        Command::CredentialProcess(a) => {
+            Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
+        }
+        Command::SignString(a) => Ok(Settings::SignString {
+            key: key_options(a.key)?,
+            alg: match a.digest {
+                DigestArg::Sha256 => HashAlg::Sha256,
+                DigestArg::Sha384 => HashAlg::Sha384,
+                DigestArg::Sha512 => HashAlg::Sha512,
+            },
+            format: a.format,
+        }),
+        Command::ReadCertificateData(a) => {
+            let key = key_options(a.key)?;
+            let certificate = key
+                .certificate
+                .clone()
+                .ok_or(Error::Missing("--certificate"))?;
+            Ok(Settings::ReadCertificateData { certificate, key })
+        }
+        Command::Update(a) => {
+            session(a.session, env)?;
+            Err(Error::NotSupported("update"))
+        }
+        Command::Serve(a) => {
+            session(a.session, env)?;
+            Err(Error::NotSupported("serve"))
+        }
+        Command::Version => Ok(Settings::Version),
+    }
+}
+
+fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<SessionSettings, Error> {
+    let trust_anchor = arn::parse(
+        a.trust_anchor_arn
+            .as_deref()
+            .ok_or(Error::Missing("--trust-anchor-arn"))?,
+        ArnKind::TrustAnchor,
+    )?;
+    let profile = arn::parse(
+        a.profile_arn
+            .as_deref()
+            .ok_or(Error::Missing("--profile-arn"))?,
+        ArnKind::Profile,
+    )?;
+    let role = arn::parse(
+        a.role_arn.as_deref().ok_or(Error::Missing("--role-arn"))?,
+        ArnKind::Role,
+    )?;
+    arn::check_same_region(&trust_anchor, &profile)?;
+    let region = match a.region {
+        Some(r) => {
+            arn::check_region(&r)?;
+            r
+        }
+        None => trust_anchor.region.clone(),
+    };
+    if !DURATION_RANGE.contains(&a.session_duration) {
+        return Err(Error::Duration(a.session_duration));
+    }
+    let duration_seconds =
+        u32::try_from(a.session_duration).map_err(|_| Error::Duration(a.session_duration))?;
+    if let Some(name) = &a.role_session_name {
+        check_role_session_name(name)?;
+    }
+    let fips = a.use_fips_endpoint || fips_from_env(env)?;
+    let endpoint = match a.endpoint {
+        Some(e) => Endpoint::parse(&e)?,
+        None => Endpoint::parse(&arn::endpoint_for(&region, fips)?)?,
+    };
+    if a.connect_timeout == 0 {
+        return Err(Error::Timeout("--connect-timeout"));
+    }
+    if a.timeout == 0 {
+        return Err(Error::Timeout("--timeout"));
+    }
+    let ca_bundle = ["AWS_CA_BUNDLE", "SSL_CERT_FILE"]
+        .into_iter()
+        .find_map(|variable| {
+            env(variable).filter(|v| !v.is_empty()).map(|v| CaBundle {
+                path: v.into(),
+                variable,
+            })
+        });
+    let debug = a.key.debug;
+    Ok(SessionSettings {
+        key: key_options(a.key)?,
+        request: SessionRequest {
+            region,
+            profile_arn: profile.text,
+            role_arn: role.text,
+            trust_anchor_arn: trust_anchor.text,
+            duration_seconds,
+            role_session_name: a.role_session_name,
+        },
+        endpoint,
+        client: ClientOptions {
+            connect_timeout: Duration::from_secs(a.connect_timeout),
+            timeout: Duration::from_secs(a.timeout),
+            verify_tls: !a.no_verify_ssl,
+            ca_bundle,
+            ..ClientOptions::default()
+        },
+        debug,
+    })
+}
+
+fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
+    match env("AWS_USE_FIPS_ENDPOINT") {
+        None => Ok(false),
+        Some(v) if v.is_empty() || v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) => Err(Error::FipsEnv(v)),
+    }
+}
+
+fn check_role_session_name(name: &str) -> Result<(), Error> {
+    let ok = (2..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::RoleSessionName(name.to_string()))
+    }
+}
+
+fn key_options(k: KeyArgs) -> Result<KeyOptions, Error> {
+    if k.cert_selector.is_some() {
+        return Err(Error::OsStore("--cert-selector"));
+    }
+    if k.system_store_name.is_some() {
+        return Err(Error::OsStore("--system-store-name"));
+    }
+    if k.use_latest_expiring_certificate {
+        return Err(Error::OsStore("--use-latest-expiring-certificate"));
+    }
+    Ok(KeyOptions {
+        certificate: k.certificate,
+        private_key: k.private_key,
+        intermediates: k.intermediates,
+        pkcs8_password: k.pkcs8_password.map(Secret::new),
+        pkcs8_password_file: k.pkcs8_password_file,
+        pkcs11_lib: k.pkcs11_lib,
+        reuse_pin: k.reuse_pin,
+        pkcs11_context_pin_file: k.pkcs11_context_pin_file,
+        tpm_tcti: k.tpm_tcti,
+        tpm_key_password: k.tpm_key_password.map(Secret::new),
+        tpm_key_password_file: k.tpm_key_password_file,
+        no_tpm_key_password: k.no_tpm_key_password,
+        tpm_parent_password: k.tpm_parent_password.map(Secret::new),
+        tpm_parent_password_file: k.tpm_parent_password_file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::args;
+    use clap::Parser;
+
+    const TA: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/ta-1";
+    const PR: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/p-1";
+    const RO: &str = "arn:aws:iam::123456789012:role/r";
+
+    fn parse(extra: &[&str], env: &[(&str, &str)]) -> Result<Settings, Error> {
+        let mut argv = vec![
+            "rolesanywhere-agent",
+            "credential-process",
+            "--certificate",
+            "c.pem",
+            "--private-key",
+            "k.pem",
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PR,
+            "--role-arn",
+            RO,
+        ];
+        argv.extend_from_slice(extra);
+        let cli = args::Cli::try_parse_from(argv).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        validate(cli.command, &move |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    fn session_of(s: Settings) -> SessionSettings {
+        match s {
+            Settings::CredentialProcess(s) => *s,
+            other => panic!("not a session: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn region_defaults_to_trust_anchor_and_endpoint_follows() {
+        let s = session_of(parse(&[], &[]).unwrap());
+        assert_eq!(s.request.region, "us-east-1");
+        assert_eq!(s.endpoint.host(), "rolesanywhere.us-east-1.amazonaws.com");
+        assert_eq!(s.request.duration_seconds, 3600);
+    }
+
+    #[test]
+    fn fips_changes_host_but_not_signing_region() {
+        for (flags, env) in [
+            (vec!["--use-fips-endpoint"], vec![]),
+            (vec![], vec![("AWS_USE_FIPS_ENDPOINT", "TRUE")]),
+        ] {
+            let s = session_of(parse(&flags, &env).unwrap());
+            assert_eq!(
+                s.endpoint.host(),
+                "rolesanywhere-fips.us-east-1.amazonaws.com"
+            );
+            assert_eq!(s.request.region, "us-east-1");
+        }
+        let e = parse(&[], &[("AWS_USE_FIPS_ENDPOINT", "yes")]).unwrap_err();
+        assert!(e.to_string().contains("AWS_USE_FIPS_ENDPOINT"), "{e}");
+    }
+
+    #[test]
+    fn duration_outside_service_range_is_rejected() {
+        for d in ["899", "43201", "-1"] {
+            let e = parse(&["--session-duration", d], &[]).unwrap_err();
+            assert!(matches!(e, Error::Duration(_)), "{d}: {e}");
+        }
+        for d in ["900", "43200"] {
+            assert!(parse(&["--session-duration", d], &[]).is_ok());
+        }
+    }
+
+    #[test]
+    fn ca_bundle_prefers_aws_ca_bundle() {
+        let s = session_of(
+            parse(
+                &[],
+                &[("SSL_CERT_FILE", "/b.pem"), ("AWS_CA_BUNDLE", "/a.pem")],
+            )
+            .unwrap(),
+        );
+        let b = s.client.ca_bundle.unwrap();
+        assert_eq!(
+            (b.path.to_str().unwrap(), b.variable),
+            ("/a.pem", "AWS_CA_BUNDLE")
+        );
+    }
+
+    #[test]
+    fn os_store_flags_and_unsupported_commands_are_usage_errors() {
+        let e = parse(&["--cert-selector", "x"], &[]).unwrap_err();
+        assert!(e.to_string().contains("--cert-selector"), "{e}");
+        let cli = args::Cli::try_parse_from([
+            "rolesanywhere-agent",
+            "update",
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PR,
+            "--role-arn",
+            RO,
+            "--once",
+        ])
+        .unwrap();
+        let e = validate(cli.command, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn invalid_role_session_name_is_rejected() {
+        assert!(parse(&["--role-session-name", "ok-name@x"], &[]).is_ok());
+        let e = parse(&["--role-session-name", "bad name"], &[]).unwrap_err();
+        assert!(matches!(e, Error::RoleSessionName(_)), "{e}");
+    }
+
+    #[test]
+    fn password_flags_become_redacted_secrets() {
+        let s = session_of(parse(&["--pkcs8-password", "hunter2"], &[]).unwrap());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.key.pkcs8_password.unwrap().expose(), "hunter2");
+    }
+}

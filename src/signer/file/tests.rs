@@ -1,0 +1,640 @@
+//! Tests of the key-file backend against the fixtures in `testdata/keys/` (made by `make.sh` with
+//! openssl, which also recorded each key's public half as openssl sees it) and against openssl itself.
+
+use super::*;
+use crate::keys::{Curve, KeyKind};
+use crate::sigv4x509::HashAlg;
+
+const PASSWORD: &str = "correct-horse-battery";
+
+/// Every loadable fixture and the kind of key in it.
+const FIXTURES: &[(&str, KeyKind)] = &[
+    ("rsa2048.pkcs1.pem", KeyKind::Rsa { bits: 2048 }),
+    ("rsa2048.pkcs1.der", KeyKind::Rsa { bits: 2048 }),
+    ("rsa2048.pkcs8.pem", KeyKind::Rsa { bits: 2048 }),
+    ("rsa3072.pkcs1.pem", KeyKind::Rsa { bits: 3072 }),
+    ("rsa3072.pkcs8.pem", KeyKind::Rsa { bits: 3072 }),
+    ("rsa3072.pkcs8.der", KeyKind::Rsa { bits: 3072 }),
+    ("rsa4096.pkcs1.pem", KeyKind::Rsa { bits: 4096 }),
+    ("rsa4096.pkcs8.pem", KeyKind::Rsa { bits: 4096 }),
+    ("ec-p256.sec1.pem", KeyKind::Ec(Curve::P256)),
+    ("ec-p256.sec1.der", KeyKind::Ec(Curve::P256)),
+    ("ec-p256.pkcs8.pem", KeyKind::Ec(Curve::P256)),
+    ("ec-p384.sec1.pem", KeyKind::Ec(Curve::P384)),
+    ("ec-p384.pkcs8.pem", KeyKind::Ec(Curve::P384)),
+    ("ec-p384.params-sec1.pem", KeyKind::Ec(Curve::P384)),
+    ("ec-p521.sec1.pem", KeyKind::Ec(Curve::P521)),
+    ("ec-p521.pkcs8.pem", KeyKind::Ec(Curve::P521)),
+    ("ec-p521.pkcs8.der", KeyKind::Ec(Curve::P521)),
+    ("rsa2048.enc-aes256-sha512.pem", KeyKind::Rsa { bits: 2048 }),
+    ("rsa3072.enc-aes256-sha384.pem", KeyKind::Rsa { bits: 3072 }),
+    ("ec-p256.enc-scrypt.pem", KeyKind::Ec(Curve::P256)),
+    ("ec-p384.enc-aes128-sha1.pem", KeyKind::Ec(Curve::P384)),
+    ("ec-p521.enc-aes192-sha256.der", KeyKind::Ec(Curve::P521)),
+    ("rsa2048.p12", KeyKind::Rsa { bits: 2048 }),
+    ("ec-p256.p12", KeyKind::Ec(Curve::P256)),
+    ("ec-p256-chain.p12", KeyKind::Ec(Curve::P256)),
+    ("rsa4096-legacy.p12", KeyKind::Rsa { bits: 4096 }),
+    ("ec-p384-legacy.p12", KeyKind::Ec(Curve::P384)),
+];
+
+/// Fixtures that need a password.
+const ENCRYPTED: &[&str] = &[
+    "rsa2048.enc-aes256-sha512.pem",
+    "rsa3072.enc-aes256-sha384.pem",
+    "ec-p256.enc-scrypt.pem",
+    "ec-p384.enc-aes128-sha1.pem",
+    "ec-p521.enc-aes192-sha256.der",
+    "rsa2048.p12",
+    "ec-p256.p12",
+    "ec-p256-chain.p12",
+    "rsa4096-legacy.p12",
+    "ec-p384-legacy.p12",
+];
+
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/keys")
+        .join(name)
+}
+
+fn read(name: &str) -> Vec<u8> {
+    let p = fixture_path(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+fn with_password(pw: &str) -> KeyOptions {
+    KeyOptions {
+        pkcs8_password: Some(Secret::new(pw.into())),
+        ..KeyOptions::default()
+    }
+}
+
+/// No environment variable (one that is surely unset) and no prompt: tests never hang on a terminal.
+fn quiet() -> PasswordPolicy {
+    PasswordPolicy {
+        env: "RA_FILEKEY_TEST_SURELY_UNSET_PASSWORD",
+        prompt: false,
+    }
+}
+
+fn load_bytes(data: &[u8], name: &str, opts: &KeyOptions) -> Result<FileKey, Error> {
+    open_with(data, &Ctx::new(&fixture_path(name), opts, quiet()))
+}
+
+fn load(name: &str, opts: &KeyOptions) -> Result<FileKey, Error> {
+    load_bytes(&read(name), name, opts)
+}
+
+fn load_ok(name: &str) -> FileKey {
+    load(name, &with_password(PASSWORD)).unwrap_or_else(|e| panic!("{name}: {}", chain(&e)))
+}
+
+/// The error and its sources, as the CLI prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn openssl_public_key(name: &str) -> PublicKey {
+    PublicKey::from_spki_der(&read(&format!("{name}.pub.der"))).unwrap()
+}
+
+/// Verifies `sig` over `digest` with the RustCrypto verifiers and the public key openssl reported.
+fn verify_with_crates(name: &str, digest: &Digest, sig: &[u8]) {
+    use ecdsa::signature::hazmat::PrehashVerifier as _;
+    use spki::DecodePublicKey as _;
+    let spki = read(&format!("{name}.pub.der"));
+    let z = digest.as_bytes();
+    match openssl_public_key(name).kind() {
+        KeyKind::Rsa { .. } => {
+            let key = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
+            let scheme = match digest.alg() {
+                HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+            };
+            key.verify(scheme, z, sig)
+                .unwrap_or_else(|e| panic!("{name}: RSA signature does not verify: {e}"));
+        }
+        KeyKind::Ec(Curve::P256) => {
+            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+            let sig = p256::ecdsa::DerSignature::from_bytes(sig).unwrap();
+            key.verify_prehash(z, &sig)
+                .unwrap_or_else(|e| panic!("{name}: P-256 signature does not verify: {e}"));
+        }
+        KeyKind::Ec(Curve::P384) => {
+            let key = p384::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+            let sig = p384::ecdsa::DerSignature::from_bytes(sig).unwrap();
+            key.verify_prehash(z, &sig)
+                .unwrap_or_else(|e| panic!("{name}: P-384 signature does not verify: {e}"));
+        }
+        KeyKind::Ec(Curve::P521) => {
+            let key = p521::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+            let sig = p521::ecdsa::DerSignature::from_bytes(sig).unwrap();
+            key.verify_prehash(z, &sig)
+                .unwrap_or_else(|e| panic!("{name}: P-521 signature does not verify: {e}"));
+        }
+    }
+}
+
+#[test]
+fn every_fixture_loads_with_the_public_key_openssl_reports() {
+    for (name, kind) in FIXTURES {
+        let key = load_ok(name);
+        assert_eq!(
+            key.signer.public_key(),
+            &openssl_public_key(name),
+            "{name}: public key differs from openssl's"
+        );
+        assert_eq!(key.signer.key_kind(), *kind, "{name}");
+        assert_eq!(
+            key.signer.describe(),
+            fixture_path(name).display().to_string()
+        );
+        let is_p12 = name.ends_with(".p12");
+        assert_eq!(!key.certificates.is_empty(), is_p12, "{name}: certificates");
+    }
+}
+
+#[test]
+fn every_fixture_signs_digests_that_verify() {
+    for (name, _) in FIXTURES {
+        let key = load_ok(name);
+        let digest = Digest::sha256(format!("message for {name}").as_bytes());
+        let sig = key.signer.sign(&digest).unwrap();
+        verify_with_crates(name, &digest, &sig);
+    }
+}
+
+#[test]
+fn signs_sha384_and_sha512_digests_with_the_matching_digest_info() {
+    for name in ["rsa2048.pkcs1.pem", "ec-p256.sec1.pem", "ec-p521.sec1.pem"] {
+        let key = load_ok(name);
+        for alg in [HashAlg::Sha384, HashAlg::Sha512] {
+            let digest = Digest::compute(alg, b"sign-string test");
+            let sig = key.signer.sign(&digest).unwrap();
+            verify_with_crates(name, &digest, &sig);
+        }
+    }
+}
+
+/// Runs openssl; None (with a note) only if the binary is missing, which the callers turn into a
+/// failure: these tests are the independent check and must not pass silently.
+fn openssl(args: &[&str], dir: &Path) -> std::process::Output {
+    std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed to run the independent signature checks")
+}
+
+#[test]
+fn openssl_verifies_signatures_over_a_message_whose_sha256_was_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = b"AWS4-X509-ECDSA-SHA256\n20260101T000000Z\nstring to sign";
+    std::fs::write(dir.path().join("msg"), message).unwrap();
+    for name in [
+        "rsa2048.pkcs1.pem",
+        "rsa4096-legacy.p12",
+        "ec-p256.sec1.pem",
+        "ec-p384.enc-aes128-sha1.pem",
+        "ec-p521.pkcs8.pem",
+    ] {
+        let key = load_ok(name);
+        let sig = key.signer.sign(&Digest::sha256(message)).unwrap();
+        std::fs::write(dir.path().join("sig"), &sig).unwrap();
+        std::fs::copy(
+            fixture_path(&format!("{name}.pub.der")),
+            dir.path().join("pub.der"),
+        )
+        .unwrap();
+        let out = openssl(
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.der",
+                "-keyform",
+                "DER",
+                "-signature",
+                "sig",
+                "msg",
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK"),
+            "{name}: openssl says {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn rsa_signature_is_byte_identical_to_openssl_s() {
+    // RSASSA-PKCS1-v1_5 is deterministic: the same key and message give the same bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let message = b"deterministic";
+    std::fs::write(dir.path().join("msg"), message).unwrap();
+    for name in ["rsa2048.pkcs8.pem", "rsa3072.pkcs1.pem"] {
+        let out = openssl(
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                fixture_path(name).to_str().unwrap(),
+                "-out",
+                "sig",
+                "msg",
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = std::fs::read(dir.path().join("sig")).unwrap();
+        let ours = load_ok(name).signer.sign(&Digest::sha256(message)).unwrap();
+        assert_eq!(hex::encode(ours), hex::encode(theirs), "{name}");
+    }
+}
+
+#[test]
+fn pkcs12_returns_the_key_s_certificate_first_and_the_rest_after() {
+    assert_eq!(
+        load_ok("rsa2048.p12").certificates,
+        vec![read("rsa2048.crt.der")]
+    );
+    assert_eq!(
+        load_ok("ec-p384-legacy.p12").certificates,
+        vec![read("ec-p384.crt.der")]
+    );
+    assert_eq!(
+        load_ok("ec-p256-chain.p12").certificates,
+        vec![read("leaf.crt.der"), read("ca.crt.der")]
+    );
+}
+
+#[test]
+fn password_sources_are_flag_then_file_then_environment_then_prompt() {
+    let opts = KeyOptions {
+        pkcs8_password: Some(Secret::new("flag".into())),
+        pkcs8_password_file: Some("/pw".into()),
+        ..KeyOptions::default()
+    };
+    let path = Path::new("k.pem");
+    let ctx = Ctx::new(
+        path,
+        &opts,
+        PasswordPolicy {
+            env: PASSWORD_ENV,
+            prompt: true,
+        },
+    );
+    let got: Vec<String> = ctx
+        .password_sources()
+        .iter()
+        .map(|s| match s {
+            Source::Value(v) => format!("value:{}", v.expose()),
+            Source::File(p) => format!("file:{}", p.display()),
+            Source::Env(n) => format!("env:{n}"),
+            Source::Prompt(_) => "prompt".into(),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "value:flag",
+            "file:/pw",
+            "env:ROLESANYWHERE_PKCS8_PASSWORD",
+            "prompt"
+        ]
+    );
+}
+
+#[test]
+fn password_flag_wins_over_password_file() {
+    let opts = KeyOptions {
+        pkcs8_password: Some(Secret::new("not-it".into())),
+        pkcs8_password_file: Some(fixture_path("password.txt")),
+        ..KeyOptions::default()
+    };
+    let e = load("rsa2048.enc-aes256-sha512.pem", &opts).err().unwrap();
+    assert!(matches!(e, Error::WrongPassword { .. }), "{e}");
+}
+
+#[test]
+fn password_file_decrypts_pkcs8_and_pkcs12() {
+    let opts = KeyOptions {
+        pkcs8_password_file: Some(fixture_path("password.txt")),
+        ..KeyOptions::default()
+    };
+    for name in ["ec-p256.enc-scrypt.pem", "ec-p256.p12"] {
+        let key = load(name, &opts).unwrap_or_else(|e| panic!("{name}: {}", chain(&e)));
+        assert_eq!(key.signer.public_key(), &openssl_public_key(name));
+    }
+}
+
+#[test]
+fn unreadable_password_file_names_the_key_and_the_password_file() {
+    let opts = KeyOptions {
+        pkcs8_password_file: Some("/nonexistent/pw.txt".into()),
+        ..KeyOptions::default()
+    };
+    let e = load("ec-p256.p12", &opts).err().unwrap();
+    let msg = chain(&e);
+    assert!(matches!(e, Error::Password { .. }), "{msg}");
+    assert!(
+        msg.contains("ec-p256.p12") && msg.contains("/nonexistent/pw.txt"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_password_names_the_file_and_the_three_non_interactive_ways() {
+    for name in ENCRYPTED {
+        let e = load(name, &KeyOptions::default()).err().unwrap();
+        assert!(matches!(e, Error::PasswordMissing { .. }), "{name}: {e}");
+        let msg = e.to_string();
+        for needle in [
+            *name,
+            "--pkcs8-password,",
+            "--pkcs8-password-file",
+            "ROLESANYWHERE_PKCS8_PASSWORD",
+        ] {
+            assert!(msg.contains(needle), "{name}: {needle} missing from: {msg}");
+        }
+    }
+}
+
+#[test]
+fn wrong_password_is_one_clear_error_without_the_password() {
+    for name in ENCRYPTED {
+        let e = load(name, &with_password("hunter2-wrong")).err().unwrap();
+        let msg = chain(&e);
+        assert!(matches!(e, Error::WrongPassword { .. }), "{name}: {msg}");
+        assert!(msg.contains("wrong password or corrupt file"), "{msg}");
+        assert!(msg.contains(name), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(!format!("{e:?}").contains("hunter2"));
+    }
+}
+
+#[test]
+fn unencrypted_files_never_ask_for_a_password() {
+    // With no password source at all, plain keys still load.
+    for name in ["rsa2048.pkcs1.pem", "ec-p256.pkcs8.pem", "ec-p256.sec1.der"] {
+        load(name, &KeyOptions::default()).unwrap();
+    }
+}
+
+/// `EncryptedPrivateKeyInfo` with the given PBES2 parameters and junk ciphertext: enough to reach
+/// the parameter checks, which must refuse before deriving (and before asking for a password).
+fn encrypted_with(params: pkcs5::pbes2::Parameters) -> Vec<u8> {
+    use der::Encode as _;
+    let info = ::pkcs8::EncryptedPrivateKeyInfoRef {
+        encryption_algorithm: pkcs5::EncryptionScheme::Pbes2(params),
+        encrypted_data: der::asn1::OctetStringRef::new(&[0u8; 32]).unwrap(),
+    };
+    der::pem::encode_string(
+        "ENCRYPTED PRIVATE KEY",
+        der::pem::LineEnding::LF,
+        &info.to_der().unwrap(),
+    )
+    .unwrap()
+    .into_bytes()
+}
+
+fn assert_kdf_refused(data: &[u8], parameter: &str, value: &str) {
+    let start = std::time::Instant::now();
+    let e = load_bytes(data, "hostile.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::KdfLimit { .. }), "{msg}");
+    assert!(msg.contains(parameter) && msg.contains(value), "{msg}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "refusal took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn absurd_pbkdf2_iterations_are_refused_before_deriving() {
+    let mut kdf = pkcs5::pbes2::Pbkdf2Params::hmac_sha256(10_000_001, &[1; 16]).unwrap();
+    let ok = encrypted_with(pkcs5::pbes2::Parameters {
+        kdf: kdf.into(),
+        encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: [0; 16] },
+    });
+    assert_kdf_refused(&ok, "PBKDF2 iteration count", "10000001");
+    kdf.iteration_count = u32::MAX;
+    let data = encrypted_with(pkcs5::pbes2::Parameters {
+        kdf: kdf.into(),
+        encryption: pkcs5::pbes2::EncryptionScheme::Aes128Cbc { iv: [0; 16] },
+    });
+    assert_kdf_refused(&data, "PBKDF2 iteration count", &u32::MAX.to_string());
+}
+
+#[test]
+fn absurd_scrypt_cost_or_memory_is_refused_before_deriving() {
+    let scrypt = |log_n: u8, r: u32, p: u32| {
+        let params = pkcs5::scrypt::Params::new(log_n, r, p).unwrap();
+        encrypted_with(pkcs5::pbes2::Parameters {
+            kdf: pkcs5::pbes2::ScryptParams::from_params_and_salt(params, &[2; 16])
+                .unwrap()
+                .into(),
+            encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: [0; 16] },
+        })
+    };
+    assert_kdf_refused(&scrypt(21, 8, 1), "scrypt cost N", "2097152");
+    // N is allowed, but 128·N·r·p = 128·2^20·8·2 bytes = 2 GiB is not.
+    assert_kdf_refused(&scrypt(20, 8, 2), "scrypt memory", "2147483648");
+}
+
+#[test]
+fn absurd_pkcs12_mac_iterations_are_refused_before_deriving() {
+    use crate::keys::der_tlv;
+    let oid = |s: &str| {
+        der_tlv(
+            0x06,
+            der::asn1::ObjectIdentifier::new(s).unwrap().as_bytes(),
+        )
+    };
+    let empty_safe = der_tlv(0x30, &[]);
+    let auth_safe = der_tlv(
+        0x30,
+        &[
+            oid("1.2.840.113549.1.7.1"),
+            der_tlv(0xa0, &der_tlv(0x04, &empty_safe)),
+        ]
+        .concat(),
+    );
+    let alg = der_tlv(
+        0x30,
+        &[oid("2.16.840.1.101.3.4.2.1"), vec![0x05, 0x00]].concat(),
+    );
+    let mac = der_tlv(
+        0x30,
+        &[
+            der_tlv(0x30, &[alg, der_tlv(0x04, &[0; 32])].concat()),
+            der_tlv(0x04, &[7; 8]),
+            der_tlv(0x02, &[0x01, 0x31, 0x2d, 0x00]), // 20,000,000
+        ]
+        .concat(),
+    );
+    let pfx = der_tlv(0x30, &[der_tlv(0x02, &[3]), auth_safe, mac].concat());
+    assert_kdf_refused(&pfx, "PKCS#12 MAC iteration count", "20000000");
+}
+
+#[test]
+fn legacy_encrypted_pem_is_refused_with_a_conversion_hint() {
+    let e = load("refused.legacy-encrypted.pem", &with_password(PASSWORD))
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::LegacyEncryptedPem { .. }), "{msg}");
+    assert!(msg.contains("openssl pkcs8 -topk8") && msg.contains("refused.legacy-encrypted.pem"));
+}
+
+#[test]
+fn small_rsa_and_unsupported_algorithms_are_refused_by_name() {
+    let e = load("refused.rsa1024.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::RsaKeySize { bits: 1024, .. }), "{e}");
+    assert!(
+        e.to_string().contains("RSA-1024") && e.to_string().contains("2048"),
+        "{e}"
+    );
+    let e = load("refused.ed25519.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, Error::UnsupportedKey { what, .. } if what == "Ed25519"),
+        "{e}"
+    );
+    let e = load("refused.ec-p224.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("P-224"), "{e}");
+    let e = load("refused.public-key.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, Error::UnsupportedPem { label, .. } if label == "PUBLIC KEY"),
+        "{e}"
+    );
+}
+
+#[test]
+fn files_that_are_not_keys_give_errors_naming_the_file() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "empty"),
+        (b"  \n\t", "empty"),
+        (b"hello world", "neither a PEM block nor DER"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA", "truncated"),
+        (
+            b"-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
+            "base64",
+        ),
+        (b"-----BEGIN FOO-----\nAAAA\n-----END FOO-----\n", "FOO"),
+        (b"\x30\x03\x02\x01", "not a DER key"),
+    ];
+    for (data, needle) in cases {
+        let e = load_bytes(data, "bad.key", &KeyOptions::default())
+            .err()
+            .unwrap();
+        let msg = chain(&e);
+        assert!(msg.contains("bad.key") && msg.contains(needle), "{msg}");
+    }
+    let certs_only = read("rsa2048.p12.pub.der");
+    assert!(load_bytes(&certs_only, "pub.der", &KeyOptions::default()).is_err());
+}
+
+#[test]
+fn pem_with_a_certificate_before_the_key_loads_the_key() {
+    let cert = der::pem::encode_string(
+        "CERTIFICATE",
+        der::pem::LineEnding::LF,
+        &read("ec-p256.crt.der"),
+    )
+    .unwrap();
+    let data = [
+        cert.as_bytes(),
+        b"Bag Attributes: junk\n",
+        &read("ec-p256.pkcs8.pem"),
+    ]
+    .concat();
+    let key = load_bytes(&data, "combined.pem", &KeyOptions::default()).unwrap();
+    assert_eq!(
+        key.signer.public_key(),
+        &openssl_public_key("ec-p256.pkcs8.pem")
+    );
+    let only_cert = load_bytes(cert.as_bytes(), "cert.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(only_cert, Error::NoKey { .. }), "{only_cert}");
+}
+
+#[test]
+fn debug_output_shows_path_and_public_key_only() {
+    let key = load_ok("ec-p256.sec1.pem");
+    let dbg = format!("{:?}", key.signer);
+    assert!(dbg.starts_with("FileSigner { path: "), "{dbg}");
+    assert!(dbg.contains("PublicKey(EC P-256, "), "{dbg}");
+    assert!(!dbg.contains("key:") && !dbg.contains("Scalar"), "{dbg}");
+}
+
+/// Every prefix of every fixture and byte flips across it give an error or a key, never a panic.
+#[test]
+fn truncated_and_corrupted_fixtures_never_panic() {
+    let all: Vec<&str> = FIXTURES
+        .iter()
+        .map(|(n, _)| *n)
+        .chain([
+            "refused.legacy-encrypted.pem",
+            "refused.rsa1024.pem",
+            "refused.ed25519.pem",
+            "refused.ec-p224.pem",
+            "refused.public-key.pem",
+        ])
+        .collect();
+    let opts = with_password(PASSWORD);
+    for name in all {
+        let data = read(name);
+        let is_der = !data.starts_with(b"-----");
+        for len in 0..data.len() {
+            let r = std::panic::catch_unwind(|| load_bytes(&data[..len], name, &opts).is_ok());
+            match r {
+                Ok(loaded) => assert!(
+                    !(is_der && loaded),
+                    "{name}: DER prefix of {len} bytes loaded"
+                ),
+                Err(_) => panic!("{name}: panicked on a prefix of {len} bytes"),
+            }
+        }
+        // Flips at spread-out offsets (scrypt fixtures are costly to decrypt: fewer of them).
+        let flips = if name.contains("scrypt") { 8 } else { 48 };
+        for i in 0..flips {
+            let at = (i * 7919 + 13) % data.len();
+            for mask in [0x01u8, 0x80] {
+                let mut bad = data.clone();
+                bad[at] ^= mask;
+                let r = std::panic::catch_unwind(|| {
+                    let _ = load_bytes(&bad, name, &opts);
+                });
+                assert!(r.is_ok(), "{name}: panicked with byte {at} xor {mask:#04x}");
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! SoftHSM-backed tests of the backend (filled below).
