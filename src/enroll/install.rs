@@ -97,12 +97,34 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     }
     let leaf = read_certificate(&args.certificate)?;
 
-    let signer = target::open_signer(&args.private_key, &args.device)?;
-    crate::signer::check_matches(
-        signer.as_ref(),
-        leaf.public_key(),
-        &format!("{} ({})", args.certificate.display(), leaf.subject()),
-    )?;
+    // The device key first: nothing is stored, and no warning printed, for a foreign certificate.
+    let device = match &target {
+        Target::Pkcs11(uri) => Device::Token(Box::new(super::keygen_pkcs11::open_for_install(
+            uri,
+            &args.device,
+        )?)),
+        Target::TpmHandle(h) => Device::Handle(
+            h.clone(),
+            target::open_signer(&args.private_key, &args.device)?,
+        ),
+        Target::File(p) => Device::File(
+            p.clone(),
+            target::open_signer(&args.private_key, &args.device)?,
+        ),
+    };
+    let (key, key_desc) = match &device {
+        Device::Token(k) => (k.public_key(), k.uri().to_string()),
+        Device::Handle(_, s) | Device::File(_, s) => (s.public_key(), s.describe()),
+    };
+    if key != leaf.public_key() {
+        return Err(crate::signer::Error::CertificateKeyMismatch {
+            key: key_desc,
+            key_fp: key.fingerprint(),
+            certificate: format!("{} ({})", args.certificate.display(), leaf.subject()),
+            cert_fp: leaf.public_key().fingerprint(),
+        }
+        .into());
+    }
 
     let chain = match &args.intermediates {
         Some(p) => {
@@ -158,16 +180,17 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
         role_arn: args.role_arn.clone(),
         ..Profile::default()
     };
-    match &target {
-        Target::Pkcs11(uri) => {
-            let stored =
-                super::keygen_pkcs11::store_certificate(uri, &args.device, &leaf, args.replace)?;
-            eprintln!(
-                "rolesanywhere-agent: stored the certificate on the token as {}",
-                stored.certificate_uri
-            );
-            profile.certificate = redact_uri(&stored.certificate_uri, true);
-            profile.private_key = redact_uri(&stored.private_key_uri, false);
+    match &device {
+        Device::Token(k) => {
+            let stored = k.store_certificate(&leaf, args.replace)?;
+            let how = if stored.written {
+                "stored the certificate on the token as"
+            } else {
+                "the certificate is already on the token as"
+            };
+            eprintln!("rolesanywhere-agent: {how} {}", stored.certificate_uri);
+            profile.certificate = redact_uri(&stored.certificate_uri);
+            profile.private_key = redact_uri(&stored.private_key_uri);
             if let Some(p) = &args.out {
                 write_file(p)?;
             }
@@ -176,7 +199,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             {
                 profile.intermediates = Some(absolute(p));
             }
-            if uri.contains("pin-value=") {
+            if args.private_key.contains("pin-value=") {
                 profile.notes.push(
                     "the PIN was left out: add pin-source=file:/PATH to the URIs or set \
                      ROLESANYWHERE_PKCS11_PIN"
@@ -184,13 +207,13 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                 );
             }
         }
-        Target::TpmHandle(h) => {
+        Device::Handle(h, _) => {
             let p = args.out.as_deref().unwrap_or(Path::new(""));
             write_file(p)?;
             profile.certificate = absolute(p);
             profile.private_key = h.clone();
         }
-        Target::File(key) => {
+        Device::File(key, _) => {
             let p = args
                 .out
                 .clone()
@@ -204,6 +227,16 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     profile.device_flags = device_flags(args, &mut profile.notes);
     out.write_all(profile.render().as_bytes())
         .map_err(Error::Output)
+}
+
+/// The opened device key.
+enum Device {
+    /// A token key with its read-write session (the certificate goes on the token).
+    Token(Box<super::keygen_pkcs11::TokenKey>),
+    /// A persistent TPM key (`handle:…`).
+    Handle(String, Box<dyn crate::signer::Signer>),
+    /// A key file (TPM or plain).
+    File(PathBuf, Box<dyn crate::signer::Signer>),
 }
 
 /// The device flags the signing command needs, as given at installation (never secret values).

@@ -173,13 +173,27 @@ pub enum Error {
 }
 
 impl Error {
-    /// True when the user asked for something impossible (exit code 2) rather than a device or file
-    /// failing (exit code 1).
+    /// True for usage and configuration errors (exit code 2: bad flags, files, certificates, a key that
+    /// is not the certificate's, an object or file that already exists); false when a device, the
+    /// disk or the output failed (exit code 1). Follows the signing commands' classification.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            Error::Subject { .. } | Error::San { .. } | Error::Usage(_) | Error::Exists { .. }
-        )
+        use crate::signer::Error as S;
+        match self {
+            Error::Subject { .. }
+            | Error::San { .. }
+            | Error::Usage(_)
+            | Error::Exists { .. }
+            | Error::Pkcs11Exists { .. }
+            | Error::Certificate { .. }
+            | Error::Chain { .. }
+            | Error::Read { .. }
+            | Error::TpmUnsupported(_) => true,
+            #[cfg(feature = "tpm")]
+            Error::Signer(S::Tpm(_)) => false,
+            Error::Signer(S::Pkcs11(_) | S::Encoding(_)) => false,
+            Error::Signer(_) => true,
+            _ => false,
+        }
     }
 }
 

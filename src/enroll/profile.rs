@@ -41,17 +41,14 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
-/// A `pkcs11:` URI without its `pin-value` attribute (and, for a certificate, without `type=`).
-pub fn redact_uri(uri: &str, for_certificate: bool) -> String {
+/// A `pkcs11:` URI without its `pin-value` attribute.
+pub fn redact_uri(uri: &str) -> String {
     let body = uri.strip_prefix("pkcs11:").unwrap_or(uri);
     let (path, query) = match body.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (body, None),
     };
-    let keep_path: Vec<&str> = path
-        .split(';')
-        .filter(|a| !a.is_empty() && !(for_certificate && a.starts_with("type=")))
-        .collect();
+    let keep_path: Vec<&str> = path.split(';').filter(|a| !a.is_empty()).collect();
     let keep_query: Vec<&str> = query
         .map(|q| {
             q.split('&')
@@ -136,15 +133,12 @@ mod tests {
     #[test]
     fn pin_value_never_reaches_the_profile() {
         assert_eq!(
-            redact_uri(
-                "pkcs11:token=ra;id=%01;type=private?pin-value=1234&module-path=/m.so",
-                true
-            ),
-            "pkcs11:token=ra;id=%01?module-path=/m.so"
+            redact_uri("pkcs11:token=ra;id=%01;type=private?pin-value=1234&module-path=/m.so"),
+            "pkcs11:token=ra;id=%01;type=private?module-path=/m.so"
         );
         assert_eq!(
-            redact_uri("pkcs11:token=ra;type=private?pin-value=1234", false),
-            "pkcs11:token=ra;type=private"
+            redact_uri("pkcs11:token=ra;type=cert?pin-value=1234"),
+            "pkcs11:token=ra;type=cert"
         );
     }
 
