@@ -1,46 +1,361 @@
 //! TPM 2.0 keys: `TSS2 PRIVATE KEY` files and persistent handles, through any TCTI.
 //!
-//! STUB: filled by the TPM work (issue 4). Signatures are the contract other modules code against.
+//! Owns: bringing a key up in the TPM once per process (parent, sessions, load), signing digests with
+//! it, and releasing everything on drop. Construction does all TPM I/O and fails before any network
+//! call; [`TpmSigner::public_key`] is the TPM's public area, which the dispatcher compares with the
+//! certificate. Must not: hash messages (only the core's [`Digest`] reaches TPM2_Sign), send an auth
+//! value outside an HMAC or policy session, retry a failed authorisation (dictionary-attack lockout),
+//! or put a password in a message.
+//!
+//! One credential fetch with a tpm2-openssl EC key file under the owner hierarchy sends:
+//! `ReadPublic(0x81000001)` (probe for a persistent SRK) + `CreatePrimary` + `Load` +
+//! `FlushContext(parent)` + `Sign` + `FlushContext(key)`; with a matching persistent SRK the probe
+//! becomes two ReadPublic and CreatePrimary and its flush disappear. See [`command_count`].
+//!
+//! - [`tcti`]: which TPM, and the command-counting context wrapper.
+//! - [`keyfile`]: the key file format (decode and encode).
+//! - [`parent`]: SRK templates and parents.
+//! - [`auth`]: passwords and sessions.
+//! - [`policy`]: key-file policies.
+//! - [`sign`]: public areas, schemes and signature encodings.
+
+pub(crate) mod auth;
+mod error;
+pub(crate) mod keyfile;
+pub(crate) mod parent;
+pub(crate) mod policy;
+pub(crate) mod sign;
+pub(crate) mod tcti;
+
+#[cfg(test)]
+#[path = "../../../hsm-tests/src/swtpm.rs"]
+#[allow(dead_code, reason = "shared with hsm-tests, which uses all of it")]
+mod swtpm;
+#[cfg(test)]
+mod tests;
+
+pub use error::{Error, Rc};
 
 use crate::keys::PublicKey;
 use crate::signer::{KeyOptions, Signer};
 use crate::sigv4x509::Digest;
 use std::path::Path;
+use std::sync::Mutex;
+use tcti::Tpm;
+use tss_esapi::{
+    handles::{KeyHandle, ObjectHandle, TpmHandle},
+    interface_types::session_handles::{AuthSession, PolicySession},
+    structures::{Private, Public},
+    traits::UnMarshall,
+};
 
-/// TPM problems: our own checks, or the TPM's response code.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Placeholder until implemented.
-    #[error("TPM support is not implemented yet")]
-    Todo,
+/// Number of TPM commands this process has sent so far (every context). The CLI prints it under
+/// `--debug`; tests use it to pin the cost of a credential fetch.
+pub fn command_count() -> u64 {
+    tcti::command_count()
 }
 
-/// A key loaded in a TPM.
+/// A key loaded in a TPM, ready to sign. `Send + Sync`: the TPM context sits behind a mutex, so
+/// signatures from several threads are serialised (the TPM runs one command at a time anyway).
 pub struct TpmSigner {
+    state: Mutex<State>,
     public: PublicKey,
+    desc: String,
+}
+
+/// What stays in the TPM while the signer lives, released in [`Drop`].
+struct State {
+    tpm: Tpm,
+    key: KeyHandle,
+    /// A persistent key is only closed in ESYS, never flushed.
+    persistent: bool,
+    /// The HMAC session that carries a non-empty key password; `None` for the empty auth, which a
+    /// password session carries without revealing anything.
+    session: Option<AuthSession>,
+    /// A policy session and the steps to run in it before each signature.
+    policy: Option<(PolicySession, Vec<policy::Step>)>,
+    desc: String,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // Errors here cannot be reported; the ESYS context's own drop retries whatever is left.
+        if let Some((s, _)) = self.policy.take() {
+            let _ = auth::flush_session(&mut self.tpm, s.into(), &self.desc);
+        }
+        if let Some(s) = self.session.take() {
+            let _ = auth::flush_session(&mut self.tpm, s, &self.desc);
+        }
+        let mut obj = ObjectHandle::from(self.key);
+        if self.persistent {
+            let _ = self
+                .tpm
+                .local("Esys_TR_Close", &self.desc, |c| c.tr_close(&mut obj));
+        } else {
+            let _ = self
+                .tpm
+                .run("TPM2_FlushContext", &self.desc, |c| c.flush_context(obj));
+        }
+    }
 }
 
 /// Loads a `TSS2 PRIVATE KEY` file's key into the TPM named by `opts`.
+///
+/// Order: parse and check the file (no TPM yet), open the TCTI, obtain passwords (a prompt only on a
+/// terminal), bring up the parent, start the sessions the key needs (salted with the parent), load,
+/// release the parent. On any error the ESYS context's drop flushes what was created.
 pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmSigner, Error> {
-    let _ = (data, path, opts);
-    Err(Error::Todo)
+    let desc = format!("TPM key {}", path.display());
+    let file_err = |source| Error::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let unsupported = |reason: String| Error::UnsupportedKey {
+        key: desc.clone(),
+        reason,
+    };
+    let kf = keyfile::TpmKeyFile::from_pem(data).map_err(file_err)?;
+    let public = Public::unmarshall(&kf.public[2..])
+        .map_err(|_| file_err(keyfile::Error::Der("pubkey is not a valid TPMT_PUBLIC")))?;
+    let private = Private::try_from(&kf.private[2..]).map_err(|_| {
+        file_err(keyfile::Error::Der(
+            "privkey is larger than a TPM2B_PRIVATE",
+        ))
+    })?;
+    let info = sign::key_info(&public).map_err(unsupported)?;
+    let steps = policy::parse(&kf.policy).map_err(unsupported)?;
+    if steps.is_empty() && !info.user_with_auth {
+        return Err(unsupported(
+            "the key can only be used through a policy, and the key file lists none".into(),
+        ));
+    }
+    if !steps.is_empty() && !info.has_policy {
+        return Err(unsupported(
+            "the key file lists a policy, but the key has no authPolicy".into(),
+        ));
+    }
+    // A policy without PolicyAuthValue never looks at the auth value.
+    let needs = if (!steps.is_empty() && !policy::uses_auth_value(&steps)) || kf.empty_auth {
+        auth::NeedsAuth::No
+    } else {
+        auth::NeedsAuth::Yes
+    };
+
+    let mut tpm = Tpm::open_resolved(opts.tpm_tcti.as_deref())?;
+    let key_pw = if needs == auth::NeedsAuth::No && !steps.is_empty() {
+        // A policy without PolicyAuthValue never looks at the auth value.
+        crate::secret::Secret::new(String::new())
+    } else {
+        auth::key_password(opts, needs, &path.display().to_string())?
+    };
+    auth::check_len(&key_pw, "TPM key password")?;
+    let parent_pw = auth::parent_password(opts)?;
+    auth::check_len(&parent_pw, "TPM parent password")?;
+
+    let kind = if kf.rsa_parent {
+        parent::SrkKind::Rsa2048
+    } else {
+        parent::SrkKind::EccP256
+    };
+    let parent = parent::open(&mut tpm, kf.parent, kind, &parent_pw)?;
+
+    let mut session = None;
+    let mut policy_state = None;
+    if !steps.is_empty() {
+        let ps = auth::policy_session(&mut tpm, Some(parent.handle), &desc)?;
+        policy_state = Some((ps, steps));
+    } else if !key_pw.is_empty() {
+        session = Some(if parent.owns_session {
+            parent.session
+        } else {
+            auth::hmac_session(&mut tpm, Some(parent.handle), &desc)?
+        });
+    }
+    let parent_session = parent.session;
+    let key = tpm.run("TPM2_Load", &format!("{desc} under {}", parent.desc), |c| {
+        c.execute_with_session(Some(parent_session), |c| {
+            c.load(parent.handle, private, public)
+        })
+    })?;
+    if parent.owns_session && session != Some(parent_session) {
+        auth::flush_session(&mut tpm, parent_session, &parent.desc)?;
+    }
+    parent.release(&mut tpm)?;
+    if !key_pw.is_empty() {
+        tpm.local("Esys_TR_SetAuth", &desc, |c| {
+            c.tr_set_auth(key.into(), auth::to_auth(&key_pw)?)
+        })?;
+    }
+    Ok(TpmSigner {
+        state: Mutex::new(State {
+            tpm,
+            key,
+            persistent: false,
+            session,
+            policy: policy_state,
+            desc: desc.clone(),
+        }),
+        public: info.public,
+        desc,
+    })
+}
+
+/// Parses `handle:0x81……` (hex, or decimal as tpm2-tools also accepts).
+fn parse_handle(text: &str) -> Result<u32, Error> {
+    let bad = || Error::HandleSyntax(text.to_string());
+    let v = text.strip_prefix("handle:").ok_or_else(bad)?.trim();
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => v.parse::<u32>(),
+    }
+    .map_err(|_| bad())?;
+    if !parent::is_persistent(n) {
+        return Err(bad());
+    }
+    Ok(n)
 }
 
 /// Uses the persistent key `handle:0x81……`.
+///
+/// The key's password comes from `--tpm-key-password` (or its file and environment variable); with
+/// none given, the empty auth is used, since a persistent handle does not say whether it has one.
 pub fn open_handle(handle: &str, opts: &KeyOptions) -> Result<TpmSigner, Error> {
-    let _ = (handle, opts);
-    Err(Error::Todo)
+    let n = parse_handle(handle)?;
+    let desc = format!("TPM persistent key {n:#010x}");
+    let mut tpm = Tpm::open_resolved(opts.tpm_tcti.as_deref())?;
+    let tpm_handle =
+        TpmHandle::try_from(n).map_err(|e| Error::command("TPM2_ReadPublic", &desc, &e))?;
+    let obj = tpm.run("TPM2_ReadPublic", &desc, |c| {
+        c.execute_without_session(|c| c.tr_from_tpm_public(tpm_handle))
+    })?;
+    let key = KeyHandle::from(obj);
+    let (public, _, _) = tpm.run("TPM2_ReadPublic", &desc, |c| {
+        c.execute_without_session(|c| c.read_public(key))
+    })?;
+    let unsupported = |reason: String| Error::UnsupportedKey {
+        key: desc.clone(),
+        reason,
+    };
+    let info = sign::key_info(&public).map_err(unsupported)?;
+    if !info.user_with_auth {
+        return Err(unsupported(
+            "the key can only be used through a policy, which a handle does not describe: \
+             use a key file that lists the policy"
+                .into(),
+        ));
+    }
+    let pw = auth::key_password(opts, auth::NeedsAuth::Unknown, &desc)?;
+    auth::check_len(&pw, "TPM key password")?;
+    let session = if pw.is_empty() {
+        None
+    } else {
+        tpm.local("Esys_TR_SetAuth", &desc, |c| {
+            c.tr_set_auth(obj, auth::to_auth(&pw)?)
+        })?;
+        // The key salts its own session when it can decrypt; otherwise the session is unsalted,
+        // which still keeps the password itself off the bus.
+        Some(auth::hmac_session(
+            &mut tpm,
+            info.can_salt.then_some(key),
+            &desc,
+        )?)
+    };
+    Ok(TpmSigner {
+        state: Mutex::new(State {
+            tpm,
+            key,
+            persistent: true,
+            session,
+            policy: None,
+            desc: desc.clone(),
+        }),
+        public: info.public,
+        desc,
+    })
+}
+
+impl TpmSigner {
+    fn sign_digest(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
+        let mut guard = self
+            .state
+            .lock()
+            .map_err(|_| Error::Poisoned(self.desc.clone()))?;
+        let st = &mut *guard;
+        let session = match &st.policy {
+            Some((ps, steps)) => {
+                policy::run(&mut st.tpm, *ps, steps, &self.desc)?;
+                AuthSession::from(*ps)
+            }
+            None => st.session.unwrap_or(AuthSession::Password),
+        };
+        let scheme = sign::scheme(&self.public, digest);
+        let key = st.key;
+        let sig = st.tpm.run("TPM2_Sign", &self.desc, |c| {
+            let d = sign::tpm_digest(digest)?;
+            let ticket = sign::null_ticket()?;
+            c.execute_with_session(Some(session), |c| c.sign(key, d, scheme, ticket))
+        })?;
+        sign::canonical(&self.public, &sig).map_err(|reason| Error::UnsupportedKey {
+            key: self.desc.clone(),
+            reason: format!("malformed signature from the TPM: {reason}"),
+        })
+    }
+
+    /// TPM commands this signer's context has sent so far (opening included; the flushes on drop
+    /// come after).
+    pub fn commands(&self) -> u64 {
+        self.state.lock().map(|s| s.tpm.commands()).unwrap_or(0)
+    }
+
+    /// The TCTI the key is reached through, for messages.
+    pub fn tcti(&self) -> String {
+        self.state
+            .lock()
+            .map(|s| s.tpm.tcti().text.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl Signer for TpmSigner {
     fn public_key(&self) -> &PublicKey {
         &self.public
     }
+
     fn sign(&self, digest: &Digest) -> Result<Vec<u8>, crate::signer::Error> {
-        let _ = digest;
-        Err(Error::Todo.into())
+        Ok(self.sign_digest(digest)?)
     }
+
     fn describe(&self) -> String {
-        String::new()
+        self.desc.clone()
+    }
+}
+
+impl std::fmt::Debug for TpmSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpmSigner")
+            .field("key", &self.desc)
+            .field("public", &self.public)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn handle_syntax_is_checked_before_any_tpm_access() {
+        assert_eq!(parse_handle("handle:0x81000101").unwrap(), 0x8100_0101);
+        assert_eq!(parse_handle("handle:2164260865").unwrap(), 0x8100_0001);
+        for bad in ["handle:0x40000001", "handle:", "handle:0xzz", "0x81000001"] {
+            let e = parse_handle(bad).unwrap_err().to_string();
+            assert!(e.contains("0x81000000"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn signer_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<TpmSigner>();
     }
 }
