@@ -61,6 +61,11 @@ openssl req -new -key ec-p256.pkcs8.pem -subj /CN=leaf | \
     openssl x509 -req -CA ca.crt -CAkey ca.key.pem -CAcreateserial -days 3650 -out leaf.crt 2>/dev/null
 rm -f ca.srl
 openssl pkcs12 -export -inkey ec-p256.pkcs8.pem -in leaf.crt -certfile ca.crt -passout pass:$PW -out ec-p256-chain.p12
+# Variants: the empty password (modern and legacy), no MAC, and no encryption (MAC only).
+openssl pkcs12 -export -inkey ec-p256.pkcs8.pem -in ec-p256.crt -passout pass: -out ec-p256.empty-password.p12
+openssl pkcs12 -export -legacy -inkey ec-p256.pkcs8.pem -in ec-p256.crt -passout pass: -out ec-p256.empty-password-legacy.p12
+openssl pkcs12 -export -nomac -inkey ec-p256.pkcs8.pem -in ec-p256.crt -passout pass:$PW -out ec-p256.nomac.p12
+openssl pkcs12 -export -keypbe NONE -certpbe NONE -inkey ec-p256.pkcs8.pem -in ec-p256.crt -passout pass:$PW -out ec-p256.unencrypted.p12
 for f in rsa2048.p12 ec-p256.p12 ec-p256-chain.p12; do
     openssl pkcs12 -in $f -passin pass:$PW -nocerts -nodes | openssl pkey -pubout -outform DER -out $f.pub.der
 done

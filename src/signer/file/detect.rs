@@ -40,7 +40,7 @@ pub(super) fn detect(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
     if find(data, b"-----BEGIN ").is_some() {
         return pem(ctx, data);
     }
-    if data[0] == asn1::SEQUENCE {
+    if data.first() == Some(&asn1::SEQUENCE) {
         return sniff_der(ctx, Zeroizing::new(data.to_vec()));
     }
     Err(ctx.unrecognized("neither a PEM block nor DER"))
@@ -58,9 +58,7 @@ struct Block {
 }
 
 fn pem(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
-    let mut lines = data
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = data.split(|&b| b == b'\n').map(<[u8]>::trim_ascii_end);
     let mut seen = Vec::new();
     while let Some(line) = lines.next() {
         let Some(label) = line
@@ -70,7 +68,7 @@ fn pem(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
             continue;
         };
         let label = String::from_utf8_lossy(label).into_owned();
-        let block = read_block(ctx, &label, &mut lines)?;
+        let block = read_block(ctx, &label, &mut lines, data.len())?;
         if SKIPPED_LABELS.contains(&label.as_str()) {
             seen.push(label);
             continue;
@@ -124,9 +122,11 @@ fn read_block<'a>(
     ctx: &Ctx<'_>,
     label: &str,
     lines: &mut impl Iterator<Item = &'a [u8]>,
+    capacity: usize,
 ) -> Result<Block, Error> {
     let end = format!("-----END {label}-----");
-    let mut b64 = Zeroizing::new(Vec::new());
+    // Sized up front: a growing Vec would leave unzeroized copies of key material behind.
+    let mut b64 = Zeroizing::new(Vec::with_capacity(capacity));
     let mut encrypted = false;
     let mut in_headers = true;
     for line in lines {

@@ -383,8 +383,11 @@ pub(super) fn pkcs12_kdf(
         Zeroizing::new(src.iter().copied().cycle().take(len).collect())
     };
     let d = vec![id; v];
-    let mut i = repeat(salt);
-    i.extend_from_slice(&repeat(password));
+    let (s, p) = (repeat(salt), repeat(password));
+    // Sized up front: a growing Vec would leave unzeroized copies of the password behind.
+    let mut i = Zeroizing::new(Vec::with_capacity(s.len() + p.len()));
+    i.extend_from_slice(&s);
+    i.extend_from_slice(&p);
     let mut out = Zeroizing::new(Vec::with_capacity(n + u));
     while out.len() < n {
         let mut a = hash.digest(&[&d, &i]);

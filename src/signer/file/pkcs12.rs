@@ -219,13 +219,11 @@ struct Walker<'c, 'p> {
 
 impl Walker<'_, '_> {
     fn password(&mut self) -> Result<&Password, Error> {
-        if self.password.is_none() {
-            self.password = Some(self.ctx.password()?.clone());
-        }
-        // Set just above when it was missing.
-        self.password
-            .as_ref()
-            .ok_or_else(|| self.ctx.malformed_msg("password unavailable"))
+        let password = match self.password.take() {
+            Some(p) => p,
+            None => self.ctx.password()?.clone(),
+        };
+        Ok(self.password.insert(password))
     }
 
     fn m(&self) -> impl Fn(Asn1Error) -> Error + '_ {
@@ -335,7 +333,7 @@ fn encrypted_content(r: &mut Reader<'_>) -> Result<Zeroizing<Vec<u8>>, Asn1Error
     match t.tag {
         asn1::CONTEXT_0_PRIMITIVE => Ok(Zeroizing::new(t.value.to_vec())),
         asn1::CONTEXT_0 => {
-            let mut out = Zeroizing::new(Vec::new());
+            let mut out = Zeroizing::new(Vec::with_capacity(t.value.len()));
             let mut parts = t.reader();
             while !parts.is_empty() {
                 out.extend_from_slice(parts.expect(asn1::OCTET_STRING, "encryptedContent")?.value);

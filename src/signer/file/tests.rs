@@ -50,6 +50,8 @@ const ENCRYPTED: &[&str] = &[
     "ec-p256-chain.p12",
     "rsa4096-legacy.p12",
     "ec-p384-legacy.p12",
+    "ec-p256.nomac.p12",
+    "ec-p256.unencrypted.p12",
 ];
 
 fn fixture_path(name: &str) -> PathBuf {
@@ -185,8 +187,8 @@ fn signs_sha384_and_sha512_digests_with_the_matching_digest_info() {
     }
 }
 
-/// Runs openssl; None (with a note) only if the binary is missing, which the callers turn into a
-/// failure: these tests are the independent check and must not pass silently.
+/// Runs openssl. A missing binary fails the test: this is the independent check and must not pass
+/// silently.
 fn openssl(args: &[&str], dir: &Path) -> std::process::Output {
     std::process::Command::new("openssl")
         .args(args)
@@ -282,6 +284,28 @@ fn pkcs12_returns_the_key_s_certificate_first_and_the_rest_after() {
         load_ok("ec-p256-chain.p12").certificates,
         vec![read("leaf.crt.der"), read("ca.crt.der")]
     );
+}
+
+#[test]
+fn pkcs12_variants_load_empty_password_no_mac_and_no_encryption() {
+    let want = openssl_public_key("ec-p256.pkcs8.pem");
+    let cert = read("ec-p256.crt.der");
+    for (name, pw) in [
+        ("ec-p256.empty-password.p12", ""),
+        ("ec-p256.empty-password-legacy.p12", ""),
+        ("ec-p256.nomac.p12", PASSWORD),
+        ("ec-p256.unencrypted.p12", PASSWORD),
+    ] {
+        let key =
+            load(name, &with_password(pw)).unwrap_or_else(|e| panic!("{name}: {}", chain(&e)));
+        assert_eq!(key.signer.public_key(), &want, "{name}");
+        assert_eq!(key.certificates, vec![cert.clone()], "{name}");
+    }
+    // Without a MAC, a wrong password is still caught (by padding or structure), never a bad key.
+    let e = load("ec-p256.nomac.p12", &with_password("nope"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::WrongPassword { .. }), "{e}");
 }
 
 #[test]
@@ -497,6 +521,47 @@ fn absurd_pkcs12_mac_iterations_are_refused_before_deriving() {
 }
 
 #[test]
+fn absurd_pkcs12_pbe_iterations_are_refused_before_deriving() {
+    use crate::keys::der_tlv;
+    let oid = |s: &str| {
+        der_tlv(
+            0x06,
+            der::asn1::ObjectIdentifier::new(s).unwrap().as_bytes(),
+        )
+    };
+    // pbeWithSHAAnd3-KeyTripleDES-CBC with 2^31 iterations, in an encryptedData without a MAC.
+    let pbe_params = der_tlv(
+        0x30,
+        &[
+            der_tlv(0x04, &[5; 8]),
+            der_tlv(0x02, &[0x00, 0x80, 0, 0, 0]),
+        ]
+        .concat(),
+    );
+    let alg = der_tlv(0x30, &[oid("1.2.840.113549.1.12.1.3"), pbe_params].concat());
+    let eci = der_tlv(
+        0x30,
+        &[oid("1.2.840.113549.1.7.1"), alg, der_tlv(0x80, &[0; 16])].concat(),
+    );
+    let encrypted_data = der_tlv(0x30, &[der_tlv(0x02, &[0]), eci].concat());
+    let content_info = der_tlv(
+        0x30,
+        &[oid("1.2.840.113549.1.7.6"), der_tlv(0xa0, &encrypted_data)].concat(),
+    );
+    let safes = der_tlv(0x30, &content_info);
+    let auth_safe = der_tlv(
+        0x30,
+        &[
+            oid("1.2.840.113549.1.7.1"),
+            der_tlv(0xa0, &der_tlv(0x04, &safes)),
+        ]
+        .concat(),
+    );
+    let pfx = der_tlv(0x30, &[der_tlv(0x02, &[3]), auth_safe].concat());
+    assert_kdf_refused(&pfx, "PKCS#12 PBE iteration count", "2147483648");
+}
+
+#[test]
 fn legacy_encrypted_pem_is_refused_with_a_conversion_hint() {
     let e = load("refused.legacy-encrypted.pem", &with_password(PASSWORD))
         .err()
@@ -607,6 +672,10 @@ fn truncated_and_corrupted_fixtures_never_panic() {
             "refused.ed25519.pem",
             "refused.ec-p224.pem",
             "refused.public-key.pem",
+            "ec-p256.empty-password.p12",
+            "ec-p256.empty-password-legacy.p12",
+            "ec-p256.nomac.p12",
+            "ec-p256.unencrypted.p12",
         ])
         .collect();
     let opts = with_password(PASSWORD);
@@ -637,4 +706,41 @@ fn truncated_and_corrupted_fixtures_never_panic() {
             }
         }
     }
+}
+
+/// Through the dispatcher, as the CLI uses it: a PKCS#12 file alone gives the key and its leaf
+/// certificate, and the key/certificate check passes; a mismatched `--certificate` is caught.
+#[test]
+fn pkcs12_alone_is_a_complete_identity_through_signer_open() {
+    let opts = KeyOptions {
+        private_key: Some(fixture_path("ec-p256-chain.p12").display().to_string()),
+        pkcs8_password: Some(Secret::new(PASSWORD.into())),
+        ..KeyOptions::default()
+    };
+    let id = crate::signer::open(&opts).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(id.leaf.der(), &read("leaf.crt.der")[..]);
+    assert_eq!(
+        id.signer.public_key(),
+        &openssl_public_key("ec-p256-chain.p12")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let pem = der::pem::encode_string(
+        "CERTIFICATE",
+        der::pem::LineEnding::LF,
+        &read("rsa2048.crt.der"),
+    )
+    .unwrap();
+    std::fs::write(&other, pem).unwrap();
+    let mismatched = KeyOptions {
+        certificate: Some(other.display().to_string()),
+        ..opts
+    };
+    let e = crate::signer::open(&mismatched).err().unwrap();
+    assert!(
+        matches!(e, crate::signer::Error::CertificateKeyMismatch { .. }),
+        "{}",
+        chain(&e)
+    );
 }
