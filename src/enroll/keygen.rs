@@ -62,8 +62,7 @@ pub fn run(args: &KeygenArgs, out: &mut dyn std::io::Write) -> Result<(), Error>
 
 #[cfg(feature = "tpm")]
 fn generate_tpm(t: &Target, args: &KeygenArgs) -> Result<crate::keys::PublicKey, Error> {
-    let _ = (t, args);
-    Err(crate::signer::tpm::Error::Todo.into())
+    super::keygen_tpm::generate(t, args)
 }
 
 #[cfg(not(feature = "tpm"))]

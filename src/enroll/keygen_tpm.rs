@@ -128,7 +128,7 @@ pub fn policy_pcr_params(pcr_digest: &[u8], spec: &PcrSpec) -> Vec<u8> {
 /// PolicyPCR:       D = SHA256(D ‖ TPM_CC_PolicyPCR ‖ pcrs ‖ pcrDigest)
 /// PolicyAuthValue: D = SHA256(D ‖ TPM_CC_PolicyAuthValue)
 /// ```
-pub fn policy_digest(commands: &[PolicyCommand]) -> Result<[u8; 32], Error> {
+pub(crate) fn policy_digest(commands: &[PolicyCommand]) -> Result<[u8; 32], Error> {
     let mut d = [0u8; 32];
     for c in commands {
         let mut h = Sha256::new();

@@ -16,6 +16,8 @@ pub mod files;
 pub mod install;
 pub mod keygen;
 pub mod keygen_pkcs11;
+#[cfg(feature = "tpm")]
+pub mod keygen_tpm;
 pub mod names;
 pub mod profile;
 pub mod target;
