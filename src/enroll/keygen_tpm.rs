@@ -1,9 +1,9 @@
 //! TPM enrollment: a signing key created inside the TPM under the standard SRK or a persistent parent,
 //! written as a `TSS2 PRIVATE KEY` file (0600, never over an existing file) or made persistent.
 //!
-//! The key is `fixedTPM|fixedParent|sensitiveDataOrigin`, sign-only, unrestricted, scheme NULL (the
-//! signer picks the scheme per signature, as for tpm2-openssl keys). Its private part only exists
-//! wrapped by the parent, so the file is useless on any other TPM. With `--tpm-pcrs` the key gets an
+//! The key is `fixedTPM|fixedParent|sensitiveDataOrigin`, sign-only and unrestricted; RSA keys have
+//! scheme NULL (the signer picks it per signature), EC keys ECDSA-SHA256 (all the protocol uses). Its
+//! private part only exists wrapped by the parent, so the file is useless on any other TPM. With `--tpm-pcrs` the key gets an
 //! authPolicy of PolicyPCR over the PCR values read now (plus PolicyAuthValue when it has a password)
 //! and `userWithAuth` clear, so the password alone cannot unlock it; the key file lists the policy
 //! commands for the signer to replay. The key password travels to the TPM only in a salted session
@@ -34,9 +34,9 @@ use tss_esapi::{
         session_handles::AuthSession,
     },
     structures::{
-        Digest, EccPoint, EccScheme, KeyDerivationFunctionScheme, PcrSelectionList, Public,
-        PublicBuilder, PublicEccParametersBuilder, PublicKeyRsa, PublicRsaParametersBuilder,
-        RsaExponent, RsaScheme,
+        Digest, EccPoint, EccScheme, HashScheme, KeyDerivationFunctionScheme, PcrSelectionList,
+        Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyRsa,
+        PublicRsaParametersBuilder, RsaExponent, RsaScheme,
     },
     traits::Marshall,
     tss2_esys::{TPML_PCR_SELECTION, TPMS_PCR_SELECTION},
@@ -201,7 +201,9 @@ fn template(key_type: KeyType, auth_policy: Option<[u8; 32]>) -> tss_esapi::Resu
             .with_public_algorithm(PublicAlgorithm::Ecc)
             .with_ecc_parameters(
                 PublicEccParametersBuilder::new()
-                    .with_ecc_scheme(EccScheme::Null)
+                    // tss-esapi refuses a NULL scheme on ECC signing keys; every CreateSession
+                    // signature is ECDSA over SHA-256, whatever the curve.
+                    .with_ecc_scheme(EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)))
                     .with_curve(match curve {
                         Curve::P256 => EccCurve::NistP256,
                         Curve::P384 => EccCurve::NistP384,
@@ -369,7 +371,10 @@ fn create_session(tpm: &mut Tpm, parent: &Parent) -> Result<(AuthSession, bool),
     let (session, ours) = if parent.owns_session {
         (parent.session, false)
     } else {
-        (auth::hmac_session(tpm, Some(parent.handle), &parent.desc)?, true)
+        (
+            auth::hmac_session(tpm, Some(parent.handle), &parent.desc)?,
+            true,
+        )
     };
     let (attrs, mask) = SessionAttributesBuilder::new()
         .with_continue_session(true)
@@ -437,7 +442,12 @@ fn create_and_store(
 }
 
 fn write_key_file(path: &Path, file: &TpmKeyFile) -> Result<(), Error> {
-    files::write_atomic(path, file.to_pem().as_bytes(), 0o600, files::Replace::Refuse)
+    files::write_atomic(
+        path,
+        file.to_pem().as_bytes(),
+        0o600,
+        files::Replace::Refuse,
+    )
 }
 
 /// Loads the new key and makes it persistent at `handle` (owner authorisation).
@@ -469,10 +479,7 @@ fn persist_key(
         AuthSession::Password
     } else {
         tpm.local("Esys_TR_SetAuth", "owner hierarchy", |c| {
-            c.tr_set_auth(
-                ObjectHandle::Owner,
-                auth::to_auth(&owner_auth)?,
-            )
+            c.tr_set_auth(ObjectHandle::Owner, auth::to_auth(&owner_auth)?)
         })?;
         auth::hmac_session(tpm, None, "owner hierarchy")?
     };

@@ -54,7 +54,7 @@ pub enum Error {
     #[error(transparent)]
     Signer(#[from] crate::signer::Error),
     /// The device's public key is not one a CSR can carry.
-    #[error("public key of {key}: {source}")]
+    #[error("unusable public key on {key}")]
     PublicKey {
         /// The key.
         key: String,
@@ -101,7 +101,7 @@ pub enum Error {
         hint: String,
     },
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file.
         path: PathBuf,
@@ -110,7 +110,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -119,19 +119,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Standard output could not be written.
-    #[error("cannot write to standard output: {0}")]
+    #[error("cannot write to standard output")]
     Output(#[source] std::io::Error),
-    /// A PKCS#11 call failed.
-    #[error("{function} on {target}: {source}")]
-    Pkcs11 {
-        /// The C function (`C_GenerateKeyPair`, …).
-        function: &'static str,
-        /// The token or URI.
-        target: String,
-        /// The module's answer (keeps the `CKR_` code).
-        #[source]
-        source: cryptoki::error::Error,
-    },
     /// The token already holds an object the command would duplicate.
     #[error("{target}: the token already has {what}; {hint}")]
     Pkcs11Exists {
@@ -159,7 +148,7 @@ pub enum Error {
     Tpm(#[from] crate::signer::tpm::Error),
     /// A TPM command failed (the TPM's answer is the source).
     #[cfg(feature = "tpm")]
-    #[error("{operation}: {source}")]
+    #[error("{operation}")]
     TpmCommand {
         /// What we asked the TPM to do.
         operation: String,
