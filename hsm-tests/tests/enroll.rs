@@ -298,11 +298,7 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
         ROLE,
     ]);
     ok(&r, "install-cert");
-    assert!(
-        !r.stdout.contains(PIN),
-        "PIN in the profile: {}",
-        r.stdout
-    );
+    assert!(!r.stdout.contains(PIN), "PIN in the profile: {}", r.stdout);
     assert!(r.stdout.contains("[profile rolesanywhere]"), "{}", r.stdout);
     let objects = h.objects();
     assert!(objects.contains("Certificate Object"), "{objects}");
@@ -311,10 +307,7 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     let v = run_profile(
         &r.stdout,
         &emu.running.url(),
-        &[
-            ("SOFTHSM2_CONF", &conf),
-            ("ROLESANYWHERE_PKCS11_PIN", PIN),
-        ],
+        &[("SOFTHSM2_CONF", &conf), ("ROLESANYWHERE_PKCS11_PIN", PIN)],
     );
     assert_credentials(&v, &emu);
 
@@ -332,4 +325,514 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     ok(&r, "install-cert again");
     assert!(r.stderr.contains("already on the token"), "{}", r.stderr);
     assert_eq!(h.objects().matches("Certificate Object").count(), 1);
+}
+
+#[test]
+fn softhsm_generated_private_key_cannot_be_read_out() {
+    let Some(h) = SoftHsm::start() else { return };
+    let key = "pkcs11:token=ra;object=host;id=%02?pin-value=97531";
+    for key_type in ["ec-p384", "rsa-2048"] {
+        let key = key.replace("%02", if key_type == "ec-p384" { "%02" } else { "%03" });
+        let key = key.replace("object=host", &format!("object={key_type}"));
+        let r = h.agent(&[
+            "enroll",
+            "keygen",
+            "--pkcs11-lib",
+            SOFTHSM_LIB,
+            "--private-key",
+            &key,
+            "--key-type",
+            key_type,
+        ]);
+        ok(&r, key_type);
+    }
+    // pkcs11-tool cannot even try to read a private key, so a child process asks the token directly
+    // for the secret attributes (cryptoki, not our code; SoftHSM reads SOFTHSM2_CONF once per process).
+    let o = h
+        .cmd(&std::env::current_exe().unwrap().display().to_string())
+        .args([
+            "--ignored",
+            "--exact",
+            "probe_private_key_attributes_are_sensitive",
+        ])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env("ENROLL_PROBE_IDS", "02,03")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        text.matches("probe: secret attributes sensitive").count(),
+        2,
+        "{text}"
+    );
+    let objects = h.objects();
+    assert_eq!(
+        objects
+            .matches("sensitive, always sensitive, never extractable")
+            .count(),
+        2,
+        "{objects}"
+    );
+    // Sign-only: the private keys allow no decrypt, unwrap or derive.
+    for block in objects.split("Private Key Object").skip(1) {
+        let usage = block
+            .lines()
+            .find(|l| l.trim_start().starts_with("Usage:"))
+            .unwrap_or_default();
+        assert_eq!(usage.trim(), "Usage:      sign", "{objects}");
+    }
+}
+
+#[test]
+fn softhsm_keygen_refuses_an_existing_id_or_label() {
+    let Some(h) = SoftHsm::start() else { return };
+    let first = "pkcs11:token=ra;object=host;id=%01?pin-value=97531";
+    let keygen = |uri: &str| {
+        h.agent(&[
+            "enroll",
+            "keygen",
+            "--pkcs11-lib",
+            SOFTHSM_LIB,
+            "--private-key",
+            uri,
+        ])
+    };
+    ok(&keygen(first), "first keygen");
+    let before = h.objects();
+    for (uri, needle) in [
+        (first, "an object with id %01"),
+        (
+            "pkcs11:token=ra;object=host;id=%09?pin-value=97531",
+            "an object labelled \"host\"",
+        ),
+    ] {
+        let r = keygen(uri);
+        assert_eq!(r.code, 2, "{uri}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{}", r.stderr);
+        assert!(r.stdout.is_empty());
+    }
+    assert_eq!(h.objects(), before, "a refused keygen changed the token");
+}
+
+#[test]
+fn install_cert_refuses_a_certificate_for_another_key() {
+    let Some(h) = SoftHsm::start() else { return };
+    let emu = Emu::start();
+    let key = "pkcs11:token=ra;object=host;id=%01?pin-value=97531";
+    ok(
+        &h.agent(&[
+            "enroll",
+            "keygen",
+            "--pkcs11-lib",
+            SOFTHSM_LIB,
+            "--private-key",
+            key,
+        ]),
+        "keygen",
+    );
+    let other = emu
+        .intermediate
+        .issue(&IssueRequest::new(
+            "CN=someone-else",
+            KeySource::NewKey(KeyType::EcP256),
+        ))
+        .unwrap();
+    let cert = h.path("other.pem");
+    std::fs::write(&cert, other.cert_pem).unwrap();
+    let r = h.agent(&[
+        "enroll",
+        "install-cert",
+        "--pkcs11-lib",
+        SOFTHSM_LIB,
+        "--private-key",
+        key,
+        "--certificate",
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not match certificate"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(!h.objects().contains("Certificate Object"));
+}
+
+/// True when this process may create a network namespace; otherwise skip-or-fail.
+fn unshare_net_works() -> bool {
+    let ok = have("unshare")
+        && Command::new("unshare")
+            .args(["-n", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    ok || !skip("unshare -n is not permitted here")
+}
+
+#[test]
+fn softhsm_keygen_and_csr_work_without_any_network() {
+    let Some(h) = SoftHsm::start() else { return };
+    if !unshare_net_works() {
+        return;
+    }
+    let key = "pkcs11:token=ra;object=offline;id=%07?pin-value=97531";
+    let csr = h.path("offline.csr");
+    let in_netns = |args: &[&str]| -> Run {
+        let o = Command::new("unshare")
+            .arg("-n")
+            .arg(hsm_tests::agent_bin())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SOFTHSM2_CONF", h.conf())
+            .output()
+            .unwrap();
+        o.into()
+    };
+    // The namespace really has no network: not even loopback is up.
+    let probe = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip -o link show up | grep -c UP || true"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "0");
+    ok(
+        &in_netns(&[
+            "enroll",
+            "keygen",
+            "--pkcs11-lib",
+            SOFTHSM_LIB,
+            "--private-key",
+            key,
+        ]),
+        "keygen in a network namespace",
+    );
+    ok(
+        &in_netns(&[
+            "enroll",
+            "csr",
+            "--pkcs11-lib",
+            SOFTHSM_LIB,
+            "--private-key",
+            key,
+            "--subject",
+            "CN=offline",
+            "--out",
+            csr.to_str().unwrap(),
+        ]),
+        "csr in a network namespace",
+    );
+    openssl_req_verify(&csr);
+}
+
+fn swtpm() -> Option<Swtpm> {
+    match Swtpm::start() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let _ = skip(&e.0);
+            None
+        }
+    }
+}
+
+fn tpm_agent(tpm: &Swtpm, args: &[&str]) -> Run {
+    run_agent(args, &[("TPM2TOOLS_TCTI", &tpm.tcti())])
+}
+
+#[test]
+fn tpm_keygen_csr_install_then_credential_process_succeeds() {
+    let Some(tpm) = swtpm() else { return };
+    let emu = Emu::start();
+    let key = tpm.path("host.tss2.pem");
+    let pw = tpm.path("key.pw");
+    std::fs::write(&pw, "s3cret-key-pw\n").unwrap();
+    let key_s = key.to_str().unwrap();
+    let pw_s = pw.to_str().unwrap();
+    let tcti = tpm.tcti();
+    let r = run_agent(
+        &[
+            "enroll",
+            "keygen",
+            "--tpm-tcti",
+            &tcti,
+            "--private-key",
+            key_s,
+            "--tpm-key-password-file",
+            pw_s,
+            "--tpm-pcrs",
+            "sha256:0,7",
+        ],
+        &[],
+    );
+    ok(&r, "keygen");
+    let pubkey = r.stdout.clone();
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN TSS2 PRIVATE KEY-----")
+    );
+    let csr = tpm.path("host.csr");
+    let r = run_agent(
+        &[
+            "enroll",
+            "csr",
+            "--tpm-tcti",
+            &tcti,
+            "--private-key",
+            key_s,
+            "--tpm-key-password-file",
+            pw_s,
+            "--subject",
+            "CN=tpm-host",
+            "--san",
+            "ip:192.0.2.10",
+            "--out",
+            csr.to_str().unwrap(),
+        ],
+        &[],
+    );
+    ok(&r, "csr");
+    let text = openssl_req_verify(&csr);
+    assert!(text.contains("IP Address:192.0.2.10"), "{text}");
+    assert_eq!(csr_public_key(&csr), pubkey);
+
+    let cert = tpm.path("issued.pem");
+    emu.issue_csr(&csr, "CN=tpm-host", &cert);
+    let r = run_agent(
+        &[
+            "enroll",
+            "install-cert",
+            "--tpm-tcti",
+            &tcti,
+            "--private-key",
+            key_s,
+            "--tpm-key-password-file",
+            pw_s,
+            "--certificate",
+            cert.to_str().unwrap(),
+            "--intermediates",
+            emu.chain().to_str().unwrap(),
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+        ],
+        &[],
+    );
+    ok(&r, "install-cert");
+    let installed = tpm.path("host.tss2.cert.pem");
+    let meta = std::fs::metadata(&installed).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+    // Leaf then chain, so --certificate alone carries the intermediate.
+    assert_eq!(
+        std::fs::read_to_string(&installed)
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
+    let v = run_profile(&r.stdout, &emu.running.url(), &[]);
+    assert_credentials(&v, &emu);
+
+    // keygen never overwrites the key file.
+    let before = std::fs::read(&key).unwrap();
+    let r = run_agent(
+        &[
+            "enroll",
+            "keygen",
+            "--tpm-tcti",
+            &tcti,
+            "--private-key",
+            key_s,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+}
+
+#[test]
+fn tpm_key_file_is_useless_on_another_tpm() {
+    let Some(tpm) = swtpm() else { return };
+    let Some(other) = swtpm() else { return };
+    let key = tpm.path("k.tss2.pem");
+    let key_s = key.to_str().unwrap();
+    let r = tpm_agent(&tpm, &["enroll", "keygen", "--private-key", key_s]);
+    ok(&r, "keygen");
+    // tpm2-openssl reads our key file on its TPM and sees the same public key.
+    let o = tpm.run(&[
+        "openssl",
+        "pkey",
+        "-provider",
+        "tpm2",
+        "-provider",
+        "default",
+        "-in",
+        key_s,
+        "-pubout",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), r.stdout, "{o:?}");
+    let csr_args = |out: &str| {
+        vec![
+            "enroll".to_string(),
+            "csr".into(),
+            "--private-key".into(),
+            key_s.into(),
+            "--subject".into(),
+            "CN=x".into(),
+            "--out".into(),
+            out.into(),
+        ]
+    };
+    let here = tpm.path("here.csr");
+    let args = csr_args(here.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&tpm_agent(&tpm, &args), "csr on the key's own TPM");
+
+    let there = tpm.path("there.csr");
+    let args = csr_args(there.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = tpm_agent(&other, &args);
+    assert_eq!(r.code, 1, "another TPM loaded the key: {}", r.stderr);
+    assert!(r.stderr.contains("TPM2_Load"), "{}", r.stderr);
+    assert!(!there.exists());
+    // An independent tool agrees.
+    let o = other.run(&[
+        "openssl",
+        "pkey",
+        "-provider",
+        "tpm2",
+        "-provider",
+        "default",
+        "-in",
+        key_s,
+        "-pubout",
+    ]);
+    assert!(
+        !o.status.success(),
+        "tpm2-openssl loaded the key on another TPM"
+    );
+}
+
+#[test]
+fn tpm_persistent_key_enrollment_needs_out_for_the_certificate() {
+    let Some(tpm) = swtpm() else { return };
+    let emu = Emu::start();
+    let r = tpm_agent(
+        &tpm,
+        &[
+            "enroll",
+            "keygen",
+            "--persist",
+            "0x81000020",
+            "--key-type",
+            "rsa-2048",
+        ],
+    );
+    ok(&r, "keygen --persist");
+    let r2 = tpm_agent(&tpm, &["enroll", "keygen", "--persist", "0x81000020"]);
+    assert_eq!(r2.code, 2, "{}", r2.stderr);
+    assert!(r2.stderr.contains("already in use"), "{}", r2.stderr);
+
+    let csr = tpm.path("p.csr");
+    ok(
+        &tpm_agent(
+            &tpm,
+            &[
+                "enroll",
+                "csr",
+                "--private-key",
+                "handle:0x81000020",
+                "--subject",
+                "CN=persistent",
+                "--out",
+                csr.to_str().unwrap(),
+            ],
+        ),
+        "csr",
+    );
+    assert!(openssl_req_verify(&csr).contains("sha256WithRSAEncryption"));
+    assert_eq!(csr_public_key(&csr), r.stdout);
+    let cert = tpm.path("p.pem");
+    emu.issue_csr(&csr, "CN=persistent", &cert);
+    let install = |out: Option<&str>| {
+        let mut args = vec![
+            "enroll",
+            "install-cert",
+            "--private-key",
+            "handle:0x81000020",
+            "--certificate",
+            cert.to_str().unwrap(),
+        ];
+        if let Some(o) = out {
+            args.extend(["--out", o]);
+        }
+        tpm_agent(&tpm, &args)
+    };
+    let r = install(None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--out"), "{}", r.stderr);
+    let out = tpm.path("persistent.cert.pem");
+    let r = install(Some(out.to_str().unwrap()));
+    ok(&r, "install-cert --out");
+    assert!(
+        r.stdout.contains("--private-key handle:0x81000020"),
+        "{}",
+        r.stdout
+    );
+    assert!(out.is_file());
+}
+
+#[test]
+#[ignore = "helper: run in a child process by softhsm_generated_private_key_cannot_be_read_out"]
+fn probe_private_key_attributes_are_sensitive() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
+    use cryptoki::session::UserType;
+    let ids = std::env::var("ENROLL_PROBE_IDS").expect("run by the parent test");
+    let p = Pkcs11::new(SOFTHSM_LIB).unwrap();
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = p
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == "ra"))
+        .expect("token ra");
+    let s = p.open_ro_session(slot).unwrap();
+    s.login(UserType::User, Some(&PIN.to_string().into()))
+        .unwrap();
+    for id in ids.split(',') {
+        let id = u8::from_str_radix(id, 16).unwrap();
+        let keys = s
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(vec![id]),
+            ])
+            .unwrap();
+        assert_eq!(keys.len(), 1, "private key {id:02x}");
+        let secret = [
+            AttributeType::Value,
+            AttributeType::PrivateExponent,
+            AttributeType::Prime1,
+        ];
+        let info = s.get_attribute_info(keys[0], &secret).unwrap();
+        assert!(
+            info.iter()
+                .all(|i| matches!(i, AttributeInfo::Sensitive | AttributeInfo::TypeInvalid)),
+            "{id:02x}: {info:?}"
+        );
+        assert!(info.iter().any(|i| matches!(i, AttributeInfo::Sensitive)));
+        println!("probe: secret attributes sensitive");
+    }
 }
