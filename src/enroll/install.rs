@@ -401,4 +401,136 @@ mod tests {
         let e = run(&args, &mut Vec::new()).unwrap_err();
         assert!(e.is_usage() && e.to_string().contains("--out"), "{e}");
     }
+
+    fn sh(cmd: &mut Command) {
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+
+    /// A key file, a CSR from it through `enroll csr`, and a certificate for it signed by an openssl CA.
+    fn key_file_enrollment(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let key = dir.join("host.key.pem");
+        sh(Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(&key));
+        let csr = dir.join("host.csr");
+        let args = super::super::CsrArgs {
+            private_key: key.display().to_string(),
+            subject: "CN=host".into(),
+            san: vec!["dns:host.example".into()],
+            out: csr.clone(),
+            device: Default::default(),
+        };
+        super::super::csr::run(&args, &mut Vec::new()).unwrap();
+        sh(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-subj", "/CN=Test CA", "-days", "2"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign"])
+            .arg("-keyout")
+            .arg(dir.join("ca.key"))
+            .arg("-out")
+            .arg(dir.join("ca.pem")));
+        let cert = dir.join("host.pem");
+        sh(Command::new("openssl")
+            .args([
+                "x509",
+                "-req",
+                "-days",
+                "1",
+                "-copy_extensions",
+                "copy",
+                "-in",
+            ])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(dir.join("ca.pem"))
+            .arg("-CAkey")
+            .arg(dir.join("ca.key"))
+            .arg("-out")
+            .arg(&cert));
+        (key, csr, cert)
+    }
+
+    fn install_args(key: &Path, cert: &Path) -> InstallCertArgs {
+        InstallCertArgs {
+            private_key: key.display().to_string(),
+            certificate: cert.to_path_buf(),
+            intermediates: None,
+            out: None,
+            replace: false,
+            trust_anchor_arn: None,
+            profile_arn: None,
+            role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+            profile_name: "host".into(),
+            device: Default::default(),
+        }
+    }
+
+    #[test]
+    fn key_file_certificate_goes_beside_the_key_and_the_profile_names_both() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let (key, _, cert) = key_file_enrollment(d.path());
+        let mut out = Vec::new();
+        run(&install_args(&key, &cert), &mut out).unwrap();
+        let installed = d.path().join("host.key.cert.pem");
+        let meta = std::fs::metadata(&installed).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            read_certificate(&installed).unwrap().der(),
+            read_certificate(&cert).unwrap().der()
+        );
+        let profile = String::from_utf8(out).unwrap();
+        let want = format!(
+            "[profile host]\ncredential_process = rolesanywhere-agent credential-process \
+             --certificate {} --private-key {} --trust-anchor-arn <TRUST_ANCHOR_ARN> \
+             --profile-arn <PROFILE_ARN> --role-arn arn:aws:iam::123456789012:role/r\n",
+            installed.display(),
+            key.display()
+        );
+        assert!(profile.ends_with(&want), "{profile}");
+
+        // A renewal needs --replace; the file is untouched until then.
+        let e = run(&install_args(&key, &cert), &mut Vec::new()).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("--replace"), "{e}");
+        let mut again = install_args(&key, &cert);
+        again.replace = true;
+        run(&again, &mut Vec::new()).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_for_another_key_is_refused_and_nothing_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let (key, _, _) = key_file_enrollment(d.path());
+        // The CA's own certificate: valid, but for the CA's key.
+        let e = run(
+            &install_args(&key, &d.path().join("ca.pem")),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Signer(crate::signer::Error::CertificateKeyMismatch { .. })
+            ),
+            "{e}"
+        );
+        assert!(e.is_usage());
+        assert!(!d.path().join("host.key.cert.pem").exists());
+    }
 }
