@@ -178,7 +178,8 @@ impl Error {
             | Error::Certificate { .. }
             | Error::Chain { .. }
             | Error::Read { .. }
-            | Error::TpmUnsupported(_) => true,
+            | Error::TpmUnsupported(_)
+            | Error::Pkcs11Backend(crate::signer::pkcs11::Error::Uri { .. }) => true,
             #[cfg(feature = "tpm")]
             Error::Signer(S::Tpm(_)) => false,
             Error::Signer(S::Pkcs11(_) | S::Encoding(_)) => false,
