@@ -52,7 +52,7 @@ pub enum Source {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A secret file could not be read.
-    #[error("cannot read {what} from file {path}: {source}")]
+    #[error("cannot read {what} from file {path}")]
     File {
         /// What the secret is for (`PKCS#11 user PIN`, …).
         what: String,
@@ -71,7 +71,7 @@ pub enum Error {
         hint: String,
     },
     /// The terminal prompt failed.
-    #[error("cannot read {what} from the terminal: {source}")]
+    #[error("cannot read {what} from the terminal")]
     Prompt {
         /// What the secret is for.
         what: String,

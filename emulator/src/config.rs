@@ -327,6 +327,18 @@ fn load_anchor_certificates(key: &str, path: &Path) -> anyhow::Result<Vec<Vec<u8
             )
         })?;
         let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+        let can_sign_certs = match cert.key_usage() {
+            Ok(Some(ku)) => ku.value.key_cert_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if !can_sign_certs {
+            bail!(
+                "{key}.certificates: {} ({}) lacks keyUsage keyCertSign; a trust anchor must be allowed to sign certificates",
+                path.display(),
+                cert.subject()
+            );
+        }
         if !is_ca {
             bail!(
                 "{key}.certificates: {} ({}) is not a CA certificate (basicConstraints CA:TRUE is required)",

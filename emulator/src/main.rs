@@ -193,6 +193,11 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     } else if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
         Tls::Files { cert, key }
     } else {
+        if a.tls_ca_out.is_none() {
+            eprintln!(
+                "rolesanywhere-emulator: hint: the TLS certificate comes from a throwaway CA; pass --tls-ca-out FILE and set AWS_CA_BUNDLE=FILE for clients"
+            );
+        }
         Tls::SelfIssued {
             ca_out: a.tls_ca_out,
         }

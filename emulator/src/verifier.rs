@@ -340,9 +340,11 @@ fn decode_cert(b64: &str, what: &str) -> Result<Vec<u8>, Refusal> {
     let der = STANDARD
         .decode(b64.trim())
         .map_err(|_| deny(format!("{what} is not standard base64")))?;
-    X509Certificate::from_der(&der)
-        .map_err(|_| deny(format!("{what} is not a DER X.509 certificate")))?;
-    Ok(der)
+    match X509Certificate::from_der(&der) {
+        Ok(([], _)) => Ok(der),
+        Ok(_) => Err(deny(format!("{what} has bytes after the certificate"))),
+        Err(_) => Err(deny(format!("{what} is not a DER X.509 certificate"))),
+    }
 }
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, Refusal> {
@@ -437,8 +439,12 @@ pub fn verify(
             leaf_key.family()
         ))));
     }
-    let canonical =
-        canonical_request(req, &auth.signed_headers).map_err(|e| with_serial(deny(e)))?;
+    // The service canonicalizes SignedHeaders sorted; a client that signed them in another order
+    // computed a different canonical request and must fail here as it would there.
+    let mut sorted_headers = auth.signed_headers.clone();
+    sorted_headers.sort();
+    sorted_headers.dedup();
+    let canonical = canonical_request(req, &sorted_headers).map_err(|e| with_serial(deny(e)))?;
     let scope = format!("{}/{}/{SERVICE}/aws4_request", auth.date, auth.region);
     let sts = string_to_sign(&auth.algorithm, amz_date, &scope, &canonical);
     leaf_key
@@ -768,4 +774,83 @@ fn check_chain(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTH: &str = "AWS4-X509-ECDSA-SHA256 Credential=4242/20260301/eu-west-2/rolesanywhere/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-x509, Signature=3045ab";
+
+    #[test]
+    fn authorization_header_is_split_into_its_parts() {
+        let a = parse_authorization(AUTH).expect("valid");
+        assert_eq!(a.algorithm, ALG_ECDSA);
+        assert_eq!(
+            (a.serial.as_str(), a.date.as_str(), a.region.as_str()),
+            ("4242", "20260301", "eu-west-2")
+        );
+        assert_eq!(
+            a.signed_headers,
+            ["content-type", "host", "x-amz-date", "x-amz-x509"]
+        );
+        assert_eq!(a.signature, [0x30, 0x45, 0xab]);
+    }
+
+    #[test]
+    fn malformed_authorization_headers_are_refused() {
+        for bad in [
+            "AWS4-X509-ECDSA-SHA256",
+            &AUTH.replace("4242/", "10f2/"),
+            &AUTH.replace("/aws4_request", ""),
+            &AUTH.replace("Signature=3045ab", "Signature=zz"),
+            &AUTH.replace(", Signature=3045ab", ""),
+            &format!("{AUTH}, Signature=00"),
+            &AUTH.replace("SignedHeaders", "Headers"),
+        ] {
+            assert!(parse_authorization(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn uri_encode_keeps_only_unreserved_characters() {
+        assert_eq!(uri_encode(b"aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(uri_encode(b"a:b/c d+\xff"), "a%3Ab%2Fc%20d%2B%FF");
+    }
+
+    #[test]
+    fn header_values_are_trimmed_and_collapsed() {
+        let headers = vec![
+            (
+                "Content-Type".to_string(),
+                "  application/json  ".to_string(),
+            ),
+            ("X-Amz-Date".to_string(), "20260301T120000Z".to_string()),
+            ("x-custom".to_string(), "a   b".to_string()),
+            ("X-CUSTOM".to_string(), "c".to_string()),
+        ];
+        let req = HttpRequest {
+            method: "POST",
+            path: "/sessions",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
+        let names = vec!["content-type".to_string(), "x-custom".to_string()];
+        let c = canonical_request(&req, &names).expect("canonical");
+        assert!(
+            c.contains("content-type:application/json\nx-custom:a b,c\n\ncontent-type;x-custom\n"),
+            "{c}"
+        );
+        assert!(c.ends_with("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+        let missing = vec!["host".to_string()];
+        assert!(canonical_request(&req, &missing).is_err());
+    }
+
+    #[test]
+    fn amz_date_must_be_compact_utc() {
+        assert!(parse_amz_date("20260301T120000Z").is_some());
+        assert!(parse_amz_date("2026-03-01T12:00:00Z").is_none());
+        assert!(parse_amz_date("20260301T120000").is_none());
+    }
 }

@@ -539,3 +539,35 @@ fn serve_with_a_bad_config_exits_2_naming_the_key() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "slow in debug builds (RSA-4096 prime generation); run with --ignored"]
+fn ca_issue_new_rsa_4096_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root), "--key-type", "rsa-2048"]);
+    let cert = tmp.path().join("c.pem");
+    let key = tmp.path().join("c.key");
+    ok(&[
+        "ca",
+        "issue",
+        "--dir",
+        p(&root),
+        "--new-key",
+        "rsa-4096",
+        "--key-out",
+        p(&key),
+        "--subject",
+        "CN=big",
+        "--out",
+        p(&cert),
+    ]);
+    assert_openssl_verifies(&root.join("ca.pem"), None, &cert);
+    assert!(text(&cert).contains("Public-Key: (4096 bit)"));
+    let check = openssl(&["pkey", "-in", p(&key), "-check", "-noout"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -609,3 +609,322 @@ fn crl_not_signed_by_the_anchor_is_a_config_error() {
         "{msg}"
     );
 }
+
+#[test]
+fn algorithm_that_does_not_fit_the_key_is_refused() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.algorithm = Some("AWS4-X509-RSA-SHA256".into()));
+    assert_refused(&r, 403, "AccessDeniedException", "does not fit");
+    let r = env.call(&id, |c| c.algorithm = Some("AWS4-HMAC-SHA256".into()));
+    assert_refused(
+        &r,
+        403,
+        "AccessDeniedException",
+        "unsupported signing algorithm",
+    );
+}
+
+#[test]
+fn each_required_header_must_be_signed() {
+    let env = start();
+    let inter_dir = env._tmp.path().join("inter");
+    let inter = env
+        .root
+        .intermediate(&inter_dir, "I")
+        .expect("intermediate");
+    let issued = inter
+        .issue(&IssueRequest::new(
+            "CN=c",
+            KeySource::NewKey(KeyType::EcP256),
+        ))
+        .expect("issue");
+    let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain");
+    let id = identity(issued, Some(chain));
+    for name in [
+        "content-type",
+        "host",
+        "x-amz-date",
+        "x-amz-x509",
+        "x-amz-x509-chain",
+    ] {
+        let r = env.call(&id, |c| c.unsigned = vec![name.to_string()]);
+        assert_refused(
+            &r,
+            403,
+            "AccessDeniedException",
+            &format!("do not include {name}"),
+        );
+    }
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+}
+
+#[test]
+fn more_than_five_intermediates_are_refused() {
+    let env = start();
+    let mut cas = vec![
+        env.root
+            .intermediate(&env._tmp.path().join("i0"), "I0")
+            .expect("i0"),
+    ];
+    for i in 1..6 {
+        let dir = env._tmp.path().join(format!("i{i}"));
+        let next = cas[i - 1]
+            .intermediate(&dir, &format!("I{i}"))
+            .expect("intermediate");
+        cas.push(next);
+    }
+    let chain6 = std::fs::read_to_string(env._tmp.path().join("i5/chain.pem")).expect("chain");
+    assert_eq!(der_of(&chain6).len(), 6);
+    let issued = cas[5]
+        .issue(&IssueRequest::new(
+            "CN=deep",
+            KeySource::NewKey(KeyType::EcP256),
+        ))
+        .expect("issue");
+    let id = identity(issued, Some(chain6));
+    assert_refused(
+        &env.call(&id, |_| {}),
+        400,
+        "ValidationException",
+        "at most 5",
+    );
+
+    let chain5 = std::fs::read_to_string(env._tmp.path().join("i4/chain.pem")).expect("chain");
+    let issued = cas[4]
+        .issue(&IssueRequest::new(
+            "CN=five",
+            KeySource::NewKey(KeyType::EcP256),
+        ))
+        .expect("issue");
+    let id = identity(issued, Some(chain5));
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+}
+
+#[test]
+fn sha1_signed_leaf_is_refused() {
+    let env = start();
+    let dir = env._tmp.path();
+    let key = dir.join("sha1.key");
+    let csr = dir.join("sha1.csr");
+    let cert = dir.join("sha1.pem");
+    let ext = dir.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n",
+    )
+    .expect("ext");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &s(&key),
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        &s(&key),
+        "-subj",
+        "/CN=sha1",
+        "-out",
+        &s(&csr),
+    ]);
+    let sign_with = |digest: &str, serial: &str| {
+        run(&[
+            "x509",
+            "-req",
+            digest,
+            "-in",
+            &s(&csr),
+            "-CA",
+            &s(&dir.join("root/ca.pem")),
+            "-CAkey",
+            &s(&dir.join("root/ca.key")),
+            "-set_serial",
+            serial,
+            "-days",
+            "2",
+            "-extfile",
+            &s(&ext),
+            "-out",
+            &s(&cert),
+        ]);
+        Identity {
+            cert_pem: std::fs::read_to_string(&cert).expect("cert"),
+            chain_pem: None,
+            key_pem: std::fs::read_to_string(&key).expect("key"),
+            serial_decimal: serial.to_string(),
+        }
+    };
+    let id = sign_with("-sha1", "4242");
+    assert_refused(
+        &env.call(&id, |_| {}),
+        403,
+        "AccessDeniedException",
+        "sha-256 or stronger",
+    );
+    // The same openssl path with SHA-256 is accepted: the refusal above is about the hash alone.
+    let id = sign_with("-sha256", "4243");
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+}
+
+#[test]
+fn debug_output_never_shows_private_keys() {
+    let env = start();
+    let issued = env
+        .root
+        .issue(&IssueRequest::new(
+            "CN=c",
+            KeySource::NewKey(KeyType::EcP256),
+        ))
+        .expect("issue");
+    let key_pem = issued.key_pem.clone().expect("key");
+    let body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    for shown in [format!("{issued:?}"), format!("{:?}", env.root)] {
+        assert!(
+            !shown.contains(&body[..40]) && !shown.contains("PRIVATE KEY"),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn https_with_certificate_and_key_files_serves_that_certificate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tls_ca = Ca::init(&tmp.path().join("tls-ca"), KeyType::EcP384, "TLS CA").expect("tls ca");
+    let mut req = IssueRequest::new("CN=localhost", KeySource::NewKey(KeyType::EcP256));
+    req.sans = vec!["ip:127.0.0.1".into(), "dns:localhost".into()];
+    let issued = tls_ca.issue(&req).expect("server cert");
+    let cert = tmp.path().join("server.pem");
+    let key = tmp.path().join("server.key");
+    std::fs::write(&cert, &issued.cert_pem).expect("write cert");
+    std::fs::write(&key, issued.key_pem.as_deref().expect("key")).expect("write key");
+    let env = start_with(Tls::Files { cert, key }, "", "", "", |_, _| {});
+    assert!(env.server.tls_ca_pem().is_none());
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let signed = sign(&id, &Call::new(&env.host(), "{}"));
+    let r = send(
+        &env.server.url(),
+        Some(&tls_ca.cert_pem()),
+        &signed,
+        Duration::from_secs(10),
+    )
+    .expect("https");
+    assert_eq!(r.status, 201, "{}", r.body);
+    // A client trusting another CA must fail the handshake.
+    assert!(
+        send(
+            &env.server.url(),
+            Some(&env.root.cert_pem()),
+            &signed,
+            Duration::from_secs(10)
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn tls_key_file_that_is_not_a_key_is_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cert = tmp.path().join("c.pem");
+    let key = tmp.path().join("k.pem");
+    std::fs::write(&cert, "not a cert").expect("write");
+    std::fs::write(&key, "not a key").expect("write");
+    let config = Config::from_toml_str("region = \"us-east-1\"\n", tmp.path()).expect("config");
+    let err = server::spawn(
+        config,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: Tls::Files {
+                cert: cert.clone(),
+                key,
+            },
+        },
+    )
+    .expect_err("bad tls files");
+    assert!(
+        format!("{err:#}").contains(&cert.display().to_string()),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn http2_request_carries_host_in_authority_and_is_accepted() {
+    // HTTP/2 has no Host header; the signed host must be read from :authority (curl speaks h2 via ALPN).
+    let env = start_with(Tls::SelfIssued { ca_out: None }, "", "", "", |_, _| {});
+    let ca = env._tmp.path().join("tls-ca.pem");
+    std::fs::write(&ca, env.server.tls_ca_pem().expect("tls ca")).expect("write ca");
+    let id = leaf(&env.root, KeyType::EcP256, "h2");
+    let signed = sign(&id, &Call::new(&env.host(), "{\"durationSeconds\":900}"));
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--http2", "--cacert"])
+        .arg(&ca);
+    cmd.args(["--write-out", "\n%{http_version} %{http_code}"]);
+    for (n, v) in signed.headers.iter().filter(|(n, _)| n != "host") {
+        cmd.args(["-H", &format!("{n}: {v}")]);
+    }
+    cmd.args(["--data-binary", &signed.body]);
+    cmd.arg(format!("{}{}", env.server.url(), signed.path_and_query));
+    let out = cmd.output().expect("curl is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.trim_end().ends_with("2 201"),
+        "curl: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn headers_signed_out_of_order_are_an_invalid_signature() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let r = env.call(&id, |c| c.reverse_signed_headers = true);
+    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+}
+
+#[test]
+fn leaves_from_p384_and_rsa_roots_are_accepted() {
+    // P-384 roots sign with ecdsa-with-SHA384 and RSA roots with sha256WithRSAEncryption: both
+    // certificate-signature paths of the verifier are exercised.
+    for root_type in [KeyType::EcP384, KeyType::Rsa2048] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = Ca::init(&tmp.path().join("root"), root_type, "Root").expect("root");
+        let config =
+            Config::from_toml_str(&config_toml(tmp.path(), "", ""), tmp.path()).expect("config");
+        let server = server::spawn(
+            config,
+            ServeOptions {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                tls: Tls::None,
+            },
+        )
+        .expect("spawn");
+        let env = Env {
+            _tmp: tmp,
+            root,
+            server,
+        };
+        let id = leaf(&env.root, KeyType::EcP256, "c");
+        let r = env.call(&id, |_| {});
+        assert_eq!(r.status, 201, "{}: {}", root_type.name(), r.body);
+    }
+}

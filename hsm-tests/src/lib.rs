@@ -4,9 +4,11 @@
 //! simulator in CI: with `HSM_TESTS_REQUIRED=1` (or `CI` set) a missing tool fails the test instead of
 //! skipping it.
 //!
+//! - [`emu`]: an emulator with a fresh CA, anchor, profile and role, stopped on drop.
 //! - [`softhsm`]: a private SoftHSM2 configuration and token directory per test.
 //! - [`swtpm`]: a private swtpm on free loopback ports per test, killed on drop.
 
+pub mod emu;
 pub mod softhsm;
 pub mod swtpm;
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
     name = "rolesanywhere-agent",
     version,
     about = "IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or key files",
-    disable_help_subcommand = false
+    args_override_self = true
 )]
 pub struct Cli {
     /// The command to run.
@@ -21,17 +21,24 @@ pub struct Cli {
 }
 
 /// Commands (as `aws_signing_helper`).
+// `args_override_self`: a repeated flag takes its last value, as with the reference helper's flag
+// parser, so wrapper scripts that append flags keep working.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Get temporary credentials and print them for `credential_process`.
+    #[command(args_override_self = true)]
     CredentialProcess(SessionArgs),
     /// Sign a fixed test string with the private key (to check the key works).
+    #[command(args_override_self = true)]
     SignString(SignStringArgs),
     /// Print the certificate's key type, DER (base64), serial number and supported algorithms.
+    #[command(args_override_self = true)]
     ReadCertificateData(ReadCertificateArgs),
     /// Keep a profile in the shared credentials file up to date (not supported yet).
+    #[command(args_override_self = true)]
     Update(UpdateArgs),
     /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
+    #[command(args_override_self = true)]
     Serve(ServeArgs),
     /// Print the version.
     Version,
@@ -213,4 +220,86 @@ pub struct ServeArgs {
     /// IP TTL of the answers.
     #[arg(long, default_value_t = 64)]
     pub hop_limit: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARED: &[&str] = &[
+        "--certificate=c.pem",
+        "--private-key=k.pem",
+        "--intermediates=i.pem",
+        "--role-arn=r",
+        "--profile-arn=p",
+        "--trust-anchor-arn=t",
+        "--session-duration=900",
+        "--region=us-east-1",
+        "--endpoint=https://h",
+        "--no-verify-ssl",
+        "--with-proxy",
+        "--debug",
+        "--role-session-name=s",
+        "--pkcs11-lib=/m.so",
+        "--reuse-pin",
+        "--tpm-key-password=x",
+        "--no-tpm-key-password",
+        "--pkcs8-password=x",
+        "--cert-selector=x",
+        "--system-store-name=MY",
+        "--use-latest-expiring-certificate",
+        // Ours.
+        "--pkcs8-password-file=f",
+        "--pkcs11-context-pin-file=f",
+        "--tpm-tcti=device:/dev/tpmrm0",
+        "--tpm-key-password-file=f",
+        "--tpm-parent-password=x",
+        "--tpm-parent-password-file=f",
+        "--use-fips-endpoint",
+        "--connect-timeout=1",
+        "--timeout=2",
+    ];
+
+    fn parses(args: &[&str]) {
+        let mut argv = vec!["rolesanywhere-agent"];
+        argv.extend_from_slice(args);
+        if let Err(e) = Cli::try_parse_from(&argv) {
+            panic!("{argv:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_reference_flag_is_accepted_by_session_commands() {
+        for (cmd, extra) in [
+            ("credential-process", &[][..]),
+            ("update", &["--profile=x", "--once"][..]),
+            ("serve", &["--port=9911", "--hop-limit=1"][..]),
+        ] {
+            let mut args = vec![cmd];
+            args.extend_from_slice(SHARED);
+            args.extend_from_slice(extra);
+            parses(&args);
+        }
+    }
+
+    #[test]
+    fn sign_string_and_read_certificate_data_take_key_flags() {
+        parses(&[
+            "sign-string",
+            "--private-key=k.pem",
+            "--certificate=c.pem",
+            "--pkcs11-lib=/m.so",
+            "--reuse-pin",
+            "--tpm-key-password=x",
+            "--no-tpm-key-password",
+            "--digest=sha384",
+            "--format=bin",
+        ]);
+        parses(&[
+            "read-certificate-data",
+            "--certificate=pkcs11:token=t",
+            "--pkcs11-lib=/m.so",
+            "--debug",
+        ]);
+    }
 }

@@ -33,6 +33,13 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
              anyone on the network path can impersonate the service and read your credentials"
         );
     }
+    if s.endpoint.is_cleartext_remote() {
+        eprintln!(
+            "rolesanywhere-agent: WARNING: {} is plain http: the credentials will cross the \
+             network unencrypted; use https",
+            s.endpoint.display_url()
+        );
+    }
     let identity = signer::open(&s.key).context("cannot load the signing identity")?;
     let debug: Option<&dyn Fn(&str)> = if s.debug {
         debug_line(&format!(
@@ -60,7 +67,13 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
         session_token: &'a str,
         expiration: &'a str,
     }
-    let mut json = Zeroizing::new(Vec::with_capacity(2048));
+    // Sized so the buffer never reallocates (each byte escapes to at most 6): no stray copies of
+    // the secrets are left in freed memory.
+    let fields = creds.access_key_id.len()
+        + creds.secret_access_key.expose().len()
+        + creds.session_token.expose().len()
+        + creds.expiration.len();
+    let mut json = Zeroizing::new(Vec::with_capacity(128 + 6 * fields));
     serde_json::to_writer(
         &mut *json,
         &Output {

@@ -70,7 +70,7 @@ fn clap_error(e: &clap::Error) -> i32 {
 
 /// Prints the error chain and its hints; returns the exit code.
 fn report(e: &anyhow::Error) -> i32 {
-    eprintln!("{PROGRAM}: {e:#}");
+    eprintln!("{PROGRAM}: {}", chain_text(e));
     for cause in e.chain() {
         if let Some(hint) = cause
             .downcast_ref::<session::Error>()
@@ -81,6 +81,23 @@ fn report(e: &anyhow::Error) -> i32 {
         }
     }
     exit_code(e)
+}
+
+/// `error: cause: cause`, skipping a cause whose text its parent already ends with (some errors
+/// print their source in their own message as well as returning it).
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// The one place exit codes are decided: walk the chain outward-in to the first error we know.
@@ -173,6 +190,25 @@ mod tests {
             exit_code(&anyhow::anyhow!("cannot write to stdout")),
             EXIT_OPERATIONAL
         );
+    }
+
+    #[test]
+    fn chain_text_joins_causes_and_drops_repeated_sources() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = Err::<(), _>(signer::Error::from(signer::file::Error::Read {
+            path: "/k.pem".into(),
+            source: io,
+        }))
+        .context("cannot load the signing identity")
+        .unwrap_err();
+        let text = chain_text(&e);
+        assert!(
+            text.starts_with("cannot load the signing identity: "),
+            "{text}"
+        );
+        assert_eq!(text.matches("no such file").count(), 1, "{text}");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain_text(&e), "outer: inner");
     }
 
     #[test]

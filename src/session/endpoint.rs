@@ -63,6 +63,20 @@ impl Endpoint {
         &self.path
     }
 
+    /// True for plain `http` to anything but the loopback interface: the credentials in the answer
+    /// would cross a network unencrypted.
+    pub fn is_cleartext_remote(&self) -> bool {
+        if self.base.scheme() != "http" {
+            return false;
+        }
+        let host = self.base.host_str().unwrap_or_default();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<std::net::IpAddr>() {
+            Ok(ip) => !ip.is_loopback(),
+            Err(_) => !host.eq_ignore_ascii_case("localhost"),
+        }
+    }
+
     /// `scheme://host[:port]/…/sessions`, for messages.
     pub fn display_url(&self) -> String {
         format!("{}://{}{}", self.base.scheme(), self.host, self.path)
@@ -114,6 +128,24 @@ mod tests {
         assert_eq!(e.host(), "127.0.0.1:8443");
         let e = Endpoint::parse("https://[::1]:9000").unwrap();
         assert_eq!(e.host(), "[::1]:9000");
+    }
+
+    #[test]
+    fn only_remote_plain_http_counts_as_cleartext() {
+        for (url, clear) in [
+            ("http://127.0.0.1:8080", false),
+            ("http://[::1]:8080", false),
+            ("http://localhost", false),
+            ("http://10.0.0.1", true),
+            ("http://gw.example.com", true),
+            ("https://gw.example.com", false),
+        ] {
+            assert_eq!(
+                Endpoint::parse(url).unwrap().is_cleartext_remote(),
+                clear,
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -111,6 +111,8 @@ pub enum Error {
         attempts: u32,
         /// The failure was a timeout.
         timed_out: bool,
+        /// The server's TLS certificate failed verification.
+        tls_untrusted: bool,
         /// Another attempt may succeed (connection, timeout and body failures).
         transient: bool,
         /// The last failure.
@@ -183,6 +185,13 @@ impl Error {
     }
 }
 
+/// The parts of a request that stay the same across attempts (only the signature changes).
+struct Prepared {
+    url: reqwest::Url,
+    query: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
 /// A CreateSession client bound to one endpoint.
 pub struct Client {
     http: reqwest::blocking::Client,
@@ -231,12 +240,15 @@ impl Client {
             ("roleArn".to_string(), req.role_arn.clone()),
             ("trustAnchorArn".to_string(), req.trust_anchor_arn.clone()),
         ];
-        let url = self.endpoint.sessions_url(&query);
-        let body = request_body(req);
+        let prepared = Prepared {
+            url: self.endpoint.sessions_url(&query),
+            query,
+            body: request_body(req),
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.attempt(req, identity, &url, &query, &body, attempt, debug);
+            let result = self.attempt(req, identity, &prepared, attempt, debug);
             match result {
                 Ok(c) => return Ok(c),
                 Err(e) if attempt < self.max_attempts && e.retryable() => {
@@ -254,14 +266,11 @@ impl Client {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn attempt(
         &self,
         req: &SessionRequest,
         identity: &Identity,
-        url: &reqwest::Url,
-        query: &[(String, String)],
-        body: &[u8],
+        prepared: &Prepared,
         attempt: u32,
         debug: Option<&dyn Fn(&str)>,
     ) -> Result<Credentials, Error> {
@@ -269,9 +278,9 @@ impl Client {
             method: "POST",
             host: self.endpoint.host(),
             path: self.endpoint.sessions_path(),
-            query,
+            query: &prepared.query,
             content_type: CONTENT_TYPE,
-            body,
+            body: &prepared.body,
         };
         let input = SigningInput {
             region: &req.region,
@@ -290,21 +299,27 @@ impl Client {
         }
         let mut builder = self
             .http
-            .post(url.clone())
+            .post(prepared.url.clone())
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .body(body.to_vec());
+            .body(prepared.body.clone());
         for (name, value) in &signed.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let transport = |source: reqwest::Error| Error::Transport {
-            url: self.endpoint.display_url(),
-            attempts: attempt,
-            timed_out: source.is_timeout(),
-            transient: source.is_connect()
-                || source.is_timeout()
-                || source.is_request()
-                || source.is_body(),
-            source: Box::new(source.without_url()),
+        let transport = |source: reqwest::Error| {
+            let tls_untrusted = is_certificate_failure(&source);
+            Error::Transport {
+                url: self.endpoint.display_url(),
+                attempts: attempt,
+                timed_out: source.is_timeout(),
+                tls_untrusted,
+                // A certificate the client refuses now it will refuse on the next attempt too.
+                transient: !tls_untrusted
+                    && (source.is_connect()
+                        || source.is_timeout()
+                        || source.is_request()
+                        || source.is_body()),
+                source: Box::new(source.without_url()),
+            }
         };
         let mut resp = builder.send().map_err(transport)?;
         let status = resp.status().as_u16();
@@ -312,14 +327,18 @@ impl Client {
             d(&format!("attempt {attempt}: response status {status}"));
         }
         let headers = resp.headers().clone();
-        // The body of a success holds the secret access key and session token.
-        let mut raw = Zeroizing::new(Vec::new());
-        resp.read_to_end(&mut raw).map_err(|e| Error::Transport {
-            url: self.endpoint.display_url(),
-            attempts: attempt,
-            timed_out: is_timeout(&e),
-            transient: true,
-            source: Box::new(e),
+        let raw = read_body(&mut resp).map_err(|e| match e {
+            BodyError::TooLarge => Error::MalformedResponse {
+                reason: format!("the body is larger than {MAX_BODY} bytes"),
+            },
+            BodyError::Io(e) => Error::Transport {
+                url: self.endpoint.display_url(),
+                attempts: attempt,
+                timed_out: is_timeout(&e),
+                tls_untrusted: false,
+                transient: true,
+                source: Box::new(e),
+            },
         })?;
         if status == 201 || status == 200 {
             return response::parse_credentials(&raw);
@@ -334,12 +353,68 @@ impl Client {
     }
 }
 
+/// Largest response body accepted (a credential set is a few KiB).
+const MAX_BODY: usize = 1 << 20;
+
+enum BodyError {
+    TooLarge,
+    Io(std::io::Error),
+}
+
+/// Reads the body into zeroizing memory. A success body holds the secret access key and session
+/// token, so the buffer never reallocates in place (a `Vec` growing by itself would leave copies
+/// behind): a larger buffer is made, filled, and the old one zeroized.
+fn read_body(resp: &mut impl Read) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+    let mut body = Zeroizing::new(Vec::with_capacity(16 * 1024));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        let n = match resp.read(&mut chunk[..]) {
+            Ok(0) => return Ok(body),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(BodyError::Io(e)),
+        };
+        if body.len() + n > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        if body.len() + n > body.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                (body.capacity() * 2).max(body.len() + n),
+            ));
+            bigger.extend_from_slice(&body);
+            body = bigger;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// reqwest's blocking body reader wraps its own errors (a timeout among them) in `io::Error`.
 fn is_timeout(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::TimedOut
         || e.get_ref()
             .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
             .is_some_and(reqwest::Error::is_timeout)
+}
+
+/// True when TLS failed because the server's certificate was refused (rustls errors sit inside an
+/// `io::Error`, whose `source()` skips them, so look inside each one).
+fn is_certificate_failure(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if matches!(
+            tls,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Compact JSON `{"durationSeconds":N}` plus `"roleSessionName"` when given.
@@ -399,6 +474,21 @@ mod tests {
                 assert!(d >= nominal / 2 && d <= nominal * 3 / 2, "{attempt}: {d}");
             }
         }
+    }
+
+    #[test]
+    fn body_reader_grows_without_losing_bytes_and_bounds_size() {
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let got = match read_body(&mut &data[..]) {
+            Ok(b) => b,
+            Err(_) => panic!("reading from a slice cannot fail"),
+        };
+        assert_eq!(&got[..], &data[..]);
+        let huge = vec![b'x'; MAX_BODY + 1];
+        assert!(matches!(
+            read_body(&mut &huge[..]),
+            Err(BodyError::TooLarge)
+        ));
     }
 
     #[test]

@@ -171,22 +171,24 @@ fn clean(s: &str) -> String {
 /// The known fix for a service refusal.
 pub(super) fn hint(status: u16, error_type: &str, message: &str) -> Option<&'static str> {
     let m = message.to_ascii_lowercase();
-    if m.contains("untrusted signing certificate") || m.contains("untrusted certificate") {
-        return Some(
-            "the service could not chain the certificate to the trust anchor: pass the issuing CAs \
-             with --intermediates (or a full-chain --certificate) and check that the trust anchor \
-             holds the root CA",
-        );
-    }
     if m.contains("rolesessionname") {
         return Some("enable acceptRoleSessionName on the profile, or drop --role-session-name");
     }
     if m.contains("revoked") {
         return Some("the certificate is revoked (on a CRL of the trust anchor): issue a new one");
     }
-    if m.contains("expired") && m.contains("certificate") || m.contains("not yet valid") {
+    // The specific certificate problems first: the service words them as "Untrusted signing
+    // certificate: …" too.
+    if m.contains("expired") || m.contains("not yet valid") || m.contains("not valid before") {
         return Some(
             "the certificate is outside its validity period: renew it, and check the system clock",
+        );
+    }
+    if m.contains("untrusted signing certificate") || m.contains("untrusted certificate") {
+        return Some(
+            "the service could not chain the certificate to the trust anchor: pass the issuing CAs \
+             with --intermediates (or a full-chain --certificate) and check that the trust anchor \
+             holds the root CA",
         );
     }
     if m.contains("signature") || m.contains("date") || m.contains("skew") || m.contains("clock") {

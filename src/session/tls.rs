@@ -150,11 +150,11 @@ mod tests {
             ..ClientOptions::default()
         };
         let e = client_config(&opts).unwrap_err();
-        let chain = format!("{}", anyhow_like(&e));
+        let chain = error_chain(&e);
         assert!(chain.contains("no CERTIFICATE block"), "{chain}");
     }
 
-    fn anyhow_like(e: &dyn std::error::Error) -> String {
+    fn error_chain(e: &dyn std::error::Error) -> String {
         let mut s = e.to_string();
         let mut cur = e.source();
         while let Some(c) = cur {

@@ -113,10 +113,13 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
             )
         }
         KeySource::File(path) => {
-            let data = std::fs::read(path).map_err(|source| file::Error::Read {
-                path: path.into(),
-                source,
-            })?;
+            // The buffer may hold an unencrypted private key: wipe it when done.
+            let data = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| {
+                file::Error::Read {
+                    path: path.into(),
+                    source,
+                }
+            })?);
             let signer: Box<dyn Signer>;
             let mut leaf = file_leaf;
             if is_tss2_pem(&data) {

@@ -82,7 +82,7 @@ pub enum Error {
     #[error(transparent)]
     Secret(#[from] crate::secret::Error),
     /// A signature encoding failed (a device returned something malformed).
-    #[error("malformed signature from {0}")]
+    #[error("the signing device returned a malformed signature")]
     Encoding(#[from] encoding::Error),
 }
 

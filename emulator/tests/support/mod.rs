@@ -89,6 +89,12 @@ pub struct Call {
     pub serial: Option<String>,
     /// Flip a bit of the signature.
     pub corrupt_signature: bool,
+    /// Claim this algorithm instead of the one that fits the key.
+    pub algorithm: Option<String>,
+    /// Headers sent but left out of SignedHeaders.
+    pub unsigned: Vec<String>,
+    /// Sign the headers in reverse order (a client bug the service refuses).
+    pub reverse_signed_headers: bool,
 }
 
 impl Call {
@@ -106,6 +112,9 @@ impl Call {
             region: REGION.into(),
             serial: None,
             corrupt_signature: false,
+            algorithm: None,
+            unsigned: Vec::new(),
+            reverse_signed_headers: false,
         }
     }
 }
@@ -164,12 +173,20 @@ pub fn sign(id: &Identity, call: &Call) -> Signed {
         let parts: Vec<String> = der_of(chain).iter().map(|d| STANDARD.encode(d)).collect();
         headers.push(("x-amz-x509-chain".to_string(), parts.join(",")));
     }
-    let signed_names = headers
+    let signed: Vec<&(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| !call.unsigned.contains(n))
+        .collect();
+    let mut signed = signed;
+    if call.reverse_signed_headers {
+        signed.reverse();
+    }
+    let signed_names = signed
         .iter()
         .map(|(n, _)| n.as_str())
         .collect::<Vec<_>>()
         .join(";");
-    let canonical_headers: String = headers.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
+    let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
     let canonical = format!(
         "POST\n/sessions\n{query}\n{canonical_headers}\n{signed_names}\n{}",
         sha256_hex(call.body.as_bytes())
@@ -177,6 +194,7 @@ pub fn sign(id: &Identity, call: &Call) -> Signed {
     let date = &call.amz_date[..8];
     let scope = format!("{date}/{}/rolesanywhere/aws4_request", call.region);
     let (_, alg) = sign_bytes(&id.key_pem, b"probe");
+    let alg = call.algorithm.clone().unwrap_or_else(|| alg.to_string());
     let sts = format!(
         "{alg}\n{}\n{scope}\n{}",
         call.amz_date,

@@ -37,7 +37,7 @@ pub const PASSWORD_ENV: &str = "ROLESANYWHERE_PKCS8_PASSWORD";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read private key file {path}: {source}")]
+    #[error("cannot read private key file {path}")]
     Read {
         /// The file.
         path: PathBuf,
