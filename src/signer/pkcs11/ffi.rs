@@ -59,6 +59,10 @@ impl TokenInfo {
     pub fn login_required(&self) -> bool {
         self.flags & cryptoki_sys::CKF_LOGIN_REQUIRED != 0
     }
+    /// `CKF_TOKEN_INITIALIZED`: the token has been set up (label, PINs) and holds objects.
+    pub fn initialized(&self) -> bool {
+        self.flags & cryptoki_sys::CKF_TOKEN_INITIALIZED != 0
+    }
     /// `CKF_PROTECTED_AUTHENTICATION_PATH`: the PIN is entered on the device (pinpad, biometrics).
     pub fn protected_authentication_path(&self) -> bool {
         self.flags & cryptoki_sys::CKF_PROTECTED_AUTHENTICATION_PATH != 0

@@ -61,6 +61,10 @@ pub(crate) fn tokens(module: &Module, uri: &Pkcs11Uri) -> Result<Vec<Token>, Err
         let Ok(info) = lib.token_info(slot) else {
             continue;
         };
+        // SoftHSM (and others) keep an empty, uninitialised token around for `C_InitToken`.
+        if !info.initialized() {
+            continue;
+        }
         if uri.matches_token(&info) {
             out.push(Token { slot, info });
         }

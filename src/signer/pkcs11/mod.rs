@@ -147,8 +147,13 @@ fn search_certificates(
     let found = search(sessions)?;
     match tokens {
         [t] if found.is_empty() && t.info.login_required() && !sessions.is_logged_in(t) => {
-            sessions.login(t, uris)?;
-            search(sessions)
+            // Certificates are normally public; without a PIN to offer, report "not found" rather
+            // than demand a PIN for objects that may not exist.
+            match sessions.login(t, uris) {
+                Err(Error::Pin(crate::secret::Error::Missing { .. })) => Ok(found),
+                Err(e) => Err(e),
+                Ok(()) => search(sessions),
+            }
         }
         _ => Ok(found),
     }
@@ -264,13 +269,12 @@ pub fn open(opts: &KeyOptions, file_certificate: Option<&Certificate>) -> Result
     let key_token = match (&key_uri, &cert_token) {
         (Some(ku), ct) => {
             let mut tokens = find::tokens(&module, &ku.token_part())?;
-            if tokens.len() > 1 {
-                if let Some(ct) = ct
-                    .as_ref()
-                    .filter(|ct| tokens.iter().any(|t| t.slot == ct.slot))
-                {
-                    tokens = vec![ct.clone()];
-                }
+            // Several tokens match the key URI: the certificate's token decides, if it is one.
+            if let Some(ct) = ct
+                .as_ref()
+                .filter(|ct| tokens.len() > 1 && tokens.iter().any(|t| t.slot == ct.slot))
+            {
+                tokens = vec![ct.clone()];
             }
             match tokens.len() {
                 0 => return Err(find::token_not_found(&module, ku)),
@@ -463,7 +467,7 @@ fn find_key(
 
 /// Every certificate matching the `--certificate` URI in `opts`, each with a URI (token label
 /// included) that selects it alone, for `read-certificate-data`. Certificates whose value does not
-/// parse as X.509 are left out.
+/// parse as X.509 are left out; none at all is [`Error::CertificateNotFound`]. Sorted by URI.
 pub fn list_certificates(opts: &KeyOptions) -> Result<Vec<(String, Certificate)>, Error> {
     let raw = opts.certificate.as_deref().unwrap_or_default();
     let Some(cu) = parse_if_uri(Some(raw))? else {
@@ -478,9 +482,17 @@ pub fn list_certificates(opts: &KeyOptions) -> Result<Vec<(String, Certificate)>
     let mut sessions = Sessions::new(module);
     let found = search_certificates(&mut sessions, &tokens, &cu, &[&cu])?;
     let uris = certificate_uris(&tokens, &found, &cu);
-    Ok(uris
+    let mut listed: Vec<(String, Certificate)> = uris
         .into_iter()
         .zip(found)
         .filter_map(|(u, c)| Certificate::from_der(c.der).ok().map(|cert| (u, cert)))
-        .collect())
+        .collect();
+    if listed.is_empty() {
+        return Err(Error::CertificateNotFound {
+            uri: cu.to_string(),
+        });
+    }
+    // Tokens return objects in no particular order; sorted output is stable between runs.
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(listed)
 }

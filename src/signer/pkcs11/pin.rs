@@ -108,10 +108,8 @@ pub(crate) fn context_pin(
     key: &str,
 ) -> Result<Secret, Error> {
     let mut sources = Vec::new();
-    if opts.reuse_pin {
-        if let Some(p) = user_pin {
-            sources.push(Source::Value(p.clone()));
-        }
+    if let Some(p) = user_pin.filter(|_| opts.reuse_pin) {
+        sources.push(Source::Value(p.clone()));
     }
     if let Some(p) = &opts.pkcs11_context_pin_file {
         sources.push(Source::File(p.clone()));

@@ -120,7 +120,7 @@ pub(crate) fn redact(raw: &str) -> String {
     let parts: Vec<String> = query
         .split('&')
         .map(|a| match a.split_once('=') {
-            Some((n, _)) if n == "pin-value" => "pin-value=<redacted>".to_string(),
+            Some(("pin-value", _)) => "pin-value=<redacted>".to_string(),
             _ => a.to_string(),
         })
         .collect();
