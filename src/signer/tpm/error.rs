@@ -271,6 +271,20 @@ impl std::fmt::Display for Rc {
 }
 
 impl Error {
+    /// True when the user's configuration is at fault (a TCTI, key file, handle or password that
+    /// cannot work), as opposed to the TPM failing or refusing: the CLI exits 2 for these, 1 otherwise.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            Error::TctiSyntax { .. }
+                | Error::KeyFile { .. }
+                | Error::UnsupportedKey { .. }
+                | Error::HandleSyntax(_)
+                | Error::AuthTooLong { .. }
+                | Error::Secret(_)
+        )
+    }
+
     /// A TPM command failure, with the hint that fits its code.
     pub(crate) fn command(command: &'static str, object: &str, e: &tss_esapi::Error) -> Error {
         let rc = Rc::from_tss(e);

@@ -523,3 +523,70 @@ fn signer_is_shared_across_threads() {
         assert!(h.join().unwrap().unwrap() > 60);
     }
 }
+
+#[test]
+fn credential_fetch_costs_six_commands_and_prints_its_wall_time() {
+    let Some(t) = tpm() else { return };
+    let key = t.openssl_key("cost.tss2.pem", "EC", &["group:P-256"]);
+    let data = std::fs::read(&key).unwrap();
+    let opts = opts_for(&t);
+    let runs = 20u32;
+    let start = std::time::Instant::now();
+    for i in 0..runs {
+        // One credential fetch: open (context, parent, load), one signature, drop (flush).
+        let signer = open_key_file(&data, &key, &opts).unwrap();
+        signer.sign(&Digest::sha256(&i.to_be_bytes())).unwrap();
+        assert_eq!(signer.commands(), 5);
+    }
+    let per = start.elapsed() / runs;
+    eprintln!(
+        "TPM cost per credential fetch (EC P-256 key file, swtpm over TCP): 6 commands, {per:?}"
+    );
+    // Nothing left behind after all the fetches.
+    let out = t.tool(&["tpm2_getcap", "handles-transient"]);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+}
+
+#[test]
+fn policy_password_key_is_authorised_through_the_policy_session() {
+    let Some(t) = tpm() else { return };
+    t.tool(&["tpm2_startauthsession", "-S", "trial.ctx"]);
+    t.tool(&[
+        "tpm2_policyauthvalue",
+        "-S",
+        "trial.ctx",
+        "-L",
+        "auth.policy",
+    ]);
+    t.tool(&["tpm2_flushcontext", "trial.ctx"]);
+    let pub_pem = tools_key(&t, None, Some("polpw"), Some("auth.policy"));
+    let tpm2b = |name: &str| std::fs::read(t.path(name)).unwrap();
+    let kf = keyfile::TpmKeyFile {
+        empty_auth: false,
+        // Written as PolicyPassword, run as PolicyAuthValue (same policy digest).
+        policy: vec![keyfile::PolicyCommand {
+            code: policy::CC_POLICY_PASSWORD,
+            params: vec![],
+        }],
+        description: None,
+        rsa_parent: false,
+        parent: 0x8100_0102,
+        public: tpm2b("key.pub"),
+        private: tpm2b("key.priv"),
+    };
+    let key = t.path("polpw.tss2.pem");
+    std::fs::write(&key, kf.to_pem()).unwrap();
+    let mut opts = opts_for(&t);
+    opts.tpm_key_password = Some(Secret::new("polpw".into()));
+    let signer = open_file(&key, &opts).unwrap();
+    assert_openssl_verifies(&t, &signer, &pub_pem, HashAlg::Sha256, "polpw");
+    drop(signer);
+
+    opts.tpm_key_password = Some(Secret::new("bad".into()));
+    let signer = open_file(&key, &opts).unwrap();
+    let e = signer.sign(&Digest::sha256(b"x")).unwrap_err().to_string();
+    assert!(
+        e.contains("TPM2_Sign") && e.contains("TPM_RC_AUTH_FAIL"),
+        "{e}"
+    );
+}
