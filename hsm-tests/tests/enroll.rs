@@ -4,21 +4,18 @@
 //! a TPM key file is useless on another TPM, install-cert refuses a certificate for another key,
 //! nothing is overwritten, and keygen and csr need no network (`unshare -n`).
 
+use hsm_tests::emu::{PROFILE_ARN as PROFILE, ROLE_ARN as ROLE, TRUST_ANCHOR_ARN as TA};
 use hsm_tests::swtpm::Swtpm;
 use hsm_tests::{Run, have, run_agent, skip};
 use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType};
-use rolesanywhere_emulator::config::Config;
-use rolesanywhere_emulator::server::{self, Running, ServeOptions, Tls};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SOFTHSM_LIB: &str = "/usr/lib/softhsm/libsofthsm2.so";
-/// The token's user PIN: digits that appear in no ARN, so a leak is detectable.
+/// The token's user PIN: digits that appear in no ARN (the shared fixture's 1234 does, in the account
+/// id), so a leak into stdout or stderr is detectable.
 const PIN: &str = "97531";
-const TA: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/enroll-ta";
-const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/enroll-profile";
-const ROLE: &str = "arn:aws:iam::123456789012:role/enroll-role";
 
 /// A private SoftHSM2 token (`ra`, user PIN 97531) in a temp dir.
 struct SoftHsm {
@@ -92,41 +89,27 @@ impl SoftHsm {
     }
 }
 
-/// A running emulator whose trust anchor is a root CA; leaves are issued by an intermediate.
+/// The shared emulator fixture, with an intermediate CA under its root that issues the leaves (so
+/// install-cert's chain handling is exercised too).
 struct Emu {
-    dir: tempfile::TempDir,
+    emu: hsm_tests::emu::Emu,
     intermediate: Ca,
-    running: Running,
+    chain: PathBuf,
 }
 
 impl Emu {
     fn start() -> Emu {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Ca::init(&dir.path().join("root"), KeyType::EcP256, "Enroll Root").unwrap();
-        let intermediate = root
-            .intermediate(&dir.path().join("intermediate"), "Enroll Intermediate")
+        let emu = hsm_tests::emu::Emu::start();
+        let intermediate = emu
+            .ca
+            .intermediate(&emu.dir.path().join("intermediate"), "Enroll Intermediate")
             .unwrap();
-        std::fs::write(dir.path().join("anchor.pem"), root.cert_pem()).unwrap();
-        std::fs::write(dir.path().join("chain.pem"), intermediate.cert_pem()).unwrap();
-        let toml = format!(
-            "region = \"us-east-1\"\n\
-             [[trust_anchors]]\narn = \"{TA}\"\ncertificates = \"anchor.pem\"\n\
-             [[profiles]]\narn = \"{PROFILE}\"\nrole_arns = [\"{ROLE}\"]\n\
-             [[roles]]\narn = \"{ROLE}\"\n"
-        );
-        let config = Config::from_toml_str(&toml, dir.path()).unwrap();
-        let running = server::spawn(
-            config,
-            ServeOptions {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                tls: Tls::None,
-            },
-        )
-        .unwrap();
+        let chain = emu.dir.path().join("chain.pem");
+        std::fs::write(&chain, intermediate.cert_pem()).unwrap();
         Emu {
-            dir,
+            emu,
             intermediate,
-            running,
+            chain,
         }
     }
 
@@ -138,7 +121,11 @@ impl Emu {
     }
 
     fn chain(&self) -> PathBuf {
-        self.dir.path().join("chain.pem")
+        self.chain.clone()
+    }
+
+    fn url(&self) -> String {
+        self.emu.running.url()
     }
 }
 
@@ -221,6 +208,7 @@ fn assert_credentials(v: &serde_json::Value, emu: &Emu) {
         "{v}"
     );
     let last = emu
+        .emu
         .running
         .decisions()
         .pop()
@@ -306,7 +294,7 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     let conf = h.conf();
     let v = run_profile(
         &r.stdout,
-        &emu.running.url(),
+        &emu.url(),
         &[("SOFTHSM2_CONF", &conf), ("ROLESANYWHERE_PKCS11_PIN", PIN)],
     );
     assert_credentials(&v, &emu);
@@ -640,7 +628,7 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
         2
     );
     assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
-    let v = run_profile(&r.stdout, &emu.running.url(), &[]);
+    let v = run_profile(&r.stdout, &emu.url(), &[]);
     assert_credentials(&v, &emu);
 
     // keygen never overwrites the key file.
