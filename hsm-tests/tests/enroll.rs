@@ -824,3 +824,95 @@ fn probe_private_key_attributes_are_sensitive() {
         println!("probe: secret attributes sensitive");
     }
 }
+
+#[test]
+fn tpm_every_key_type_signs_a_request_openssl_verifies() {
+    let Some(tpm) = swtpm() else { return };
+    for (key_type, sig) in [
+        ("ec-p256", "ecdsa-with-SHA256"),
+        ("ec-p384", "ecdsa-with-SHA256"),
+        ("rsa-2048", "sha256WithRSAEncryption"),
+        ("rsa-3072", "sha256WithRSAEncryption"),
+    ] {
+        let key = tpm.path(&format!("{key_type}.tss2.pem"));
+        let key_s = key.to_str().unwrap();
+        let r = tpm_agent(
+            &tpm,
+            &[
+                "enroll",
+                "keygen",
+                "--private-key",
+                key_s,
+                "--key-type",
+                key_type,
+            ],
+        );
+        ok(&r, key_type);
+        let csr = tpm.path(&format!("{key_type}.csr"));
+        ok(
+            &tpm_agent(
+                &tpm,
+                &[
+                    "enroll",
+                    "csr",
+                    "--private-key",
+                    key_s,
+                    "--subject",
+                    "CN=t",
+                    "--out",
+                    csr.to_str().unwrap(),
+                ],
+            ),
+            key_type,
+        );
+        let text = openssl_req_verify(&csr);
+        assert!(text.contains(sig), "{key_type}: {text}");
+        assert_eq!(csr_public_key(&csr), r.stdout, "{key_type}");
+    }
+}
+
+#[test]
+fn softhsm_keygen_without_id_picks_one_and_names_it() {
+    let Some(h) = SoftHsm::start() else { return };
+    let r = h.agent(&[
+        "enroll",
+        "keygen",
+        "--pkcs11-lib",
+        SOFTHSM_LIB,
+        "--private-key",
+        "pkcs11:token=ra;object=rsa-host?pin-value=97531",
+        "--key-type",
+        "rsa-2048",
+    ]);
+    ok(&r, "keygen");
+    // stderr names the new key with its 8-byte id, and that URI works for csr.
+    let uri = r
+        .stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("pkcs11:"))
+        .unwrap_or_else(|| panic!("no URI in {:?}", r.stderr));
+    let id = uri
+        .split(';')
+        .find_map(|a| a.strip_prefix("id="))
+        .unwrap_or_else(|| panic!("no id in {uri}"));
+    assert_eq!(id.len(), 8 * 3, "{uri}");
+    let csr = h.path("rsa.csr");
+    let with_pin = format!("{uri}?pin-value=97531");
+    ok(
+        &h.agent(&[
+            "enroll",
+            "csr",
+            "--pkcs11-lib",
+            SOFTHSM_LIB,
+            "--private-key",
+            &with_pin,
+            "--subject",
+            "CN=rsa-host",
+            "--out",
+            csr.to_str().unwrap(),
+        ]),
+        "csr with the printed URI",
+    );
+    assert!(openssl_req_verify(&csr).contains("sha256WithRSAEncryption"));
+    assert_eq!(csr_public_key(&csr), r.stdout);
+}

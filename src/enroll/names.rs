@@ -397,4 +397,25 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn no_input_makes_the_parsers_panic() {
+        let atoms = [
+            "\\", ",", "+", "=", "é", " ", "#", "CN", ":", "\\2", "\\C3", "dns", "ip", "1.",
+        ];
+        let mut n = 0;
+        for a in atoms {
+            for b in atoms {
+                for c in atoms {
+                    for d in atoms {
+                        let input = format!("{a}{b}{c}{d}");
+                        let _ = parse_subject(&input);
+                        let _ = parse_san(&input);
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, atoms.len().pow(4));
+    }
 }
