@@ -313,6 +313,46 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     ok(&r, "install-cert again");
     assert!(r.stderr.contains("already on the token"), "{}", r.stderr);
     assert_eq!(h.objects().matches("Certificate Object").count(), 1);
+
+    // A renewed certificate needs --replace, and then replaces the old object.
+    let renewed = h.path("renewed.pem");
+    emu.issue_csr(&csr, "CN=host1.example.com", &renewed);
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "enroll",
+            "install-cert",
+            "--pkcs11-lib",
+            SOFTHSM_LIB,
+            "--private-key",
+            key,
+            "--certificate",
+            renewed.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        h.agent(&args)
+    };
+    let r = install(&[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--replace"), "{}", r.stderr);
+    ok(&install(&["--replace"]), "install-cert --replace");
+    assert_eq!(h.objects().matches("Certificate Object").count(), 1);
+    let o = h.pkcs11_tool(&["--read-object", "--type", "cert", "--id", "01"]);
+    let on_token = h.path("on-token.der");
+    std::fs::write(&on_token, &o.stdout).unwrap();
+    let fingerprint = |args: &[&str], file: &Path| {
+        let o = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256"])
+            .args(args)
+            .arg("-in")
+            .arg(file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(
+        fingerprint(&["-inform", "DER"], &on_token),
+        fingerprint(&[], &renewed)
+    );
 }
 
 #[test]

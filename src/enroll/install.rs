@@ -133,10 +133,13 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                 source,
             };
             let candidates = certs::load_pem_file(p).map_err(chain_err)?;
+            // A root given as "intermediate" is dropped from the chain but did issue the leaf.
+            let issuer_given = candidates.iter().any(|c| leaf.is_issued_by(c));
             let chain = certs::build_chain(&leaf, candidates).map_err(chain_err)?;
-            if chain.is_empty() {
+            if chain.is_empty() && !issuer_given {
                 eprintln!(
-                    "rolesanywhere-agent: warning: none of the certificates in {} issued {}",
+                    "rolesanywhere-agent: warning: none of the certificates in {} issued {}; \
+                     check --intermediates",
                     p.display(),
                     args.certificate.display()
                 );
