@@ -39,9 +39,11 @@ pub fn open_signer(target: &str, dev: &DeviceArgs) -> Result<Box<dyn Signer>, Er
         Target::Pkcs11(uri) => super::keygen_pkcs11::open_signer(&uri, dev),
         Target::TpmHandle(h) => open_tpm_handle(&h, &opts),
         Target::File(path) => {
-            let data = std::fs::read(&path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
+            let data = std::fs::read(&path).map_err(|source| {
+                signer::Error::from(signer::file::Error::Read {
+                    path: path.clone(),
+                    source,
+                })
             })?;
             if signer::identity::is_tss2_pem(&data) {
                 open_tpm_file(&data, &path, &opts)
