@@ -956,3 +956,81 @@ fn softhsm_keygen_without_id_picks_one_and_names_it() {
     assert!(openssl_req_verify(&csr).contains("sha256WithRSAEncryption"));
     assert_eq!(csr_public_key(&csr), r.stdout);
 }
+
+#[test]
+fn tpm_keygen_under_a_persistent_parent_with_a_password() {
+    let Some(tpm) = swtpm() else { return };
+    // A storage primary with its own password, made persistent with tpm2-tools.
+    tpm.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc",
+        "-p",
+        "parent-pw",
+        "-c",
+        "prim.ctx",
+    ]);
+    tpm.tool(&[
+        "tpm2_evictcontrol",
+        "-C",
+        "o",
+        "-c",
+        "prim.ctx",
+        "0x81000005",
+    ]);
+    let pw = tpm.path("parent.pw");
+    std::fs::write(&pw, "parent-pw\n").unwrap();
+    let pw_s = pw.to_str().unwrap();
+    let key = tpm.path("child.tss2.pem");
+    let key_s = key.to_str().unwrap();
+    let keygen = |pw_file: &str| {
+        tpm_agent(
+            &tpm,
+            &[
+                "enroll",
+                "keygen",
+                "--private-key",
+                key_s,
+                "--tpm-parent",
+                "0x81000005",
+                "--tpm-parent-password-file",
+                pw_file,
+            ],
+        )
+    };
+    let wrong = tpm.path("wrong.pw");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let r = keygen(wrong.to_str().unwrap());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        !key.exists(),
+        "a key file was written after a failed keygen"
+    );
+    assert!(!r.stderr.contains("nope"), "{}", r.stderr);
+
+    let r = keygen(pw_s);
+    ok(&r, "keygen under the persistent parent");
+    let csr = tpm.path("child.csr");
+    ok(
+        &tpm_agent(
+            &tpm,
+            &[
+                "enroll",
+                "csr",
+                "--private-key",
+                key_s,
+                "--tpm-parent-password-file",
+                pw_s,
+                "--subject",
+                "CN=child",
+                "--out",
+                csr.to_str().unwrap(),
+            ],
+        ),
+        "csr",
+    );
+    openssl_req_verify(&csr);
+    assert_eq!(csr_public_key(&csr), r.stdout);
+}
