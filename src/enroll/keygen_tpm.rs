@@ -270,6 +270,14 @@ pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> 
         None => parent::OWNER,
     };
     let pcrs = args.tpm_pcrs.as_deref().map(parse_pcrs).transpose()?;
+    if pcrs.is_some() && persist.is_some() {
+        // The policy commands live in the key file; a persistent handle has nowhere to keep them.
+        return Err(Error::Usage(
+            "--tpm-pcrs needs a key file (the policy is recorded in it); use --private-key FILE \
+             instead of a persistent handle"
+                .into(),
+        ));
+    }
     let opts = args.device.key_options(&target_text);
     let key_password = auth::key_password(&opts, NeedsAuth::No, &target_text)?;
     auth::check_len(&key_password, "TPM key password")?;
@@ -556,6 +564,20 @@ mod tests {
         h.update(spec.selection_bytes());
         h.update(pcr);
         assert_eq!(d.to_vec(), h.finalize().to_vec());
+    }
+
+    #[test]
+    fn pcr_policies_are_refused_for_persistent_keys() {
+        let args = KeygenArgs {
+            private_key: None,
+            persist: Some("0x81000010".into()),
+            key_type: KeyType::EcP256,
+            tpm_parent: None,
+            tpm_pcrs: Some("sha256:7".into()),
+            device: Default::default(),
+        };
+        let e = generate(&Target::TpmHandle("handle:0x81000010".into()), &args).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("key file"), "{e}");
     }
 
     #[test]
