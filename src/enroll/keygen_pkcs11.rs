@@ -456,7 +456,7 @@ impl TokenKey {
                 hint: "use --replace to install a renewed certificate".into(),
             });
         }
-        let template = certificate_template(cert, id, label).map_err(Error::Usage)?;
+        let template = certificate_template(cert, id, label).map_err(Error::Unexpected)?;
         ts.session
             .create_object(&template)
             .map_err(|e| call(&ts.what(), e))?;

@@ -142,17 +142,17 @@ pub(crate) fn policy_digest(commands: &[PolicyCommand]) -> Result<[u8; 32], Erro
                     .params
                     .get(..2)
                     .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-                    .ok_or_else(|| Error::Usage("malformed PolicyPCR parameters".into()))?;
+                    .ok_or_else(|| Error::Unexpected("malformed PolicyPCR parameters".into()))?;
                 let digest = c
                     .params
                     .get(2..2 + n)
-                    .ok_or_else(|| Error::Usage("malformed PolicyPCR parameters".into()))?;
+                    .ok_or_else(|| Error::Unexpected("malformed PolicyPCR parameters".into()))?;
                 h.update(&c.params[2 + n..]);
                 h.update(digest);
             }
             CC_POLICY_AUTH_VALUE => {}
             other => {
-                return Err(Error::Usage(format!(
+                return Err(Error::Unexpected(format!(
                     "policy command {other:#x} is not supported"
                 )));
             }
@@ -418,7 +418,7 @@ fn create_and_store(
     }
     let created = created?;
     let public = sign::key_info(&created.out_public)
-        .map_err(|reason| Error::Usage(format!("the TPM created an unusable key: {reason}")))?
+        .map_err(|reason| Error::Unexpected(format!("the TPM created an unusable key: {reason}")))?
         .public;
 
     match (target, persist) {

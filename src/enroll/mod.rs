@@ -53,15 +53,9 @@ pub enum Error {
     /// The device key could not be opened or refused to sign.
     #[error(transparent)]
     Signer(#[from] crate::signer::Error),
-    /// The device's public key is not one a CSR can carry.
-    #[error("unusable public key on {key}")]
-    PublicKey {
-        /// The key.
-        key: String,
-        /// Why.
-        #[source]
-        source: crate::keys::Error,
-    },
+    /// A device answered with something we cannot use (a key of the wrong kind, malformed data).
+    #[error("{0}")]
+    Unexpected(String),
     /// The CSR we built does not verify with the device's public key: the device signed with another key
     /// or returned a malformed signature.
     #[error(
