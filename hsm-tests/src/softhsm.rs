@@ -225,11 +225,22 @@ impl SoftHsm {
             None => {
                 self.pkcs11_tool(
                     token,
-                    &["--read-object", "--type", "pubkey", "--id", id, "-o", &der_s],
+                    &[
+                        "--read-object",
+                        "--type",
+                        "pubkey",
+                        "--id",
+                        id,
+                        "-o",
+                        &der_s,
+                    ],
                 );
             }
         }
-        self.run("openssl", &["pkey", "-pubin", "-inform", "DER", "-in", &der_s])
+        self.run(
+            "openssl",
+            &["pkey", "-pubin", "-inform", "DER", "-in", &der_s],
+        )
     }
 
     /// Writes a PEM certificate to the token as a certificate object with this id and label.

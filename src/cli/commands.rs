@@ -117,7 +117,11 @@ fn open_signer(key: &KeyOptions) -> anyhow::Result<Box<dyn Signer>> {
     let Some(path) = key.private_key.as_deref() else {
         return Err(signer::Error::NoPrivateKey.into());
     };
-    if path.starts_with("pkcs11:") || path.starts_with("handle:") {
+    if path.starts_with("pkcs11:") {
+        let key = signer::pkcs11::open_key(key).map_err(signer::Error::from)?;
+        return Ok(Box::new(key));
+    }
+    if path.starts_with("handle:") {
         bail!("sign-string with {path} needs --certificate as well (for now)");
     }
     let path = Path::new(path);

@@ -62,8 +62,7 @@ pub enum Error {
     Call {
         /// The object or step involved (`token "ra"`, `key pkcs11:…`).
         what: String,
-        /// The C function and `CKR_` code.
-        #[source]
+        /// The C function and `CKR_` code (shown in the message, so not a `source`).
         call: CallError,
         /// Extra advice (starts with `; ` when present).
         hint: String,
@@ -73,8 +72,7 @@ pub enum Error {
     Login {
         /// Token label.
         token: String,
-        /// `C_Login` and its `CKR_` code.
-        #[source]
+        /// `C_Login` and its `CKR_` code (shown in the message, so not a `source`).
         call: CallError,
         /// Extra advice (starts with `; ` when present).
         hint: String,
@@ -183,6 +181,33 @@ pub enum Error {
     /// `read-certificate-data` was given something other than a `pkcs11:` URI.
     #[error("{0} is not a pkcs11: URI")]
     NotAUri(String),
+}
+
+impl Error {
+    /// True for problems the user fixes in the configuration (URI, module path, PIN source, which
+    /// objects are named) rather than device failures; front ends map it to the usage exit code.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Error::Uri { .. }
+            | Error::NoModule { .. }
+            | Error::Module { .. }
+            | Error::TokenNotFound { .. }
+            | Error::AmbiguousToken { .. }
+            | Error::CertificateNotFound { .. }
+            | Error::AmbiguousCertificate { .. }
+            | Error::KeyNotFound { .. }
+            | Error::AmbiguousKey { .. }
+            | Error::UnsupportedKey { .. }
+            | Error::NoMechanism { .. }
+            | Error::Pin(_)
+            | Error::NotAUri(_) => true,
+            Error::Call { .. }
+            | Error::Login { .. }
+            | Error::BadCertificate { .. }
+            | Error::NoPublicKey { .. }
+            | Error::Signature { .. } => false,
+        }
+    }
 }
 
 /// Shorthand for [`Error::Call`].

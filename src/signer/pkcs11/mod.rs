@@ -197,6 +197,52 @@ fn check_type(uri: &Pkcs11Uri, raw: &str, wanted: ObjectType, flag: &str) -> Res
 /// Opens the token named by `opts` and finds the key (and the certificate, when it is on the token).
 /// `file_certificate` is the leaf when `--certificate` is a file; the key is matched to it by public key.
 pub fn open(opts: &KeyOptions, file_certificate: Option<&Certificate>) -> Result<Opened, Error> {
+    let (signer, leaf, token_certificates) = open_inner(opts, file_certificate, true)?;
+    let leaf = leaf.ok_or_else(|| no_certificate(opts))?;
+    Ok(Opened {
+        signer,
+        leaf,
+        token_certificates,
+    })
+}
+
+/// Opens only the key named by `--private-key pkcs11:…` (for `sign-string` without a certificate):
+/// the URI must select one private key; everything else is as for [`open`].
+pub fn open_key(opts: &KeyOptions) -> Result<Pkcs11Signer, Error> {
+    let opts = KeyOptions {
+        certificate: None,
+        intermediates: None,
+        ..opts.clone()
+    };
+    if parse_if_uri(opts.private_key.as_deref())?.is_none() {
+        return Err(Error::NotAUri(
+            opts.private_key
+                .as_deref()
+                .map(uri::redact)
+                .unwrap_or_default(),
+        ));
+    }
+    Ok(open_inner(&opts, None, false)?.0)
+}
+
+fn no_certificate(opts: &KeyOptions) -> Error {
+    Error::KeyNotFound {
+        uri: opts
+            .private_key
+            .as_deref()
+            .map(uri::redact)
+            .unwrap_or_default(),
+        hint: "; no certificate was given: use --certificate with a file or pkcs11: URI".into(),
+    }
+}
+
+type Parts = (Pkcs11Signer, Option<Certificate>, Vec<Certificate>);
+
+fn open_inner(
+    opts: &KeyOptions,
+    file_certificate: Option<&Certificate>,
+    want_leaf: bool,
+) -> Result<Parts, Error> {
     let cert_uri = parse_if_uri(opts.certificate.as_deref())?;
     let key_uri = parse_if_uri(opts.private_key.as_deref())?;
     if let (Some(u), Some(raw)) = (&cert_uri, &opts.certificate) {
@@ -240,29 +286,24 @@ pub fn open(opts: &KeyOptions, file_certificate: Option<&Certificate>) -> Result
         leaf_obj = Some(c);
     }
 
-    let leaf: Certificate = match (&leaf_obj, file_certificate) {
-        (Some(c), _) => {
-            Certificate::from_der(c.der.clone()).map_err(|source| Error::BadCertificate {
+    let leaf: Option<Certificate> = match (&leaf_obj, file_certificate) {
+        (Some(c), _) => Some(Certificate::from_der(c.der.clone()).map_err(|source| {
+            Error::BadCertificate {
                 uri: opts
                     .certificate
                     .as_deref()
                     .map(uri::redact)
                     .unwrap_or_default(),
                 source,
-            })?
-        }
-        (None, Some(f)) => f.clone(),
-        (None, None) => {
-            return Err(Error::KeyNotFound {
-                uri: key_uri.as_ref().map(|u| u.to_string()).unwrap_or_default(),
-                hint: "; no certificate was given: use --certificate with a file or pkcs11: URI"
-                    .into(),
-            });
-        }
+            }
+        })?),
+        (None, Some(f)) => Some(f.clone()),
+        (None, None) if want_leaf => return Err(no_certificate(opts)),
+        (None, None) => None,
     };
     let leaf_public: Option<PublicKey> = match &leaf_obj {
         Some(c) => find::certificate_public_key(&c.der),
-        None => Some(leaf.public_key().clone()),
+        None => leaf.as_ref().map(|l| l.public_key().clone()),
     };
 
     // The key's token: the key URI's, else the certificate's.
@@ -353,7 +394,7 @@ pub fn open(opts: &KeyOptions, file_certificate: Option<&Certificate>) -> Result
 
     // Chain candidates from the token that holds the certificate (else the key's).
     let mut token_certificates = Vec::new();
-    if opts.intermediates.is_none() {
+    if let Some(leaf) = leaf.as_ref().filter(|_| opts.intermediates.is_none()) {
         let t = cert_token.clone().unwrap_or_else(|| key_token.clone());
         let s = sessions.get(&t)?;
         let all = find::certificates(s, 0, None, None)
@@ -381,11 +422,7 @@ pub fn open(opts: &KeyOptions, file_certificate: Option<&Certificate>) -> Result
         key_token.info.label.clone(),
         context_pin,
     );
-    Ok(Opened {
-        signer,
-        leaf,
-        token_certificates,
-    })
+    Ok((signer, leaf, token_certificates))
 }
 
 fn key_not_found(token: &Token, key_uri: Option<&Pkcs11Uri>) -> Error {

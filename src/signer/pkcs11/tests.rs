@@ -719,3 +719,29 @@ fn unknown_token_lists_present_tokens() {
         },
     );
 }
+
+#[test]
+fn open_key_without_certificate_needs_a_uri_selecting_one_key() {
+    isolated(
+        "open_key_without_certificate_needs_a_uri_selecting_one_key",
+        |fx| {
+            fx.init_token("ra");
+            let pem = fx.keygen("ra", "EC:prime256v1", "01", "same", &[]);
+            fx.save("one.pub.pem", pem.as_bytes());
+            fx.keygen("ra", "rsa:2048", "02", "same", &[]);
+        },
+        |fx| {
+            let both = format!("pkcs11:token=ra;object=same?pin-value={PIN}");
+            let e = open_key(&opts(None, Some(&both)))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("matches several private keys"), "{e}");
+            assert!(e.contains("id=%01") && e.contains("id=%02"), "{e}");
+            let one = format!("pkcs11:token=ra;id=%01?pin-value={PIN}");
+            let s = open_key(&opts(None, Some(&one))).unwrap();
+            let sig = s.sign(&Digest::sha256(b"m")).unwrap();
+            assert!(fx.openssl_verifies("one.pub.pem", b"m", &sig, "-sha256"));
+        },
+    );
+}
