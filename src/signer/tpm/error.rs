@@ -285,6 +285,12 @@ impl Error {
         )
     }
 
+    /// True when TPM2_Load said the key's blob does not belong to the parent it was loaded under.
+    pub(crate) fn is_wrong_parent(&self) -> bool {
+        matches!(self, Error::Command { command: "TPM2_Load", rc, .. }
+            if rc.is(RC_INTEGRITY) || rc.is(RC_VALUE))
+    }
+
     /// A TPM command failure, with the hint that fits its code.
     pub(crate) fn command(command: &'static str, object: &str, e: &tss_esapi::Error) -> Error {
         let rc = Rc::from_tss(e);

@@ -171,12 +171,26 @@ pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmS
             auth::hmac_session(&mut tpm, Some(parent.handle), &desc)?
         });
     }
-    let parent_session = parent.session;
-    let key = tpm.run("TPM2_Load", &format!("{desc} under {}", parent.desc), |c| {
-        c.execute_with_session(Some(parent_session), |c| {
-            c.load(parent.handle, private, public)
+    let load = |tpm: &mut Tpm, parent: &parent::Parent| {
+        tpm.run("TPM2_Load", &format!("{desc} under {}", parent.desc), |c| {
+            c.execute_with_session(Some(parent.session), |c| {
+                c.load(parent.handle, private.clone(), public.clone())
+            })
         })
-    })?;
+    };
+    let mut parent = parent;
+    let key = match load(&mut tpm, &parent) {
+        // A persistent SRK with the right template but another unique field is a different key:
+        // fall back to the primary the key file actually names. No auth failed, so nothing counts
+        // towards lockout.
+        Err(e) if parent.substitute && e.is_wrong_parent() => {
+            parent.release(&mut tpm)?;
+            parent = parent::create(&mut tpm, kf.parent, kind, &parent_pw)?;
+            load(&mut tpm, &parent)?
+        }
+        r => r?,
+    };
+    let parent_session = parent.session;
     if parent.owns_session && session != Some(parent_session) {
         auth::flush_session(&mut tpm, parent_session, &parent.desc)?;
     }

@@ -162,6 +162,10 @@ pub(crate) struct Parent {
     /// True when `session` is an HMAC session this module started (the caller may reuse it for the
     /// key and must flush it).
     pub owns_session: bool,
+    /// True when a persistent SRK stands in for the hierarchy primary the key file names. Its
+    /// template matches, but its unique field may not (some provisioning tools fill it), in which
+    /// case the key does not load under it and [`create`] must make the real primary.
+    pub substitute: bool,
 }
 
 /// Brings up the parent `handle` (a hierarchy or a persistent key).
@@ -198,6 +202,23 @@ pub(crate) fn open(
     create_primary(tpm, h, template, kind, password)
 }
 
+/// Creates the primary for the hierarchy `handle` from `kind`'s template, never substituting a
+/// persistent SRK (used when a key did not load under the substitute).
+pub(crate) fn create(
+    tpm: &mut Tpm,
+    handle: u32,
+    kind: SrkKind,
+    password: &Secret,
+) -> Result<Parent, Error> {
+    let Some(h) = hierarchy(handle) else {
+        return Err(Error::UnsupportedKey {
+            key: format!("parent {handle:#010x}"),
+            reason: "the parent is not a hierarchy".into(),
+        });
+    };
+    create_primary(tpm, h, srk_template(kind)?, kind, password)
+}
+
 fn kind_name(kind: SrkKind) -> &'static str {
     match kind {
         SrkKind::EccP256 => "ECC P-256",
@@ -230,6 +251,7 @@ fn persistent_srk(
             desc: format!("{desc} ({})", kind_name(kind)),
             session: AuthSession::Password,
             owns_session: false,
+            substitute: true,
         }));
     }
     let mut obj = obj;
@@ -275,6 +297,7 @@ fn create_primary(
         desc,
         session: AuthSession::Password,
         owns_session: false,
+        substitute: false,
     })
 }
 
@@ -293,6 +316,7 @@ fn open_persistent(tpm: &mut Tpm, handle: u32, password: &Secret) -> Result<Pare
             desc,
             session: AuthSession::Password,
             owns_session: false,
+            substitute: false,
         });
     }
     tpm.local("Esys_TR_SetAuth", &desc, |c| {
@@ -306,6 +330,7 @@ fn open_persistent(tpm: &mut Tpm, handle: u32, password: &Secret) -> Result<Pare
         desc,
         session,
         owns_session: true,
+        substitute: false,
     })
 }
 

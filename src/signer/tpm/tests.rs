@@ -590,3 +590,49 @@ fn policy_password_key_is_authorised_through_the_policy_session() {
         "{e}"
     );
 }
+
+#[test]
+fn persistent_srk_with_another_unique_falls_back_to_the_real_primary() {
+    let Some(t) = tpm() else { return };
+    let key = t.openssl_key("uq.tss2.pem", "EC", &["group:P-256"]);
+    // Same template, zero-filled unique (as some provisioning tools make it): a different key.
+    // tpm2_createprimary -u takes a TPMU_PUBLIC_ID with little-endian sizes: x and y of 32 zero bytes.
+    let mut unique = vec![0x20, 0x00];
+    unique.extend([0u8; 32]);
+    unique.extend([0x20, 0x00]);
+    unique.extend([0u8; 32]);
+    std::fs::write(t.path("unique.bin"), unique).unwrap();
+    t.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-g",
+        "sha256",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-a",
+        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
+        "-u",
+        "unique.bin",
+        "-c",
+        "srk.ctx",
+    ]);
+    t.tool(&[
+        "tpm2_evictcontrol",
+        "-C",
+        "o",
+        "-c",
+        "srk.ctx",
+        "0x81000001",
+    ]);
+    let signer = open_file(&key, &opts_for(&t)).unwrap();
+    // 2 ReadPublic + failed Load + CreatePrimary + Load + FlushContext(parent).
+    assert_eq!(signer.commands(), 6);
+    assert_openssl_verifies(
+        &t,
+        &signer,
+        &t.path("uq.tss2.pem.pub.pem"),
+        HashAlg::Sha256,
+        "uq",
+    );
+}

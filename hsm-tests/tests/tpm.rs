@@ -1,0 +1,592 @@
+//! The agent binary against a private swtpm and the emulator: keys made by tpm2-openssl and
+//! tpm2-tools, certificates issued by the emulator's CA, signatures checked by openssl.
+//!
+//! Each test starts its own swtpm and emulator. Missing tools skip (locally) or fail (CI).
+
+use hsm_tests::emu::Emu;
+use hsm_tests::swtpm::Swtpm;
+use hsm_tests::{Run, run_agent, skip};
+use std::path::Path;
+use std::time::Instant;
+
+fn setup() -> Option<(Swtpm, Emu)> {
+    match Swtpm::start() {
+        Ok(t) => Some((t, Emu::start())),
+        Err(e) => {
+            let _ = skip(&e.0);
+            None
+        }
+    }
+}
+
+/// Issues a certificate for the public key PEM at `pub_pem` and writes it as `name`.
+fn cert_for(t: &Swtpm, emu: &Emu, pub_pem: &Path, name: &str) -> String {
+    let pem = std::fs::read_to_string(pub_pem).unwrap();
+    let cert = emu.issue_for_public_key(&pem, "tpm-test");
+    std::fs::write(t.path(name), cert).unwrap();
+    t.path(name).to_string_lossy().into_owned()
+}
+
+fn credential_process(
+    emu: &Emu,
+    cert: &str,
+    key: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    let mut args = vec![
+        "credential-process",
+        "--certificate",
+        cert,
+        "--private-key",
+        key,
+    ];
+    args.extend(extra);
+    let emu_args = emu.args();
+    args.extend(emu_args.iter().map(String::as_str));
+    run_agent(&args, env)
+}
+
+/// Asserts a successful credential-process run with the reference's JSON shape on stdout.
+fn assert_credentials(r: &Run) {
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON on stdout");
+    assert_eq!(v["Version"], 1, "{}", r.stdout);
+    for k in [
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    ] {
+        assert!(
+            v[k].as_str().is_some_and(|s| !s.is_empty()),
+            "{k} missing: {}",
+            r.stdout
+        );
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// tpm2-openssl key of `alg`/`opts`, its certificate; runs credential-process with `--tpm-tcti`.
+fn openssl_key_round_trip(alg: &str, opts: &[&str], name: &str) {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key(name, alg, opts);
+    let cert = cert_for(&t, &emu, &t.path(&format!("{name}.pub.pem")), "cert.pem");
+    let tcti = t.tcti();
+    let start = Instant::now();
+    let r = credential_process(&emu, &cert, &path_str(&key), &["--tpm-tcti", &tcti], &[]);
+    let took = start.elapsed();
+    assert_credentials(&r);
+    assert_eq!(emu.requests(), 1);
+    eprintln!(
+        "credential-process with a {name} TPM key on swtpm: {took:?} wall time (whole process)"
+    );
+}
+
+#[test]
+fn credential_process_with_tpm2_openssl_ec_p256_key() {
+    openssl_key_round_trip("EC", &["group:P-256"], "p256.tss2.pem");
+}
+
+#[test]
+fn credential_process_with_tpm2_openssl_ec_p384_key() {
+    openssl_key_round_trip("EC", &["group:P-384"], "p384.tss2.pem");
+}
+
+#[test]
+fn credential_process_with_tpm2_openssl_rsa_2048_key() {
+    openssl_key_round_trip("RSA", &["bits:2048"], "rsa.tss2.pem");
+}
+
+#[test]
+fn tcti_from_tpm2tools_tcti_environment() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("k.tss2.pem", "EC", &["group:P-256"]);
+    let cert = cert_for(&t, &emu, &t.path("k.tss2.pem.pub.pem"), "cert.pem");
+    let tcti = t.tcti();
+    let r = credential_process(
+        &emu,
+        &cert,
+        &path_str(&key),
+        &[],
+        &[("TPM2TOOLS_TCTI", &tcti)],
+    );
+    assert_credentials(&r);
+    // TPM_DEVICE alone (the reference's variable) is a device path, not a simulator: the flag and
+    // TPM2TOOLS_TCTI come first, so a bogus TPM_DEVICE changes nothing here.
+    let r = credential_process(
+        &emu,
+        &cert,
+        &path_str(&key),
+        &[],
+        &[
+            ("TPM2TOOLS_TCTI", &tcti),
+            ("TPM_DEVICE", "/nonexistent/tpm"),
+        ],
+    );
+    assert_credentials(&r);
+}
+
+#[test]
+fn password_key_from_flag_file_and_environment() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("pw.tss2.pem", "EC", &["group:P-256", "user-auth:s3cret pw"]);
+    let key = path_str(&key);
+    let cert = cert_for(&t, &emu, &t.path("pw.tss2.pem.pub.pem"), "cert.pem");
+    let tcti = t.tcti();
+    std::fs::write(t.path("pw.txt"), "s3cret pw\n").unwrap();
+    let pw_file = path_str(&t.path("pw.txt"));
+
+    let r = credential_process(
+        &emu,
+        &cert,
+        &key,
+        &["--tpm-tcti", &tcti, "--tpm-key-password", "s3cret pw"],
+        &[],
+    );
+    assert_credentials(&r);
+    let r = credential_process(
+        &emu,
+        &cert,
+        &key,
+        &["--tpm-tcti", &tcti, "--tpm-key-password-file", &pw_file],
+        &[],
+    );
+    assert_credentials(&r);
+    let r = credential_process(
+        &emu,
+        &cert,
+        &key,
+        &["--tpm-tcti", &tcti],
+        &[("ROLESANYWHERE_TPM_KEY_PASSWORD", "s3cret pw")],
+    );
+    assert_credentials(&r);
+    assert_eq!(emu.requests(), 3);
+
+    // No password and no terminal: a clear error, no TPM authorisation attempted, nothing sent.
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &tcti], &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("TPM key password"), "{}", r.stderr);
+    assert_eq!(emu.requests(), 3);
+}
+
+/// The TPM's DA failure counter (TPM2_PT_LOCKOUT_COUNTER).
+fn lockout_counter(t: &Swtpm) -> u64 {
+    let out = String::from_utf8(t.tool(&["tpm2_getcap", "properties-variable"])).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("TPM2_PT_LOCKOUT_COUNTER:"))
+        .expect("lockout counter in tpm2_getcap output");
+    let v = line.split(':').nth(1).unwrap().trim();
+    u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+}
+
+#[test]
+fn wrong_password_fails_once_naming_the_tpm_rc_with_empty_stdout() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("pw.tss2.pem", "EC", &["group:P-256", "user-auth:right"]);
+    let cert = cert_for(&t, &emu, &t.path("pw.tss2.pem.pub.pem"), "cert.pem");
+    let tcti = t.tcti();
+    // The fixture disables DA (recovery time 0); turn it on so failed authorisations are counted.
+    t.tool(&[
+        "tpm2_dictionarylockout",
+        "-s",
+        "-n",
+        "1000",
+        "-t",
+        "600",
+        "-l",
+        "0",
+    ]);
+    assert_eq!(lockout_counter(&t), 0);
+    let r = credential_process(
+        &emu,
+        &cert,
+        &path_str(&key),
+        &["--tpm-tcti", &tcti],
+        &[("ROLESANYWHERE_TPM_KEY_PASSWORD", "Xyzzy-42")],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("TPM_RC_AUTH_FAIL") && r.stderr.contains("0x98e"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("not retried"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("Xyzzy-42"),
+        "password leaked: {}",
+        r.stderr
+    );
+    // Exactly one failed authorisation reached the TPM, and no request the emulator.
+    assert_eq!(lockout_counter(&t), 1);
+    assert_eq!(emu.requests(), 0);
+}
+
+/// A tpm2-tools key under a new persistent parent 0x81000102; returns its public key PEM.
+fn tools_key(
+    t: &Swtpm,
+    parent_pw: Option<&str>,
+    key_pw: Option<&str>,
+    attrs: Option<(&str, &str)>,
+) -> std::path::PathBuf {
+    let mut args = vec![
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-c",
+        "parent.ctx",
+    ];
+    if let Some(p) = parent_pw {
+        args.extend(["-p", p]);
+    }
+    t.tool(&args);
+    t.tool(&[
+        "tpm2_evictcontrol",
+        "-C",
+        "o",
+        "-c",
+        "parent.ctx",
+        "0x81000102",
+    ]);
+    let mut args = vec![
+        "tpm2_create",
+        "-C",
+        "0x81000102",
+        "-G",
+        "ecc256",
+        "-u",
+        "key.pub",
+        "-r",
+        "key.priv",
+    ];
+    if let Some(p) = parent_pw {
+        args.extend(["-P", p]);
+    }
+    if let Some(p) = key_pw {
+        args.extend(["-p", p]);
+    }
+    if let Some((policy, a)) = attrs {
+        args.extend(["-L", policy, "-a", a]);
+    }
+    t.tool(&args);
+    let mut args = vec![
+        "tpm2_load",
+        "-C",
+        "0x81000102",
+        "-u",
+        "key.pub",
+        "-r",
+        "key.priv",
+        "-c",
+        "key.ctx",
+    ];
+    if let Some(p) = parent_pw {
+        args.extend(["-P", p]);
+    }
+    t.tool(&args);
+    t.tool(&[
+        "tpm2_readpublic",
+        "-c",
+        "key.ctx",
+        "-f",
+        "pem",
+        "-o",
+        "key.pub.pem",
+    ]);
+    t.path("key.pub.pem")
+}
+
+#[test]
+fn persistent_handle_key() {
+    let Some((t, emu)) = setup() else { return };
+    let pub_pem = tools_key(&t, None, None, None);
+    t.tool(&[
+        "tpm2_evictcontrol",
+        "-C",
+        "o",
+        "-c",
+        "key.ctx",
+        "0x81000103",
+    ]);
+    let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
+    let tcti = t.tcti();
+    let r = credential_process(
+        &emu,
+        &cert,
+        "handle:0x81000103",
+        &["--tpm-tcti", &tcti],
+        &[],
+    );
+    assert_credentials(&r);
+}
+
+#[test]
+fn key_under_persistent_parent() {
+    let Some((t, emu)) = setup() else { return };
+    t.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-c",
+        "parent.ctx",
+    ]);
+    t.tool(&[
+        "tpm2_evictcontrol",
+        "-C",
+        "o",
+        "-c",
+        "parent.ctx",
+        "0x81000105",
+    ]);
+    let key = t.openssl_key("pp.tss2.pem", "EC", &["group:P-256", "parent:0x81000105"]);
+    let cert = cert_for(&t, &emu, &t.path("pp.tss2.pem.pub.pem"), "cert.pem");
+    let tcti = t.tcti();
+    let r = credential_process(&emu, &cert, &path_str(&key), &["--tpm-tcti", &tcti], &[]);
+    assert_credentials(&r);
+}
+
+#[test]
+fn key_under_password_protected_persistent_parent() {
+    let Some((t, emu)) = setup() else { return };
+    let pub_pem = tools_key(&t, Some("parent-pw"), None, None);
+    t.tool(&[
+        "tpm2_encodeobject",
+        "-C",
+        "0x81000102",
+        "-P",
+        "parent-pw",
+        "-u",
+        "key.pub",
+        "-r",
+        "key.priv",
+        "-o",
+        "enc.tss2.pem",
+    ]);
+    let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
+    std::fs::write(t.path("ppw.txt"), "parent-pw\n").unwrap();
+    let ppw = path_str(&t.path("ppw.txt"));
+    let key = path_str(&t.path("enc.tss2.pem"));
+    let tcti = t.tcti();
+    // tpm2_encodeobject 5.4 marks a key without password as needing one: --no-tpm-key-password.
+    let r = credential_process(
+        &emu,
+        &cert,
+        &key,
+        &[
+            "--tpm-tcti",
+            &tcti,
+            "--no-tpm-key-password",
+            "--tpm-parent-password-file",
+            &ppw,
+        ],
+        &[],
+    );
+    assert_credentials(&r);
+    let r = credential_process(
+        &emu,
+        &cert,
+        &key,
+        &["--tpm-tcti", &tcti, "--no-tpm-key-password"],
+        &[("ROLESANYWHERE_TPM_PARENT_PASSWORD", "parent-pw")],
+    );
+    assert_credentials(&r);
+}
+
+/// Writes a TSS2 key file with a PolicyPCR entry using `openssl asn1parse -genconf` (an encoder
+/// independent of ours).
+fn pcr_policy_key_file(t: &Swtpm, pcr_digest_hex: &str) -> String {
+    let hex = |name: &str| hex_of(&std::fs::read(t.path(name)).unwrap());
+    let params = format!("0020{pcr_digest_hex}00000001000b03000001");
+    let conf = format!(
+        "asn1=SEQUENCE:tpmkey\n\
+         [tpmkey]\n\
+         type=OID:2.23.133.10.1.3\n\
+         emptyAuth=EXP:0,BOOLEAN:TRUE\n\
+         policy=EXP:1,SEQUENCE:policies\n\
+         parent=INTEGER:0x81000102\n\
+         pubkey=FORMAT:HEX,OCTETSTRING:{}\n\
+         privkey=FORMAT:HEX,OCTETSTRING:{}\n\
+         [policies]\n\
+         p1=SEQUENCE:pcrpolicy\n\
+         [pcrpolicy]\n\
+         cc=EXP:0,INTEGER:0x17F\n\
+         params=EXP:1,FORMAT:HEX,OCTETSTRING:{params}\n",
+        hex("key.pub"),
+        hex("key.priv")
+    );
+    std::fs::write(t.path("key.conf"), conf).unwrap();
+    t.tool(&[
+        "openssl",
+        "asn1parse",
+        "-genconf",
+        "key.conf",
+        "-out",
+        "key.der",
+        "-noout",
+    ]);
+    let der = std::fs::read(t.path("key.der")).unwrap();
+    let out = t.run(&["openssl", "base64", "-in", "key.der"]);
+    assert!(out.status.success());
+    let pem = format!(
+        "-----BEGIN TSS2 PRIVATE KEY-----\n{}-----END TSS2 PRIVATE KEY-----\n",
+        String::from_utf8(out.stdout).unwrap()
+    );
+    assert!(!der.is_empty());
+    std::fs::write(t.path("pcr.tss2.pem"), pem).unwrap();
+    path_str(&t.path("pcr.tss2.pem"))
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn pcr_policy_key_works_then_fails_after_the_pcr_is_extended() {
+    let Some((t, emu)) = setup() else { return };
+    t.tool(&[
+        "tpm2_createpolicy",
+        "--policy-pcr",
+        "-l",
+        "sha256:16",
+        "-L",
+        "pcr.policy",
+    ]);
+    let pub_pem = tools_key(
+        &t,
+        None,
+        None,
+        Some((
+            "pcr.policy",
+            "fixedtpm|fixedparent|sensitivedataorigin|sign",
+        )),
+    );
+    // The policy's PCR digest: SHA-256 over PCR 16's current value, computed by openssl.
+    t.tool(&["tpm2_pcrread", "sha256:16", "-o", "pcr16.bin"]);
+    let d = t.tool(&["openssl", "dgst", "-sha256", "-binary", "pcr16.bin"]);
+    let key = pcr_policy_key_file(&t, &hex_of(&d));
+    let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
+    let tcti = t.tcti();
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &tcti], &[]);
+    assert_credentials(&r);
+
+    t.tool(&["tpm2_pcrextend", &format!("16:sha256={}", "ab".repeat(32))]);
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &tcti], &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr.contains("TPM2_PolicyPCR") && r.stderr.contains("PCR values differ"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(emu.requests(), 1);
+}
+
+#[test]
+fn tpm_key_not_matching_the_certificate_fails_before_any_request() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("a.tss2.pem", "EC", &["group:P-256"]);
+    t.openssl_key("b.tss2.pem", "EC", &["group:P-256"]);
+    let cert = cert_for(&t, &emu, &t.path("b.tss2.pem.pub.pem"), "cert-b.pem");
+    let tcti = t.tcti();
+    let r = credential_process(&emu, &cert, &path_str(&key), &["--tpm-tcti", &tcti], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr.contains("does not match certificate"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(emu.requests(), 0);
+}
+
+#[test]
+fn unreachable_tpm_names_the_tcti() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("k.tss2.pem", "EC", &["group:P-256"]);
+    let cert = cert_for(&t, &emu, &t.path("k.tss2.pem.pub.pem"), "cert.pem");
+    // A port nothing listens on: bind one, note it, free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    let r = credential_process(&emu, &cert, &path_str(&key), &["--tpm-tcti", &tcti], &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr.contains(&tcti) && r.stderr.contains("--tpm-tcti"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(emu.requests(), 0);
+}
+
+#[test]
+fn sign_string_signature_verifies_with_openssl() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("ss.tss2.pem", "EC", &["group:P-256"]);
+    let pub_pem = t.path("ss.tss2.pem.pub.pem");
+    let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
+    let tcti = t.tcti();
+    let out = std::process::Command::new(hsm_tests::agent_bin())
+        .args([
+            "sign-string",
+            "--format",
+            "bin",
+            "--certificate",
+            &cert,
+            "--private-key",
+            &path_str(&key),
+            "--tpm-tcti",
+            &tcti,
+        ])
+        .env("TSS2_LOG", "all+none")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(t.path("ss.sig"), &out.stdout).unwrap();
+    // The test message: fixed text ‖ "1" ‖ SHA-256("IAM RA" ‖ uncompressed EC point), point from openssl.
+    let der = t.tool(&[
+        "openssl",
+        "pkey",
+        "-pubin",
+        "-in",
+        "ss.tss2.pem.pub.pem",
+        "-outform",
+        "DER",
+    ]);
+    let point = &der[der.len() - 65..];
+    let mut ra = b"IAM RA".to_vec();
+    ra.extend_from_slice(point);
+    std::fs::write(t.path("ra.bin"), &ra).unwrap();
+    let h = t.tool(&["openssl", "dgst", "-sha256", "-binary", "ra.bin"]);
+    let mut msg = b"AWS Roles Anywhere Credential Helper Signing Test1".to_vec();
+    msg.extend_from_slice(&h);
+    std::fs::write(t.path("ss.msg"), &msg).unwrap();
+    let v = t.run(&[
+        "openssl",
+        "dgst",
+        "-sha256",
+        "-verify",
+        "ss.tss2.pem.pub.pem",
+        "-signature",
+        "ss.sig",
+        "ss.msg",
+    ]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+}
