@@ -6,22 +6,19 @@
 //! `CKA_UNWRAP`, `CKA_DERIVE` false. Nothing on the token is overwritten: an object that already has the
 //! key's `CKA_ID` or label makes keygen fail, and another certificate for the key makes install-cert
 //! fail unless `--replace`. Module loading, URI parsing, token selection, login and key lookup are the
-//! PKCS#11 backend's building blocks; the backend's signer needs a certificate to be opened, so the
-//! CSR is signed by the small [`TokenKeySigner`] here (`CKM_ECDSA` / `CKM_RSA_PKCS`, one session, one
-//! login). Every call goes through one session logged in once: a PIN is asked for at most once.
+//! PKCS#11 backend's building blocks, and the CSR is signed by the backend's own signer
+//! ([`crate::signer::pkcs11::open_key`]). keygen and install-cert each use one session logged in
+//! once: a PIN is asked for at most once per command.
 
 use super::{DeviceArgs, Error, KeyType};
 use crate::certs::Certificate;
 use crate::keys::{Curve, KeyKind, PublicKey, der_tlv};
-use crate::secret::Secret;
+use crate::signer::Signer;
 use crate::signer::pkcs11::ffi::{Attr, Session, bool_attr, ulong};
 use crate::signer::pkcs11::find::{self, KeyObject, Token};
 use crate::signer::pkcs11::uri::{ObjectType, Pkcs11Uri};
 use crate::signer::pkcs11::{CallError, Error as P11Error, module, pin};
-use crate::signer::{Signer, encoding};
-use crate::sigv4x509::Digest;
 use cryptoki_sys::{CK_MECHANISM_TYPE, CK_OBJECT_HANDLE};
-use std::sync::Mutex;
 
 /// DER `ECParameters` (a named-curve OID) for `CKA_EC_PARAMS`.
 fn ec_params(curve: Curve) -> Vec<u8> {
@@ -90,7 +87,6 @@ struct TokenSession {
     session: Session,
     token: Token,
     uri: Pkcs11Uri,
-    user_pin: Option<Secret>,
 }
 
 impl TokenSession {
@@ -102,12 +98,11 @@ impl TokenSession {
             .lib
             .open_session(token.slot, rw)
             .map_err(|e| call(&format!("token {:?}", token.info.label), e))?;
-        let user_pin = pin::login_user(&session, &token.info, &[&uri])?;
+        pin::login_user(&session, &token.info, &[&uri])?;
         Ok(TokenSession {
             session,
             token,
             uri,
-            user_pin,
         })
     }
 
@@ -289,86 +284,12 @@ fn open_key(raw: &str, dev: &DeviceArgs, rw: bool) -> Result<TokenKey, Error> {
     })
 }
 
-/// Opens the private key named by `uri` as a signer (for the CSR).
+/// Opens the private key named by `uri` as a signer (for the CSR): the backend's own signer, opened
+/// without a certificate.
 pub fn open_signer(uri: &str, dev: &DeviceArgs) -> Result<Box<dyn Signer>, Error> {
-    let k = open_key(uri, dev, false)?;
-    let context_pin = if k.key.always_authenticate {
-        let opts = dev.key_options(uri);
-        Some(pin::context_pin(
-            &opts,
-            k.ts.user_pin.as_ref(),
-            &k.ts.token.info,
-            &k.uri,
-        )?)
-    } else {
-        None
-    };
-    Ok(Box::new(TokenKeySigner {
-        session: Mutex::new(k.ts.session),
-        handle: k.key.handle,
-        public: k.public,
-        uri: k.uri,
-        context_pin,
-    }))
-}
-
-/// Signs digests with a token key: `CKM_ECDSA` on the digest, or `CKM_RSA_PKCS` on its DigestInfo.
-pub struct TokenKeySigner {
-    session: Mutex<Session>,
-    handle: CK_OBJECT_HANDLE,
-    public: PublicKey,
-    uri: String,
-    context_pin: Option<Secret>,
-}
-
-impl Signer for TokenKeySigner {
-    fn public_key(&self) -> &PublicKey {
-        &self.public
-    }
-
-    fn sign(&self, digest: &Digest) -> Result<Vec<u8>, crate::signer::Error> {
-        let fail = |e: CallError| -> crate::signer::Error {
-            P11Error::Call {
-                what: format!("key {}", self.uri),
-                call: e,
-                hint: String::new(),
-            }
-            .into()
-        };
-        // A poisoned lock means an earlier signature panicked mid-operation; the session itself is
-        // still usable because every operation starts with its own C_SignInit.
-        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let (mechanism, data, len) = match &self.public {
-            PublicKey::Ec { curve, .. } => (
-                cryptoki_sys::CKM_ECDSA,
-                digest.as_bytes().to_vec(),
-                2 * curve.field_len(),
-            ),
-            PublicKey::Rsa { modulus, .. } => (
-                cryptoki_sys::CKM_RSA_PKCS,
-                encoding::rsa_digest_info(digest),
-                modulus.len(),
-            ),
-        };
-        session.sign_init(mechanism, self.handle).map_err(fail)?;
-        if let Some(p) = &self.context_pin {
-            session
-                .login(
-                    cryptoki_sys::CKU_CONTEXT_SPECIFIC,
-                    Some(p.expose().as_bytes()),
-                )
-                .map_err(fail)?;
-        }
-        let sig = session.sign(&data, len).map_err(fail)?;
-        match &self.public {
-            PublicKey::Ec { curve, .. } => Ok(encoding::ecdsa_raw_to_der(&sig, curve.field_len())?),
-            PublicKey::Rsa { .. } => Ok(sig),
-        }
-    }
-
-    fn describe(&self) -> String {
-        self.uri.clone()
-    }
+    Ok(Box::new(crate::signer::pkcs11::open_key(
+        &dev.key_options(uri),
+    )?))
 }
 
 /// Where `store_certificate` put the certificate.
