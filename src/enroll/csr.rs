@@ -360,6 +360,48 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn csr_command_with_a_key_file_writes_pem_to_stdout_for_dash() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = OpensslKey::generate(dir.path(), ALGORITHMS[2]);
+        let args = CsrArgs {
+            private_key: k.path.display().to_string(),
+            subject: "CN=file-host".into(),
+            san: vec!["email:ops@example.com".into()],
+            out: "-".into(),
+            device: Default::default(),
+        };
+        let mut out = Vec::new();
+        run(&args, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"),
+            "{text}"
+        );
+        let f = dir.path().join("out.csr");
+        std::fs::write(&f, &text).unwrap();
+        let o = Command::new("openssl")
+            .args(["req", "-verify", "-noout", "-subject", "-in"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("CN = file-host"));
+    }
+
+    #[test]
+    fn csr_command_rejects_a_bad_san_before_touching_the_key() {
+        let args = CsrArgs {
+            private_key: "/nonexistent/key.pem".into(),
+            subject: "CN=a".into(),
+            san: vec!["x400:nope".into()],
+            out: "-".into(),
+            device: Default::default(),
+        };
+        let e = run(&args, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, Error::San { .. }), "{e}");
+    }
+
+    #[test]
     fn pem_wraps_at_64_columns() {
         let p = pem("X", &[0u8; 100]);
         let lines: Vec<&str> = p.lines().collect();

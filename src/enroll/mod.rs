@@ -192,3 +192,43 @@ pub fn run(cmd: EnrollCommand, out: &mut dyn std::io::Write) -> Result<(), Error
         EnrollCommand::InstallCert(a) => install::run(&a, out),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_class_follows_the_signing_commands() {
+        let usage = [
+            Error::Usage("x".into()),
+            Error::Subject {
+                input: "x".into(),
+                reason: "y".into(),
+            },
+            Error::Signer(crate::signer::Error::CertificateKeyMismatch {
+                key: "k".into(),
+                key_fp: "a".into(),
+                certificate: "c".into(),
+                cert_fp: "b".into(),
+            }),
+            Error::Exists {
+                path: "k".into(),
+                hint: String::new(),
+            },
+        ];
+        for e in usage {
+            assert!(e.is_usage(), "{e}");
+        }
+        let operational = [
+            Error::Output(std::io::Error::other("closed")),
+            Error::Unexpected("x".into()),
+            Error::CsrSelfCheck {
+                key: "k".into(),
+                reason: "r".into(),
+            },
+        ];
+        for e in operational {
+            assert!(!e.is_usage(), "{e}");
+        }
+    }
+}
