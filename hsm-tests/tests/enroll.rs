@@ -1034,3 +1034,56 @@ fn tpm_keygen_under_a_persistent_parent_with_a_password() {
     openssl_req_verify(&csr);
     assert_eq!(csr_public_key(&csr), r.stdout);
 }
+
+#[test]
+fn tpm_pcr_bound_key_stops_signing_when_the_pcr_changes() {
+    let Some(tpm) = swtpm() else { return };
+    let key = tpm.path("pcr.tss2.pem");
+    let key_s = key.to_str().unwrap();
+    ok(
+        &tpm_agent(
+            &tpm,
+            &[
+                "enroll",
+                "keygen",
+                "--private-key",
+                key_s,
+                "--tpm-pcrs",
+                "sha256:16",
+            ],
+        ),
+        "keygen bound to PCR 16",
+    );
+    let csr = |name: &str| {
+        let out = tpm.path(name);
+        let r = tpm_agent(
+            &tpm,
+            &[
+                "enroll",
+                "csr",
+                "--private-key",
+                key_s,
+                "--subject",
+                "CN=pcr",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        (r, out)
+    };
+    let (r, before) = csr("before.csr");
+    ok(&r, "csr while PCR 16 is unchanged");
+    openssl_req_verify(&before);
+    tpm.tool(&[
+        "tpm2_pcrextend",
+        "16:sha256=0000000000000000000000000000000000000000000000000000000000000001",
+    ]);
+    let (r, after) = csr("after.csr");
+    assert_eq!(
+        r.code, 1,
+        "the key still signed after PCR 16 changed: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("PolicyPCR"), "{}", r.stderr);
+    assert!(!after.exists());
+}
