@@ -117,7 +117,11 @@ fn open_signer(key: &KeyOptions) -> anyhow::Result<Box<dyn Signer>> {
     let Some(path) = key.private_key.as_deref() else {
         return Err(signer::Error::NoPrivateKey.into());
     };
-    if path.starts_with("pkcs11:") || path.starts_with("handle:") {
+    if path.starts_with("pkcs11:") {
+        let key = signer::pkcs11::open_key(key).map_err(signer::Error::from)?;
+        return Ok(Box::new(key));
+    }
+    if path.starts_with("handle:") {
         bail!("sign-string with {path} needs --certificate as well (for now)");
     }
     let path = Path::new(path);
@@ -179,11 +183,16 @@ impl CertificateData {
 /// This is the seam for token certificates: a `pkcs11:` source is resolved with `key` (module, PIN)
 /// and yields one entry per matching certificate, each with its own URI.
 pub fn certificate_data(source: &str, key: &KeyOptions) -> anyhow::Result<Vec<CertificateData>> {
-    let _ = key;
     if source.starts_with("pkcs11:") {
-        bail!(
-            "read-certificate-data with a pkcs11: URI is not supported yet; export the certificate to a PEM file"
-        );
+        let opts = KeyOptions {
+            certificate: Some(source.to_string()),
+            ..key.clone()
+        };
+        let found = signer::pkcs11::list_certificates(&opts).map_err(signer::Error::from)?;
+        return Ok(found
+            .iter()
+            .map(|(uri, cert)| CertificateData::of(cert, Some(uri.clone())))
+            .collect());
     }
     let mut all = certs::load_pem_file(Path::new(source)).map_err(signer::Error::from)?;
     if all.is_empty() {

@@ -131,6 +131,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 /// Devices failing is operational; files, certificates, secrets and mismatches are configuration.
 fn signer_exit_code(e: &signer::Error) -> i32 {
     match e {
+        signer::Error::Pkcs11(p) if p.is_configuration() => EXIT_USAGE,
         signer::Error::Pkcs11(_) | signer::Error::Encoding(_) => EXIT_OPERATIONAL,
         #[cfg(feature = "tpm")]
         signer::Error::Tpm(_) => EXIT_OPERATIONAL,

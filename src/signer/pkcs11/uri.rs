@@ -1,0 +1,599 @@
+//! RFC 7512 `pkcs11:` URIs: parsing, matching against library/slot/token information, and printing.
+//!
+//! Owns: the grammar (path attributes separated by `;`, query attributes by `&`, percent-decoding,
+//! `x-` vendor attributes ignored, unknown or repeated attributes rejected naming the bad part).
+//! Must not: expose `pin-value` anywhere but [`Pkcs11Uri::pin_value`]; the `Display` and `Debug`
+//! forms and every error message leave it out.
+
+use super::Error;
+use super::ffi::{LibraryInfo, SlotInfo, TokenInfo};
+use crate::secret::Secret;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// The object class a URI's `type=` attribute selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ObjectType {
+    /// `type=public`.
+    Public,
+    /// `type=private`.
+    Private,
+    /// `type=cert`.
+    Cert,
+    /// `type=secret-key`.
+    SecretKey,
+    /// `type=data`.
+    Data,
+}
+
+impl ObjectType {
+    fn parse(v: &str) -> Option<ObjectType> {
+        Some(match v {
+            "public" => ObjectType::Public,
+            "private" => ObjectType::Private,
+            "cert" => ObjectType::Cert,
+            "secret-key" => ObjectType::SecretKey,
+            "data" => ObjectType::Data,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::Public => "public",
+            ObjectType::Private => "private",
+            ObjectType::Cert => "cert",
+            ObjectType::SecretKey => "secret-key",
+            ObjectType::Data => "data",
+        }
+    }
+}
+
+/// A parsed `pkcs11:` URI. Every attribute is optional; an absent one matches anything.
+#[derive(Clone, Default)]
+pub(crate) struct Pkcs11Uri {
+    /// `token`: the token label.
+    pub token: Option<String>,
+    /// `manufacturer`: the token manufacturer.
+    pub manufacturer: Option<String>,
+    /// `serial`: the token serial number.
+    pub serial: Option<String>,
+    /// `model`: the token model.
+    pub model: Option<String>,
+    /// `library-manufacturer`.
+    pub library_manufacturer: Option<String>,
+    /// `library-description`.
+    pub library_description: Option<String>,
+    /// `library-version`: major and optional minor.
+    pub library_version: Option<(u8, Option<u8>)>,
+    /// `slot-description`.
+    pub slot_description: Option<String>,
+    /// `slot-manufacturer`.
+    pub slot_manufacturer: Option<String>,
+    /// `slot-id` (decimal).
+    pub slot_id: Option<u64>,
+    /// `object`: the object label (`CKA_LABEL`).
+    pub object: Option<String>,
+    /// `id`: the object id (`CKA_ID`), raw bytes.
+    pub id: Option<Vec<u8>>,
+    /// `type`: the object class.
+    pub object_type: Option<ObjectType>,
+    /// `pin-source`: a file holding the user PIN.
+    pub pin_source: Option<PathBuf>,
+    /// `module-name`: a module name without directory and suffix.
+    pub module_name: Option<String>,
+    /// `module-path`: a module file (or a directory holding `module-name`).
+    pub module_path: Option<PathBuf>,
+    pin_value: Option<Secret>,
+}
+
+impl std::fmt::Debug for Pkcs11Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pkcs11Uri({self})")
+    }
+}
+
+/// Characters left as they are in printed values; everything else is percent-encoded.
+fn keep_in_path(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:@!$'()*+,".contains(&b)
+}
+
+fn keep_in_query(b: u8) -> bool {
+    keep_in_path(b) || b == b'/'
+}
+
+fn encode(out: &mut String, value: &[u8], keep: fn(u8) -> bool) {
+    for &b in value {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Replaces the value of any `pin-value` query attribute, so a raw URI can go into a message.
+pub(crate) fn redact(raw: &str) -> String {
+    let Some((head, query)) = raw.split_once('?') else {
+        return raw.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|a| match a.split_once('=') {
+            Some(("pin-value", _)) => "pin-value=<redacted>".to_string(),
+            _ => a.to_string(),
+        })
+        .collect();
+    format!("{head}?{}", parts.join("&"))
+}
+
+fn pct_decode(value: &str, name: &str, raw: &str) -> Result<Vec<u8>, Error> {
+    let b = value.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(v) => out.push(v),
+                None => {
+                    let bad: String = value[i..].chars().take(3).collect();
+                    return Err(bad_uri(
+                        raw,
+                        format!(
+                            "attribute {name:?} has a bad percent-encoding {bad:?} (expected %XX)"
+                        ),
+                    ));
+                }
+            }
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn split_attr<'a>(attr: &'a str, raw: &str) -> Result<(&'a str, &'a str), Error> {
+    match attr.split_once('=') {
+        Some(("", _)) => Err(bad_uri(
+            raw,
+            format!("{attr:?} has an empty attribute name"),
+        )),
+        Some(pair) => Ok(pair),
+        None => Err(bad_uri(
+            raw,
+            format!("attribute {attr:?} has no value (expected name=value)"),
+        )),
+    }
+}
+
+fn bad_uri(raw: &str, reason: String) -> Error {
+    Error::Uri {
+        uri: redact(raw),
+        reason,
+    }
+}
+
+impl Pkcs11Uri {
+    /// Parses a `pkcs11:` URI, rejecting malformed ones with the bad part named.
+    pub(crate) fn parse(raw: &str) -> Result<Pkcs11Uri, Error> {
+        let rest = raw
+            .strip_prefix("pkcs11:")
+            .ok_or_else(|| bad_uri(raw, "it must start with \"pkcs11:\"".into()))?;
+        if rest.contains('#') {
+            return Err(bad_uri(
+                raw,
+                "a fragment (#…) is not allowed; percent-encode '#' as %23".into(),
+            ));
+        }
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let mut uri = Pkcs11Uri::default();
+        let mut seen: Vec<String> = Vec::new();
+        for attr in path.split(';').filter(|a| !a.is_empty()) {
+            let (name, value) = split_attr(attr, raw)?;
+            if name.starts_with("x-") {
+                continue;
+            }
+            if seen.iter().any(|s| s == name) {
+                return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
+            }
+            seen.push(name.to_string());
+            let bytes = pct_decode(value, name, raw)?;
+            uri.set_path_attr(name, bytes, raw)?;
+        }
+        if let Some(query) = query {
+            for attr in query.split('&').filter(|a| !a.is_empty()) {
+                let (name, value) = split_attr(attr, raw)?;
+                if name.starts_with("x-") {
+                    continue;
+                }
+                if seen.iter().any(|s| s == name) {
+                    return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
+                }
+                seen.push(name.to_string());
+                let bytes = pct_decode(value, name, raw)?;
+                uri.set_query_attr(name, bytes, raw)?;
+            }
+        }
+        if uri.pin_value.is_some() && uri.pin_source.is_some() {
+            return Err(bad_uri(
+                raw,
+                "pin-value and pin-source are both given; keep one".into(),
+            ));
+        }
+        Ok(uri)
+    }
+
+    fn set_path_attr(&mut self, name: &str, bytes: Vec<u8>, raw: &str) -> Result<(), Error> {
+        let text = |bytes: Vec<u8>| {
+            String::from_utf8(bytes)
+                .map_err(|_| bad_uri(raw, format!("attribute {name:?} is not valid UTF-8")))
+        };
+        match name {
+            "token" => self.token = Some(text(bytes)?),
+            "manufacturer" => self.manufacturer = Some(text(bytes)?),
+            "serial" => self.serial = Some(text(bytes)?),
+            "model" => self.model = Some(text(bytes)?),
+            "library-manufacturer" => self.library_manufacturer = Some(text(bytes)?),
+            "library-description" => self.library_description = Some(text(bytes)?),
+            "slot-description" => self.slot_description = Some(text(bytes)?),
+            "slot-manufacturer" => self.slot_manufacturer = Some(text(bytes)?),
+            "object" => self.object = Some(text(bytes)?),
+            "id" => self.id = Some(bytes),
+            "library-version" => {
+                let v = text(bytes)?;
+                let parse = |s: &str| s.parse::<u8>().ok().filter(|_| !s.starts_with('+'));
+                let parsed = match v.split_once('.') {
+                    Some((a, b)) => parse(a).zip(parse(b)).map(|(a, b)| (a, Some(b))),
+                    None => parse(&v).map(|a| (a, None)),
+                };
+                self.library_version = Some(parsed.ok_or_else(|| {
+                    bad_uri(
+                        raw,
+                        format!("library-version {v:?} is not MAJOR or MAJOR.MINOR (0..255)"),
+                    )
+                })?);
+            }
+            "slot-id" => {
+                let v = text(bytes)?;
+                self.slot_id = Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+                        .ok_or_else(|| {
+                            bad_uri(raw, format!("slot-id {v:?} is not a decimal number"))
+                        })?,
+                );
+            }
+            "type" => {
+                let v = text(bytes)?;
+                self.object_type = Some(ObjectType::parse(&v).ok_or_else(|| {
+                    bad_uri(
+                        raw,
+                        format!("type {v:?} is not one of public, private, cert, secret-key, data"),
+                    )
+                })?);
+            }
+            "pin-value" | "pin-source" | "module-name" | "module-path" => {
+                return Err(bad_uri(
+                    raw,
+                    format!("{name} is a query attribute: write it after '?'"),
+                ));
+            }
+            other => {
+                return Err(bad_uri(
+                    raw,
+                    format!("unknown path attribute {other:?} (vendor attributes start with x-)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn set_query_attr(&mut self, name: &str, bytes: Vec<u8>, raw: &str) -> Result<(), Error> {
+        match name {
+            "pin-value" => {
+                let pin = zeroize::Zeroizing::new(bytes);
+                let text = std::str::from_utf8(&pin)
+                    .map_err(|_| bad_uri(raw, "pin-value is not valid UTF-8".into()))?;
+                self.pin_value = Some(Secret::new(text.to_string()));
+            }
+            "pin-source" => {
+                let v = String::from_utf8(bytes)
+                    .map_err(|_| bad_uri(raw, "pin-source is not valid UTF-8".into()))?;
+                self.pin_source = Some(pin_source_path(&v).ok_or_else(|| {
+                    bad_uri(
+                        raw,
+                        format!("pin-source {v:?} is not supported: use pin-source=file:/PATH"),
+                    )
+                })?);
+            }
+            "module-name" => {
+                let v = String::from_utf8(bytes)
+                    .map_err(|_| bad_uri(raw, "module-name is not valid UTF-8".into()))?;
+                if v.is_empty() || v.contains('/') {
+                    return Err(bad_uri(
+                        raw,
+                        format!(
+                            "module-name {v:?} must be a bare name (use module-path for paths)"
+                        ),
+                    ));
+                }
+                self.module_name = Some(v);
+            }
+            "module-path" => {
+                let v = String::from_utf8(bytes)
+                    .map_err(|_| bad_uri(raw, "module-path is not valid UTF-8".into()))?;
+                if v.is_empty() {
+                    return Err(bad_uri(raw, "module-path is empty".into()));
+                }
+                self.module_path = Some(PathBuf::from(v));
+            }
+            other => {
+                return Err(bad_uri(
+                    raw,
+                    format!("unknown query attribute {other:?} (vendor attributes start with x-)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `pin-value` attribute, if any. Never print it.
+    pub(crate) fn pin_value(&self) -> Option<&Secret> {
+        self.pin_value.as_ref()
+    }
+
+    /// This URI with the object attributes (`object`, `id`, `type`) removed: it names a token.
+    pub(crate) fn token_part(&self) -> Pkcs11Uri {
+        Pkcs11Uri {
+            object: None,
+            id: None,
+            object_type: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the library information matches the `library-*` attributes.
+    pub(crate) fn matches_library(&self, info: &LibraryInfo) -> bool {
+        let (major, minor) = info.version;
+        eq_opt(&self.library_manufacturer, &info.manufacturer)
+            && eq_opt(&self.library_description, &info.description)
+            && self
+                .library_version
+                .is_none_or(|(ma, mi)| ma == major && mi.is_none_or(|m| m == minor))
+    }
+
+    /// Whether a slot matches the `slot-*` attributes.
+    pub(crate) fn matches_slot(&self, id: u64, info: &SlotInfo) -> bool {
+        self.slot_id.is_none_or(|s| s == id)
+            && eq_opt(&self.slot_description, &info.description)
+            && eq_opt(&self.slot_manufacturer, &info.manufacturer)
+    }
+
+    /// Whether a token matches the token attributes.
+    pub(crate) fn matches_token(&self, info: &TokenInfo) -> bool {
+        eq_opt(&self.token, &info.label)
+            && eq_opt(&self.manufacturer, &info.manufacturer)
+            && eq_opt(&self.serial, &info.serial)
+            && eq_opt(&self.model, &info.model)
+    }
+}
+
+/// PKCS#11 pads its text fields with spaces; cryptoki trims them, but be tolerant anyway.
+fn eq_opt(want: &Option<String>, have: &str) -> bool {
+    want.as_deref()
+        .is_none_or(|w| w.trim_end() == have.trim_end())
+}
+
+/// `file:/p`, `file:///p`, `file://localhost/p` or a plain path; `None` for other schemes.
+fn pin_source_path(v: &str) -> Option<PathBuf> {
+    if let Some(rest) = v.strip_prefix("file:") {
+        let p = if let Some(after) = rest.strip_prefix("//") {
+            // An authority follows `//`: only an empty one or `localhost` names this machine.
+            let slash = after.find('/')?;
+            match &after[..slash] {
+                "" | "localhost" => &after[slash..],
+                _ => return None,
+            }
+        } else {
+            rest
+        };
+        return (!p.is_empty()).then(|| PathBuf::from(p));
+    }
+    if v.is_empty() || v.starts_with('|') {
+        return None;
+    }
+    match v.split_once(':') {
+        // Something like `https:…` is another scheme, not a path.
+        Some((scheme, _)) if !scheme.contains('/') && scheme.len() > 1 => None,
+        _ => Some(PathBuf::from(v)),
+    }
+}
+
+impl std::fmt::Display for Pkcs11Uri {
+    /// The URI in a canonical order, percent-encoded, without `pin-value`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut path: Vec<String> = Vec::new();
+        let mut text = |name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                let mut s = format!("{name}=");
+                encode(&mut s, v.as_bytes(), keep_in_path);
+                path.push(s);
+            }
+        };
+        text("library-manufacturer", &self.library_manufacturer);
+        text("library-description", &self.library_description);
+        text("slot-manufacturer", &self.slot_manufacturer);
+        text("slot-description", &self.slot_description);
+        text("manufacturer", &self.manufacturer);
+        text("model", &self.model);
+        text("serial", &self.serial);
+        text("token", &self.token);
+        text("object", &self.object);
+        if let Some((major, minor)) = self.library_version {
+            path.push(match minor {
+                Some(m) => format!("library-version={major}.{m}"),
+                None => format!("library-version={major}"),
+            });
+        }
+        if let Some(s) = self.slot_id {
+            path.push(format!("slot-id={s}"));
+        }
+        if let Some(id) = &self.id {
+            let mut s = String::from("id=");
+            encode(&mut s, id, |_| false);
+            path.push(s);
+        }
+        if let Some(t) = self.object_type {
+            path.push(format!("type={}", t.as_str()));
+        }
+        let mut query: Vec<String> = Vec::new();
+        let mut q = |name: &str, v: Option<&[u8]>| {
+            if let Some(v) = v {
+                let mut s = format!("{name}=");
+                encode(&mut s, v, keep_in_query);
+                query.push(s);
+            }
+        };
+        q(
+            "module-name",
+            self.module_name.as_deref().map(str::as_bytes),
+        );
+        q(
+            "module-path",
+            self.module_path
+                .as_deref()
+                .map(|p| p.as_os_str().as_encoded_bytes()),
+        );
+        let pin_source = self
+            .pin_source
+            .as_deref()
+            .map(|p| format!("file:{}", p.display()));
+        q("pin-source", pin_source.as_deref().map(str::as_bytes));
+        write!(f, "pkcs11:{}", path.join(";"))?;
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(raw: &str) -> String {
+        Pkcs11Uri::parse(raw).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_path_and_query_attribute() {
+        let u = Pkcs11Uri::parse(
+            "pkcs11:token=My%20Token;manufacturer=SoftHSM%20project;serial=abc;model=SoftHSM%20v2;\
+             library-manufacturer=lm;library-description=ld;library-version=2.6;\
+             slot-description=sd;slot-manufacturer=sm;slot-id=42;object=ec-key;id=%01%ff;type=private\
+             ?pin-source=file:/run/pin&module-name=softhsm2&module-path=/usr/lib/softhsm/libsofthsm2.so",
+        )
+        .unwrap();
+        assert_eq!(u.token.as_deref(), Some("My Token"));
+        assert_eq!(u.manufacturer.as_deref(), Some("SoftHSM project"));
+        assert_eq!(u.serial.as_deref(), Some("abc"));
+        assert_eq!(u.model.as_deref(), Some("SoftHSM v2"));
+        assert_eq!(u.library_manufacturer.as_deref(), Some("lm"));
+        assert_eq!(u.library_description.as_deref(), Some("ld"));
+        assert_eq!(u.library_version, Some((2, Some(6))));
+        assert_eq!(u.slot_description.as_deref(), Some("sd"));
+        assert_eq!(u.slot_manufacturer.as_deref(), Some("sm"));
+        assert_eq!(u.slot_id, Some(42));
+        assert_eq!(u.object.as_deref(), Some("ec-key"));
+        assert_eq!(u.id, Some(vec![0x01, 0xff]));
+        assert_eq!(u.object_type, Some(ObjectType::Private));
+        assert_eq!(u.pin_source, Some(PathBuf::from("/run/pin")));
+        assert_eq!(u.module_name.as_deref(), Some("softhsm2"));
+        assert_eq!(
+            u.module_path,
+            Some(PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+        );
+        assert!(u.pin_value().is_none());
+    }
+
+    #[test]
+    fn display_round_trips_and_never_shows_pin_value() {
+        let raw = "pkcs11:token=a%3Bb%20c;object=k%C3%A9y;id=%00%41;type=cert?pin-value=s3cr%65t";
+        let u = Pkcs11Uri::parse(raw).unwrap();
+        assert_eq!(u.pin_value().map(Secret::expose), Some("s3cret"));
+        let shown = u.to_string();
+        assert_eq!(
+            shown,
+            "pkcs11:token=a%3Bb%20c;object=k%C3%A9y;id=%00%41;type=cert"
+        );
+        assert!(!format!("{u:?}").contains("s3cr"));
+        let again = Pkcs11Uri::parse(&shown).unwrap();
+        assert_eq!(again.token.as_deref(), Some("a;b c"));
+        assert_eq!(again.object.as_deref(), Some("kéy"));
+        assert_eq!(again.id, Some(vec![0, 0x41]));
+    }
+
+    #[test]
+    fn vendor_attributes_are_ignored_and_empty_uri_is_valid() {
+        let u = Pkcs11Uri::parse("pkcs11:x-foo=1;token=t?x-bar=2").unwrap();
+        assert_eq!(u.token.as_deref(), Some("t"));
+        assert_eq!(Pkcs11Uri::parse("pkcs11:").unwrap().to_string(), "pkcs11:");
+    }
+
+    #[test]
+    fn malformed_uris_name_the_bad_part() {
+        assert!(err("pkcs12:token=a").contains("must start with \"pkcs11:\""));
+        assert!(err("pkcs11:token=a;token=b").contains("\"token\" appears twice"));
+        assert!(err("pkcs11:colour=red").contains("unknown path attribute \"colour\""));
+        assert!(err("pkcs11:token=a?colour=red").contains("unknown query attribute \"colour\""));
+        assert!(err("pkcs11:id=%0g").contains("\"id\" has a bad percent-encoding \"%0g\""));
+        assert!(err("pkcs11:object=%4").contains("bad percent-encoding"));
+        assert!(err("pkcs11:token").contains("\"token\" has no value"));
+        assert!(err("pkcs11:slot-id=0x1").contains("slot-id \"0x1\""));
+        assert!(err("pkcs11:library-version=1.x").contains("library-version"));
+        assert!(err("pkcs11:type=key").contains("type \"key\""));
+        assert!(err("pkcs11:pin-value=1").contains("query attribute"));
+        assert!(err("pkcs11:token=a#frag").contains("fragment"));
+        assert!(err("pkcs11:token=%FF").contains("not valid UTF-8"));
+        assert!(err("pkcs11:?module-name=a/b").contains("bare name"));
+        assert!(err("pkcs11:?pin-source=|cat").contains("pin-source"));
+        assert!(err("pkcs11:?pin-source=https://x/pin").contains("pin-source"));
+        assert!(err("pkcs11:?pin-value=1&pin-source=file:/p").contains("keep one"));
+    }
+
+    #[test]
+    fn errors_do_not_repeat_the_pin_value() {
+        let e = err("pkcs11:token=a?pin-value=hunter2&colour=red");
+        assert!(e.contains("pin-value=<redacted>"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn pin_source_accepts_file_uris_and_plain_paths() {
+        assert_eq!(pin_source_path("file:///a/b"), Some(PathBuf::from("/a/b")));
+        assert_eq!(
+            pin_source_path("file://localhost/a"),
+            Some(PathBuf::from("/a"))
+        );
+        assert_eq!(pin_source_path("file:rel/p"), Some(PathBuf::from("rel/p")));
+        assert_eq!(pin_source_path("/plain"), Some(PathBuf::from("/plain")));
+        assert_eq!(pin_source_path("file://host/a"), None);
+        assert_eq!(pin_source_path("file:"), None);
+    }
+
+    #[test]
+    fn token_part_drops_object_attributes() {
+        let u = Pkcs11Uri::parse("pkcs11:token=t;object=o;id=%01;type=cert").unwrap();
+        assert_eq!(u.token_part().to_string(), "pkcs11:token=t");
+    }
+}
