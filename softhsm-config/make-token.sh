@@ -103,7 +103,7 @@ EOT
 if [ -n "$ca_dir" ]; then
     cat <<EOT
 # certificates (also on the token): $dir/{ec-p256,ec-p384,rsa-2048}.cert.pem
-# e.g. rolesanywhere-agent credential-process --pkcs11-lib $module \\
-#   --certificate 'pkcs11:token=$label;object=ec-p256?pin-value=$pin' --trust-anchor-arn … --profile-arn … --role-arn …
+# e.g. ROLESANYWHERE_PKCS11_PIN=$pin rolesanywhere-agent credential-process --pkcs11-lib $module \\
+#   --certificate 'pkcs11:token=$label;object=ec-p256' --trust-anchor-arn … --profile-arn … --role-arn …
 EOT
 fi

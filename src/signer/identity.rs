@@ -11,7 +11,7 @@ use crate::secret::Secret;
 use std::path::{Path, PathBuf};
 
 /// Options that select and unlock a key and its certificate (all commands share them).
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct KeyOptions {
     /// `--certificate`: a PEM file (leaf first, extra certificates are chain candidates) or `pkcs11:` URI.
     pub certificate: Option<String>,
@@ -41,6 +41,38 @@ pub struct KeyOptions {
     pub tpm_parent_password: Option<Secret>,
     /// `--tpm-parent-password-file`.
     pub tpm_parent_password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KeyOptions {
+    // `--certificate` and `--private-key` may be `pkcs11:` URIs carrying `pin-value`: show them without it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyOptions")
+            .field("certificate", &self.certificate.as_deref().map(redact_uri))
+            .field("private_key", &self.private_key.as_deref().map(redact_uri))
+            .field("intermediates", &self.intermediates)
+            .field("pkcs11_lib", &self.pkcs11_lib)
+            .field("reuse_pin", &self.reuse_pin)
+            .field("tpm_tcti", &self.tpm_tcti)
+            .field("no_tpm_key_password", &self.no_tpm_key_password)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `text` with the value of any `pin-value` attribute replaced by `<redacted>`.
+pub fn redact_uri(text: &str) -> String {
+    if !text.starts_with("pkcs11:") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("pin-value=") {
+        let (head, tail) = rest.split_at(i + "pin-value=".len());
+        out.push_str(head);
+        out.push_str("<redacted>");
+        rest = tail.find(['&', ';']).map_or("", |j| &tail[j..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A signer with its certificate and chain, checked to belong together.
@@ -165,6 +197,32 @@ pub fn is_tss2_pem(data: &[u8]) -> bool {
     let text = String::from_utf8_lossy(&data[..data.len().min(4096)]);
     text.trim_start()
         .starts_with("-----BEGIN TSS2 PRIVATE KEY-----")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_pin_value() {
+        let opts = KeyOptions {
+            certificate: Some("pkcs11:token=a;object=b?pin-value=1234&module-path=/x.so".into()),
+            private_key: Some("pkcs11:token=a?pin-value=98765".into()),
+            ..Default::default()
+        };
+        let d = format!("{opts:?}");
+        assert!(!d.contains("1234") && !d.contains("98765"), "{d}");
+        assert!(d.contains("pin-value=<redacted>&module-path=/x.so"), "{d}");
+    }
+
+    #[test]
+    fn redact_leaves_other_sources_alone() {
+        assert_eq!(redact_uri("/etc/key.pem"), "/etc/key.pem");
+        assert_eq!(
+            redact_uri("pkcs11:token=a;object=b"),
+            "pkcs11:token=a;object=b"
+        );
+    }
 }
 
 #[cfg(feature = "tpm")]
