@@ -40,6 +40,9 @@ pub enum Command {
     /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
     #[command(args_override_self = true)]
     Serve(ServeArgs),
+    /// Air-gapped enrollment: generate a key on the device, make a CSR with it, install the certificate.
+    #[command(subcommand)]
+    Enroll(crate::enroll::EnrollCommand),
     /// Print the version.
     Version,
 }

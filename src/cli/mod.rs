@@ -39,6 +39,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    // Enrollment has its own arguments and never touches the network: it needs no session settings.
+    if let args::Command::Enroll(cmd) = command {
+        return Ok(crate::enroll::run(cmd, out)?);
+    }
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
@@ -103,6 +107,13 @@ fn chain_text(e: &anyhow::Error) -> String {
 /// The one place exit codes are decided: walk the chain outward-in to the first error we know.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
+        if let Some(s) = cause.downcast_ref::<crate::enroll::Error>() {
+            return if s.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_OPERATIONAL
+            };
+        }
         if cause.is::<settings::Error>() || cause.is::<arn::Error>() || cause.is::<certs::Error>() {
             return EXIT_USAGE;
         }

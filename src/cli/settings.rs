@@ -127,6 +127,8 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             Err(Error::NotSupported("serve"))
         }
         Command::Version => Ok(Settings::Version),
+        // Dispatched before validation (see `cli::execute`); unreachable here.
+        Command::Enroll(_) => Err(Error::NotSupported("enroll")),
     }
 }
 
