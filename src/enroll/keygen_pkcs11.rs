@@ -13,7 +13,6 @@
 use super::{DeviceArgs, Error, KeyType};
 use crate::certs::Certificate;
 use crate::keys::{Curve, KeyKind, PublicKey, der_tlv};
-use crate::signer::Signer;
 use crate::signer::pkcs11::ffi::{Attr, Session, bool_attr, ulong};
 use crate::signer::pkcs11::find::{self, KeyObject, Token};
 use crate::signer::pkcs11::uri::{ObjectType, Pkcs11Uri};
@@ -282,14 +281,6 @@ fn open_key(raw: &str, dev: &DeviceArgs, rw: bool) -> Result<TokenKey, Error> {
         public,
         uri,
     })
-}
-
-/// Opens the private key named by `uri` as a signer (for the CSR): the backend's own signer, opened
-/// without a certificate.
-pub fn open_signer(uri: &str, dev: &DeviceArgs) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(crate::signer::pkcs11::open_key(
-        &dev.key_options(uri),
-    )?))
 }
 
 /// Where `store_certificate` put the certificate.

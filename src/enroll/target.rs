@@ -6,7 +6,7 @@
 
 use super::{DeviceArgs, Error};
 use crate::signer::{self, Signer};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A parsed `--private-key` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,51 +32,9 @@ impl Target {
     }
 }
 
-/// Opens the signer for `target` with the device options `dev`.
+/// Opens the signer for `target` with the device options `dev` (see [`signer::open_key`]).
 pub fn open_signer(target: &str, dev: &DeviceArgs) -> Result<Box<dyn Signer>, Error> {
-    let opts = dev.key_options(target);
-    match Target::parse(target) {
-        Target::Pkcs11(uri) => super::keygen_pkcs11::open_signer(&uri, dev),
-        Target::TpmHandle(h) => open_tpm_handle(&h, &opts),
-        Target::File(path) => {
-            let data = std::fs::read(&path).map_err(|source| {
-                signer::Error::from(signer::file::Error::Read {
-                    path: path.clone(),
-                    source,
-                })
-            })?;
-            if signer::identity::is_tss2_pem(&data) {
-                open_tpm_file(&data, &path, &opts)
-            } else {
-                let key = signer::file::open(&data, &path, &opts).map_err(signer::Error::from)?;
-                Ok(Box::new(key.signer))
-            }
-        }
-    }
-}
-
-#[cfg(feature = "tpm")]
-fn open_tpm_file(
-    data: &[u8],
-    path: &Path,
-    opts: &signer::KeyOptions,
-) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(signer::tpm::open_key_file(data, path, opts)?))
-}
-
-#[cfg(feature = "tpm")]
-fn open_tpm_handle(handle: &str, opts: &signer::KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(signer::tpm::open_handle(handle, opts)?))
-}
-
-#[cfg(not(feature = "tpm"))]
-fn open_tpm_file(_: &[u8], path: &Path, _: &signer::KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(path.display().to_string()))
-}
-
-#[cfg(not(feature = "tpm"))]
-fn open_tpm_handle(handle: &str, _: &signer::KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(handle.to_string()))
+    Ok(signer::open_key(&dev.key_options(target))?)
 }
 
 #[cfg(test)]

@@ -145,13 +145,7 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
             )
         }
         KeySource::File(path) => {
-            // The buffer may hold an unencrypted private key: wipe it when done.
-            let data = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| {
-                file::Error::Read {
-                    path: path.into(),
-                    source,
-                }
-            })?);
+            let data = read_key_file(path)?;
             let signer: Box<dyn Signer>;
             let mut leaf = file_leaf;
             if is_tss2_pem(&data) {
@@ -192,11 +186,57 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
     })
 }
 
+/// Opens only the key named by `--private-key`, with no certificate needed or checked: for
+/// `sign-string` without `--certificate` and for enrollment (there is no certificate yet).
+pub fn open_key(opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    match key_source(opts)? {
+        KeySource::Pkcs11 => Ok(Box::new(pkcs11::open_key(opts)?)),
+        KeySource::TpmHandle(h) => open_tpm_handle(h, opts),
+        KeySource::File(path) => {
+            let data = read_key_file(path)?;
+            if is_tss2_pem(&data) {
+                open_tpm_file(&data, path, opts)
+            } else {
+                Ok(Box::new(file::open(&data, path, opts)?.signer))
+            }
+        }
+    }
+}
+
+/// Reads a key file into memory that is wiped on drop (it may hold an unencrypted private key).
+fn read_key_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    let data = std::fs::read(path).map_err(|source| file::Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    Ok(zeroize::Zeroizing::new(data))
+}
+
 /// True for a PEM whose first block is `TSS2 PRIVATE KEY`.
 pub fn is_tss2_pem(data: &[u8]) -> bool {
     let text = String::from_utf8_lossy(&data[..data.len().min(4096)]);
     text.trim_start()
         .starts_with("-----BEGIN TSS2 PRIVATE KEY-----")
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Ok(Box::new(super::tpm::open_key_file(data, path, opts)?))
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm_handle(handle: &str, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Ok(Box::new(super::tpm::open_handle(handle, opts)?))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm_file(_: &[u8], path: &Path, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Err(Error::TpmUnsupported(path.display().to_string()))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm_handle(handle: &str, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Err(Error::TpmUnsupported(handle.to_string()))
 }
 
 #[cfg(test)]
@@ -223,24 +263,4 @@ mod tests {
             "pkcs11:token=a;object=b"
         );
     }
-}
-
-#[cfg(feature = "tpm")]
-fn open_tpm_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(super::tpm::open_key_file(data, path, opts)?))
-}
-
-#[cfg(feature = "tpm")]
-fn open_tpm_handle(handle: &str, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(super::tpm::open_handle(handle, opts)?))
-}
-
-#[cfg(not(feature = "tpm"))]
-fn open_tpm_file(_: &[u8], path: &Path, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(path.display().to_string()))
-}
-
-#[cfg(not(feature = "tpm"))]
-fn open_tpm_handle(handle: &str, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(handle.to_string()))
 }

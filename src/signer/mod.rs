@@ -13,7 +13,7 @@ pub mod pkcs11;
 #[cfg(feature = "tpm")]
 pub mod tpm;
 
-pub use identity::{Identity, KeyOptions, open};
+pub use identity::{Identity, KeyOptions, open, open_key};
 
 use crate::keys::{KeyKind, PublicKey};
 use crate::sigv4x509::Digest;
