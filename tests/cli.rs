@@ -148,8 +148,19 @@ fn https_endpoint_is_trusted_through_aws_ca_bundle() {
     std::fs::write(env.path("bundle.pem"), emu.tls_ca_pem().unwrap()).unwrap();
     let bundle = env.p("bundle.pem");
 
-    let run = env.credential_process(&emu.url(), "leaf", &[]);
-    run.assert_failure(1, &["cannot reach"]);
+    // TLS fails before HTTP, so the emulator sees nothing: the attempt count is read from stderr.
+    let run = env.credential_process(&emu.url(), "leaf", &["--debug"]);
+    run.assert_failure(
+        1,
+        &[
+            "server certificate",
+            "is not trusted (1 attempt)",
+            "UnknownIssuer",
+            "hint:",
+            "AWS_CA_BUNDLE",
+        ],
+    );
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
     assert_eq!(
         emu.decisions().len(),
         0,
