@@ -569,5 +569,51 @@ fn configuration_mistakes_exit_2_and_device_refusals_exit_1() {
         1,
         "wrong PIN"
     );
+    let run = |args: &[&str]| agent("credential-process", &emu, args, &hsm.env());
+    let cert = format!("pkcs11:token=ra;object=k?pin-value={PIN}");
+    let r = run(&[
+        "--pkcs11-lib",
+        "/nonexistent/libnothing.so",
+        "--certificate",
+        &cert,
+    ]);
+    assert_eq!(r.code, 2, "module not found: {}", r.stderr);
+    let no_key = format!("pkcs11:token=ra;object=absent?pin-value={PIN}");
+    let r = run(&[
+        "--pkcs11-lib",
+        LIB,
+        "--certificate",
+        &cert,
+        "--private-key",
+        &no_key,
+    ]);
+    assert_eq!(r.code, 2, "no such key: {}", r.stderr);
+    // sign-string goes through the same rule.
+    let r = run_agent(
+        &[
+            "sign-string",
+            "--pkcs11-lib",
+            LIB,
+            "--private-key",
+            "pkcs11:token=ra;objct=k",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "sign-string with a bad URI: {}", r.stderr);
+    assert_eq!(emu.requests(), 0);
+}
+
+#[test]
+fn always_authenticate_key_without_a_context_pin_source_exits_2() {
+    let Some((hsm, emu)) = setup() else { return };
+    token_with_key(&hsm, &emu, "EC:prime256v1", "aa", &["--always-auth"]);
+    let cert = format!("pkcs11:token=ra;object=aa?pin-value={PIN}");
+    let r = agent(
+        "credential-process",
+        &emu,
+        &["--pkcs11-lib", LIB, "--certificate", &cert],
+        &hsm.env(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(emu.requests(), 0);
 }
