@@ -741,3 +741,34 @@ fn sign_string_refuses_a_certificate_of_another_key() {
     );
     run.assert_failure(2, &["does not match"]);
 }
+
+#[test]
+fn sign_string_with_a_tpm_key_and_no_certificate_is_a_usage_error() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("tpm.key"),
+        "-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let tpm_file = env.p("tpm.key");
+    for key in ["handle:0x81000001", tpm_file.as_str()] {
+        env.run(&["sign-string", "--private-key", key], &[])
+            .assert_failure(2, &[key, "--certificate"]);
+    }
+}
+
+#[test]
+fn read_certificate_data_usage_errors_exit_2() {
+    let env = Env::new();
+    env.run(&["read-certificate-data"], &[])
+        .assert_failure(2, &["--certificate is required"]);
+    env.run(
+        &[
+            "read-certificate-data",
+            "--certificate",
+            "handle:0x81000001",
+        ],
+        &[],
+    )
+    .assert_failure(2, &["handle:0x81000001", "PEM file or a pkcs11: URI"]);
+}

@@ -11,7 +11,7 @@ use crate::keys::KeyKind;
 use crate::session::Client;
 use crate::signer::{self, KeyOptions, Signer};
 use crate::sigv4x509::{self, HashAlg};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine as _;
 use serde::Serialize;
 use std::io::Write;
@@ -121,9 +121,6 @@ fn open_signer(key: &KeyOptions) -> anyhow::Result<Box<dyn Signer>> {
         let key = signer::pkcs11::open_key(key).map_err(signer::Error::from)?;
         return Ok(Box::new(key));
     }
-    if path.starts_with("handle:") {
-        bail!("sign-string with {path} needs --certificate as well (for now)");
-    }
     let path = Path::new(path);
     let data = Zeroizing::new(std::fs::read(path).map_err(|source| {
         signer::Error::from(signer::file::Error::Read {
@@ -132,9 +129,8 @@ fn open_signer(key: &KeyOptions) -> anyhow::Result<Box<dyn Signer>> {
         })
     })?);
     if signer::identity::is_tss2_pem(&data) {
-        bail!(
-            "sign-string with the TPM key file {} needs --certificate as well (for now)",
-            path.display()
+        return Err(
+            super::settings::Error::TpmKeyWithoutCertificate(path.display().to_string()).into(),
         );
     }
     let key = signer::file::open(&data, path, key).map_err(signer::Error::from)?;

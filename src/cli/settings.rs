@@ -87,6 +87,15 @@ pub enum Error {
          does not have; use --certificate and --private-key instead"
     )]
     OsStore(&'static str),
+    /// `sign-string` with a TPM key alone: the TPM key is opened through its certificate for now.
+    #[error("sign-string with the TPM key {0} needs --certificate as well (for now)")]
+    TpmKeyWithoutCertificate(String),
+    /// A `--certificate` that cannot hold certificates (a TPM key handle).
+    #[error(
+        "--certificate {0} is a TPM key handle, not a certificate: read-certificate-data reads a \
+         PEM file or a pkcs11: URI"
+    )]
+    NotACertificate(String),
     /// A command that exists but is not implemented yet.
     #[error("the {0} command is not supported yet; use credential-process")]
     NotSupported(&'static str),
@@ -102,7 +111,7 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
         }
         Command::SignString(a) => Ok(Settings::SignString {
-            key: key_options(a.key)?,
+            key: sign_string_key(key_options(a.key)?)?,
             alg: match a.digest {
                 DigestArg::Sha256 => HashAlg::Sha256,
                 DigestArg::Sha384 => HashAlg::Sha384,
@@ -116,6 +125,9 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
                 .certificate
                 .clone()
                 .ok_or(Error::Missing("--certificate"))?;
+            if certificate.starts_with("handle:") {
+                return Err(Error::NotACertificate(certificate));
+            }
             Ok(Settings::ReadCertificateData { certificate, key })
         }
         Command::Update(a) => {
@@ -203,6 +215,17 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
         },
         debug,
     })
+}
+
+/// A TPM handle alone cannot be used by sign-string yet (a TPM key file is only recognised by its
+/// content, which `commands` checks when it reads the file).
+fn sign_string_key(key: KeyOptions) -> Result<KeyOptions, Error> {
+    match key.private_key.as_deref() {
+        Some(k) if k.starts_with("handle:") && key.certificate.is_none() => {
+            Err(Error::TpmKeyWithoutCertificate(k.to_string()))
+        }
+        _ => Ok(key),
+    }
 }
 
 fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
