@@ -664,6 +664,10 @@ fn update_and_serve_are_not_supported_yet() {
         args.extend_from_slice(&common);
         env.run(&args, &[])
             .assert_failure(2, &[cmd[0], "not supported yet"]);
+        // Without flags the answer is the same: no request to fix flags of a command that cannot run.
+        let run = env.run(&cmd[..1], &[]);
+        run.assert_failure(2, &[cmd[0], "not supported yet"]);
+        assert!(!run.stderr.contains("is required"), "{}", run.stderr);
     }
 }
 

@@ -130,14 +130,10 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             }
             Ok(Settings::ReadCertificateData { certificate, key })
         }
-        Command::Update(a) => {
-            session(a.session, env)?;
-            Err(Error::NotSupported("update"))
-        }
-        Command::Serve(a) => {
-            session(a.session, env)?;
-            Err(Error::NotSupported("serve"))
-        }
+        // Said before anything about their flags: fixing flags of a command that cannot run is
+        // wasted effort.
+        Command::Update(_) => Err(Error::NotSupported("update")),
+        Command::Serve(_) => Err(Error::NotSupported("serve")),
         Command::Version => Ok(Settings::Version),
     }
 }
