@@ -33,7 +33,10 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Verify the server's certificate (false only with `--no-verify-ssl`).
     pub verify_tls: bool,
-    /// Extra trust roots (PEM bundle from `AWS_CA_BUNDLE` or `SSL_CERT_FILE`), added to the system's.
+    /// Extra trust roots, added to the system roots: the PEM bundle from `AWS_CA_BUNDLE`, or from
+    /// `SSL_CERT_FILE` when that is unset or empty. (`SSL_CERT_FILE` and `SSL_CERT_DIR`, when
+    /// non-empty, also *replace* the platform's store as the system roots; an empty value counts as
+    /// unset. See `tls`.)
     pub ca_bundle: Option<CaBundle>,
     /// Attempts in total for retryable failures (at least 1).
     pub max_attempts: u32,
