@@ -776,3 +776,62 @@ fn read_certificate_data_usage_errors_exit_2() {
     )
     .assert_failure(2, &["handle:0x81000001", "PEM file or a pkcs11: URI"]);
 }
+
+#[test]
+fn sign_string_and_read_certificate_data_debug_describe_key_and_certificate() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let password = "pkcs8-pass-Zq7";
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        &env.p("leaf.key"),
+        "-out",
+        &env.p("enc.key"),
+        "-passout",
+        &format!("pass:{password}"),
+    ]);
+    let (key, cert) = (env.p("enc.key"), env.p("leaf.pem"));
+    let base = [
+        "sign-string",
+        "--private-key",
+        &key,
+        "--pkcs8-password",
+        password,
+    ];
+    let run = env.run(
+        &[&base[..], &["--digest", "SHA384", "--debug"]].concat(),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let quiet = env.run(&base, &[]);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    for needle in [
+        "rolesanywhere-agent: debug: ",
+        "enc.key",
+        "EC P-256",
+        "SHA384",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}:\n{}", run.stderr);
+    }
+    let with_cert = env.run(
+        &[&base[..], &["--certificate", &cert, "--debug"]].concat(),
+        &[],
+    );
+    assert_eq!(with_cert.code, 0, "{}", with_cert.stderr);
+    assert!(with_cert.stderr.contains("CN=leaf"), "{}", with_cert.stderr);
+    let read = env.run(
+        &["read-certificate-data", "--certificate", &cert, "--debug"],
+        &[],
+    );
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    for needle in ["leaf.pem", "CN=leaf", "EC P-256"] {
+        assert!(read.stderr.contains(needle), "{needle}:\n{}", read.stderr);
+    }
+    for r in [&run, &with_cert, &read] {
+        assert!(!r.stderr.contains(password), "{}", r.stderr);
+    }
+}

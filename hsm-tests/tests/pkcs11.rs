@@ -617,3 +617,37 @@ fn always_authenticate_key_without_a_context_pin_source_exits_2() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(emu.requests(), 0);
 }
+
+#[test]
+fn sign_string_and_read_certificate_data_debug_name_the_token_objects_but_not_the_pin() {
+    let Some((hsm, emu)) = setup() else { return };
+    token_with_key(&hsm, &emu, "EC:prime256v1", "k", &[]);
+    let uri = format!("pkcs11:token=ra;object=k?pin-value={PIN}");
+    let env = [("SOFTHSM2_CONF", hsm.conf().display().to_string())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for args in [
+        vec!["sign-string", "--private-key", &uri],
+        vec!["read-certificate-data", "--certificate", &uri],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--pkcs11-lib", LIB, "--debug"]);
+        let r = run_agent(&args, &env);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("rolesanywhere-agent: debug: "),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("pkcs11:token=ra;object=k"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("EC P-256"), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains(&format!("pin-value={PIN}")),
+            "{}",
+            r.stderr
+        );
+    }
+}

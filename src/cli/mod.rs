@@ -42,10 +42,17 @@ fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
-        Settings::SignString { key, alg, format } => commands::sign_string(&key, alg, format, out),
-        Settings::ReadCertificateData { certificate, key } => {
-            commands::read_certificate_data(&certificate, &key, out)
-        }
+        Settings::SignString {
+            key,
+            alg,
+            format,
+            debug,
+        } => commands::sign_string(&key, alg, format, debug, out),
+        Settings::ReadCertificateData {
+            certificate,
+            key,
+            debug,
+        } => commands::read_certificate_data(&certificate, &key, debug, out),
         Settings::Version => {
             writeln!(out, "{}", env!("CARGO_PKG_VERSION"))?;
             Ok(())

@@ -28,6 +28,8 @@ pub enum Settings {
         alg: HashAlg,
         /// Output format.
         format: FormatArg,
+        /// `--debug`.
+        debug: bool,
     },
     /// `read-certificate-data`.
     ReadCertificateData {
@@ -35,6 +37,8 @@ pub enum Settings {
         certificate: String,
         /// Options to reach a token, when the source is one.
         key: KeyOptions,
+        /// `--debug`.
+        debug: bool,
     },
     /// `version`.
     Version,
@@ -111,6 +115,7 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
         }
         Command::SignString(a) => Ok(Settings::SignString {
+            debug: a.key.debug,
             key: sign_string_key(key_options(a.key)?)?,
             alg: match a.digest {
                 DigestArg::Sha256 => HashAlg::Sha256,
@@ -120,6 +125,7 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             format: a.format,
         }),
         Command::ReadCertificateData(a) => {
+            let debug = a.key.debug;
             let key = key_options(a.key)?;
             let certificate = key
                 .certificate
@@ -128,7 +134,11 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             if certificate.starts_with("handle:") {
                 return Err(Error::NotACertificate(certificate));
             }
-            Ok(Settings::ReadCertificateData { certificate, key })
+            Ok(Settings::ReadCertificateData {
+                certificate,
+                key,
+                debug,
+            })
         }
         // Said before anything about their flags: fixing flags of a command that cannot run is
         // wasted effort.
