@@ -3,7 +3,7 @@
 //! and PKCS#11 call counts taken with OpenSC's pkcs11-spy.
 //!
 //! Keys are generated on the token by pkcs11-tool; certificates come from the emulator's CA;
-//! signatures are checked by openssl. Missing tools skip (or fail with HSM_TESTS_REQUIRED=1).
+//! signatures are checked by openssl. Missing tools skip (or fail with HSM_TESTS_REQUIRED=1 or CI set).
 
 use hsm_tests::emu::Emu;
 use hsm_tests::softhsm::{self, PIN, SoftHsm};
