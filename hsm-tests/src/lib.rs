@@ -55,14 +55,15 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The `rolesanywhere-agent` binary under test: `$RA_AGENT_BIN`, else the workspace's debug build
-/// (run.sh builds it first).
+/// (`scripts/test` builds it first and exports `RA_AGENT_BIN`).
 pub fn agent_bin() -> PathBuf {
     let p = std::env::var_os("RA_AGENT_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("debug/rolesanywhere-agent"));
     assert!(
         p.is_file(),
-        "agent binary {} not found: run `cargo build` first (hsm-tests/run.sh does)",
+        "agent binary {} not found: run `cargo build` first, or run the suite with `scripts/test`, \
+         which builds it and exports RA_AGENT_BIN",
         p.display()
     );
     p
