@@ -199,6 +199,26 @@ pub fn is_tss2_pem(data: &[u8]) -> bool {
         .starts_with("-----BEGIN TSS2 PRIVATE KEY-----")
 }
 
+#[cfg(feature = "tpm")]
+fn open_tpm_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Ok(Box::new(super::tpm::open_key_file(data, path, opts)?))
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm_handle(handle: &str, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Ok(Box::new(super::tpm::open_handle(handle, opts)?))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm_file(_: &[u8], path: &Path, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Err(Error::TpmUnsupported(path.display().to_string()))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm_handle(handle: &str, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    Err(Error::TpmUnsupported(handle.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,24 +243,4 @@ mod tests {
             "pkcs11:token=a;object=b"
         );
     }
-}
-
-#[cfg(feature = "tpm")]
-fn open_tpm_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(super::tpm::open_key_file(data, path, opts)?))
-}
-
-#[cfg(feature = "tpm")]
-fn open_tpm_handle(handle: &str, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(super::tpm::open_handle(handle, opts)?))
-}
-
-#[cfg(not(feature = "tpm"))]
-fn open_tpm_file(_: &[u8], path: &Path, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(path.display().to_string()))
-}
-
-#[cfg(not(feature = "tpm"))]
-fn open_tpm_handle(handle: &str, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(handle.to_string()))
 }
