@@ -46,10 +46,17 @@ fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
-        Settings::SignString { key, alg, format } => commands::sign_string(&key, alg, format, out),
-        Settings::ReadCertificateData { certificate, key } => {
-            commands::read_certificate_data(&certificate, &key, out)
-        }
+        Settings::SignString {
+            key,
+            alg,
+            format,
+            debug,
+        } => commands::sign_string(&key, alg, format, debug, out),
+        Settings::ReadCertificateData {
+            certificate,
+            key,
+            debug,
+        } => commands::read_certificate_data(&certificate, &key, debug, out),
         Settings::Version => {
             writeln!(out, "{}", env!("CARGO_PKG_VERSION"))?;
             Ok(())
@@ -122,15 +129,12 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                 session::Error::Endpoint { .. }
                 | session::Error::CaBundle { .. }
                 | session::Error::Tls(_) => EXIT_USAGE,
-                session::Error::Sign(sigv4x509::Error::ChainTooLong(_)) => EXIT_USAGE,
+                session::Error::Sign(s) => sigv4x509_exit_code(s),
                 _ => EXIT_OPERATIONAL,
             };
         }
         if let Some(s) = cause.downcast_ref::<sigv4x509::Error>() {
-            return match s {
-                sigv4x509::Error::ChainTooLong(_) => EXIT_USAGE,
-                _ => EXIT_OPERATIONAL,
-            };
+            return sigv4x509_exit_code(s);
         }
         if let Some(s) = cause.downcast_ref::<signer::Error>() {
             return signer_exit_code(s);
@@ -139,14 +143,31 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     EXIT_OPERATIONAL
 }
 
-/// Devices failing is operational; files, certificates, secrets and mismatches are configuration.
-fn signer_exit_code(e: &signer::Error) -> i32 {
+fn sigv4x509_exit_code(e: &sigv4x509::Error) -> i32 {
     match e {
-        signer::Error::Pkcs11(p) if p.is_configuration() => EXIT_USAGE,
-        signer::Error::Pkcs11(_) | signer::Error::Encoding(_) => EXIT_OPERATIONAL,
+        sigv4x509::Error::ChainTooLong(_) => EXIT_USAGE,
+        // A backend failing while signing is classified like one failing while opening the key.
+        sigv4x509::Error::Sign(s) => signer_exit_code(s),
+        sigv4x509::Error::MalformedSignature { .. } => EXIT_OPERATIONAL,
+    }
+}
+
+/// Devices failing or refusing (wrong PIN, locked, removed) is operational; files, certificates,
+/// secrets, mismatches and a backend's own configuration mistakes (bad URI, module or object not
+/// found, no PIN source) are configuration. Each hardware backend's error type answers
+/// `is_configuration()` itself: one arm per backend below.
+fn signer_exit_code(e: &signer::Error) -> i32 {
+    let configuration = match e {
+        signer::Error::Pkcs11(p) => p.is_configuration(),
         #[cfg(feature = "tpm")]
-        signer::Error::Tpm(_) => EXIT_OPERATIONAL,
-        _ => EXIT_USAGE,
+        signer::Error::Tpm(_) => false,
+        signer::Error::Encoding(_) => false,
+        _ => true,
+    };
+    if configuration {
+        EXIT_USAGE
+    } else {
+        EXIT_OPERATIONAL
     }
 }
 
@@ -200,6 +221,72 @@ mod tests {
         );
         assert_eq!(
             exit_code(&anyhow::anyhow!("cannot write to stdout")),
+            EXIT_OPERATIONAL
+        );
+    }
+
+    #[test]
+    fn pkcs11_configuration_mistakes_exit_2_and_device_refusals_exit_1() {
+        use signer::pkcs11::{CallError, Error as P11};
+        let missing_pin = || {
+            P11::Pin(crate::secret::Error::Missing {
+                what: "PKCS#11 user PIN".into(),
+                hint: "h".into(),
+            })
+        };
+        let device = |rv| CallError {
+            function: "C_Login",
+            rv,
+        };
+        let configuration = [
+            P11::Uri {
+                uri: "pkcs11:x".into(),
+                reason: "r".into(),
+            },
+            P11::NoModule {
+                tried: "t".into(),
+                hint: "h".into(),
+            },
+            P11::KeyNotFound {
+                uri: "pkcs11:x".into(),
+                hint: String::new(),
+            },
+            missing_pin(),
+        ];
+        for e in configuration {
+            let text = e.to_string();
+            assert_eq!(code(signer::Error::from(e)), EXIT_USAGE, "{text}");
+        }
+        let refusals = [
+            P11::Login {
+                token: "ra".into(),
+                call: device(cryptoki_sys::CKR_PIN_INCORRECT),
+                hint: String::new(),
+            },
+            P11::Login {
+                token: "ra".into(),
+                call: device(cryptoki_sys::CKR_PIN_LOCKED),
+                hint: String::new(),
+            },
+            signer::pkcs11::Error::Call {
+                what: "key".into(),
+                call: device(cryptoki_sys::CKR_DEVICE_REMOVED),
+                hint: String::new(),
+            },
+        ];
+        for e in refusals {
+            let text = e.to_string();
+            assert_eq!(code(signer::Error::from(e)), EXIT_OPERATIONAL, "{text}");
+        }
+        // The same rule when the backend fails while signing the request.
+        let signing = |e: P11| session::Error::Sign(sigv4x509::Error::Sign(signer::Error::from(e)));
+        assert_eq!(code(signing(missing_pin())), EXIT_USAGE);
+        assert_eq!(
+            code(signing(P11::Call {
+                what: "key".into(),
+                call: device(cryptoki_sys::CKR_DEVICE_REMOVED),
+                hint: String::new(),
+            })),
             EXIT_OPERATIONAL
         );
     }

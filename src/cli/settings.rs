@@ -28,6 +28,8 @@ pub enum Settings {
         alg: HashAlg,
         /// Output format.
         format: FormatArg,
+        /// `--debug`.
+        debug: bool,
     },
     /// `read-certificate-data`.
     ReadCertificateData {
@@ -35,6 +37,8 @@ pub enum Settings {
         certificate: String,
         /// Options to reach a token, when the source is one.
         key: KeyOptions,
+        /// `--debug`.
+        debug: bool,
     },
     /// `version`.
     Version,
@@ -87,6 +91,15 @@ pub enum Error {
          does not have; use --certificate and --private-key instead"
     )]
     OsStore(&'static str),
+    /// `sign-string` with a TPM key alone: the TPM key is opened through its certificate for now.
+    #[error("sign-string with the TPM key {0} needs --certificate as well (for now)")]
+    TpmKeyWithoutCertificate(String),
+    /// A `--certificate` that cannot hold certificates (a TPM key handle).
+    #[error(
+        "--certificate {0} is a TPM key handle, not a certificate: read-certificate-data reads a \
+         PEM file or a pkcs11: URI"
+    )]
+    NotACertificate(String),
     /// A command that exists but is not implemented yet.
     #[error("the {0} command is not supported yet; use credential-process")]
     NotSupported(&'static str),
@@ -102,7 +115,8 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
         }
         Command::SignString(a) => Ok(Settings::SignString {
-            key: key_options(a.key)?,
+            debug: a.key.debug,
+            key: sign_string_key(key_options(a.key)?)?,
             alg: match a.digest {
                 DigestArg::Sha256 => HashAlg::Sha256,
                 DigestArg::Sha384 => HashAlg::Sha384,
@@ -111,21 +125,25 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             format: a.format,
         }),
         Command::ReadCertificateData(a) => {
+            let debug = a.key.debug;
             let key = key_options(a.key)?;
             let certificate = key
                 .certificate
                 .clone()
                 .ok_or(Error::Missing("--certificate"))?;
-            Ok(Settings::ReadCertificateData { certificate, key })
+            if certificate.starts_with("handle:") {
+                return Err(Error::NotACertificate(certificate));
+            }
+            Ok(Settings::ReadCertificateData {
+                certificate,
+                key,
+                debug,
+            })
         }
-        Command::Update(a) => {
-            session(a.session, env)?;
-            Err(Error::NotSupported("update"))
-        }
-        Command::Serve(a) => {
-            session(a.session, env)?;
-            Err(Error::NotSupported("serve"))
-        }
+        // Said before anything about their flags: fixing flags of a command that cannot run is
+        // wasted effort.
+        Command::Update(_) => Err(Error::NotSupported("update")),
+        Command::Serve(_) => Err(Error::NotSupported("serve")),
         Command::Version => Ok(Settings::Version),
         // Dispatched before validation (see `cli::execute`); unreachable here.
         Command::Enroll(_) => Err(Error::NotSupported("enroll")),
@@ -205,6 +223,17 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
         },
         debug,
     })
+}
+
+/// A TPM handle alone cannot be used by sign-string yet (a TPM key file is only recognised by its
+/// content, which `commands` checks when it reads the file).
+fn sign_string_key(key: KeyOptions) -> Result<KeyOptions, Error> {
+    match key.private_key.as_deref() {
+        Some(k) if k.starts_with("handle:") && key.certificate.is_none() => {
+            Err(Error::TpmKeyWithoutCertificate(k.to_string()))
+        }
+        _ => Ok(key),
+    }
 }
 
 fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
