@@ -539,27 +539,25 @@ fn sign_string_signature_verifies_with_openssl() {
     let pub_pem = t.path("ss.tss2.pem.pub.pem");
     let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
     let tcti = t.tcti();
-    let out = std::process::Command::new(hsm_tests::agent_bin())
-        .args([
-            "sign-string",
-            "--format",
-            "bin",
-            "--certificate",
-            &cert,
-            "--private-key",
-            &path_str(&key),
-            "--tpm-tcti",
-            &tcti,
-        ])
-        .env("TSS2_LOG", "all+none")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(t.path("ss.sig"), &out.stdout).unwrap();
+    let sign = |with_certificate: bool| {
+        let mut args = vec!["sign-string", "--format", "bin"];
+        if with_certificate {
+            args.extend(["--certificate", &cert]);
+        }
+        let key = path_str(&key);
+        args.extend(["--private-key", &key, "--tpm-tcti", &tcti]);
+        let out = std::process::Command::new(hsm_tests::agent_bin())
+            .args(&args)
+            .env("TSS2_LOG", "all+none")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
     // The test message: fixed text ‖ "1" ‖ SHA-256("IAM RA" ‖ uncompressed EC point), point from openssl.
     let der = t.tool(&[
         "openssl",
@@ -578,15 +576,23 @@ fn sign_string_signature_verifies_with_openssl() {
     let mut msg = b"AWS Roles Anywhere Credential Helper Signing Test1".to_vec();
     msg.extend_from_slice(&h);
     std::fs::write(t.path("ss.msg"), &msg).unwrap();
-    let v = t.run(&[
-        "openssl",
-        "dgst",
-        "-sha256",
-        "-verify",
-        "ss.tss2.pem.pub.pem",
-        "-signature",
-        "ss.sig",
-        "ss.msg",
-    ]);
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    // With the certificate (the pair is checked first) and with the key alone.
+    for with_certificate in [true, false] {
+        std::fs::write(t.path("ss.sig"), sign(with_certificate)).unwrap();
+        let v = t.run(&[
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            "ss.tss2.pem.pub.pem",
+            "-signature",
+            "ss.sig",
+            "ss.msg",
+        ]);
+        assert!(
+            v.status.success(),
+            "with_certificate={with_certificate}: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
 }

@@ -132,8 +132,8 @@ pub fn sign_string(
     }
 }
 
-/// The signer alone: sign-string needs no certificate for a key file, but when one is given the pair
-/// is checked like for credential-process.
+/// The signer alone: sign-string needs no certificate, but when one is given the pair is checked like
+/// for credential-process.
 fn open_signer(key: &KeyOptions, debug: bool) -> anyhow::Result<Box<dyn Signer>> {
     if key.certificate.is_some() {
         let identity = signer::open(key).context("cannot load the signing identity")?;
@@ -146,27 +146,7 @@ fn open_signer(key: &KeyOptions, debug: bool) -> anyhow::Result<Box<dyn Signer>>
         }
         return Ok(identity.signer);
     }
-    let Some(path) = key.private_key.as_deref() else {
-        return Err(signer::Error::NoPrivateKey.into());
-    };
-    if path.starts_with("pkcs11:") {
-        let key = signer::pkcs11::open_key(key).map_err(signer::Error::from)?;
-        return Ok(Box::new(key));
-    }
-    let path = Path::new(path);
-    let data = Zeroizing::new(std::fs::read(path).map_err(|source| {
-        signer::Error::from(signer::file::Error::Read {
-            path: path.into(),
-            source,
-        })
-    })?);
-    if signer::identity::is_tss2_pem(&data) {
-        return Err(
-            super::settings::Error::TpmKeyWithoutCertificate(path.display().to_string()).into(),
-        );
-    }
-    let key = signer::file::open(&data, path, key).map_err(signer::Error::from)?;
-    Ok(Box::new(key.signer))
+    Ok(signer::open_key(key)?)
 }
 
 /// One certificate as `read-certificate-data` prints it.

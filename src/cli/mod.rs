@@ -160,7 +160,7 @@ fn signer_exit_code(e: &signer::Error) -> i32 {
     let configuration = match e {
         signer::Error::Pkcs11(p) => p.is_configuration(),
         #[cfg(feature = "tpm")]
-        signer::Error::Tpm(_) => false,
+        signer::Error::Tpm(t) => t.is_configuration(),
         signer::Error::Encoding(_) => false,
         _ => true,
     };

@@ -91,9 +91,6 @@ pub enum Error {
          does not have; use --certificate and --private-key instead"
     )]
     OsStore(&'static str),
-    /// `sign-string` with a TPM key alone: the TPM key is opened through its certificate for now.
-    #[error("sign-string with the TPM key {0} needs --certificate as well (for now)")]
-    TpmKeyWithoutCertificate(String),
     /// A `--certificate` that cannot hold certificates (a TPM key handle).
     #[error(
         "--certificate {0} is a TPM key handle, not a certificate: read-certificate-data reads a \
@@ -116,7 +113,7 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
         }
         Command::SignString(a) => Ok(Settings::SignString {
             debug: a.key.debug,
-            key: sign_string_key(key_options(a.key)?)?,
+            key: key_options(a.key)?,
             alg: match a.digest {
                 DigestArg::Sha256 => HashAlg::Sha256,
                 DigestArg::Sha384 => HashAlg::Sha384,
@@ -223,17 +220,6 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
         },
         debug,
     })
-}
-
-/// A TPM handle alone cannot be used by sign-string yet (a TPM key file is only recognised by its
-/// content, which `commands` checks when it reads the file).
-fn sign_string_key(key: KeyOptions) -> Result<KeyOptions, Error> {
-    match key.private_key.as_deref() {
-        Some(k) if k.starts_with("handle:") && key.certificate.is_none() => {
-            Err(Error::TpmKeyWithoutCertificate(k.to_string()))
-        }
-        _ => Ok(key),
-    }
 }
 
 fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
