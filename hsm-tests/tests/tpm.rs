@@ -91,6 +91,34 @@ fn credential_process_with_tpm2_openssl_ec_p256_key() {
     openssl_key_round_trip("EC", &["group:P-256"], "p256.tss2.pem");
 }
 
+/// Issue 4: the parent is created once and the key loaded once. Without a persistent SRK one fetch is
+/// ReadPublic(0x81000001), CreatePrimary, Load, FlushContext(parent), Sign, FlushContext(key).
+#[test]
+fn one_credential_fetch_costs_at_most_six_tpm_commands() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("count.tss2.pem", "EC", &["group:P-256"]);
+    let cert = cert_for(&t, &emu, &t.path("count.tss2.pem.pub.pem"), "cert.pem");
+    let tcti = t.tcti();
+    let r = credential_process(
+        &emu,
+        &cert,
+        &path_str(&key),
+        &["--tpm-tcti", &tcti, "--debug"],
+        &[],
+    );
+    assert_credentials(&r);
+    let count: u64 = r
+        .stderr
+        .lines()
+        .find_map(|l| l.split("TPM commands sent by this process: ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no TPM command count under --debug: {}", r.stderr));
+    assert!(
+        (1..=6).contains(&count),
+        "{count} TPM commands for one fetch"
+    );
+}
+
 #[test]
 fn credential_process_with_tpm2_openssl_ec_p384_key() {
     openssl_key_round_trip("EC", &["group:P-384"], "p384.tss2.pem");

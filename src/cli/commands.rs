@@ -57,6 +57,13 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
     };
     let client = Client::new(s.endpoint.clone(), &s.client)?;
     let creds = client.create_session(&s.request, &identity, debug)?;
+    #[cfg(feature = "tpm")]
+    if s.debug && signer::tpm::command_count() > 0 {
+        debug_line(&format!(
+            "TPM commands sent by this process: {}",
+            signer::tpm::command_count()
+        ));
+    }
 
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
