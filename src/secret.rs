@@ -35,6 +35,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// clap value parser for secret flags (`--tpm-key-password`, `--pkcs8-password`, …): the value goes
+/// straight into a [`Secret`], so the parsed arguments never hold it in a printable `String`.
+pub fn parse_arg(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.to_string()))
+}
+
 /// Where a secret comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
