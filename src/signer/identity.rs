@@ -5,6 +5,7 @@
 //! Everything that can fail locally fails here, before any network call: files, device login, key
 //! lookup and the check that the key belongs to the certificate.
 
+use super::pkcs11::redact_uri;
 use super::{Error, Signer, file, pkcs11};
 use crate::certs::{self, Certificate};
 use crate::secret::Secret;
@@ -56,23 +57,6 @@ impl std::fmt::Debug for KeyOptions {
             .field("no_tpm_key_password", &self.no_tpm_key_password)
             .finish_non_exhaustive()
     }
-}
-
-/// `text` with the value of any `pin-value` attribute replaced by `<redacted>`.
-pub fn redact_uri(text: &str) -> String {
-    if !text.starts_with("pkcs11:") {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("pin-value=") {
-        let (head, tail) = rest.split_at(i + "pin-value=".len());
-        out.push_str(head);
-        out.push_str("<redacted>");
-        rest = tail.find(['&', ';']).map_or("", |j| &tail[j..]);
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A signer with its certificate and chain, checked to belong together.
@@ -253,14 +237,5 @@ mod tests {
         let d = format!("{opts:?}");
         assert!(!d.contains("1234") && !d.contains("98765"), "{d}");
         assert!(d.contains("pin-value=<redacted>&module-path=/x.so"), "{d}");
-    }
-
-    #[test]
-    fn redact_leaves_other_sources_alone() {
-        assert_eq!(redact_uri("/etc/key.pem"), "/etc/key.pem");
-        assert_eq!(
-            redact_uri("pkcs11:token=a;object=b"),
-            "pkcs11:token=a;object=b"
-        );
     }
 }

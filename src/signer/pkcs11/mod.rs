@@ -23,6 +23,7 @@ mod tests;
 pub use error::{CallError, Error, ckr_name};
 pub use pin::{CONTEXT_PIN_ENV, PIN_ENV};
 pub use sign::Pkcs11Signer;
+pub use uri::redact as redact_uri;
 
 use crate::certs::Certificate;
 use crate::keys::PublicKey;
