@@ -217,7 +217,16 @@ impl Pkcs11Uri {
         };
         let mut uri = Pkcs11Uri::default();
         let mut seen: Vec<String> = Vec::new();
-        for attr in path.split(';').filter(|a| !a.is_empty()) {
+        // Path attributes are separated by ';', query attributes by '&'; names are unique across both.
+        let path_attrs = path.split(';').map(|a| (a, false));
+        let query_attrs = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .map(|a| (a, true));
+        for (attr, in_query) in path_attrs.chain(query_attrs) {
+            if attr.is_empty() {
+                continue;
+            }
             let (name, value) = split_attr(attr, raw)?;
             if name.starts_with("x-") {
                 continue;
@@ -227,20 +236,10 @@ impl Pkcs11Uri {
             }
             seen.push(name.to_string());
             let bytes = pct_decode(value, name, raw)?;
-            uri.set_path_attr(name, bytes, raw)?;
-        }
-        if let Some(query) = query {
-            for attr in query.split('&').filter(|a| !a.is_empty()) {
-                let (name, value) = split_attr(attr, raw)?;
-                if name.starts_with("x-") {
-                    continue;
-                }
-                if seen.iter().any(|s| s == name) {
-                    return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
-                }
-                seen.push(name.to_string());
-                let bytes = pct_decode(value, name, raw)?;
+            if in_query {
                 uri.set_query_attr(name, bytes, raw)?;
+            } else {
+                uri.set_path_attr(name, bytes, raw)?;
             }
         }
         if uri.pin_value.is_some() && uri.pin_source.is_some() {
