@@ -147,22 +147,13 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<SessionSettings, Error> {
-    let trust_anchor = arn::parse(
-        a.trust_anchor_arn
-            .as_deref()
-            .ok_or(Error::Missing("--trust-anchor-arn"))?,
+    let trust_anchor = required_arn(
+        a.trust_anchor_arn.as_deref(),
+        "--trust-anchor-arn",
         ArnKind::TrustAnchor,
     )?;
-    let profile = arn::parse(
-        a.profile_arn
-            .as_deref()
-            .ok_or(Error::Missing("--profile-arn"))?,
-        ArnKind::Profile,
-    )?;
-    let role = arn::parse(
-        a.role_arn.as_deref().ok_or(Error::Missing("--role-arn"))?,
-        ArnKind::Role,
-    )?;
+    let profile = required_arn(a.profile_arn.as_deref(), "--profile-arn", ArnKind::Profile)?;
+    let role = required_arn(a.role_arn.as_deref(), "--role-arn", ArnKind::Role)?;
     arn::check_same_region(&trust_anchor, &profile)?;
     let region = match a.region {
         Some(r) => {
@@ -219,6 +210,11 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
         },
         debug,
     })
+}
+
+/// The value of `flag` parsed as an ARN of `kind`; [`Error::Missing`] when the flag is absent.
+fn required_arn(value: Option<&str>, flag: &'static str, kind: ArnKind) -> Result<arn::Arn, Error> {
+    Ok(arn::parse(value.ok_or(Error::Missing(flag))?, kind)?)
 }
 
 fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
