@@ -70,7 +70,7 @@ pub struct KeyArgs {
     #[arg(long)]
     pub pkcs11_context_pin_file: Option<PathBuf>,
     /// TPM key password (visible in the process list: prefer --tpm-key-password-file).
-    #[arg(long, value_parser = crate::secret::parse_arg)]
+    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
     pub tpm_key_password: Option<Secret>,
     /// File whose first line is the TPM key password.
     #[arg(long)]
@@ -79,7 +79,7 @@ pub struct KeyArgs {
     #[arg(long)]
     pub no_tpm_key_password: bool,
     /// TPM parent key password.
-    #[arg(long, value_parser = crate::secret::parse_arg)]
+    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
     pub tpm_parent_password: Option<Secret>,
     /// File whose first line is the TPM parent key password.
     #[arg(long)]
@@ -88,7 +88,7 @@ pub struct KeyArgs {
     #[arg(long)]
     pub tpm_tcti: Option<String>,
     /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
-    #[arg(long, value_parser = crate::secret::parse_arg)]
+    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
     pub pkcs8_password: Option<Secret>,
     /// File whose first line is the password of an encrypted PKCS#8 key.
     #[arg(long)]
@@ -298,6 +298,30 @@ mod tests {
         .unwrap();
         let text = format!("{cli:?}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    /// A password that starts with '-' is the flag's value (as with the reference helper), not an
+    /// unknown flag that clap would quote back on stderr.
+    #[test]
+    fn password_flags_take_values_starting_with_a_dash() {
+        let cli = Cli::try_parse_from([
+            "rolesanywhere-agent",
+            "credential-process",
+            "--tpm-key-password",
+            "--s3cret",
+            "--pkcs8-password",
+            "-p8",
+            "--tpm-parent-password",
+            "-pp",
+        ])
+        .unwrap();
+        let Command::CredentialProcess(a) = cli.command else {
+            panic!("not credential-process")
+        };
+        let shown = |s: Option<Secret>| s.map(|s| s.expose().to_string());
+        assert_eq!(shown(a.key.tpm_key_password).as_deref(), Some("--s3cret"));
+        assert_eq!(shown(a.key.pkcs8_password).as_deref(), Some("-p8"));
+        assert_eq!(shown(a.key.tpm_parent_password).as_deref(), Some("-pp"));
     }
 
     #[test]
