@@ -160,7 +160,7 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
     super::check_matches(
         signer.as_ref(),
         leaf.public_key(),
-        &format!("{cert_desc} ({})", leaf.subject()),
+        &describe_certificate(&cert_desc, &leaf),
     )?;
     let chain = certs::build_chain(&leaf, candidates)?;
     Ok(Identity {
@@ -168,6 +168,11 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
         leaf,
         chain,
     })
+}
+
+/// `SOURCE (SUBJECT)` for messages; a `pkcs11:` source without its `pin-value`.
+fn describe_certificate(source: &str, leaf: &Certificate) -> String {
+    format!("{} ({})", redact_uri(source), leaf.subject())
 }
 
 /// Opens only the key named by `--private-key`, with no certificate needed or checked: for
@@ -226,6 +231,20 @@ fn open_tpm_handle(handle: &str, _: &KeyOptions) -> Result<Box<dyn Signer>, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_description_never_shows_pin_value() {
+        let der = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys/leaf.crt.der"),
+        )
+        .unwrap();
+        let leaf = Certificate::from_der(der).unwrap();
+        let d = describe_certificate("pkcs11:token=a;type=cert?pin-value=hunter2", &leaf);
+        assert!(
+            !d.contains("hunter2") && d.contains("pin-value=<redacted>"),
+            "{d}"
+        );
+    }
 
     #[test]
     fn debug_never_shows_pin_value() {
