@@ -35,6 +35,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// clap value parser for secret flags (`--tpm-key-password`, `--pkcs8-password`, …): the value goes
+/// straight into a [`Secret`], so the parsed arguments never hold it in a printable `String`.
+pub fn parse_arg(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.to_string()))
+}
+
 /// Where a secret comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -88,7 +94,9 @@ pub fn read_file(path: &Path, what: &str) -> Result<Secret, Error> {
         path: path.into(),
         source,
     })?);
-    let text = String::from_utf8_lossy(&raw);
+    // Not a bare `from_utf8_lossy`: for a file that is not UTF-8 it returns a fresh `String` that
+    // would be freed without being zeroized.
+    let text = Zeroizing::new(String::from_utf8_lossy(&raw).into_owned());
     let line = text.split('\n').next().unwrap_or("");
     let line = line.strip_suffix('\r').unwrap_or(line);
     Ok(Secret::new(line.to_string()))

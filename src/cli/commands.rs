@@ -98,7 +98,7 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
 
 /// Where a key or certificate comes from, for debug lines: a path, or a URI without its PIN.
 fn source_text(source: Option<&str>) -> String {
-    source.map_or_else(|| "(none)".to_string(), signer::identity::redact_uri)
+    source.map_or_else(|| "(none)".to_string(), signer::pkcs11::redact_uri)
 }
 
 /// `sign-string`: signs the fixed test message and prints the signature.
@@ -260,7 +260,7 @@ pub fn read_certificate_data(
                 cert.subject(),
                 cert.public_key().kind(),
                 uri.as_deref()
-                    .map(|u| format!(" at {}", signer::identity::redact_uri(u)))
+                    .map(|u| format!(" at {}", signer::pkcs11::redact_uri(u)))
                     .unwrap_or_default()
             ));
         }

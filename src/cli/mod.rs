@@ -152,19 +152,10 @@ fn sigv4x509_exit_code(e: &sigv4x509::Error) -> i32 {
     }
 }
 
-/// Devices failing or refusing (wrong PIN, locked, removed) is operational; files, certificates,
-/// secrets, mismatches and a backend's own configuration mistakes (bad URI, module or object not
-/// found, no PIN source) are configuration. Each hardware backend's error type answers
-/// `is_configuration()` itself: one arm per backend below.
+/// Devices failing or refusing is operational; configuration mistakes are usage errors
+/// ([`signer::Error::is_configuration`], shared with `enroll`).
 fn signer_exit_code(e: &signer::Error) -> i32 {
-    let configuration = match e {
-        signer::Error::Pkcs11(p) => p.is_configuration(),
-        #[cfg(feature = "tpm")]
-        signer::Error::Tpm(t) => t.is_configuration(),
-        signer::Error::Encoding(_) => false,
-        _ => true,
-    };
-    if configuration {
+    if e.is_configuration() {
         EXIT_USAGE
     } else {
         EXIT_OPERATIONAL

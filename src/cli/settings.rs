@@ -6,7 +6,6 @@
 
 use super::args::{Command, DigestArg, FormatArg, KeyArgs, SessionArgs};
 use crate::arn::{self, ArnKind};
-use crate::secret::Secret;
 use crate::session::{CaBundle, ClientOptions, Endpoint, SessionRequest};
 use crate::signer::KeyOptions;
 use crate::sigv4x509::HashAlg;
@@ -148,22 +147,13 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<SessionSettings, Error> {
-    let trust_anchor = arn::parse(
-        a.trust_anchor_arn
-            .as_deref()
-            .ok_or(Error::Missing("--trust-anchor-arn"))?,
+    let trust_anchor = required_arn(
+        a.trust_anchor_arn.as_deref(),
+        "--trust-anchor-arn",
         ArnKind::TrustAnchor,
     )?;
-    let profile = arn::parse(
-        a.profile_arn
-            .as_deref()
-            .ok_or(Error::Missing("--profile-arn"))?,
-        ArnKind::Profile,
-    )?;
-    let role = arn::parse(
-        a.role_arn.as_deref().ok_or(Error::Missing("--role-arn"))?,
-        ArnKind::Role,
-    )?;
+    let profile = required_arn(a.profile_arn.as_deref(), "--profile-arn", ArnKind::Profile)?;
+    let role = required_arn(a.role_arn.as_deref(), "--role-arn", ArnKind::Role)?;
     arn::check_same_region(&trust_anchor, &profile)?;
     let region = match a.region {
         Some(r) => {
@@ -222,6 +212,11 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
     })
 }
 
+/// The value of `flag` parsed as an ARN of `kind`; [`Error::Missing`] when the flag is absent.
+fn required_arn(value: Option<&str>, flag: &'static str, kind: ArnKind) -> Result<arn::Arn, Error> {
+    Ok(arn::parse(value.ok_or(Error::Missing(flag))?, kind)?)
+}
+
 fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
     match env("AWS_USE_FIPS_ENDPOINT") {
         None => Ok(false),
@@ -257,16 +252,16 @@ fn key_options(k: KeyArgs) -> Result<KeyOptions, Error> {
         certificate: k.certificate,
         private_key: k.private_key,
         intermediates: k.intermediates,
-        pkcs8_password: k.pkcs8_password.map(Secret::new),
+        pkcs8_password: k.pkcs8_password,
         pkcs8_password_file: k.pkcs8_password_file,
         pkcs11_lib: k.pkcs11_lib,
         reuse_pin: k.reuse_pin,
         pkcs11_context_pin_file: k.pkcs11_context_pin_file,
         tpm_tcti: k.tpm_tcti,
-        tpm_key_password: k.tpm_key_password.map(Secret::new),
+        tpm_key_password: k.tpm_key_password,
         tpm_key_password_file: k.tpm_key_password_file,
         no_tpm_key_password: k.no_tpm_key_password,
-        tpm_parent_password: k.tpm_parent_password.map(Secret::new),
+        tpm_parent_password: k.tpm_parent_password,
         tpm_parent_password_file: k.tpm_parent_password_file,
     })
 }

@@ -50,7 +50,7 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "TCTI")]
     pub tpm_tcti: Option<String>,
     /// Auth value of the TPM key (prefer --tpm-key-password-file)
-    #[arg(long, value_name = "PASSWORD", value_parser = parse_secret, conflicts_with = "tpm_key_password_file")]
+    #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true, conflicts_with = "tpm_key_password_file")]
     pub tpm_key_password: Option<Secret>,
     /// File whose first line is the TPM key's auth value
     #[arg(long, value_name = "FILE")]
@@ -59,7 +59,7 @@ pub struct DeviceArgs {
     #[arg(long, conflicts_with_all = ["tpm_key_password", "tpm_key_password_file"])]
     pub no_tpm_key_password: bool,
     /// Auth value of the persistent parent key (prefer --tpm-parent-password-file)
-    #[arg(long, value_name = "PASSWORD", value_parser = parse_secret, conflicts_with = "tpm_parent_password_file")]
+    #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true, conflicts_with = "tpm_parent_password_file")]
     pub tpm_parent_password: Option<Secret>,
     /// File whose first line is the parent key's auth value
     #[arg(long, value_name = "FILE")]
@@ -143,10 +143,6 @@ pub struct InstallCertArgs {
     /// Device options
     #[command(flatten)]
     pub device: DeviceArgs,
-}
-
-fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
-    Ok(Secret::new(s.to_string()))
 }
 
 impl DeviceArgs {
@@ -265,6 +261,24 @@ mod tests {
         let o = c.device.key_options(&c.private_key);
         assert_eq!(o.private_key.as_deref(), Some("pkcs11:token=ra;object=k"));
         assert!(o.certificate.is_none());
+    }
+
+    #[test]
+    fn password_flags_take_values_starting_with_a_dash() {
+        let EnrollCommand::Keygen(k) = parse(&[
+            "keygen",
+            "--private-key",
+            "k.tss2.pem",
+            "--tpm-key-password",
+            "--s3cret",
+            "--tpm-parent-password",
+            "-pp",
+        ])
+        .unwrap() else {
+            panic!("not keygen")
+        };
+        assert_eq!(k.device.tpm_key_password.unwrap().expose(), "--s3cret");
+        assert_eq!(k.device.tpm_parent_password.unwrap().expose(), "-pp");
     }
 
     #[test]

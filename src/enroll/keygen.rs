@@ -43,7 +43,8 @@ fn target(args: &KeygenArgs) -> Result<Target, Error> {
         ];
         if let Some((flag, _)) = tpm_only.iter().find(|(_, given)| *given) {
             return Err(Error::Usage(format!(
-                "{flag} is for TPM keys, but {uri} is a PKCS#11 token"
+                "{flag} is for TPM keys, but {} is a PKCS#11 token",
+                crate::signer::pkcs11::redact_uri(uri)
             )));
         }
     }
@@ -99,5 +100,16 @@ mod tests {
         a.tpm_pcrs = Some("sha256:0".into());
         let e = target(&a).unwrap_err();
         assert!(e.is_usage() && e.to_string().contains("--tpm-pcrs"), "{e}");
+    }
+
+    #[test]
+    fn usage_errors_do_not_repeat_the_pin_value() {
+        let mut a = args(Some("pkcs11:token=ra;object=k?pin-value=hunter2"), None);
+        a.tpm_pcrs = Some("sha256:0".into());
+        let e = target(&a).unwrap_err().to_string();
+        assert!(
+            !e.contains("hunter2") && e.contains("pin-value=<redacted>"),
+            "{e}"
+        );
     }
 }

@@ -267,14 +267,7 @@ fn open_key(raw: &str, dev: &DeviceArgs, rw: bool) -> Result<TokenKey, Error> {
         }
     };
     let uri = ts.object_uri(&key.label, &key.id, ObjectType::Private);
-    let public = key.public.clone().ok_or_else(|| P11Error::NoPublicKey {
-        uri: uri.clone(),
-        detail: key
-            .public_error
-            .as_deref()
-            .map(|e| format!("; {e}"))
-            .unwrap_or_default(),
-    })?;
+    let public = key.public_or_error(&uri)?;
     Ok(TokenKey {
         ts,
         key,

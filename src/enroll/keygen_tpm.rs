@@ -250,7 +250,12 @@ pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> 
     let target_text = match target {
         Target::File(p) => p.display().to_string(),
         Target::TpmHandle(h) => h.clone(),
-        Target::Pkcs11(u) => return Err(Error::Usage(format!("{u} is not a TPM target"))),
+        Target::Pkcs11(u) => {
+            return Err(Error::Usage(format!(
+                "{} is not a TPM target",
+                crate::signer::pkcs11::redact_uri(u)
+            )));
+        }
     };
     // Everything that can be checked without the TPM is checked first.
     let persist = match target {

@@ -162,7 +162,6 @@ impl Error {
     /// is not the certificate's, an object or file that already exists); false when a device, the
     /// disk or the output failed (exit code 1). Follows the signing commands' classification.
     pub fn is_usage(&self) -> bool {
-        use crate::signer::Error as S;
         match self {
             Error::Subject { .. }
             | Error::San { .. }
@@ -172,12 +171,12 @@ impl Error {
             | Error::Certificate { .. }
             | Error::Chain { .. }
             | Error::Read { .. }
-            | Error::TpmUnsupported(_)
-            | Error::Pkcs11Backend(crate::signer::pkcs11::Error::Uri { .. }) => true,
+            | Error::TpmUnsupported(_) => true,
+            // The backends' own classification, as for the signing commands.
+            Error::Pkcs11Backend(p) => p.is_configuration(),
             #[cfg(feature = "tpm")]
-            Error::Signer(S::Tpm(_)) => false,
-            Error::Signer(S::Pkcs11(_) | S::Encoding(_)) => false,
-            Error::Signer(_) => true,
+            Error::Tpm(t) => t.is_configuration(),
+            Error::Signer(s) => s.is_configuration(),
             _ => false,
         }
     }
@@ -230,5 +229,35 @@ mod tests {
         for e in operational {
             assert!(!e.is_usage(), "{e}");
         }
+    }
+
+    /// A module or token that is not there, a bad TCTI: exit 2 as for `credential-process`; a
+    /// wrong PIN stays operational.
+    #[test]
+    fn backend_configuration_mistakes_are_usage_errors() {
+        use crate::signer::pkcs11::{CallError, Error as P11};
+        let no_module = || P11::NoModule {
+            tried: "/nonexistent.so".into(),
+            hint: "h".into(),
+        };
+        assert!(Error::Pkcs11Backend(no_module()).is_usage());
+        assert!(Error::Signer(no_module().into()).is_usage());
+        #[cfg(feature = "tpm")]
+        assert!(
+            Error::Tpm(crate::signer::tpm::Error::TctiSyntax {
+                tcti: "bogus:x".into(),
+                reason: "r".into(),
+            })
+            .is_usage()
+        );
+        let wrong_pin = P11::Login {
+            token: "ra".into(),
+            call: CallError {
+                function: "C_Login",
+                rv: cryptoki_sys::CKR_PIN_INCORRECT,
+            },
+            hint: String::new(),
+        };
+        assert!(!Error::Pkcs11Backend(wrong_pin).is_usage());
     }
 }

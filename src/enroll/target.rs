@@ -8,8 +8,8 @@ use super::{DeviceArgs, Error};
 use crate::signer::{self, Signer};
 use std::path::PathBuf;
 
-/// A parsed `--private-key` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `--private-key` value. `Debug` leaves out a URI's `pin-value`.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     /// A `pkcs11:` URI.
     Pkcs11(String),
@@ -17,6 +17,19 @@ pub enum Target {
     TpmHandle(String),
     /// A file (a `TSS2 PRIVATE KEY` or, for csr and install-cert, any key file).
     File(PathBuf),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Pkcs11(u) => f
+                .debug_tuple("Pkcs11")
+                .field(&signer::pkcs11::redact_uri(u))
+                .finish(),
+            Target::TpmHandle(h) => f.debug_tuple("TpmHandle").field(h).finish(),
+            Target::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
 }
 
 impl Target {
@@ -40,6 +53,15 @@ pub fn open_signer(target: &str, dev: &DeviceArgs) -> Result<Box<dyn Signer>, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_leaves_out_the_pin_value() {
+        let t = Target::parse("pkcs11:token=a?pin-value=hunter2");
+        assert_eq!(
+            format!("{t:?}"),
+            r#"Pkcs11("pkcs11:token=a?pin-value=<redacted>")"#
+        );
+    }
 
     #[test]
     fn targets_are_classified_by_prefix() {

@@ -5,6 +5,7 @@
 //! Everything that can fail locally fails here, before any network call: files, device login, key
 //! lookup and the check that the key belongs to the certificate.
 
+use super::pkcs11::redact_uri;
 use super::{Error, Signer, file, pkcs11};
 use crate::certs::{self, Certificate};
 use crate::secret::Secret;
@@ -56,23 +57,6 @@ impl std::fmt::Debug for KeyOptions {
             .field("no_tpm_key_password", &self.no_tpm_key_password)
             .finish_non_exhaustive()
     }
-}
-
-/// `text` with the value of any `pin-value` attribute replaced by `<redacted>`.
-pub fn redact_uri(text: &str) -> String {
-    if !text.starts_with("pkcs11:") {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("pin-value=") {
-        let (head, tail) = rest.split_at(i + "pin-value=".len());
-        out.push_str(head);
-        out.push_str("<redacted>");
-        rest = tail.find(['&', ';']).map_or("", |j| &tail[j..]);
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A signer with its certificate and chain, checked to belong together.
@@ -176,7 +160,7 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
     super::check_matches(
         signer.as_ref(),
         leaf.public_key(),
-        &format!("{cert_desc} ({})", leaf.subject()),
+        &describe_certificate(&cert_desc, &leaf),
     )?;
     let chain = certs::build_chain(&leaf, candidates)?;
     Ok(Identity {
@@ -184,6 +168,11 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
         leaf,
         chain,
     })
+}
+
+/// `SOURCE (SUBJECT)` for messages; a `pkcs11:` source without its `pin-value`.
+fn describe_certificate(source: &str, leaf: &Certificate) -> String {
+    format!("{} ({})", redact_uri(source), leaf.subject())
 }
 
 /// Opens only the key named by `--private-key`, with no certificate needed or checked: for
@@ -244,6 +233,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn certificate_description_never_shows_pin_value() {
+        let der = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys/leaf.crt.der"),
+        )
+        .unwrap();
+        let leaf = Certificate::from_der(der).unwrap();
+        let d = describe_certificate("pkcs11:token=a;type=cert?pin-value=hunter2", &leaf);
+        assert!(
+            !d.contains("hunter2") && d.contains("pin-value=<redacted>"),
+            "{d}"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_pin_value() {
         let opts = KeyOptions {
             certificate: Some("pkcs11:token=a;object=b?pin-value=1234&module-path=/x.so".into()),
@@ -253,14 +256,5 @@ mod tests {
         let d = format!("{opts:?}");
         assert!(!d.contains("1234") && !d.contains("98765"), "{d}");
         assert!(d.contains("pin-value=<redacted>&module-path=/x.so"), "{d}");
-    }
-
-    #[test]
-    fn redact_leaves_other_sources_alone() {
-        assert_eq!(redact_uri("/etc/key.pem"), "/etc/key.pem");
-        assert_eq!(
-            redact_uri("pkcs11:token=a;object=b"),
-            "pkcs11:token=a;object=b"
-        );
     }
 }

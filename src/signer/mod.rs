@@ -86,6 +86,22 @@ pub enum Error {
     Encoding(#[from] encoding::Error),
 }
 
+impl Error {
+    /// True for mistakes the user fixes in the configuration: files, certificates, secrets, a key
+    /// that is not the certificate's, and each hardware backend's own configuration mistakes (bad
+    /// URI, module or object not found, no PIN source: the backend's `is_configuration`). False when
+    /// a device fails or refuses (wrong PIN, locked, removed) or returns a malformed signature.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Error::Pkcs11(p) => p.is_configuration(),
+            #[cfg(feature = "tpm")]
+            Error::Tpm(t) => t.is_configuration(),
+            Error::Encoding(_) => false,
+            _ => true,
+        }
+    }
+}
+
 /// Fails with [`Error::CertificateKeyMismatch`] unless `signer` holds the private half of `cert_key`.
 pub fn check_matches(
     signer: &dyn Signer,
