@@ -208,6 +208,9 @@ async fn accept_loop(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
+                // TLS 1.3 writes a NewSessionTicket and then the response as two small segments; with
+                // Nagle on, the response waits for the client's delayed ACK (~40 ms).
+                let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
