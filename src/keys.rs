@@ -187,7 +187,8 @@ impl PublicKey {
     pub fn kind(&self) -> KeyKind {
         match self {
             PublicKey::Rsa { modulus, .. } => KeyKind::Rsa {
-                bits: modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize),
+                // A zero modulus (a corrupt certificate or token object) is stored empty: 0 bits.
+                bits: modulus.len() * 8 - modulus.first().map_or(0, |b| b.leading_zeros() as usize),
             },
             PublicKey::Ec { curve, .. } => KeyKind::Ec(*curve),
         }
@@ -276,5 +277,13 @@ mod tests {
             PublicKey::rsa(&m, &[1, 0, 1]).kind(),
             KeyKind::Rsa { bits: 2047 }
         );
+    }
+
+    #[test]
+    fn rsa_kind_of_a_zero_modulus_is_zero_bits() {
+        // DER INTEGER 0 as the modulus: the stored modulus is empty.
+        let k =
+            PublicKey::from_pkcs1_der(&[0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03]).unwrap();
+        assert_eq!(k.kind(), KeyKind::Rsa { bits: 0 });
     }
 }

@@ -35,6 +35,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// clap value parser for secret flags (`--tpm-key-password`, `--pkcs8-password`, …): the value goes
+/// straight into a [`Secret`], so the parsed arguments never hold it in a printable `String`.
+pub fn parse_arg(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.to_string()))
+}
+
 /// Where a secret comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -62,6 +68,28 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A secret file larger than any PIN or password.
+    #[error(
+        "{what} file {path} is larger than {max} bytes: point to a file holding only the secret"
+    )]
+    FileTooLarge {
+        /// What the secret is for.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        max: u64,
+    },
+    /// A secret that is not valid UTF-8.
+    #[error(
+        "{what} from {source_name} is not valid UTF-8; it was not used (nothing was sent to the device)"
+    )]
+    NotUtf8 {
+        /// What the secret is for.
+        what: String,
+        /// The file or `$VARIABLE`.
+        source_name: String,
+    },
     /// No source produced a secret and there is no terminal to ask on.
     #[error("{what} is required but none was given and stdin is not a terminal; {hint}")]
     Missing {
@@ -83,16 +111,51 @@ pub enum Error {
 
 /// Reads a secret from the first line of `path`.
 pub fn read_file(path: &Path, what: &str) -> Result<Secret, Error> {
-    let raw = Zeroizing::new(std::fs::read(path).map_err(|source| Error::File {
+    use std::io::Read as _;
+    let file_error = |source| Error::File {
         what: what.into(),
         path: path.into(),
         source,
-    })?);
-    let text = String::from_utf8_lossy(&raw);
-    let line = text.split('\n').next().unwrap_or("");
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    Ok(Secret::new(line.to_string()))
+    };
+    // Bounded: `pin-source=file:/dev/zero` (or a wrong path to a huge file) must fail, not hang.
+    let mut raw = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_LEN + 1).read_to_end(&mut raw))
+        .map_err(file_error)?;
+    if raw.len() as u64 > MAX_FILE_LEN {
+        return Err(Error::FileTooLarge {
+            what: what.into(),
+            path: path.into(),
+            max: MAX_FILE_LEN,
+        });
+    }
+    let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Refused rather than "repaired": a PIN altered by lossy decoding would cost the token a try.
+    let text = std::str::from_utf8(line).map_err(|_| Error::NotUtf8 {
+        what: what.into(),
+        source_name: path.display().to_string(),
+    })?;
+    Ok(Secret::new(text.to_string()))
 }
+
+/// The secret in environment variable `name`, if it is set. A value that is not valid UTF-8 is an
+/// error, not a lossy conversion: a silently altered PIN or password would cost a try on the device.
+pub fn from_env(name: &str, what: &str) -> Result<Option<Secret>, Error> {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(|v| Some(Secret::new(v)))
+            .map_err(|_| Error::NotUtf8 {
+                what: what.into(),
+                source_name: format!("${name}"),
+            }),
+    }
+}
+
+/// Largest secret file read: PINs and passwords are short.
+pub const MAX_FILE_LEN: u64 = 64 * 1024;
 
 /// True when an interactive prompt is allowed (stdin is a terminal).
 pub fn can_prompt() -> bool {
@@ -108,8 +171,8 @@ pub fn resolve(sources: &[Source], what: &str, hint: &str) -> Result<Secret, Err
             Source::Value(v) => return Ok(v.clone()),
             Source::File(p) => return read_file(p, what),
             Source::Env(name) => {
-                if let Some(v) = std::env::var_os(name) {
-                    return Ok(Secret::new(v.to_string_lossy().into_owned()));
+                if let Some(v) = from_env(name, what)? {
+                    return Ok(v);
                 }
             }
             Source::Prompt(prompt) => {
@@ -159,6 +222,23 @@ mod tests {
             m.contains("PKCS#11 user PIN") && m.contains("/nonexistent/pin"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn huge_or_endless_secret_files_are_refused() {
+        let e = read_file(Path::new("/dev/zero"), "PKCS#11 user PIN").unwrap_err();
+        assert!(matches!(e, Error::FileTooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("/dev/zero"), "{e}");
+    }
+
+    #[test]
+    fn non_utf8_secret_file_is_refused_not_altered() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        std::fs::write(&p, b"12\xff34\n").unwrap();
+        let e = read_file(&p, "PKCS#11 user PIN").unwrap_err();
+        assert!(matches!(e, Error::NotUtf8 { .. }), "{e}");
+        assert!(!e.to_string().contains("12"), "{e}");
     }
 
     #[test]

@@ -148,8 +148,19 @@ fn https_endpoint_is_trusted_through_aws_ca_bundle() {
     std::fs::write(env.path("bundle.pem"), emu.tls_ca_pem().unwrap()).unwrap();
     let bundle = env.p("bundle.pem");
 
-    let run = env.credential_process(&emu.url(), "leaf", &[]);
-    run.assert_failure(1, &["cannot reach"]);
+    // TLS fails before HTTP, so the emulator sees nothing: the attempt count is read from stderr.
+    let run = env.credential_process(&emu.url(), "leaf", &["--debug"]);
+    run.assert_failure(
+        1,
+        &[
+            "server certificate",
+            "is not trusted (1 attempt)",
+            "UnknownIssuer",
+            "hint:",
+            "AWS_CA_BUNDLE",
+        ],
+    );
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
     assert_eq!(
         emu.decisions().len(),
         0,
@@ -425,11 +436,9 @@ fn boto3_gets_credentials_through_credential_process() {
         .args(["-c", "import boto3"])
         .output();
     if !python.is_ok_and(|o| o.status.success()) {
-        let required =
-            std::env::var_os("CI").is_some() || std::env::var_os("HSM_TESTS_REQUIRED").is_some();
         assert!(
-            !required,
-            "python3 with boto3 is required when CI or HSM_TESTS_REQUIRED is set"
+            !hsm_tests::required(),
+            "python3 with boto3 is required when HSM_TESTS_REQUIRED=1 or CI is set"
         );
         eprintln!(
             "SKIPPED boto3_gets_credentials_through_credential_process: python3 boto3 missing"
@@ -653,6 +662,10 @@ fn update_and_serve_are_not_supported_yet() {
         args.extend_from_slice(&common);
         env.run(&args, &[])
             .assert_failure(2, &[cmd[0], "not supported yet"]);
+        // Without flags the answer is the same: no request to fix flags of a command that cannot run.
+        let run = env.run(&cmd[..1], &[]);
+        run.assert_failure(2, &[cmd[0], "not supported yet"]);
+        assert!(!run.stderr.contains("is required"), "{}", run.stderr);
     }
 }
 
@@ -729,4 +742,92 @@ fn sign_string_refuses_a_certificate_of_another_key() {
         &[],
     );
     run.assert_failure(2, &["does not match"]);
+}
+
+#[test]
+fn sign_string_with_a_malformed_tpm_key_file_names_it_and_exits_2() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("tpm.key"),
+        "-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let tpm_file = env.p("tpm.key");
+    env.run(&["sign-string", "--private-key", &tpm_file], &[])
+        .assert_failure(2, &[tpm_file.as_str()]);
+}
+
+#[test]
+fn read_certificate_data_usage_errors_exit_2() {
+    let env = Env::new();
+    env.run(&["read-certificate-data"], &[])
+        .assert_failure(2, &["--certificate is required"]);
+    env.run(
+        &[
+            "read-certificate-data",
+            "--certificate",
+            "handle:0x81000001",
+        ],
+        &[],
+    )
+    .assert_failure(2, &["handle:0x81000001", "PEM file or a pkcs11: URI"]);
+}
+
+#[test]
+fn sign_string_and_read_certificate_data_debug_describe_key_and_certificate() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let password = "pkcs8-pass-Zq7";
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        &env.p("leaf.key"),
+        "-out",
+        &env.p("enc.key"),
+        "-passout",
+        &format!("pass:{password}"),
+    ]);
+    let (key, cert) = (env.p("enc.key"), env.p("leaf.pem"));
+    let base = [
+        "sign-string",
+        "--private-key",
+        &key,
+        "--pkcs8-password",
+        password,
+    ];
+    let run = env.run(
+        &[&base[..], &["--digest", "SHA384", "--debug"]].concat(),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let quiet = env.run(&base, &[]);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    for needle in [
+        "rolesanywhere-agent: debug: ",
+        "enc.key",
+        "EC P-256",
+        "SHA384",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}:\n{}", run.stderr);
+    }
+    let with_cert = env.run(
+        &[&base[..], &["--certificate", &cert, "--debug"]].concat(),
+        &[],
+    );
+    assert_eq!(with_cert.code, 0, "{}", with_cert.stderr);
+    assert!(with_cert.stderr.contains("CN=leaf"), "{}", with_cert.stderr);
+    let read = env.run(
+        &["read-certificate-data", "--certificate", &cert, "--debug"],
+        &[],
+    );
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    for needle in ["leaf.pem", "CN=leaf", "EC P-256"] {
+        assert!(read.stderr.contains(needle), "{needle}:\n{}", read.stderr);
+    }
+    for r in [&run, &with_cert, &read] {
+        assert!(!r.stderr.contains(password), "{}", r.stderr);
+    }
 }

@@ -307,15 +307,7 @@ fn uuid_v4() -> String {
     rand::Rng::fill(&mut rand::rng(), &mut b[..]);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    server::uuid_text(&b)
 }
 
 fn init(a: InitArgs) -> anyhow::Result<()> {

@@ -208,6 +208,9 @@ async fn accept_loop(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
+                // TLS 1.3 writes a NewSessionTicket and then the response as two small segments; with
+                // Nagle on, the response waits for the client's delayed ACK (~40 ms).
+                let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
@@ -507,15 +510,9 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
     let mut token = vec![0u8; 320];
     rand::rng().fill(&mut token[..]);
     let digest = ring::digest::digest(&ring::digest::SHA256, acc.serial_decimal.as_bytes());
-    let h = hex::encode(&digest.as_ref()[..16]);
-    let subject_id = format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    );
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest.as_ref()[..16]);
+    let subject_id = uuid_text(&id);
     let expiration =
         format_expiration(now + time::Duration::seconds(i64::from(acc.duration_seconds)));
     let body = serde_json::json!({
@@ -558,4 +555,17 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
         }),
     );
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// 16 bytes in the 8-4-4-4-12 hex form of a UUID.
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }

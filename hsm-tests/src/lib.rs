@@ -1,7 +1,7 @@
 //! Shared fixtures for the tests against real SoftHSM2 and swtpm.
 //!
 //! Owns: the skip-or-fail rule, finding the agent binary, running it. It must not hide a missing
-//! simulator in CI: with `HSM_TESTS_REQUIRED=1` (or `CI` set) a missing tool fails the test instead of
+//! simulator in CI: with `HSM_TESTS_REQUIRED=1` (or a non-empty `CI`) a missing tool fails the test instead of
 //! skipping it.
 //!
 //! - [`emu`]: an emulator with a fresh CA, anchor, profile and role, stopped on drop.
@@ -12,12 +12,21 @@ pub mod emu;
 pub mod softhsm;
 pub mod swtpm;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// True when missing simulators must fail the tests rather than skip them.
+/// True when missing simulators must fail the tests rather than skip them: the one skip-or-fail
+/// rule of the workspace (the PKCS#11 unit tests and the CLI tests call this too).
 pub fn required() -> bool {
-    std::env::var("HSM_TESTS_REQUIRED").is_ok_and(|v| v == "1") || std::env::var_os("CI").is_some()
+    required_by(&|name| std::env::var_os(name))
+}
+
+/// The rule, with `env` looking up environment variables: `HSM_TESTS_REQUIRED=1`, or `CI` set to a
+/// non-empty value (CI services set `CI=true`). `HSM_TESTS_REQUIRED=0` or an empty `CI` do not
+/// require anything.
+pub fn required_by(env: &dyn Fn(&str) -> Option<OsString>) -> bool {
+    env("HSM_TESTS_REQUIRED").is_some_and(|v| v == "1") || env("CI").is_some_and(|v| !v.is_empty())
 }
 
 /// Call when a prerequisite is missing: panics when [`required`], else prints a SKIP line and returns
@@ -46,14 +55,15 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The `rolesanywhere-agent` binary under test: `$RA_AGENT_BIN`, else the workspace's debug build
-/// (run.sh builds it first).
+/// (`scripts/test` builds it first and exports `RA_AGENT_BIN`).
 pub fn agent_bin() -> PathBuf {
     let p = std::env::var_os("RA_AGENT_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("debug/rolesanywhere-agent"));
     assert!(
         p.is_file(),
-        "agent binary {} not found: run `cargo build` first (hsm-tests/run.sh does)",
+        "agent binary {} not found: run `cargo build` first, or run the suite with `scripts/test`, \
+         which builds it and exports RA_AGENT_BIN",
         p.display()
     );
     p
@@ -91,4 +101,28 @@ pub fn run_agent(args: &[&str], env: &[(&str, &str)]) -> Run {
     cmd.env("TSS2_LOG", "all+none");
     cmd.envs(env.iter().copied());
     cmd.output().expect("cannot start the agent binary").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn required_with(vars: &[(&str, &str)]) -> bool {
+        required_by(&|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn required_iff_hsm_tests_required_is_1_or_ci_is_non_empty() {
+        assert!(!required_with(&[]));
+        assert!(required_with(&[("HSM_TESTS_REQUIRED", "1")]));
+        assert!(!required_with(&[("HSM_TESTS_REQUIRED", "0")]));
+        assert!(!required_with(&[("HSM_TESTS_REQUIRED", "")]));
+        assert!(required_with(&[("CI", "true")]));
+        assert!(!required_with(&[("CI", "")]));
+        assert!(required_with(&[("HSM_TESTS_REQUIRED", "0"), ("CI", "1")]));
+    }
 }

@@ -3,7 +3,7 @@
 //! and PKCS#11 call counts taken with OpenSC's pkcs11-spy.
 //!
 //! Keys are generated on the token by pkcs11-tool; certificates come from the emulator's CA;
-//! signatures are checked by openssl. Missing tools skip (or fail with HSM_TESTS_REQUIRED=1).
+//! signatures are checked by openssl. Missing tools skip (or fail with HSM_TESTS_REQUIRED=1 or CI set).
 
 use hsm_tests::emu::Emu;
 use hsm_tests::softhsm::{self, PIN, SoftHsm};
@@ -569,5 +569,85 @@ fn configuration_mistakes_exit_2_and_device_refusals_exit_1() {
         1,
         "wrong PIN"
     );
+    let run = |args: &[&str]| agent("credential-process", &emu, args, &hsm.env());
+    let cert = format!("pkcs11:token=ra;object=k?pin-value={PIN}");
+    let r = run(&[
+        "--pkcs11-lib",
+        "/nonexistent/libnothing.so",
+        "--certificate",
+        &cert,
+    ]);
+    assert_eq!(r.code, 2, "module not found: {}", r.stderr);
+    let no_key = format!("pkcs11:token=ra;object=absent?pin-value={PIN}");
+    let r = run(&[
+        "--pkcs11-lib",
+        LIB,
+        "--certificate",
+        &cert,
+        "--private-key",
+        &no_key,
+    ]);
+    assert_eq!(r.code, 2, "no such key: {}", r.stderr);
+    // sign-string goes through the same rule.
+    let r = run_agent(
+        &[
+            "sign-string",
+            "--pkcs11-lib",
+            LIB,
+            "--private-key",
+            "pkcs11:token=ra;objct=k",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "sign-string with a bad URI: {}", r.stderr);
     assert_eq!(emu.requests(), 0);
+}
+
+#[test]
+fn always_authenticate_key_without_a_context_pin_source_exits_2() {
+    let Some((hsm, emu)) = setup() else { return };
+    token_with_key(&hsm, &emu, "EC:prime256v1", "aa", &["--always-auth"]);
+    let cert = format!("pkcs11:token=ra;object=aa?pin-value={PIN}");
+    let r = agent(
+        "credential-process",
+        &emu,
+        &["--pkcs11-lib", LIB, "--certificate", &cert],
+        &hsm.env(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(emu.requests(), 0);
+}
+
+#[test]
+fn sign_string_and_read_certificate_data_debug_name_the_token_objects_but_not_the_pin() {
+    let Some((hsm, emu)) = setup() else { return };
+    token_with_key(&hsm, &emu, "EC:prime256v1", "k", &[]);
+    let uri = format!("pkcs11:token=ra;object=k?pin-value={PIN}");
+    let env = [("SOFTHSM2_CONF", hsm.conf().display().to_string())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for args in [
+        vec!["sign-string", "--private-key", &uri],
+        vec!["read-certificate-data", "--certificate", &uri],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--pkcs11-lib", LIB, "--debug"]);
+        let r = run_agent(&args, &env);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("rolesanywhere-agent: debug: "),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("pkcs11:token=ra;object=k"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("EC P-256"), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains(&format!("pin-value={PIN}")),
+            "{}",
+            r.stderr
+        );
+    }
 }

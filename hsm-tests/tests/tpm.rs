@@ -91,6 +91,34 @@ fn credential_process_with_tpm2_openssl_ec_p256_key() {
     openssl_key_round_trip("EC", &["group:P-256"], "p256.tss2.pem");
 }
 
+/// Issue 4: the parent is created once and the key loaded once. Without a persistent SRK one fetch is
+/// ReadPublic(0x81000001), CreatePrimary, Load, FlushContext(parent), Sign, FlushContext(key).
+#[test]
+fn one_credential_fetch_costs_at_most_six_tpm_commands() {
+    let Some((t, emu)) = setup() else { return };
+    let key = t.openssl_key("count.tss2.pem", "EC", &["group:P-256"]);
+    let cert = cert_for(&t, &emu, &t.path("count.tss2.pem.pub.pem"), "cert.pem");
+    let tcti = t.tcti();
+    let r = credential_process(
+        &emu,
+        &cert,
+        &path_str(&key),
+        &["--tpm-tcti", &tcti, "--debug"],
+        &[],
+    );
+    assert_credentials(&r);
+    let count: u64 = r
+        .stderr
+        .lines()
+        .find_map(|l| l.split("TPM commands sent by this process: ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no TPM command count under --debug: {}", r.stderr));
+    assert!(
+        (1..=6).contains(&count),
+        "{count} TPM commands for one fetch"
+    );
+}
+
 #[test]
 fn credential_process_with_tpm2_openssl_ec_p384_key() {
     openssl_key_round_trip("EC", &["group:P-384"], "p384.tss2.pem");
@@ -539,27 +567,25 @@ fn sign_string_signature_verifies_with_openssl() {
     let pub_pem = t.path("ss.tss2.pem.pub.pem");
     let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
     let tcti = t.tcti();
-    let out = std::process::Command::new(hsm_tests::agent_bin())
-        .args([
-            "sign-string",
-            "--format",
-            "bin",
-            "--certificate",
-            &cert,
-            "--private-key",
-            &path_str(&key),
-            "--tpm-tcti",
-            &tcti,
-        ])
-        .env("TSS2_LOG", "all+none")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(t.path("ss.sig"), &out.stdout).unwrap();
+    let sign = |with_certificate: bool| {
+        let mut args = vec!["sign-string", "--format", "bin"];
+        if with_certificate {
+            args.extend(["--certificate", &cert]);
+        }
+        let key = path_str(&key);
+        args.extend(["--private-key", &key, "--tpm-tcti", &tcti]);
+        let out = std::process::Command::new(hsm_tests::agent_bin())
+            .args(&args)
+            .env("TSS2_LOG", "all+none")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
     // The test message: fixed text ‖ "1" ‖ SHA-256("IAM RA" ‖ uncompressed EC point), point from openssl.
     let der = t.tool(&[
         "openssl",
@@ -578,15 +604,23 @@ fn sign_string_signature_verifies_with_openssl() {
     let mut msg = b"AWS Roles Anywhere Credential Helper Signing Test1".to_vec();
     msg.extend_from_slice(&h);
     std::fs::write(t.path("ss.msg"), &msg).unwrap();
-    let v = t.run(&[
-        "openssl",
-        "dgst",
-        "-sha256",
-        "-verify",
-        "ss.tss2.pem.pub.pem",
-        "-signature",
-        "ss.sig",
-        "ss.msg",
-    ]);
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    // With the certificate (the pair is checked first) and with the key alone.
+    for with_certificate in [true, false] {
+        std::fs::write(t.path("ss.sig"), sign(with_certificate)).unwrap();
+        let v = t.run(&[
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            "ss.tss2.pem.pub.pem",
+            "-signature",
+            "ss.sig",
+            "ss.msg",
+        ]);
+        assert!(
+            v.status.success(),
+            "with_certificate={with_certificate}: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! The raw command line: clap derive structures, exactly the flags of `aws_signing_helper` plus ours.
 //!
 //! Nothing here is validated beyond clap's own parsing; [`super::settings`] turns these into settings
-//! the rest of the program sees. Secrets given as flags stay in plain strings only until then.
+//! the rest of the program sees. Secret flags are parsed straight into [`Secret`]s (redacted `Debug`).
 
+use crate::secret::Secret;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -40,6 +41,9 @@ pub enum Command {
     /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
     #[command(args_override_self = true)]
     Serve(ServeArgs),
+    /// Air-gapped enrollment: generate a key on the device, make a CSR with it, install the certificate.
+    #[command(subcommand)]
+    Enroll(crate::enroll::EnrollCommand),
     /// Print the version.
     Version,
 }
@@ -66,8 +70,8 @@ pub struct KeyArgs {
     #[arg(long)]
     pub pkcs11_context_pin_file: Option<PathBuf>,
     /// TPM key password (visible in the process list: prefer --tpm-key-password-file).
-    #[arg(long)]
-    pub tpm_key_password: Option<String>,
+    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
+    pub tpm_key_password: Option<Secret>,
     /// File whose first line is the TPM key password.
     #[arg(long)]
     pub tpm_key_password_file: Option<PathBuf>,
@@ -75,8 +79,8 @@ pub struct KeyArgs {
     #[arg(long)]
     pub no_tpm_key_password: bool,
     /// TPM parent key password.
-    #[arg(long)]
-    pub tpm_parent_password: Option<String>,
+    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
+    pub tpm_parent_password: Option<Secret>,
     /// File whose first line is the TPM parent key password.
     #[arg(long)]
     pub tpm_parent_password_file: Option<PathBuf>,
@@ -84,8 +88,8 @@ pub struct KeyArgs {
     #[arg(long)]
     pub tpm_tcti: Option<String>,
     /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
-    #[arg(long)]
-    pub pkcs8_password: Option<String>,
+    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
+    pub pkcs8_password: Option<Secret>,
     /// File whose first line is the password of an encrypted PKCS#8 key.
     #[arg(long)]
     pub pkcs8_password_file: Option<PathBuf>,
@@ -280,6 +284,44 @@ mod tests {
             args.extend_from_slice(extra);
             parses(&args);
         }
+    }
+
+    #[test]
+    fn debug_of_parsed_arguments_hides_password_flags() {
+        let cli = Cli::try_parse_from([
+            "rolesanywhere-agent",
+            "credential-process",
+            "--tpm-key-password=tpm-hunter2",
+            "--tpm-parent-password=parent-hunter2",
+            "--pkcs8-password=pkcs8-hunter2",
+        ])
+        .unwrap();
+        let text = format!("{cli:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    /// A password that starts with '-' is the flag's value (as with the reference helper), not an
+    /// unknown flag that clap would quote back on stderr.
+    #[test]
+    fn password_flags_take_values_starting_with_a_dash() {
+        let cli = Cli::try_parse_from([
+            "rolesanywhere-agent",
+            "credential-process",
+            "--tpm-key-password",
+            "--s3cret",
+            "--pkcs8-password",
+            "-p8",
+            "--tpm-parent-password",
+            "-pp",
+        ])
+        .unwrap();
+        let Command::CredentialProcess(a) = cli.command else {
+            panic!("not credential-process")
+        };
+        let shown = |s: Option<Secret>| s.map(|s| s.expose().to_string());
+        assert_eq!(shown(a.key.tpm_key_password).as_deref(), Some("--s3cret"));
+        assert_eq!(shown(a.key.pkcs8_password).as_deref(), Some("-p8"));
+        assert_eq!(shown(a.key.tpm_parent_password).as_deref(), Some("-pp"));
     }
 
     #[test]

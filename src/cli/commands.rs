@@ -11,7 +11,7 @@ use crate::keys::KeyKind;
 use crate::session::Client;
 use crate::signer::{self, KeyOptions, Signer};
 use crate::sigv4x509::{self, HashAlg};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine as _;
 use serde::Serialize;
 use std::io::Write;
@@ -57,6 +57,13 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
     };
     let client = Client::new(s.endpoint.clone(), &s.client)?;
     let creds = client.create_session(&s.request, &identity, debug)?;
+    #[cfg(feature = "tpm")]
+    if s.debug && signer::tpm::command_count() > 0 {
+        debug_line(&format!(
+            "TPM commands sent by this process: {}",
+            signer::tpm::command_count()
+        ));
+    }
 
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
@@ -89,14 +96,40 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
     write_out(out, &json)
 }
 
+/// Where a key or certificate comes from, for debug lines: a path, or a URI without its PIN.
+fn source_text(source: Option<&str>) -> String {
+    source.map_or_else(|| "(none)".to_string(), signer::pkcs11::redact_uri)
+}
+
 /// `sign-string`: signs the fixed test message and prints the signature.
 pub fn sign_string(
     key: &KeyOptions,
     alg: HashAlg,
     format: FormatArg,
+    debug: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let signer = open_signer(key)?;
+    if debug {
+        debug_line(&format!(
+            "sign-string: private key {}, certificate {}",
+            source_text(key.private_key.as_deref()),
+            source_text(key.certificate.as_deref())
+        ));
+    }
+    let signer = open_signer(key, debug)?;
+    if debug {
+        let format = match format {
+            FormatArg::Json => "json",
+            FormatArg::Text => "text",
+            FormatArg::Bin => "bin",
+        };
+        debug_line(&format!(
+            "opened key {} ({}); signing the test message with digest {}, output {format}",
+            signer.describe(),
+            signer.key_kind(),
+            alg.name()
+        ));
+    }
     let sig = sigv4x509::sign_test_string(signer.as_ref(), alg)?;
     let hex = hex::encode(&sig);
     match format {
@@ -106,39 +139,21 @@ pub fn sign_string(
     }
 }
 
-/// The signer alone: sign-string needs no certificate for a key file, but when one is given the pair
-/// is checked like for credential-process.
-fn open_signer(key: &KeyOptions) -> anyhow::Result<Box<dyn Signer>> {
+/// The signer alone: sign-string needs no certificate, but when one is given the pair is checked like
+/// for credential-process.
+fn open_signer(key: &KeyOptions, debug: bool) -> anyhow::Result<Box<dyn Signer>> {
     if key.certificate.is_some() {
-        return Ok(signer::open(key)
-            .context("cannot load the signing identity")?
-            .signer);
+        let identity = signer::open(key).context("cannot load the signing identity")?;
+        if debug {
+            debug_line(&format!(
+                "certificate serial {} subject {} (matches the key)",
+                identity.leaf.serial_decimal(),
+                identity.leaf.subject()
+            ));
+        }
+        return Ok(identity.signer);
     }
-    let Some(path) = key.private_key.as_deref() else {
-        return Err(signer::Error::NoPrivateKey.into());
-    };
-    if path.starts_with("pkcs11:") {
-        let key = signer::pkcs11::open_key(key).map_err(signer::Error::from)?;
-        return Ok(Box::new(key));
-    }
-    if path.starts_with("handle:") {
-        bail!("sign-string with {path} needs --certificate as well (for now)");
-    }
-    let path = Path::new(path);
-    let data = Zeroizing::new(std::fs::read(path).map_err(|source| {
-        signer::Error::from(signer::file::Error::Read {
-            path: path.into(),
-            source,
-        })
-    })?);
-    if signer::identity::is_tss2_pem(&data) {
-        bail!(
-            "sign-string with the TPM key file {} needs --certificate as well (for now)",
-            path.display()
-        );
-    }
-    let key = signer::file::open(&data, path, key).map_err(signer::Error::from)?;
-    Ok(Box::new(key.signer))
+    Ok(signer::open_key(key)?)
 }
 
 /// One certificate as `read-certificate-data` prints it.
@@ -183,6 +198,17 @@ impl CertificateData {
 /// This is the seam for token certificates: a `pkcs11:` source is resolved with `key` (module, PIN)
 /// and yields one entry per matching certificate, each with its own URI.
 pub fn certificate_data(source: &str, key: &KeyOptions) -> anyhow::Result<Vec<CertificateData>> {
+    Ok(certificates(source, key)?
+        .iter()
+        .map(|(cert, uri)| CertificateData::of(cert, uri.clone()))
+        .collect())
+}
+
+/// The certificates named by `source`, each with its URI when it lives on a token.
+fn certificates(
+    source: &str,
+    key: &KeyOptions,
+) -> anyhow::Result<Vec<(Certificate, Option<String>)>> {
     if source.starts_with("pkcs11:") {
         let opts = KeyOptions {
             certificate: Some(source.to_string()),
@@ -190,26 +216,60 @@ pub fn certificate_data(source: &str, key: &KeyOptions) -> anyhow::Result<Vec<Ce
         };
         let found = signer::pkcs11::list_certificates(&opts).map_err(signer::Error::from)?;
         return Ok(found
-            .iter()
-            .map(|(uri, cert)| CertificateData::of(cert, Some(uri.clone())))
+            .into_iter()
+            .map(|(uri, cert)| (cert, Some(uri)))
             .collect());
     }
     let mut all = certs::load_pem_file(Path::new(source)).map_err(signer::Error::from)?;
     if all.is_empty() {
         return Err(signer::Error::NoCertificate.into());
     }
-    let leaf = all.remove(0);
-    Ok(vec![CertificateData::of(&leaf, None)])
+    Ok(vec![(all.remove(0), None)])
 }
 
 /// `read-certificate-data`: one JSON object per certificate, one per line.
 pub fn read_certificate_data(
     source: &str,
     key: &KeyOptions,
+    debug: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    if debug {
+        let from = if source.starts_with("pkcs11:") {
+            format!(
+                "PKCS#11 module {}",
+                key.pkcs11_lib
+                    .as_deref()
+                    .map_or_else(|| "(default)".into(), |p| p.display().to_string())
+            )
+        } else {
+            "PEM file (first certificate only)".to_string()
+        };
+        debug_line(&format!(
+            "read-certificate-data: certificate source {}, from {from}",
+            source_text(Some(source))
+        ));
+    }
+    let found = certificates(source, key)?;
+    if debug {
+        debug_line(&format!("{} certificate(s) found", found.len()));
+        for (cert, uri) in &found {
+            debug_line(&format!(
+                "certificate serial {} subject {} key {}{}",
+                cert.serial_decimal(),
+                cert.subject(),
+                cert.public_key().kind(),
+                uri.as_deref()
+                    .map(|u| format!(" at {}", signer::pkcs11::redact_uri(u)))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     let mut text = String::new();
-    for c in certificate_data(source, key)? {
+    for c in found
+        .iter()
+        .map(|(cert, uri)| CertificateData::of(cert, uri.clone()))
+    {
         text.push_str(&serde_json::to_string(&c).context("cannot encode certificate data")?);
         text.push('\n');
     }

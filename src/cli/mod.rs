@@ -39,13 +39,24 @@ pub fn run(args: Vec<OsString>) -> i32 {
 }
 
 fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    // Enrollment has its own arguments and never touches the network: it needs no session settings.
+    if let args::Command::Enroll(cmd) = command {
+        return Ok(crate::enroll::run(cmd, out)?);
+    }
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
-        Settings::SignString { key, alg, format } => commands::sign_string(&key, alg, format, out),
-        Settings::ReadCertificateData { certificate, key } => {
-            commands::read_certificate_data(&certificate, &key, out)
-        }
+        Settings::SignString {
+            key,
+            alg,
+            format,
+            debug,
+        } => commands::sign_string(&key, alg, format, debug, out),
+        Settings::ReadCertificateData {
+            certificate,
+            key,
+            debug,
+        } => commands::read_certificate_data(&certificate, &key, debug, out),
         Settings::Version => {
             writeln!(out, "{}", env!("CARGO_PKG_VERSION"))?;
             Ok(())
@@ -103,6 +114,13 @@ fn chain_text(e: &anyhow::Error) -> String {
 /// The one place exit codes are decided: walk the chain outward-in to the first error we know.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
+        if let Some(s) = cause.downcast_ref::<crate::enroll::Error>() {
+            return if s.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_OPERATIONAL
+            };
+        }
         if cause.is::<settings::Error>() || cause.is::<arn::Error>() || cause.is::<certs::Error>() {
             return EXIT_USAGE;
         }
@@ -111,15 +129,12 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                 session::Error::Endpoint { .. }
                 | session::Error::CaBundle { .. }
                 | session::Error::Tls(_) => EXIT_USAGE,
-                session::Error::Sign(sigv4x509::Error::ChainTooLong(_)) => EXIT_USAGE,
+                session::Error::Sign(s) => sigv4x509_exit_code(s),
                 _ => EXIT_OPERATIONAL,
             };
         }
         if let Some(s) = cause.downcast_ref::<sigv4x509::Error>() {
-            return match s {
-                sigv4x509::Error::ChainTooLong(_) => EXIT_USAGE,
-                _ => EXIT_OPERATIONAL,
-            };
+            return sigv4x509_exit_code(s);
         }
         if let Some(s) = cause.downcast_ref::<signer::Error>() {
             return signer_exit_code(s);
@@ -128,14 +143,22 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     EXIT_OPERATIONAL
 }
 
-/// Devices failing is operational; files, certificates, secrets and mismatches are configuration.
-fn signer_exit_code(e: &signer::Error) -> i32 {
+fn sigv4x509_exit_code(e: &sigv4x509::Error) -> i32 {
     match e {
-        signer::Error::Pkcs11(p) if p.is_configuration() => EXIT_USAGE,
-        signer::Error::Pkcs11(_) | signer::Error::Encoding(_) => EXIT_OPERATIONAL,
-        #[cfg(feature = "tpm")]
-        signer::Error::Tpm(_) => EXIT_OPERATIONAL,
-        _ => EXIT_USAGE,
+        sigv4x509::Error::ChainTooLong(_) => EXIT_USAGE,
+        // A backend failing while signing is classified like one failing while opening the key.
+        sigv4x509::Error::Sign(s) => signer_exit_code(s),
+        sigv4x509::Error::MalformedSignature { .. } => EXIT_OPERATIONAL,
+    }
+}
+
+/// Devices failing or refusing is operational; configuration mistakes are usage errors
+/// ([`signer::Error::is_configuration`], shared with `enroll`).
+fn signer_exit_code(e: &signer::Error) -> i32 {
+    if e.is_configuration() {
+        EXIT_USAGE
+    } else {
+        EXIT_OPERATIONAL
     }
 }
 
@@ -189,6 +212,72 @@ mod tests {
         );
         assert_eq!(
             exit_code(&anyhow::anyhow!("cannot write to stdout")),
+            EXIT_OPERATIONAL
+        );
+    }
+
+    #[test]
+    fn pkcs11_configuration_mistakes_exit_2_and_device_refusals_exit_1() {
+        use signer::pkcs11::{CallError, Error as P11};
+        let missing_pin = || {
+            P11::Pin(crate::secret::Error::Missing {
+                what: "PKCS#11 user PIN".into(),
+                hint: "h".into(),
+            })
+        };
+        let device = |rv| CallError {
+            function: "C_Login",
+            rv,
+        };
+        let configuration = [
+            P11::Uri {
+                uri: "pkcs11:x".into(),
+                reason: "r".into(),
+            },
+            P11::NoModule {
+                tried: "t".into(),
+                hint: "h".into(),
+            },
+            P11::KeyNotFound {
+                uri: "pkcs11:x".into(),
+                hint: String::new(),
+            },
+            missing_pin(),
+        ];
+        for e in configuration {
+            let text = e.to_string();
+            assert_eq!(code(signer::Error::from(e)), EXIT_USAGE, "{text}");
+        }
+        let refusals = [
+            P11::Login {
+                token: "ra".into(),
+                call: device(cryptoki_sys::CKR_PIN_INCORRECT),
+                hint: String::new(),
+            },
+            P11::Login {
+                token: "ra".into(),
+                call: device(cryptoki_sys::CKR_PIN_LOCKED),
+                hint: String::new(),
+            },
+            signer::pkcs11::Error::Call {
+                what: "key".into(),
+                call: device(cryptoki_sys::CKR_DEVICE_REMOVED),
+                hint: String::new(),
+            },
+        ];
+        for e in refusals {
+            let text = e.to_string();
+            assert_eq!(code(signer::Error::from(e)), EXIT_OPERATIONAL, "{text}");
+        }
+        // The same rule when the backend fails while signing the request.
+        let signing = |e: P11| session::Error::Sign(sigv4x509::Error::Sign(signer::Error::from(e)));
+        assert_eq!(code(signing(missing_pin())), EXIT_USAGE);
+        assert_eq!(
+            code(signing(P11::Call {
+                what: "key".into(),
+                call: device(cryptoki_sys::CKR_DEVICE_REMOVED),
+                hint: String::new(),
+            })),
             EXIT_OPERATIONAL
         );
     }

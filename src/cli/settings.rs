@@ -6,7 +6,6 @@
 
 use super::args::{Command, DigestArg, FormatArg, KeyArgs, SessionArgs};
 use crate::arn::{self, ArnKind};
-use crate::secret::Secret;
 use crate::session::{CaBundle, ClientOptions, Endpoint, SessionRequest};
 use crate::signer::KeyOptions;
 use crate::sigv4x509::HashAlg;
@@ -28,6 +27,8 @@ pub enum Settings {
         alg: HashAlg,
         /// Output format.
         format: FormatArg,
+        /// `--debug`.
+        debug: bool,
     },
     /// `read-certificate-data`.
     ReadCertificateData {
@@ -35,6 +36,8 @@ pub enum Settings {
         certificate: String,
         /// Options to reach a token, when the source is one.
         key: KeyOptions,
+        /// `--debug`.
+        debug: bool,
     },
     /// `version`.
     Version,
@@ -87,6 +90,12 @@ pub enum Error {
          does not have; use --certificate and --private-key instead"
     )]
     OsStore(&'static str),
+    /// A `--certificate` that cannot hold certificates (a TPM key handle).
+    #[error(
+        "--certificate {0} is a TPM key handle, not a certificate: read-certificate-data reads a \
+         PEM file or a pkcs11: URI"
+    )]
+    NotACertificate(String),
     /// A command that exists but is not implemented yet.
     #[error("the {0} command is not supported yet; use credential-process")]
     NotSupported(&'static str),
@@ -102,6 +111,7 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
         }
         Command::SignString(a) => Ok(Settings::SignString {
+            debug: a.key.debug,
             key: key_options(a.key)?,
             alg: match a.digest {
                 DigestArg::Sha256 => HashAlg::Sha256,
@@ -111,42 +121,39 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             format: a.format,
         }),
         Command::ReadCertificateData(a) => {
+            let debug = a.key.debug;
             let key = key_options(a.key)?;
             let certificate = key
                 .certificate
                 .clone()
                 .ok_or(Error::Missing("--certificate"))?;
-            Ok(Settings::ReadCertificateData { certificate, key })
+            if certificate.starts_with("handle:") {
+                return Err(Error::NotACertificate(certificate));
+            }
+            Ok(Settings::ReadCertificateData {
+                certificate,
+                key,
+                debug,
+            })
         }
-        Command::Update(a) => {
-            session(a.session, env)?;
-            Err(Error::NotSupported("update"))
-        }
-        Command::Serve(a) => {
-            session(a.session, env)?;
-            Err(Error::NotSupported("serve"))
-        }
+        // Said before anything about their flags: fixing flags of a command that cannot run is
+        // wasted effort.
+        Command::Update(_) => Err(Error::NotSupported("update")),
+        Command::Serve(_) => Err(Error::NotSupported("serve")),
         Command::Version => Ok(Settings::Version),
+        // Dispatched before validation (see `cli::execute`); unreachable here.
+        Command::Enroll(_) => Err(Error::NotSupported("enroll")),
     }
 }
 
 fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<SessionSettings, Error> {
-    let trust_anchor = arn::parse(
-        a.trust_anchor_arn
-            .as_deref()
-            .ok_or(Error::Missing("--trust-anchor-arn"))?,
+    let trust_anchor = required_arn(
+        a.trust_anchor_arn.as_deref(),
+        "--trust-anchor-arn",
         ArnKind::TrustAnchor,
     )?;
-    let profile = arn::parse(
-        a.profile_arn
-            .as_deref()
-            .ok_or(Error::Missing("--profile-arn"))?,
-        ArnKind::Profile,
-    )?;
-    let role = arn::parse(
-        a.role_arn.as_deref().ok_or(Error::Missing("--role-arn"))?,
-        ArnKind::Role,
-    )?;
+    let profile = required_arn(a.profile_arn.as_deref(), "--profile-arn", ArnKind::Profile)?;
+    let role = required_arn(a.role_arn.as_deref(), "--role-arn", ArnKind::Role)?;
     arn::check_same_region(&trust_anchor, &profile)?;
     let region = match a.region {
         Some(r) => {
@@ -205,6 +212,11 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
     })
 }
 
+/// The value of `flag` parsed as an ARN of `kind`; [`Error::Missing`] when the flag is absent.
+fn required_arn(value: Option<&str>, flag: &'static str, kind: ArnKind) -> Result<arn::Arn, Error> {
+    Ok(arn::parse(value.ok_or(Error::Missing(flag))?, kind)?)
+}
+
 fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
     match env("AWS_USE_FIPS_ENDPOINT") {
         None => Ok(false),
@@ -240,16 +252,16 @@ fn key_options(k: KeyArgs) -> Result<KeyOptions, Error> {
         certificate: k.certificate,
         private_key: k.private_key,
         intermediates: k.intermediates,
-        pkcs8_password: k.pkcs8_password.map(Secret::new),
+        pkcs8_password: k.pkcs8_password,
         pkcs8_password_file: k.pkcs8_password_file,
         pkcs11_lib: k.pkcs11_lib,
         reuse_pin: k.reuse_pin,
         pkcs11_context_pin_file: k.pkcs11_context_pin_file,
         tpm_tcti: k.tpm_tcti,
-        tpm_key_password: k.tpm_key_password.map(Secret::new),
+        tpm_key_password: k.tpm_key_password,
         tpm_key_password_file: k.tpm_key_password_file,
         no_tpm_key_password: k.no_tpm_key_password,
-        tpm_parent_password: k.tpm_parent_password.map(Secret::new),
+        tpm_parent_password: k.tpm_parent_password,
         tpm_parent_password_file: k.tpm_parent_password_file,
     })
 }

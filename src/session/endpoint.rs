@@ -19,7 +19,7 @@ impl Endpoint {
     /// (`https://host/prefix` sends `POST /prefix/sessions`).
     pub fn parse(text: &str) -> Result<Endpoint, Error> {
         let bad = |reason: &str| Error::Endpoint {
-            url: text.to_string(),
+            url: without_userinfo(text),
             reason: reason.to_string(),
         };
         if !text.contains("://") {
@@ -96,6 +96,20 @@ impl Endpoint {
     }
 }
 
+/// `text` with any `user:password@` in front of the host replaced by `…@`, so a URL that is rejected
+/// for another reason (scheme, syntax) does not print a password.
+fn without_userinfo(text: &str) -> String {
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), text),
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}…{}", &rest[at..]),
+        None => text.to_string(),
+    }
+}
+
 /// SigV4 URI encoding: unreserved characters kept, every other byte as upper-case `%XX`.
 fn aws_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -112,6 +126,20 @@ fn aws_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejected_urls_never_show_a_password() {
+        for text in [
+            "ftp://user:hunter2@host",
+            "user:hunter2@host/x",
+            "https://user:hunter2@ho st",
+            "https://user:hunter2@host",
+        ] {
+            let e = Endpoint::parse(text).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{text}: {e}");
+            assert!(e.contains("…@ho"), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn default_port_is_left_out_of_host() {

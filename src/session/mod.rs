@@ -33,7 +33,10 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Verify the server's certificate (false only with `--no-verify-ssl`).
     pub verify_tls: bool,
-    /// Extra trust roots (PEM bundle from `AWS_CA_BUNDLE` or `SSL_CERT_FILE`), added to the system's.
+    /// Extra trust roots, added to the system roots: the PEM bundle from `AWS_CA_BUNDLE`, or from
+    /// `SSL_CERT_FILE` when that is unset or empty. (`SSL_CERT_FILE` and `SSL_CERT_DIR`, when
+    /// non-empty, also *replace* the platform's store as the system roots; an empty value counts as
+    /// unset. See `tls`.)
     pub ca_bundle: Option<CaBundle>,
     /// Attempts in total for retryable failures (at least 1).
     pub max_attempts: u32,
@@ -102,8 +105,8 @@ pub enum Error {
     /// The request could not be signed (device or key failure).
     #[error(transparent)]
     Sign(#[from] sigv4x509::Error),
-    /// The service could not be reached or did not answer in time.
-    #[error("cannot reach {url} ({attempts} attempt{})", if *.attempts == 1 { "" } else { "s" })]
+    /// The service could not be reached, did not answer in time, or its certificate is not trusted.
+    #[error("{}", transport_message(url, *attempts, *tls_untrusted))]
     Transport {
         /// The request URL without query.
         url: String,
@@ -162,6 +165,13 @@ impl Error {
                 "the service did not answer in time: check the network, HTTPS_PROXY/NO_PROXY, \
                  or raise --connect-timeout/--timeout",
             ),
+            Error::Transport {
+                tls_untrusted: true,
+                ..
+            } => Some(
+                "the server's certificate does not chain to a trusted root: for a private CA or a \
+                 TLS-inspecting proxy set AWS_CA_BUNDLE to its PEM file; otherwise check --endpoint",
+            ),
             Error::Transport { .. } => Some(
                 "check the endpoint, DNS, the network and HTTPS_PROXY/NO_PROXY; for a private CA \
                  set AWS_CA_BUNDLE",
@@ -182,6 +192,16 @@ impl Error {
             Error::Transport { transient, .. } => *transient,
             _ => false,
         }
+    }
+}
+
+/// `cannot reach URL (N attempts)`, or `the server certificate of URL is not trusted (1 attempt)`.
+fn transport_message(url: &str, attempts: u32, tls_untrusted: bool) -> String {
+    let attempts = format!("{attempts} attempt{}", if attempts == 1 { "" } else { "s" });
+    if tls_untrusted {
+        format!("the server certificate of {url} is not trusted ({attempts})")
+    } else {
+        format!("cannot reach {url} ({attempts})")
     }
 }
 
@@ -396,23 +416,28 @@ fn is_timeout(e: &std::io::Error) -> bool {
             .is_some_and(reqwest::Error::is_timeout)
 }
 
-/// True when TLS failed because the server's certificate was refused (rustls errors sit inside an
-/// `io::Error`, whose `source()` skips them, so look inside each one).
+/// True when TLS failed because the server's certificate was refused.
+///
+/// hyper-rustls reports the rustls error inside an `io::Error` that is itself wrapped in another
+/// `io::Error` (reqwest → hyper-util → io(Other) → io(InvalidData) → rustls). `io::Error::source()`
+/// returns the *wrapped error's* source, skipping the wrapped error, so the plain source chain never
+/// reaches rustls: step into `get_ref()` for every `io::Error` instead.
 fn is_certificate_failure(e: &reqwest::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
         if matches!(
-            tls,
+            err.downcast_ref::<rustls::Error>(),
             Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
         ) {
             return true;
         }
-        cur = err.source();
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => err.source(),
+        };
     }
     false
 }
@@ -693,6 +718,51 @@ mod client_tests {
             .unwrap_err();
         assert!(matches!(e, Error::Transport { attempts: 3, .. }), "{e}");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn untrusted_server_certificate_fails_once_with_the_ca_bundle_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = rolesanywhere_emulator::config::Config::from_toml_str(
+            "region = \"us-east-1\"\n",
+            dir.path(),
+        )
+        .unwrap();
+        let emu = rolesanywhere_emulator::server::spawn(
+            config,
+            rolesanywhere_emulator::server::ServeOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                tls: rolesanywhere_emulator::server::Tls::SelfIssued { ca_out: None },
+            },
+        )
+        .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let lines = Mutex::new(String::new());
+        let sink = |s: &str| lines.lock().unwrap().push_str(s);
+        let e = client(&emu.url())
+            .create_session(&request(), &identity(calls.clone()), Some(&sink))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Transport {
+                    attempts: 1,
+                    tls_untrusted: true,
+                    transient: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("not trusted"), "{e}");
+        assert!(
+            e.hint().unwrap().contains("AWS_CA_BUNDLE"),
+            "{:?}",
+            e.hint()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let text = lines.into_inner().unwrap();
+        assert!(!text.contains("retrying"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The TLS client configuration: rustls with ring, the system roots plus an optional PEM bundle.
 //!
+//! The system roots are the platform's store, or, as with OpenSSL, the certificates in
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR` *instead* when either is set to a non-empty value.
+//!
 //! Owns trust decisions only. `--no-verify-ssl` swaps in a verifier that accepts any server
 //! certificate (the handshake signatures are still checked); the warning about it is the CLI's job.
 
@@ -9,6 +12,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -45,9 +49,7 @@ pub(super) fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error>
 
 fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
-    // Unreadable or odd system certificates are skipped: one bad file must not break TLS.
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(system_roots(&|name| std::env::var_os(name)));
     if let Some(b) = bundle {
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::CaBundle {
             path: b.path.clone(),
@@ -66,6 +68,56 @@ fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
         }
     }
     Ok(roots)
+}
+
+/// The system's trust roots; `env` looks up environment variables.
+///
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` set to a non-empty value replace the platform's store. An empty
+/// value counts as unset: `rustls_native_certs::load_native_certs` would take a set-but-empty
+/// `SSL_CERT_FILE` as a file named "" and return no roots at all, so it is only called when neither
+/// variable is set. Unreadable or odd certificates are skipped: one bad file must not break TLS.
+fn system_roots(env: &dyn Fn(&str) -> Option<OsString>) -> Vec<CertificateDer<'static>> {
+    let file = env("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let dirs: Vec<PathBuf> = env("SSL_CERT_DIR")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if file.is_none() && dirs.is_empty() {
+        return platform_roots();
+    }
+    load_paths(file, &dirs)
+}
+
+/// The certificates in `file` and in the files of each of `dirs`, each once.
+fn load_paths(file: Option<PathBuf>, dirs: &[PathBuf]) -> Vec<CertificateDer<'static>> {
+    let mut certs = rustls_native_certs::load_certs_from_paths(file.as_deref(), None).certs;
+    for dir in dirs {
+        certs.extend(rustls_native_certs::load_certs_from_paths(None, Some(dir)).certs);
+    }
+    certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    certs.dedup();
+    certs
+}
+
+/// The platform's store. On Linux and other Unix systems this is what rustls-native-certs reads when
+/// neither variable is set (openssl-probe's well-known locations), found without looking at the
+/// variables (openssl-probe ignores paths that do not exist, such as "").
+#[cfg(all(unix, not(target_os = "macos")))]
+fn platform_roots() -> Vec<CertificateDer<'static>> {
+    let probe = openssl_probe::probe();
+    load_paths(probe.cert_file, &probe.cert_dir)
+}
+
+/// The platform's store (Windows, macOS). A set-but-empty variable still hides it there; the
+/// variables are rarely set on those systems.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn platform_roots() -> Vec<CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
 }
 
 /// `--no-verify-ssl`: any server certificate is accepted; handshake signatures are still verified.
@@ -152,6 +204,40 @@ mod tests {
         let e = client_config(&opts).unwrap_err();
         let chain = error_chain(&e);
         assert!(chain.contains("no CERTIFICATE block"), "{chain}");
+    }
+
+    fn sorted(mut certs: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static>> {
+        certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+        certs.dedup();
+        certs
+    }
+
+    #[test]
+    fn empty_ssl_cert_file_and_dir_keep_the_system_roots() {
+        let unset = system_roots(&|_| None);
+        let empty = system_roots(&|name| {
+            matches!(name, "SSL_CERT_FILE" | "SSL_CERT_DIR").then(OsString::new)
+        });
+        assert_eq!(empty.len(), unset.len());
+        assert!(empty == unset, "an empty variable must count as unset");
+        // Without the variables, the same store rustls-native-certs reads.
+        if std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("SSL_CERT_DIR").is_none()
+        {
+            let native = sorted(rustls_native_certs::load_native_certs().certs);
+            assert_eq!(unset.len(), native.len());
+            assert!(unset == native);
+        }
+    }
+
+    #[test]
+    fn ssl_cert_file_replaces_the_system_roots() {
+        let path: PathBuf = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/vectors/create-session-rsa/leaf.pem"
+        )
+        .into();
+        let roots = system_roots(&|name| (name == "SSL_CERT_FILE").then(|| path.clone().into()));
+        assert_eq!(roots.len(), 1);
     }
 
     fn error_chain(e: &dyn std::error::Error) -> String {

@@ -5,13 +5,14 @@
 //! Everything that can fail locally fails here, before any network call: files, device login, key
 //! lookup and the check that the key belongs to the certificate.
 
+use super::pkcs11::redact_uri;
 use super::{Error, Signer, file, pkcs11};
 use crate::certs::{self, Certificate};
 use crate::secret::Secret;
 use std::path::{Path, PathBuf};
 
 /// Options that select and unlock a key and its certificate (all commands share them).
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct KeyOptions {
     /// `--certificate`: a PEM file (leaf first, extra certificates are chain candidates) or `pkcs11:` URI.
     pub certificate: Option<String>,
@@ -41,6 +42,21 @@ pub struct KeyOptions {
     pub tpm_parent_password: Option<Secret>,
     /// `--tpm-parent-password-file`.
     pub tpm_parent_password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KeyOptions {
+    // `--certificate` and `--private-key` may be `pkcs11:` URIs carrying `pin-value`: show them without it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyOptions")
+            .field("certificate", &self.certificate.as_deref().map(redact_uri))
+            .field("private_key", &self.private_key.as_deref().map(redact_uri))
+            .field("intermediates", &self.intermediates)
+            .field("pkcs11_lib", &self.pkcs11_lib)
+            .field("reuse_pin", &self.reuse_pin)
+            .field("tpm_tcti", &self.tpm_tcti)
+            .field("no_tpm_key_password", &self.no_tpm_key_password)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A signer with its certificate and chain, checked to belong together.
@@ -113,13 +129,7 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
             )
         }
         KeySource::File(path) => {
-            // The buffer may hold an unencrypted private key: wipe it when done.
-            let data = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| {
-                file::Error::Read {
-                    path: path.into(),
-                    source,
-                }
-            })?);
+            let data = read_key_file(path)?;
             let signer: Box<dyn Signer>;
             let mut leaf = file_leaf;
             if is_tss2_pem(&data) {
@@ -150,7 +160,7 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
     super::check_matches(
         signer.as_ref(),
         leaf.public_key(),
-        &format!("{cert_desc} ({})", leaf.subject()),
+        &describe_certificate(&cert_desc, &leaf),
     )?;
     let chain = certs::build_chain(&leaf, candidates)?;
     Ok(Identity {
@@ -158,6 +168,37 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
         leaf,
         chain,
     })
+}
+
+/// `SOURCE (SUBJECT)` for messages; a `pkcs11:` source without its `pin-value`.
+fn describe_certificate(source: &str, leaf: &Certificate) -> String {
+    format!("{} ({})", redact_uri(source), leaf.subject())
+}
+
+/// Opens only the key named by `--private-key`, with no certificate needed or checked: for
+/// `sign-string` without `--certificate` and for enrollment (there is no certificate yet).
+pub fn open_key(opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+    match key_source(opts)? {
+        KeySource::Pkcs11 => Ok(Box::new(pkcs11::open_key(opts)?)),
+        KeySource::TpmHandle(h) => open_tpm_handle(h, opts),
+        KeySource::File(path) => {
+            let data = read_key_file(path)?;
+            if is_tss2_pem(&data) {
+                open_tpm_file(&data, path, opts)
+            } else {
+                Ok(Box::new(file::open(&data, path, opts)?.signer))
+            }
+        }
+    }
+}
+
+/// Reads a key file into memory that is wiped on drop (it may hold an unencrypted private key).
+fn read_key_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    let data = std::fs::read(path).map_err(|source| file::Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    Ok(zeroize::Zeroizing::new(data))
 }
 
 /// True for a PEM whose first block is `TSS2 PRIVATE KEY`.
@@ -185,4 +226,35 @@ fn open_tpm_file(_: &[u8], path: &Path, _: &KeyOptions) -> Result<Box<dyn Signer
 #[cfg(not(feature = "tpm"))]
 fn open_tpm_handle(handle: &str, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
     Err(Error::TpmUnsupported(handle.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_description_never_shows_pin_value() {
+        let der = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys/leaf.crt.der"),
+        )
+        .unwrap();
+        let leaf = Certificate::from_der(der).unwrap();
+        let d = describe_certificate("pkcs11:token=a;type=cert?pin-value=hunter2", &leaf);
+        assert!(
+            !d.contains("hunter2") && d.contains("pin-value=<redacted>"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_pin_value() {
+        let opts = KeyOptions {
+            certificate: Some("pkcs11:token=a;object=b?pin-value=1234&module-path=/x.so".into()),
+            private_key: Some("pkcs11:token=a?pin-value=98765".into()),
+            ..Default::default()
+        };
+        let d = format!("{opts:?}");
+        assert!(!d.contains("1234") && !d.contains("98765"), "{d}");
+        assert!(d.contains("pin-value=<redacted>&module-path=/x.so"), "{d}");
+    }
 }

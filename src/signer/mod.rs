@@ -13,7 +13,7 @@ pub mod pkcs11;
 #[cfg(feature = "tpm")]
 pub mod tpm;
 
-pub use identity::{Identity, KeyOptions, open};
+pub use identity::{Identity, KeyOptions, open, open_key};
 
 use crate::keys::{KeyKind, PublicKey};
 use crate::sigv4x509::Digest;
@@ -84,6 +84,22 @@ pub enum Error {
     /// A signature encoding failed (a device returned something malformed).
     #[error("the signing device returned a malformed signature")]
     Encoding(#[from] encoding::Error),
+}
+
+impl Error {
+    /// True for mistakes the user fixes in the configuration: files, certificates, secrets, a key
+    /// that is not the certificate's, and each hardware backend's own configuration mistakes (bad
+    /// URI, module or object not found, no PIN source: the backend's `is_configuration`). False when
+    /// a device fails or refuses (wrong PIN, locked, removed) or returns a malformed signature.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Error::Pkcs11(p) => p.is_configuration(),
+            #[cfg(feature = "tpm")]
+            Error::Tpm(t) => t.is_configuration(),
+            Error::Encoding(_) => false,
+            _ => true,
+        }
+    }
 }
 
 /// Fails with [`Error::CertificateKeyMismatch`] unless `signer` holds the private half of `cert_key`.

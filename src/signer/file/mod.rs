@@ -137,8 +137,10 @@ pub enum Error {
     },
     /// An encryption, KDF or MAC algorithm we do not implement.
     #[error(
-        "private key file {path} uses {algorithm}, which is not supported; re-encrypt it with \
-         `openssl pkcs8 -topk8 -v2 aes-256-cbc` or re-export it with `openssl pkcs12 -export`"
+        "private key file {path} uses {algorithm}, which is not supported; convert it (\"Converting\" \
+         in docs/backends/file.md): a PKCS#8 key with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in FILE \
+         -out key.enc.pem`, a PKCS#12 file by extracting its key and certificates with `openssl \
+         pkcs12 -in FILE -nocerts -out key.pem` and `openssl pkcs12 -in FILE -nokeys -out cert.pem`"
     )]
     UnsupportedAlgorithm {
         /// The file.
@@ -159,8 +161,9 @@ pub enum Error {
     },
     /// A key type or curve Roles Anywhere does not accept.
     #[error(
-        "private key file {path} holds a {what} key, which is not supported \
-         (supported: RSA 2048-4096, EC P-256, P-384, P-521)"
+        "private key file {path} holds {} {what} key, which is not supported \
+         (supported: RSA 2048-4096, EC P-256, P-384, P-521)",
+        article(.what)
     )]
     UnsupportedKey {
         /// The file.
@@ -383,6 +386,23 @@ impl<'a> Ctx<'a> {
             path: self.path.into(),
             what: what.into(),
         }
+    }
+}
+
+/// "a" or "an" before a key type, by how it is said: a vowel ("an Ed25519"), or an initialism whose
+/// first letter is said with a vowel sound ("an EC …", "an RSA-PSS …", "an SM2", "an X25519"), else
+/// "a" ("a DSA").
+fn article(word: &str) -> &'static str {
+    let mut chars = word.chars();
+    let first = chars.next().unwrap_or(' ');
+    let initialism = first.is_ascii_uppercase()
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+    if "AEIOUaeiou".contains(first) || (initialism && "FHLMNRSX".contains(first)) {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -73,9 +73,7 @@ pub(super) fn open(ctx: &Ctx<'_>, der: &[u8]) -> Result<Opened, Error> {
     let mut ci = auth_safe.reader();
     let content_type = ci.expect(asn1::OID, "authSafe contentType").map_err(m)?;
     if content_type.is_oid(&SIGNED_DATA) {
-        return Err(ctx.unsupported_algorithm(
-            "PKCS#12 public-key integrity mode (signedData); re-export it with `openssl pkcs12 -export`",
-        ));
+        return Err(ctx.unsupported_algorithm("PKCS#12 public-key integrity mode (signedData)"));
     }
     if !content_type.is_oid(&DATA) {
         return Err(ctx.malformed_msg(format!(
@@ -167,9 +165,7 @@ impl<'a> Mac<'a> {
         r.finish("macData").map_err(m)?;
         let oid = alg.reader().expect(asn1::OID, "mac algorithm").map_err(m)?;
         if oid.is_oid(&PBMAC1) {
-            return Err(ctx.unsupported_algorithm(
-                "PKCS#12 PBMAC1 integrity (RFC 9579); re-export without -pbmac1_pbkdf2",
-            ));
+            return Err(ctx.unsupported_algorithm("PKCS#12 PBMAC1 integrity (RFC 9579)"));
         }
         let hash = Hash::from_oid(&oid).ok_or_else(|| {
             ctx.unsupported_algorithm(&format!("PKCS#12 MAC digest {}", oid.oid_string()))
@@ -240,9 +236,9 @@ impl Walker<'_, '_> {
             return self.safe_contents(bytes, 0);
         }
         if content_type.is_oid(&ENVELOPED_DATA) {
-            return Err(self.ctx.unsupported_algorithm(
-                "PKCS#12 public-key privacy mode (envelopedData); re-export it with `openssl pkcs12 -export`",
-            ));
+            return Err(self
+                .ctx
+                .unsupported_algorithm("PKCS#12 public-key privacy mode (envelopedData)"));
         }
         if !content_type.is_oid(&ENCRYPTED_DATA) {
             return Err(self.ctx.malformed_msg(format!(

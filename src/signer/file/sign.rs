@@ -43,7 +43,7 @@ impl PrivateKey {
             .position(|&b| b != 0)
             .unwrap_or(modulus.len());
         let modulus = &modulus[first..];
-        let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+        let bits = modulus.len() * 8 - modulus.first().map_or(0, |b| b.leading_zeros() as usize);
         if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
             return Err(Error::RsaKeySize {
                 path: ctx.path.into(),

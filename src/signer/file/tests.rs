@@ -588,10 +588,11 @@ fn small_rsa_and_unsupported_algorithms_are_refused_by_name() {
         matches!(&e, Error::UnsupportedKey { what, .. } if what == "Ed25519"),
         "{e}"
     );
+    assert!(e.to_string().contains("holds an Ed25519 key"), "{e}");
     let e = load("refused.ec-p224.pem", &KeyOptions::default())
         .err()
         .unwrap();
-    assert!(e.to_string().contains("P-224"), "{e}");
+    assert!(e.to_string().contains("holds an EC P-224"), "{e}");
     let e = load("refused.public-key.pem", &KeyOptions::default())
         .err()
         .unwrap();
@@ -743,4 +744,36 @@ fn pkcs12_alone_is_a_complete_identity_through_signer_open() {
         "{}",
         chain(&e)
     );
+}
+
+#[test]
+fn articles_follow_how_key_types_are_said() {
+    for (word, article) in [
+        ("Ed25519", "an"),
+        ("Ed448", "an"),
+        ("EC P-224 (secp224r1)", "an"),
+        ("X25519", "an"),
+        ("RSA-PSS-restricted", "an"),
+        ("SM2", "an"),
+        ("DSA", "a"),
+        ("key of algorithm 1.2.3", "a"),
+    ] {
+        assert_eq!(super::article(word), article, "{word}");
+    }
+}
+
+#[test]
+fn unsupported_algorithm_points_to_the_extraction_commands() {
+    let e = Error::UnsupportedAlgorithm {
+        path: "old.p12".into(),
+        algorithm: "PKCS#12 PBMAC1 integrity (RFC 9579)".into(),
+    }
+    .to_string();
+    assert!(
+        e.contains("openssl pkcs12 -in FILE -nocerts -out key.pem")
+            && e.contains("-nokeys -out cert.pem")
+            && e.contains("docs/backends/file.md"),
+        "{e}"
+    );
+    assert!(!e.contains("-export"), "{e}");
 }

@@ -77,6 +77,23 @@ fn text(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
+/// A buffer size the module asked for, refused above `max`: a broken or hostile module must not make
+/// the process abort on a huge allocation. Reported as `CKR_DEVICE_MEMORY` from `function`.
+fn sized(function: &'static str, n: CK_ULONG, max: usize) -> Result<usize, CallError> {
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= max)
+        .ok_or(CallError {
+            function,
+            rv: cryptoki_sys::CKR_DEVICE_MEMORY,
+        })
+}
+
+/// Largest slot list, attribute value and signature we accept from a module.
+const MAX_SLOTS: usize = 4096;
+const MAX_ATTRIBUTE: usize = 1 << 20;
+const MAX_SIGNATURE: usize = 64 * 1024;
+
 fn check(function: &'static str, rv: CK_RV) -> Result<(), CallError> {
     if rv == cryptoki_sys::CKR_OK {
         Ok(())
@@ -179,7 +196,7 @@ impl Library {
             check("C_GetSlotList", unsafe {
                 f(cryptoki_sys::CK_TRUE, ptr::null_mut(), &mut n)
             })?;
-            let mut slots: Vec<CK_SLOT_ID> = vec![0; n as usize];
+            let mut slots: Vec<CK_SLOT_ID> = vec![0; sized("C_GetSlotList", n, MAX_SLOTS)?];
             // SAFETY: `slots` has room for `n` entries.
             let rv = unsafe { f(cryptoki_sys::CK_TRUE, slots.as_mut_ptr(), &mut n) };
             if rv == cryptoki_sys::CKR_BUFFER_TOO_SMALL {
@@ -381,10 +398,13 @@ impl Session {
         let mut values: Vec<Option<Vec<u8>>> = tmpl
             .iter()
             .map(|a| {
-                (a.ulValueLen != cryptoki_sys::CK_UNAVAILABLE_INFORMATION)
-                    .then(|| vec![0u8; a.ulValueLen as usize])
+                if a.ulValueLen == cryptoki_sys::CK_UNAVAILABLE_INFORMATION {
+                    return Ok(None);
+                }
+                let n = sized("C_GetAttributeValue", a.ulValueLen, MAX_ATTRIBUTE)?;
+                Ok(Some(vec![0u8; n]))
             })
-            .collect();
+            .collect::<Result<_, CallError>>()?;
         let mut wanted: Vec<CK_ATTRIBUTE> = Vec::new();
         for (a, v) in tmpl.iter().zip(values.iter_mut()) {
             if let Some(buf) = v {
@@ -457,7 +477,7 @@ impl Session {
             )
         };
         if rv == cryptoki_sys::CKR_BUFFER_TOO_SMALL && (n as usize) > out.len() {
-            out = vec![0u8; n as usize];
+            out = vec![0u8; sized("C_Sign", n, MAX_SIGNATURE)?];
             // SAFETY: as above, with the size the module asked for.
             rv = unsafe {
                 f(
@@ -540,5 +560,17 @@ fn tolerate_missing(rv: CK_RV) -> Result<(), CallError> {
     match rv {
         cryptoki_sys::CKR_ATTRIBUTE_SENSITIVE | cryptoki_sys::CKR_ATTRIBUTE_TYPE_INVALID => Ok(()),
         _ => check("C_GetAttributeValue", rv),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_sizes_above_the_cap_are_refused_not_allocated() {
+        assert_eq!(sized("C_Sign", 256, MAX_SIGNATURE), Ok(256));
+        let e = sized("C_GetAttributeValue", CK_ULONG::MAX, MAX_ATTRIBUTE).unwrap_err();
+        assert_eq!(e.to_string(), "C_GetAttributeValue: CKR_DEVICE_MEMORY");
     }
 }

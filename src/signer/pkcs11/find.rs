@@ -221,6 +221,20 @@ pub(crate) struct KeyObject {
     pub always_authenticate: bool,
 }
 
+impl KeyObject {
+    /// The public half, or [`Error::NoPublicKey`] naming the key by `uri` and saying why it is unknown.
+    pub(crate) fn public_or_error(&self, uri: &str) -> Result<PublicKey, Error> {
+        self.public.clone().ok_or_else(|| Error::NoPublicKey {
+            uri: uri.to_string(),
+            detail: self
+                .public_error
+                .as_deref()
+                .map(|e| format!("; {e}"))
+                .unwrap_or_default(),
+        })
+    }
+}
+
 const KEY_ATTRS: [cryptoki_sys::CK_ATTRIBUTE_TYPE; 8] = [
     cryptoki_sys::CKA_KEY_TYPE,
     cryptoki_sys::CKA_ID,

@@ -23,6 +23,7 @@ mod tests;
 pub use error::{CallError, Error, ckr_name};
 pub use pin::{CONTEXT_PIN_ENV, PIN_ENV};
 pub use sign::Pkcs11Signer;
+pub use uri::redact as redact_uri;
 
 use crate::certs::Certificate;
 use crate::keys::PublicKey;
@@ -366,14 +367,7 @@ fn open_inner(
     let token_uri = key_token.uri(false);
     let key_uri_text =
         find::object_uri(&token_uri, &key.label, &key.id, ObjectType::Private).to_string();
-    let public = key.public.clone().ok_or_else(|| Error::NoPublicKey {
-        uri: key_uri_text.clone(),
-        detail: key
-            .public_error
-            .as_deref()
-            .map(|e| format!("; {e}"))
-            .unwrap_or_default(),
-    })?;
+    let public = key.public_or_error(&key_uri_text)?;
     let mechanism = sign::Mechanism::choose(
         &module.lib,
         key_token.slot,

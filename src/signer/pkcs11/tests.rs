@@ -4,7 +4,7 @@
 //! SoftHSM reads `SOFTHSM2_CONF` once, at `C_Initialize`, and a module is initialised once per
 //! process; so each test prepares its own token directory in the parent and runs its body in a child
 //! process of this test binary (`--exact NAME`) whose environment points at that directory. Missing
-//! SoftHSM or tools skip the test, or fail it when `HSM_TESTS_REQUIRED=1`.
+//! SoftHSM or tools skip the test, or fail it when `HSM_TESTS_REQUIRED=1` or `CI` is set.
 
 use super::*;
 use crate::certs;
@@ -19,8 +19,9 @@ const PIN: &str = "1234";
 const SO_PIN: &str = "5678";
 const CHILD_ENV: &str = "RA_PKCS11_TEST_DIR";
 
+/// The workspace's one skip-or-fail rule: `HSM_TESTS_REQUIRED=1` or a non-empty `CI`.
 fn required() -> bool {
-    std::env::var("HSM_TESTS_REQUIRED").is_ok_and(|v| v == "1")
+    hsm_tests::required()
 }
 
 fn have(program: &str) -> bool {

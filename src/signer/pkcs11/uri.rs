@@ -112,20 +112,35 @@ fn encode(out: &mut String, value: &[u8], keep: fn(u8) -> bool) {
     }
 }
 
-/// Replaces the value of any `pin-value` query attribute, so a raw URI can go into a message.
-pub(crate) fn redact(raw: &str) -> String {
-    let Some((head, query)) = raw.split_once('?') else {
+/// `raw` with the value of every `pin-value` attribute replaced by `<redacted>`, so a user's URI can
+/// go into a message or a debug line. Looks in the query (where the attribute belongs) and in the path
+/// (where a user may put it by mistake: the parse error then quotes the URI). Text that is not a
+/// `pkcs11:` URI (a key file path, a TPM handle) comes back unchanged.
+pub fn redact(raw: &str) -> String {
+    let is_uri = raw
+        .get(..PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX));
+    if !is_uri {
         return raw.to_string();
+    }
+    let (scheme, rest) = raw.split_at(PREFIX.len());
+    let hide = |attr: &str| match attr.split_once('=') {
+        Some((name, _)) if name.eq_ignore_ascii_case("pin-value") => format!("{name}=<redacted>"),
+        _ => attr.to_string(),
     };
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|a| match a.split_once('=') {
-            Some(("pin-value", _)) => "pin-value=<redacted>".to_string(),
-            _ => a.to_string(),
-        })
-        .collect();
-    format!("{head}?{}", parts.join("&"))
+    let join = |part: &str, sep: char| {
+        part.split(sep)
+            .map(hide)
+            .collect::<Vec<_>>()
+            .join(&sep.to_string())
+    };
+    match rest.split_once('?') {
+        Some((path, query)) => format!("{scheme}{}?{}", join(path, ';'), join(query, '&')),
+        None => format!("{scheme}{}", join(rest, ';')),
+    }
 }
+
+const PREFIX: &str = "pkcs11:";
 
 fn pct_decode(value: &str, name: &str, raw: &str) -> Result<Vec<u8>, Error> {
     let b = value.as_bytes();
@@ -140,11 +155,16 @@ fn pct_decode(value: &str, name: &str, raw: &str) -> Result<Vec<u8>, Error> {
             match hex {
                 Some(v) => out.push(v),
                 None => {
-                    let bad: String = value[i..].chars().take(3).collect();
+                    // Never quote a piece of the PIN.
+                    let bad: String = if name == "pin-value" {
+                        String::new()
+                    } else {
+                        format!(" {:?}", value[i..].chars().take(3).collect::<String>())
+                    };
                     return Err(bad_uri(
                         raw,
                         format!(
-                            "attribute {name:?} has a bad percent-encoding {bad:?} (expected %XX)"
+                            "attribute {name:?} has a bad percent-encoding{bad} (expected %XX)"
                         ),
                     ));
                 }
@@ -183,7 +203,7 @@ impl Pkcs11Uri {
     /// Parses a `pkcs11:` URI, rejecting malformed ones with the bad part named.
     pub(crate) fn parse(raw: &str) -> Result<Pkcs11Uri, Error> {
         let rest = raw
-            .strip_prefix("pkcs11:")
+            .strip_prefix(PREFIX)
             .ok_or_else(|| bad_uri(raw, "it must start with \"pkcs11:\"".into()))?;
         if rest.contains('#') {
             return Err(bad_uri(
@@ -197,7 +217,16 @@ impl Pkcs11Uri {
         };
         let mut uri = Pkcs11Uri::default();
         let mut seen: Vec<String> = Vec::new();
-        for attr in path.split(';').filter(|a| !a.is_empty()) {
+        // Path attributes are separated by ';', query attributes by '&'; names are unique across both.
+        let path_attrs = path.split(';').map(|a| (a, false));
+        let query_attrs = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .map(|a| (a, true));
+        for (attr, in_query) in path_attrs.chain(query_attrs) {
+            if attr.is_empty() {
+                continue;
+            }
             let (name, value) = split_attr(attr, raw)?;
             if name.starts_with("x-") {
                 continue;
@@ -207,20 +236,10 @@ impl Pkcs11Uri {
             }
             seen.push(name.to_string());
             let bytes = pct_decode(value, name, raw)?;
-            uri.set_path_attr(name, bytes, raw)?;
-        }
-        if let Some(query) = query {
-            for attr in query.split('&').filter(|a| !a.is_empty()) {
-                let (name, value) = split_attr(attr, raw)?;
-                if name.starts_with("x-") {
-                    continue;
-                }
-                if seen.iter().any(|s| s == name) {
-                    return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
-                }
-                seen.push(name.to_string());
-                let bytes = pct_decode(value, name, raw)?;
+            if in_query {
                 uri.set_query_attr(name, bytes, raw)?;
+            } else {
+                uri.set_path_attr(name, bytes, raw)?;
             }
         }
         if uri.pin_value.is_some() && uri.pin_source.is_some() {
@@ -576,6 +595,32 @@ mod tests {
         let e = err("pkcs11:token=a?pin-value=hunter2&colour=red");
         assert!(e.contains("pin-value=<redacted>"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn errors_do_not_repeat_a_pin_value_put_in_the_path_or_badly_encoded() {
+        for raw in [
+            "pkcs11:token=a;pin-value=hunter2",
+            "pkcs11:token=a?pin-value=hunter2%zz",
+            "pkcs11:token=a?pin-value=hun%",
+            "PKCS11:token=a?pin-value=hunter2",
+        ] {
+            let e = err(raw);
+            assert!(
+                !e.contains("hunter2") && !e.contains("hun") && !e.contains("%zz"),
+                "{raw}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn redact_hides_the_whole_pin_value_and_leaves_other_sources_alone() {
+        assert_eq!(
+            redact("pkcs11:token=a?pin-value=12;34&module-path=/x.so"),
+            "pkcs11:token=a?pin-value=<redacted>&module-path=/x.so"
+        );
+        assert_eq!(redact("/etc/key.pem"), "/etc/key.pem");
+        assert_eq!(redact("pkcs11:token=a;object=b"), "pkcs11:token=a;object=b");
     }
 
     #[test]

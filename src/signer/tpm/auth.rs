@@ -38,10 +38,7 @@ fn explicit(
     if let Some(p) = file {
         return Ok(Some(secret::read_file(p, what)?));
     }
-    if let Some(v) = std::env::var_os(env) {
-        return Ok(Some(Secret::new(v.to_string_lossy().into_owned())));
-    }
-    Ok(None)
+    Ok(secret::from_env(env, what)?)
 }
 
 /// Whether the key is believed to need a password when none is given explicitly.

@@ -1,0 +1,115 @@
+//! `enroll keygen`: create a key pair on the device and print its public key (PEM).
+//!
+//! Dispatch only: a `pkcs11:` target goes to [`super::keygen_pkcs11`], a file or a persistent handle to
+//! the TPM (`keygen_tpm`). Nothing is ever overwritten: an existing token object with the same id or
+//! label, an existing file or an occupied persistent handle is an error.
+
+use super::target::Target;
+use super::{Error, KeyType, KeygenArgs};
+use crate::keys::{Curve, KeyKind};
+
+impl KeyType {
+    /// The kind of key this type creates.
+    pub fn kind(self) -> KeyKind {
+        match self {
+            KeyType::EcP256 => KeyKind::Ec(Curve::P256),
+            KeyType::EcP384 => KeyKind::Ec(Curve::P384),
+            KeyType::Rsa2048 => KeyKind::Rsa { bits: 2048 },
+            KeyType::Rsa3072 => KeyKind::Rsa { bits: 3072 },
+        }
+    }
+}
+
+/// The validated keygen target.
+fn target(args: &KeygenArgs) -> Result<Target, Error> {
+    let t = match (&args.private_key, &args.persist) {
+        (Some(t), None) => Target::parse(t),
+        (None, Some(h)) => Target::TpmHandle(format!("handle:{}", h.trim_start_matches("handle:"))),
+        _ => {
+            return Err(Error::Usage(
+                "give either --private-key TARGET or --persist HANDLE".into(),
+            ));
+        }
+    };
+    if let Target::Pkcs11(uri) = &t {
+        let tpm_only = [
+            ("--tpm-parent", args.tpm_parent.is_some()),
+            ("--tpm-pcrs", args.tpm_pcrs.is_some()),
+            ("--tpm-key-password", args.device.tpm_key_password.is_some()),
+            (
+                "--tpm-key-password-file",
+                args.device.tpm_key_password_file.is_some(),
+            ),
+        ];
+        if let Some((flag, _)) = tpm_only.iter().find(|(_, given)| *given) {
+            return Err(Error::Usage(format!(
+                "{flag} is for TPM keys, but {} is a PKCS#11 token",
+                crate::signer::pkcs11::redact_uri(uri)
+            )));
+        }
+    }
+    Ok(t)
+}
+
+/// `enroll keygen`.
+pub fn run(args: &KeygenArgs, out: &mut dyn std::io::Write) -> Result<(), Error> {
+    let public = match target(args)? {
+        Target::Pkcs11(uri) => super::keygen_pkcs11::generate(&uri, &args.device, args.key_type)?,
+        t => generate_tpm(&t, args)?,
+    };
+    out.write_all(super::csr::public_key_pem(&public).as_bytes())
+        .map_err(Error::Output)
+}
+
+#[cfg(feature = "tpm")]
+fn generate_tpm(t: &Target, args: &KeygenArgs) -> Result<crate::keys::PublicKey, Error> {
+    super::keygen_tpm::generate(t, args)
+}
+
+#[cfg(not(feature = "tpm"))]
+fn generate_tpm(t: &Target, _: &KeygenArgs) -> Result<crate::keys::PublicKey, Error> {
+    Err(Error::TpmUnsupported(format!("{t:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(private_key: Option<&str>, persist: Option<&str>) -> KeygenArgs {
+        KeygenArgs {
+            private_key: private_key.map(str::to_string),
+            persist: persist.map(str::to_string),
+            key_type: KeyType::default(),
+            tpm_parent: None,
+            tpm_pcrs: None,
+            device: Default::default(),
+        }
+    }
+
+    #[test]
+    fn persist_becomes_a_handle_target() {
+        assert_eq!(
+            target(&args(None, Some("0x81000010"))).unwrap(),
+            Target::TpmHandle("handle:0x81000010".into())
+        );
+    }
+
+    #[test]
+    fn tpm_flags_with_a_token_target_are_usage_errors() {
+        let mut a = args(Some("pkcs11:token=ra;object=k"), None);
+        a.tpm_pcrs = Some("sha256:0".into());
+        let e = target(&a).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("--tpm-pcrs"), "{e}");
+    }
+
+    #[test]
+    fn usage_errors_do_not_repeat_the_pin_value() {
+        let mut a = args(Some("pkcs11:token=ra;object=k?pin-value=hunter2"), None);
+        a.tpm_pcrs = Some("sha256:0".into());
+        let e = target(&a).unwrap_err().to_string();
+        assert!(
+            !e.contains("hunter2") && e.contains("pin-value=<redacted>"),
+            "{e}"
+        );
+    }
+}
