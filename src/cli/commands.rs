@@ -60,7 +60,7 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
     #[cfg(feature = "tpm")]
     if s.debug && signer::tpm::command_count() > 0 {
         debug_line(&format!(
-            "TPM commands sent by this process: {}",
+            "TPM commands sent by this process: {} (plus the key's FlushContext at exit)",
             signer::tpm::command_count()
         ));
     }
