@@ -961,25 +961,7 @@ fn softhsm_keygen_without_id_picks_one_and_names_it() {
 fn tpm_keygen_under_a_persistent_parent_with_a_password() {
     let Some(tpm) = swtpm() else { return };
     // A storage primary with its own password, made persistent with tpm2-tools.
-    tpm.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc",
-        "-p",
-        "parent-pw",
-        "-c",
-        "prim.ctx",
-    ]);
-    tpm.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "prim.ctx",
-        "0x81000005",
-    ]);
+    tpm.persistent_primary(&["-G", "ecc", "-p", "parent-pw"], "prim.ctx", "0x81000005");
     let pw = tpm.path("parent.pw");
     std::fs::write(&pw, "parent-pw\n").unwrap();
     let pw_s = pw.to_str().unwrap();

@@ -256,94 +256,11 @@ fn wrong_password_fails_once_naming_the_tpm_rc_with_empty_stdout() {
     assert_eq!(emu.requests(), 0);
 }
 
-/// A tpm2-tools key under a new persistent parent 0x81000102; returns its public key PEM.
-fn tools_key(
-    t: &Swtpm,
-    parent_pw: Option<&str>,
-    key_pw: Option<&str>,
-    attrs: Option<(&str, &str)>,
-) -> std::path::PathBuf {
-    let mut args = vec![
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        "parent.ctx",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-p", p]);
-    }
-    t.tool(&args);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "parent.ctx",
-        "0x81000102",
-    ]);
-    let mut args = vec![
-        "tpm2_create",
-        "-C",
-        "0x81000102",
-        "-G",
-        "ecc256",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-P", p]);
-    }
-    if let Some(p) = key_pw {
-        args.extend(["-p", p]);
-    }
-    if let Some((policy, a)) = attrs {
-        args.extend(["-L", policy, "-a", a]);
-    }
-    t.tool(&args);
-    let mut args = vec![
-        "tpm2_load",
-        "-C",
-        "0x81000102",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-c",
-        "key.ctx",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-P", p]);
-    }
-    t.tool(&args);
-    t.tool(&[
-        "tpm2_readpublic",
-        "-c",
-        "key.ctx",
-        "-f",
-        "pem",
-        "-o",
-        "key.pub.pem",
-    ]);
-    t.path("key.pub.pem")
-}
-
 #[test]
 fn persistent_handle_key() {
     let Some((t, emu)) = setup() else { return };
-    let pub_pem = tools_key(&t, None, None, None);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "key.ctx",
-        "0x81000103",
-    ]);
+    let pub_pem = t.tools_key(None, None, None);
+    t.evict("key.ctx", "0x81000103");
     let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
     let tcti = t.tcti();
     let r = credential_process(
@@ -359,23 +276,7 @@ fn persistent_handle_key() {
 #[test]
 fn key_under_persistent_parent() {
     let Some((t, emu)) = setup() else { return };
-    t.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        "parent.ctx",
-    ]);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "parent.ctx",
-        "0x81000105",
-    ]);
+    t.persistent_primary(&["-G", "ecc256:null:aes128cfb"], "parent.ctx", "0x81000105");
     let key = t.openssl_key("pp.tss2.pem", "EC", &["group:P-256", "parent:0x81000105"]);
     let cert = cert_for(&t, &emu, &t.path("pp.tss2.pem.pub.pem"), "cert.pem");
     let tcti = t.tcti();
@@ -386,7 +287,7 @@ fn key_under_persistent_parent() {
 #[test]
 fn key_under_password_protected_persistent_parent() {
     let Some((t, emu)) = setup() else { return };
-    let pub_pem = tools_key(&t, Some("parent-pw"), None, None);
+    let pub_pem = t.tools_key(Some("parent-pw"), None, None);
     t.tool(&[
         "tpm2_encodeobject",
         "-C",
@@ -489,15 +390,7 @@ fn pcr_policy_key_works_then_fails_after_the_pcr_is_extended() {
         "-L",
         "pcr.policy",
     ]);
-    let pub_pem = tools_key(
-        &t,
-        None,
-        None,
-        Some((
-            "pcr.policy",
-            "fixedtpm|fixedparent|sensitivedataorigin|sign",
-        )),
-    );
+    let pub_pem = t.tools_key(None, None, Some("pcr.policy"));
     // The policy's PCR digest: SHA-256 over PCR 16's current value, computed by openssl.
     t.tool(&["tpm2_pcrread", "sha256:16", "-o", "pcr16.bin"]);
     let d = t.tool(&["openssl", "dgst", "-sha256", "-binary", "pcr16.bin"]);
