@@ -180,6 +180,16 @@ impl Swtpm {
             .iter()
             .find_map(|o| o.strip_prefix("user-auth:"))
             .map(|p| format!("pass:{p}"));
+        let mut extra = vec!["-out", &pub_name];
+        if let Some(p) = &pass {
+            extra.extend(["-passin", p]);
+        }
+        self.tool(&Self::pubout_args(name, &extra));
+        self.path(name)
+    }
+
+    /// `openssl pkey` through tpm2-openssl printing the public half of `key`, then `extra`.
+    pub fn pubout_args<'a>(key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "openssl",
             "pkey",
@@ -188,16 +198,11 @@ impl Swtpm {
             "-provider",
             "default",
             "-in",
-            name,
+            key,
             "-pubout",
-            "-out",
-            &pub_name,
         ];
-        if let Some(p) = &pass {
-            args.extend(["-passin", p]);
-        }
-        self.tool(&args);
-        self.path(name)
+        args.extend(extra);
+        args
     }
 
     /// Creates an owner-hierarchy primary (`tpm2_createprimary -C o` with `args`, context in `ctx`)
