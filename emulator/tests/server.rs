@@ -26,6 +26,21 @@ impl Env {
             .expect("host")
             .to_string()
     }
+    /// A leaf `subject` with a new `key_type` key from an intermediate `ca_name` (in `inter/`) under
+    /// the root, carrying that intermediate's chain.
+    fn leaf_via_intermediate(&self, ca_name: &str, subject: &str, key_type: KeyType) -> Identity {
+        let inter_dir = self._tmp.path().join("inter");
+        let inter = self
+            .root
+            .intermediate(&inter_dir, ca_name)
+            .expect("intermediate");
+        let issued = inter
+            .issue(&IssueRequest::new(subject, KeySource::NewKey(key_type)))
+            .expect("issue");
+        let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain.pem");
+        identity(issued, Some(chain))
+    }
+
     fn call(&self, id: &Identity, f: impl FnOnce(&mut Call)) -> Response {
         let mut call = Call::new(&self.host(), "{\"durationSeconds\":900}");
         f(&mut call);
@@ -54,7 +69,12 @@ fn start_with(
         "{}{tail}",
         config_toml(tmp.path(), profile_extra, anchor_extra)
     );
-    let config = Config::from_toml_str(&toml, tmp.path()).expect("config");
+    serve(tmp, root, &toml, tls)
+}
+
+/// Serves the config `toml` (paths relative to `tmp`) on a free loopback port.
+fn serve(tmp: tempfile::TempDir, root: Ca, toml: &str, tls: Tls) -> Env {
+    let config = Config::from_toml_str(toml, tmp.path()).expect("config");
     let server = server::spawn(
         config,
         ServeOptions {
@@ -140,19 +160,7 @@ fn http_session_with_p256_key_is_issued_with_service_shaped_credentials() {
 fn https_session_with_rsa_key_through_intermediate_is_issued() {
     let env = start_with(Tls::SelfIssued { ca_out: None }, "", "", "", |_, _| {});
     assert!(env.server.url().starts_with("https://127.0.0.1:"));
-    let inter_dir = env._tmp.path().join("inter");
-    let inter = env
-        .root
-        .intermediate(&inter_dir, "Test Intermediate")
-        .expect("intermediate");
-    let issued = inter
-        .issue(&IssueRequest::new(
-            "CN=rsa-client",
-            KeySource::NewKey(KeyType::Rsa2048),
-        ))
-        .expect("issue");
-    let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain.pem");
-    let id = identity(issued, Some(chain));
+    let id = env.leaf_via_intermediate("Test Intermediate", "CN=rsa-client", KeyType::Rsa2048);
     let r = env.call(&id, |_| {});
     assert_eq!(r.status, 201, "body: {}", r.body);
 
@@ -363,20 +371,7 @@ fn duration_above_role_maximum_is_a_validation_error() {
     let root = Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root");
     let toml = config_toml(tmp.path(), "", "")
         .replace("duration_seconds = 3600", "duration_seconds = 43200");
-    let config = Config::from_toml_str(&toml, tmp.path()).expect("config");
-    let server = server::spawn(
-        config,
-        ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            tls: Tls::None,
-        },
-    )
-    .expect("spawn");
-    let env = Env {
-        _tmp: tmp,
-        root,
-        server,
-    };
+    let env = serve(tmp, root, &toml, Tls::None);
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.body = "{\"durationSeconds\":7201}".into());
     assert_refused(&r, 400, "ValidationException", "role's maximum");
@@ -628,19 +623,7 @@ fn algorithm_that_does_not_fit_the_key_is_refused() {
 #[test]
 fn each_required_header_must_be_signed() {
     let env = start();
-    let inter_dir = env._tmp.path().join("inter");
-    let inter = env
-        .root
-        .intermediate(&inter_dir, "I")
-        .expect("intermediate");
-    let issued = inter
-        .issue(&IssueRequest::new(
-            "CN=c",
-            KeySource::NewKey(KeyType::EcP256),
-        ))
-        .expect("issue");
-    let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain");
-    let id = identity(issued, Some(chain));
+    let id = env.leaf_via_intermediate("I", "CN=c", KeyType::EcP256);
     for name in [
         "content-type",
         "host",
@@ -908,21 +891,8 @@ fn leaves_from_p384_and_rsa_roots_are_accepted() {
     for root_type in [KeyType::EcP384, KeyType::Rsa2048] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = Ca::init(&tmp.path().join("root"), root_type, "Root").expect("root");
-        let config =
-            Config::from_toml_str(&config_toml(tmp.path(), "", ""), tmp.path()).expect("config");
-        let server = server::spawn(
-            config,
-            ServeOptions {
-                listen: "127.0.0.1:0".parse().expect("addr"),
-                tls: Tls::None,
-            },
-        )
-        .expect("spawn");
-        let env = Env {
-            _tmp: tmp,
-            root,
-            server,
-        };
+        let toml = config_toml(tmp.path(), "", "");
+        let env = serve(tmp, root, &toml, Tls::None);
         let id = leaf(&env.root, KeyType::EcP256, "c");
         let r = env.call(&id, |_| {});
         assert_eq!(r.status, 201, "{}: {}", root_type.name(), r.body);
