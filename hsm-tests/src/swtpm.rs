@@ -301,6 +301,40 @@ impl Swtpm {
         ]);
         self.path("key.pub.pem")
     }
+
+    /// [`Self::tools_key`] under a parent with password `parent_pw`, wrapped by
+    /// `tpm2_encodeobject` into the key file `enc.tss2.pem`. Returns its public key PEM.
+    pub fn encoded_tools_key(&self, parent_pw: &str) -> PathBuf {
+        let pub_pem = self.tools_key(Some(parent_pw), None, None);
+        self.tool(&[
+            "tpm2_encodeobject",
+            "-C",
+            "0x81000102",
+            "-P",
+            parent_pw,
+            "-u",
+            "key.pub",
+            "-r",
+            "key.priv",
+            "-o",
+            "enc.tss2.pem",
+        ]);
+        pub_pem
+    }
+
+    /// [`Self::tools_key`] bound by a PolicyPCR to sha256 PCR 16 (policy file `pcr.policy`).
+    /// Returns its public key PEM.
+    pub fn pcr16_policy_key(&self) -> PathBuf {
+        self.tool(&[
+            "tpm2_createpolicy",
+            "--policy-pcr",
+            "-l",
+            "sha256:16",
+            "-L",
+            "pcr.policy",
+        ]);
+        self.tools_key(None, None, Some("pcr.policy"))
+    }
 }
 
 /// Waits until `port` accepts a connection, or the child exits, or 10 s pass.

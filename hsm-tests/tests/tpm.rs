@@ -294,20 +294,7 @@ fn key_under_persistent_parent() {
 #[test]
 fn key_under_password_protected_persistent_parent() {
     let Some((t, emu)) = setup() else { return };
-    let pub_pem = t.tools_key(Some("parent-pw"), None, None);
-    t.tool(&[
-        "tpm2_encodeobject",
-        "-C",
-        "0x81000102",
-        "-P",
-        "parent-pw",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-o",
-        "enc.tss2.pem",
-    ]);
+    let pub_pem = t.encoded_tools_key("parent-pw");
     let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
     std::fs::write(t.path("ppw.txt"), "parent-pw\n").unwrap();
     let ppw = path_str(&t.path("ppw.txt"));
@@ -389,15 +376,7 @@ fn hex_of(b: &[u8]) -> String {
 #[test]
 fn pcr_policy_key_works_then_fails_after_the_pcr_is_extended() {
     let Some((t, emu)) = setup() else { return };
-    t.tool(&[
-        "tpm2_createpolicy",
-        "--policy-pcr",
-        "-l",
-        "sha256:16",
-        "-L",
-        "pcr.policy",
-    ]);
-    let pub_pem = t.tools_key(None, None, Some("pcr.policy"));
+    let pub_pem = t.pcr16_policy_key();
     // The policy's PCR digest: SHA-256 over PCR 16's current value, computed by openssl.
     t.tool(&["tpm2_pcrread", "sha256:16", "-o", "pcr16.bin"]);
     let d = t.tool(&["openssl", "dgst", "-sha256", "-binary", "pcr16.bin"]);

@@ -263,20 +263,7 @@ fn absent_persistent_handle_names_the_handle() {
 #[test]
 fn key_under_password_protected_persistent_parent_from_tpm2_encodeobject() {
     let Some(t) = tpm() else { return };
-    let pub_pem = t.tools_key(Some("parentpw"), None, None);
-    t.tool(&[
-        "tpm2_encodeobject",
-        "-C",
-        "0x81000102",
-        "-P",
-        "parentpw",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-o",
-        "enc.tss2.pem",
-    ]);
+    let pub_pem = t.encoded_tools_key("parentpw");
     let key = t.path("enc.tss2.pem");
     let mut opts = opts_for(&t);
     // tpm2_encodeobject 5.4 writes the emptyAuth flag inverted: say explicitly there is none.
@@ -300,15 +287,7 @@ fn key_under_password_protected_persistent_parent_from_tpm2_encodeobject() {
 #[test]
 fn pcr_policy_key_signs_until_the_pcr_is_extended() {
     let Some(t) = tpm() else { return };
-    t.tool(&[
-        "tpm2_createpolicy",
-        "--policy-pcr",
-        "-l",
-        "sha256:16",
-        "-L",
-        "pcr.policy",
-    ]);
-    let pub_pem = t.tools_key(None, None, Some("pcr.policy"));
+    let pub_pem = t.pcr16_policy_key();
     // The policy's PCR digest: SHA-256 over the selected PCR values (PCR 16 is all zeros at reset).
     use sha2::Digest as _;
     let pcr_digest = sha2::Sha256::digest([0u8; 32]).to_vec();
