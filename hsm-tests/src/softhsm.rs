@@ -270,6 +270,12 @@ impl SoftHsm {
                 &der.display().to_string(),
             ],
         );
+        self.write_cert_der(token, &der, id, label);
+    }
+
+    /// Writes the DER certificate in file `der` to the token as a certificate object with this id
+    /// and label.
+    pub fn write_cert_der(&self, token: &str, der: &Path, id: &str, label: &str) {
         self.pkcs11_tool(
             token,
             &[

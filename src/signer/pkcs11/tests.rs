@@ -134,19 +134,7 @@ impl Fx {
     fn write_cert(&self, token: &str, der: &[u8], id: &str, label: &str) {
         let p = self.dir.join(format!("cert-{token}-{id}-{label}.der"));
         std::fs::write(&p, der).unwrap();
-        self.pkcs11_tool(
-            token,
-            &[
-                "--write-object",
-                p.to_str().unwrap(),
-                "--type",
-                "cert",
-                "--id",
-                id,
-                "--label",
-                label,
-            ],
-        );
+        self.write_cert_der(token, &p, id, label);
     }
 
     fn save(&self, name: &str, contents: &[u8]) -> PathBuf {
