@@ -106,6 +106,11 @@ fn assert_refused(r: &Response, status: u16, error_type: &str, needle: &str) {
     assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
 }
 
+/// [`assert_refused`] with 403 AccessDeniedException.
+fn assert_denied(r: &Response, needle: &str) {
+    assert_refused(r, 403, "AccessDeniedException", needle);
+}
+
 #[test]
 fn http_session_with_p256_key_is_issued_with_service_shaped_credentials() {
     let env = start();
@@ -169,12 +174,7 @@ fn https_session_with_rsa_key_through_intermediate_is_issued() {
         ..id
     };
     let r = env.call(&no_chain, |_| {});
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "Untrusted signing certificate",
-    );
+    assert_denied(&r, "Untrusted signing certificate");
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn tampered_signature_is_refused_as_invalid_signature() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.corrupt_signature = true);
-    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+    assert_denied(&r, "Invalid signature");
     let d = env.server.decisions();
     assert_eq!(d[0].error_type.as_deref(), Some("AccessDeniedException"));
 }
@@ -202,7 +202,7 @@ fn wrong_serial_in_credential_is_refused() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.serial = Some("12345".into()));
-    assert_refused(&r, 403, "AccessDeniedException", "serial");
+    assert_denied(&r, "serial");
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn stale_date_is_refused() {
         .format(&fmt)
         .expect("fmt");
     let r = env.call(&id, |c| c.amz_date = old);
-    assert_refused(&r, 403, "AccessDeniedException", "x-amz-date");
+    assert_denied(&r, "x-amz-date");
 }
 
 #[test]
@@ -222,7 +222,7 @@ fn wrong_region_in_scope_is_refused() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.region = "eu-west-1".into());
-    assert_refused(&r, 403, "AccessDeniedException", "region");
+    assert_denied(&r, "region");
 }
 
 #[test]
@@ -233,12 +233,7 @@ fn certificate_from_another_ca_is_untrusted() {
         Ca::init(&tmp.path().join("other"), KeyType::EcP256, "Test Root").expect("other CA");
     let id = leaf(&other, KeyType::EcP256, "c");
     let r = env.call(&id, |_| {});
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "Untrusted signing certificate",
-    );
+    assert_denied(&r, "Untrusted signing certificate");
 }
 
 #[test]
@@ -262,7 +257,7 @@ fn expired_and_not_yet_valid_certificates_are_refused() {
         req.not_after = na;
         let id = identity(env.root.issue(&req).expect("issue"), None);
         let r = env.call(&id, |_| {});
-        assert_refused(&r, 403, "AccessDeniedException", needle);
+        assert_denied(&r, needle);
     }
 }
 
@@ -272,16 +267,11 @@ fn leaf_without_digital_signature_or_with_ca_true_is_refused() {
     let mut req = IssueRequest::new("CN=nods", KeySource::NewKey(KeyType::EcP256));
     req.digital_signature = false;
     let id = identity(env.root.issue(&req).expect("issue"), None);
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "digitalSignature",
-    );
+    assert_denied(&env.call(&id, |_| {}), "digitalSignature");
     let mut req = IssueRequest::new("CN=ca-leaf", KeySource::NewKey(KeyType::EcP256));
     req.is_ca = true;
     let id = identity(env.root.issue(&req).expect("issue"), None);
-    assert_refused(&env.call(&id, |_| {}), 403, "AccessDeniedException", "CA");
+    assert_denied(&env.call(&id, |_| {}), "CA");
 }
 
 #[test]
@@ -296,7 +286,7 @@ fn revoked_certificate_is_refused_and_others_still_pass() {
         good_id = Some(leaf(&root, KeyType::EcP256, "good"));
     });
     let r = env.call(&revoked_id.expect("revoked"), |_| {});
-    assert_refused(&r, 403, "AccessDeniedException", "revoked");
+    assert_denied(&r, "revoked");
     let r = env.call(&good_id.expect("good"), |_| {});
     assert_eq!(r.status, 201, "{}", r.body);
 }
@@ -308,12 +298,7 @@ fn role_session_name_needs_accept_role_session_name() {
     let r = env.call(&id, |c| {
         c.body = "{\"durationSeconds\":900,\"roleSessionName\":\"my-session\"}".into()
     });
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "Not authorized to set roleSessionName",
-    );
+    assert_denied(&r, "Not authorized to set roleSessionName");
 
     let env = start_with(
         Tls::None,
@@ -390,7 +375,7 @@ fn unknown_anchor_or_profile_is_not_found_and_unlisted_role_is_denied() {
     let r = env.call(&id, |c| {
         c.query[1].1 = "arn:aws:iam::123456789012:role/Other".into()
     });
-    assert_refused(&r, 403, "AccessDeniedException", "does not list role");
+    assert_denied(&r, "does not list role");
     let r = env.call(&id, |c| c.query.truncate(2));
     assert_refused(&r, 400, "ValidationException", "trustAnchorArn");
 }
@@ -410,20 +395,10 @@ fn arns_in_the_json_body_are_accepted() {
 fn disabled_anchor_and_profile_are_denied() {
     let env = start_with(Tls::None, "", "enabled = false", "", |_, _| {});
     let id = leaf(&env.root, KeyType::EcP256, "c");
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "disabled",
-    );
+    assert_denied(&env.call(&id, |_| {}), "disabled");
     let env = start_with(Tls::None, "enabled = false", "", "", |_, _| {});
     let id = leaf(&env.root, KeyType::EcP256, "c");
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "disabled",
-    );
+    assert_denied(&env.call(&id, |_| {}), "disabled");
 }
 
 #[test]
@@ -610,14 +585,9 @@ fn algorithm_that_does_not_fit_the_key_is_refused() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.algorithm = Some("AWS4-X509-RSA-SHA256".into()));
-    assert_refused(&r, 403, "AccessDeniedException", "does not fit");
+    assert_denied(&r, "does not fit");
     let r = env.call(&id, |c| c.algorithm = Some("AWS4-HMAC-SHA256".into()));
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "unsupported signing algorithm",
-    );
+    assert_denied(&r, "unsupported signing algorithm");
 }
 
 #[test]
@@ -632,12 +602,7 @@ fn each_required_header_must_be_signed() {
         "x-amz-x509-chain",
     ] {
         let r = env.call(&id, |c| c.unsigned = vec![name.to_string()]);
-        assert_refused(
-            &r,
-            403,
-            "AccessDeniedException",
-            &format!("do not include {name}"),
-        );
+        assert_denied(&r, &format!("do not include {name}"));
     }
     assert_eq!(env.call(&id, |_| {}).status, 201);
 }
@@ -756,12 +721,7 @@ fn sha1_signed_leaf_is_refused() {
         }
     };
     let id = sign_with("-sha1", "4242");
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "sha-256 or stronger",
-    );
+    assert_denied(&env.call(&id, |_| {}), "sha-256 or stronger");
     // The same openssl path with SHA-256 is accepted: the refusal above is about the hash alone.
     let id = sign_with("-sha256", "4243");
     assert_eq!(env.call(&id, |_| {}).status, 201);
@@ -881,7 +841,7 @@ fn headers_signed_out_of_order_are_an_invalid_signature() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.reverse_signed_headers = true);
-    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+    assert_denied(&r, "Invalid signature");
 }
 
 #[test]
