@@ -525,20 +525,15 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
     let key_s = key.to_str().unwrap();
     let pw_s = pw.to_str().unwrap();
     let tcti = tpm.tcti();
-    let r = run_agent(
-        &[
-            "enroll",
-            "keygen",
-            "--tpm-tcti",
-            &tcti,
-            "--private-key",
-            key_s,
-            "--tpm-key-password-file",
-            pw_s,
-            "--tpm-pcrs",
-            "sha256:0,7",
-        ],
-        &[],
+    // `enroll <sub> --tpm-tcti <tcti> --private-key <key>` then `extra`.
+    let enroll = |sub: &str, extra: &[&str]| {
+        let mut args = vec!["enroll", sub, "--tpm-tcti", &tcti, "--private-key", key_s];
+        args.extend(extra);
+        run_agent(&args, &[])
+    };
+    let r = enroll(
+        "keygen",
+        &["--tpm-key-password-file", pw_s, "--tpm-pcrs", "sha256:0,7"],
     );
     ok(&r, "keygen");
     let pubkey = r.stdout.clone();
@@ -550,14 +545,9 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
             .starts_with("-----BEGIN TSS2 PRIVATE KEY-----")
     );
     let csr = tpm.path("host.csr");
-    let r = run_agent(
+    let r = enroll(
+        "csr",
         &[
-            "enroll",
-            "csr",
-            "--tpm-tcti",
-            &tcti,
-            "--private-key",
-            key_s,
             "--tpm-key-password-file",
             pw_s,
             "--subject",
@@ -567,7 +557,6 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
             "--out",
             csr.to_str().unwrap(),
         ],
-        &[],
     );
     ok(&r, "csr");
     let text = openssl_req_verify(&csr);
@@ -576,18 +565,9 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
 
     let cert = tpm.path("issued.pem");
     emu.issue_csr(&csr, "CN=tpm-host", &cert);
-    let mut args = vec![
-        "enroll",
-        "install-cert",
-        "--tpm-tcti",
-        &tcti,
-        "--private-key",
-        key_s,
-        "--tpm-key-password-file",
-        pw_s,
-    ];
+    let mut args = vec!["--tpm-key-password-file", pw_s];
     args.extend(emu.install_args(&cert));
-    let r = run_agent(&args, &[]);
+    let r = enroll("install-cert", &args);
     ok(&r, "install-cert");
     let installed = tpm.path("host.tss2.cert.pem");
     let meta = std::fs::metadata(&installed).unwrap();
@@ -606,17 +586,7 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
 
     // keygen never overwrites the key file.
     let before = std::fs::read(&key).unwrap();
-    let r = run_agent(
-        &[
-            "enroll",
-            "keygen",
-            "--tpm-tcti",
-            &tcti,
-            "--private-key",
-            key_s,
-        ],
-        &[],
-    );
+    let r = enroll("keygen", &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert_eq!(std::fs::read(&key).unwrap(), before);
