@@ -380,11 +380,8 @@ fn proxy_from_environment_is_used_and_no_proxy_bypasses_it() {
         .credentials();
 }
 
-#[test]
-fn debug_shows_signing_steps_but_never_secrets() {
-    let env = Env::new();
-    env.leaf("leaf");
-    let password = "pkcs8-pass-Zq7";
+/// Writes `enc.key`: `leaf.key` as encrypted PKCS#8 (AES-256-CBC) under `password`.
+fn encrypt_leaf_key(env: &Env, password: &str) {
     openssl(&[
         "pkcs8",
         "-topk8",
@@ -397,6 +394,14 @@ fn debug_shows_signing_steps_but_never_secrets() {
         "-passout",
         &format!("pass:{password}"),
     ]);
+}
+
+#[test]
+fn debug_shows_signing_steps_but_never_secrets() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let password = "pkcs8-pass-Zq7";
+    encrypt_leaf_key(&env, password);
     std::fs::copy(env.path("leaf.pem"), env.path("enc.pem")).unwrap();
     let emu = env.emulator();
     let run = env.credential_process(
@@ -778,18 +783,7 @@ fn sign_string_and_read_certificate_data_debug_describe_key_and_certificate() {
     let env = Env::new();
     env.leaf("leaf");
     let password = "pkcs8-pass-Zq7";
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-v2",
-        "aes-256-cbc",
-        "-in",
-        &env.p("leaf.key"),
-        "-out",
-        &env.p("enc.key"),
-        "-passout",
-        &format!("pass:{password}"),
-    ]);
+    encrypt_leaf_key(&env, password);
     let (key, cert) = (env.p("enc.key"), env.p("leaf.pem"));
     let base = [
         "sign-string",

@@ -37,6 +37,32 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
 
+/// `ca issue --dir <dir> --new-key <kind> --key-out <key> --subject <subject> <extra> --out <out>`.
+fn issue_new_key<'a>(
+    dir: &'a Path,
+    kind: &'a str,
+    key: &'a Path,
+    subject: &'a str,
+    extra: &[&'a str],
+    out: &'a Path,
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "ca",
+        "issue",
+        "--dir",
+        p(dir),
+        "--new-key",
+        kind,
+        "--key-out",
+        p(key),
+        "--subject",
+        subject,
+    ];
+    args.extend(extra);
+    args.extend(["--out", p(out)]);
+    args
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
         .expect("metadata")
@@ -119,22 +145,14 @@ fn ca_issue_new_keys_of_every_type_through_an_intermediate() {
     for kind in ["ec-p256", "ec-p384", "ec-p521", "rsa-2048", "rsa-3072"] {
         let cert = tmp.path().join(format!("{kind}.pem"));
         let key = tmp.path().join(format!("{kind}.key"));
-        ok(&[
-            "ca",
-            "issue",
-            "--dir",
-            p(&inter),
-            "--new-key",
+        ok(&issue_new_key(
+            &inter,
             kind,
-            "--key-out",
-            p(&key),
-            "--subject",
+            &key,
             "CN=leaf,O=Example",
-            "--san",
-            "dns:leaf.example",
-            "--out",
-            p(&cert),
-        ]);
+            &["--san", "dns:leaf.example"],
+            &cert,
+        ));
         assert_openssl_verifies(&root.join("ca.pem"), Some(&inter.join("chain.pem")), &cert);
         assert_eq!(mode(&key), 0o600, "{kind}");
         let from_key = openssl(&["pkey", "-in", p(&key), "-pubout"]).stdout;
@@ -163,20 +181,7 @@ fn issued_serials_are_positive_sixteen_bytes() {
     for i in 0..4 {
         let cert = tmp.path().join(format!("{i}.pem"));
         let key = tmp.path().join(format!("{i}.key"));
-        ok(&[
-            "ca",
-            "issue",
-            "--dir",
-            p(&root),
-            "--new-key",
-            "ec-p256",
-            "--key-out",
-            p(&key),
-            "--subject",
-            "CN=s",
-            "--out",
-            p(&cert),
-        ]);
+        ok(&issue_new_key(&root, "ec-p256", &key, "CN=s", &[], &cert));
         let out = String::from_utf8_lossy(
             &openssl(&["x509", "-in", p(&cert), "-noout", "-serial"]).stdout,
         )
@@ -307,25 +312,20 @@ fn ca_issue_honours_validity_and_key_usage_flags() {
     ok(&["ca", "init", "--dir", p(&root)]);
     let cert = tmp.path().join("c.pem");
     let key = tmp.path().join("c.key");
-    ok(&[
-        "ca",
-        "issue",
-        "--dir",
-        p(&root),
-        "--new-key",
+    ok(&issue_new_key(
+        &root,
         "ec-p256",
-        "--key-out",
-        p(&key),
-        "--subject",
+        &key,
         "CN=dated",
-        "--not-before",
-        "2020-01-01T00:00:00Z",
-        "--not-after",
-        "2021-01-01T00:00:00Z",
-        "--no-digital-signature",
-        "--out",
-        p(&cert),
-    ]);
+        &[
+            "--not-before",
+            "2020-01-01T00:00:00Z",
+            "--not-after",
+            "2021-01-01T00:00:00Z",
+            "--no-digital-signature",
+        ],
+        &cert,
+    ));
     let dates =
         String::from_utf8_lossy(&openssl(&["x509", "-in", p(&cert), "-noout", "-dates"]).stdout)
             .to_string();
@@ -335,24 +335,19 @@ fn ca_issue_honours_validity_and_key_usage_flags() {
         "{dates}"
     );
     assert!(!text(&cert).contains("Digital Signature"));
-    let out = emulator(&[
-        "ca",
-        "issue",
-        "--dir",
-        p(&root),
-        "--new-key",
+    let out = emulator(&issue_new_key(
+        &root,
         "ec-p256",
-        "--key-out",
-        p(&key),
-        "--subject",
+        &key,
         "CN=x",
-        "--not-before",
-        "yesterday",
-        "--not-after",
-        "2021-01-01T00:00:00Z",
-        "--out",
-        p(&cert),
-    ]);
+        &[
+            "--not-before",
+            "yesterday",
+            "--not-after",
+            "2021-01-01T00:00:00Z",
+        ],
+        &cert,
+    ));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--not-before"));
 }
@@ -365,20 +360,14 @@ fn ca_revoke_writes_a_cumulative_crl_openssl_verifies() {
     let mut certs = Vec::new();
     for i in 0..3 {
         let cert = tmp.path().join(format!("{i}.pem"));
-        ok(&[
-            "ca",
-            "issue",
-            "--dir",
-            p(&root),
-            "--new-key",
+        ok(&issue_new_key(
+            &root,
             "ec-p256",
-            "--key-out",
-            p(&tmp.path().join(format!("{i}.key"))),
-            "--subject",
+            &tmp.path().join(format!("{i}.key")),
             "CN=r",
-            "--out",
-            p(&cert),
-        ]);
+            &[],
+            &cert,
+        ));
         certs.push(cert);
     }
     ok(&[
@@ -548,20 +537,14 @@ fn ca_issue_new_rsa_4096_key() {
     ok(&["ca", "init", "--dir", p(&root), "--key-type", "rsa-2048"]);
     let cert = tmp.path().join("c.pem");
     let key = tmp.path().join("c.key");
-    ok(&[
-        "ca",
-        "issue",
-        "--dir",
-        p(&root),
-        "--new-key",
+    ok(&issue_new_key(
+        &root,
         "rsa-4096",
-        "--key-out",
-        p(&key),
-        "--subject",
+        &key,
         "CN=big",
-        "--out",
-        p(&cert),
-    ]);
+        &[],
+        &cert,
+    ));
     assert_openssl_verifies(&root.join("ca.pem"), None, &cert);
     assert!(text(&cert).contains("Public-Key: (4096 bit)"));
     let check = openssl(&["pkey", "-in", p(&key), "-check", "-noout"]);

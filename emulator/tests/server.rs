@@ -26,6 +26,21 @@ impl Env {
             .expect("host")
             .to_string()
     }
+    /// A leaf `subject` with a new `key_type` key from an intermediate `ca_name` (in `inter/`) under
+    /// the root, carrying that intermediate's chain.
+    fn leaf_via_intermediate(&self, ca_name: &str, subject: &str, key_type: KeyType) -> Identity {
+        let inter_dir = self._tmp.path().join("inter");
+        let inter = self
+            .root
+            .intermediate(&inter_dir, ca_name)
+            .expect("intermediate");
+        let issued = inter
+            .issue(&IssueRequest::new(subject, KeySource::NewKey(key_type)))
+            .expect("issue");
+        let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain.pem");
+        identity(issued, Some(chain))
+    }
+
     fn call(&self, id: &Identity, f: impl FnOnce(&mut Call)) -> Response {
         let mut call = Call::new(&self.host(), "{\"durationSeconds\":900}");
         f(&mut call);
@@ -54,7 +69,12 @@ fn start_with(
         "{}{tail}",
         config_toml(tmp.path(), profile_extra, anchor_extra)
     );
-    let config = Config::from_toml_str(&toml, tmp.path()).expect("config");
+    serve(tmp, root, &toml, tls)
+}
+
+/// Serves the config `toml` (paths relative to `tmp`) on a free loopback port.
+fn serve(tmp: tempfile::TempDir, root: Ca, toml: &str, tls: Tls) -> Env {
+    let config = Config::from_toml_str(toml, tmp.path()).expect("config");
     let server = server::spawn(
         config,
         ServeOptions {
@@ -84,6 +104,11 @@ fn assert_refused(r: &Response, status: u16, error_type: &str, needle: &str) {
     );
     let msg = r.json()["message"].as_str().expect("message").to_string();
     assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
+}
+
+/// [`assert_refused`] with 403 AccessDeniedException.
+fn assert_denied(r: &Response, needle: &str) {
+    assert_refused(r, 403, "AccessDeniedException", needle);
 }
 
 #[test]
@@ -140,19 +165,7 @@ fn http_session_with_p256_key_is_issued_with_service_shaped_credentials() {
 fn https_session_with_rsa_key_through_intermediate_is_issued() {
     let env = start_with(Tls::SelfIssued { ca_out: None }, "", "", "", |_, _| {});
     assert!(env.server.url().starts_with("https://127.0.0.1:"));
-    let inter_dir = env._tmp.path().join("inter");
-    let inter = env
-        .root
-        .intermediate(&inter_dir, "Test Intermediate")
-        .expect("intermediate");
-    let issued = inter
-        .issue(&IssueRequest::new(
-            "CN=rsa-client",
-            KeySource::NewKey(KeyType::Rsa2048),
-        ))
-        .expect("issue");
-    let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain.pem");
-    let id = identity(issued, Some(chain));
+    let id = env.leaf_via_intermediate("Test Intermediate", "CN=rsa-client", KeyType::Rsa2048);
     let r = env.call(&id, |_| {});
     assert_eq!(r.status, 201, "body: {}", r.body);
 
@@ -161,12 +174,7 @@ fn https_session_with_rsa_key_through_intermediate_is_issued() {
         ..id
     };
     let r = env.call(&no_chain, |_| {});
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "Untrusted signing certificate",
-    );
+    assert_denied(&r, "Untrusted signing certificate");
 }
 
 #[test]
@@ -184,7 +192,7 @@ fn tampered_signature_is_refused_as_invalid_signature() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.corrupt_signature = true);
-    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+    assert_denied(&r, "Invalid signature");
     let d = env.server.decisions();
     assert_eq!(d[0].error_type.as_deref(), Some("AccessDeniedException"));
 }
@@ -194,7 +202,7 @@ fn wrong_serial_in_credential_is_refused() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.serial = Some("12345".into()));
-    assert_refused(&r, 403, "AccessDeniedException", "serial");
+    assert_denied(&r, "serial");
 }
 
 #[test]
@@ -206,7 +214,7 @@ fn stale_date_is_refused() {
         .format(&fmt)
         .expect("fmt");
     let r = env.call(&id, |c| c.amz_date = old);
-    assert_refused(&r, 403, "AccessDeniedException", "x-amz-date");
+    assert_denied(&r, "x-amz-date");
 }
 
 #[test]
@@ -214,7 +222,7 @@ fn wrong_region_in_scope_is_refused() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.region = "eu-west-1".into());
-    assert_refused(&r, 403, "AccessDeniedException", "region");
+    assert_denied(&r, "region");
 }
 
 #[test]
@@ -225,12 +233,7 @@ fn certificate_from_another_ca_is_untrusted() {
         Ca::init(&tmp.path().join("other"), KeyType::EcP256, "Test Root").expect("other CA");
     let id = leaf(&other, KeyType::EcP256, "c");
     let r = env.call(&id, |_| {});
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "Untrusted signing certificate",
-    );
+    assert_denied(&r, "Untrusted signing certificate");
 }
 
 #[test]
@@ -254,7 +257,7 @@ fn expired_and_not_yet_valid_certificates_are_refused() {
         req.not_after = na;
         let id = identity(env.root.issue(&req).expect("issue"), None);
         let r = env.call(&id, |_| {});
-        assert_refused(&r, 403, "AccessDeniedException", needle);
+        assert_denied(&r, needle);
     }
 }
 
@@ -264,16 +267,11 @@ fn leaf_without_digital_signature_or_with_ca_true_is_refused() {
     let mut req = IssueRequest::new("CN=nods", KeySource::NewKey(KeyType::EcP256));
     req.digital_signature = false;
     let id = identity(env.root.issue(&req).expect("issue"), None);
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "digitalSignature",
-    );
+    assert_denied(&env.call(&id, |_| {}), "digitalSignature");
     let mut req = IssueRequest::new("CN=ca-leaf", KeySource::NewKey(KeyType::EcP256));
     req.is_ca = true;
     let id = identity(env.root.issue(&req).expect("issue"), None);
-    assert_refused(&env.call(&id, |_| {}), 403, "AccessDeniedException", "CA");
+    assert_denied(&env.call(&id, |_| {}), "CA");
 }
 
 #[test]
@@ -288,7 +286,7 @@ fn revoked_certificate_is_refused_and_others_still_pass() {
         good_id = Some(leaf(&root, KeyType::EcP256, "good"));
     });
     let r = env.call(&revoked_id.expect("revoked"), |_| {});
-    assert_refused(&r, 403, "AccessDeniedException", "revoked");
+    assert_denied(&r, "revoked");
     let r = env.call(&good_id.expect("good"), |_| {});
     assert_eq!(r.status, 201, "{}", r.body);
 }
@@ -300,12 +298,7 @@ fn role_session_name_needs_accept_role_session_name() {
     let r = env.call(&id, |c| {
         c.body = "{\"durationSeconds\":900,\"roleSessionName\":\"my-session\"}".into()
     });
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "Not authorized to set roleSessionName",
-    );
+    assert_denied(&r, "Not authorized to set roleSessionName");
 
     let env = start_with(
         Tls::None,
@@ -363,20 +356,7 @@ fn duration_above_role_maximum_is_a_validation_error() {
     let root = Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root");
     let toml = config_toml(tmp.path(), "", "")
         .replace("duration_seconds = 3600", "duration_seconds = 43200");
-    let config = Config::from_toml_str(&toml, tmp.path()).expect("config");
-    let server = server::spawn(
-        config,
-        ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            tls: Tls::None,
-        },
-    )
-    .expect("spawn");
-    let env = Env {
-        _tmp: tmp,
-        root,
-        server,
-    };
+    let env = serve(tmp, root, &toml, Tls::None);
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.body = "{\"durationSeconds\":7201}".into());
     assert_refused(&r, 400, "ValidationException", "role's maximum");
@@ -395,7 +375,7 @@ fn unknown_anchor_or_profile_is_not_found_and_unlisted_role_is_denied() {
     let r = env.call(&id, |c| {
         c.query[1].1 = "arn:aws:iam::123456789012:role/Other".into()
     });
-    assert_refused(&r, 403, "AccessDeniedException", "does not list role");
+    assert_denied(&r, "does not list role");
     let r = env.call(&id, |c| c.query.truncate(2));
     assert_refused(&r, 400, "ValidationException", "trustAnchorArn");
 }
@@ -415,20 +395,10 @@ fn arns_in_the_json_body_are_accepted() {
 fn disabled_anchor_and_profile_are_denied() {
     let env = start_with(Tls::None, "", "enabled = false", "", |_, _| {});
     let id = leaf(&env.root, KeyType::EcP256, "c");
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "disabled",
-    );
+    assert_denied(&env.call(&id, |_| {}), "disabled");
     let env = start_with(Tls::None, "enabled = false", "", "", |_, _| {});
     let id = leaf(&env.root, KeyType::EcP256, "c");
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "disabled",
-    );
+    assert_denied(&env.call(&id, |_| {}), "disabled");
 }
 
 #[test]
@@ -615,32 +585,15 @@ fn algorithm_that_does_not_fit_the_key_is_refused() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.algorithm = Some("AWS4-X509-RSA-SHA256".into()));
-    assert_refused(&r, 403, "AccessDeniedException", "does not fit");
+    assert_denied(&r, "does not fit");
     let r = env.call(&id, |c| c.algorithm = Some("AWS4-HMAC-SHA256".into()));
-    assert_refused(
-        &r,
-        403,
-        "AccessDeniedException",
-        "unsupported signing algorithm",
-    );
+    assert_denied(&r, "unsupported signing algorithm");
 }
 
 #[test]
 fn each_required_header_must_be_signed() {
     let env = start();
-    let inter_dir = env._tmp.path().join("inter");
-    let inter = env
-        .root
-        .intermediate(&inter_dir, "I")
-        .expect("intermediate");
-    let issued = inter
-        .issue(&IssueRequest::new(
-            "CN=c",
-            KeySource::NewKey(KeyType::EcP256),
-        ))
-        .expect("issue");
-    let chain = std::fs::read_to_string(inter_dir.join("chain.pem")).expect("chain");
-    let id = identity(issued, Some(chain));
+    let id = env.leaf_via_intermediate("I", "CN=c", KeyType::EcP256);
     for name in [
         "content-type",
         "host",
@@ -649,12 +602,7 @@ fn each_required_header_must_be_signed() {
         "x-amz-x509-chain",
     ] {
         let r = env.call(&id, |c| c.unsigned = vec![name.to_string()]);
-        assert_refused(
-            &r,
-            403,
-            "AccessDeniedException",
-            &format!("do not include {name}"),
-        );
+        assert_denied(&r, &format!("do not include {name}"));
     }
     assert_eq!(env.call(&id, |_| {}).status, 201);
 }
@@ -773,12 +721,7 @@ fn sha1_signed_leaf_is_refused() {
         }
     };
     let id = sign_with("-sha1", "4242");
-    assert_refused(
-        &env.call(&id, |_| {}),
-        403,
-        "AccessDeniedException",
-        "sha-256 or stronger",
-    );
+    assert_denied(&env.call(&id, |_| {}), "sha-256 or stronger");
     // The same openssl path with SHA-256 is accepted: the refusal above is about the hash alone.
     let id = sign_with("-sha256", "4243");
     assert_eq!(env.call(&id, |_| {}).status, 201);
@@ -898,7 +841,7 @@ fn headers_signed_out_of_order_are_an_invalid_signature() {
     let env = start();
     let id = leaf(&env.root, KeyType::EcP256, "c");
     let r = env.call(&id, |c| c.reverse_signed_headers = true);
-    assert_refused(&r, 403, "AccessDeniedException", "Invalid signature");
+    assert_denied(&r, "Invalid signature");
 }
 
 #[test]
@@ -908,21 +851,8 @@ fn leaves_from_p384_and_rsa_roots_are_accepted() {
     for root_type in [KeyType::EcP384, KeyType::Rsa2048] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = Ca::init(&tmp.path().join("root"), root_type, "Root").expect("root");
-        let config =
-            Config::from_toml_str(&config_toml(tmp.path(), "", ""), tmp.path()).expect("config");
-        let server = server::spawn(
-            config,
-            ServeOptions {
-                listen: "127.0.0.1:0".parse().expect("addr"),
-                tls: Tls::None,
-            },
-        )
-        .expect("spawn");
-        let env = Env {
-            _tmp: tmp,
-            root,
-            server,
-        };
+        let toml = config_toml(tmp.path(), "", "");
+        let env = serve(tmp, root, &toml, Tls::None);
         let id = leaf(&env.root, KeyType::EcP256, "c");
         let r = env.call(&id, |_| {});
         assert_eq!(r.status, 201, "{}: {}", root_type.name(), r.body);

@@ -56,7 +56,8 @@ pub fn count_calls(log: &Path, function: &str) -> usize {
 
 /// A private SoftHSM2 configuration and token directory, deleted on drop.
 pub struct SoftHsm {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl SoftHsm {
@@ -88,17 +89,26 @@ impl SoftHsm {
             ),
         )
         .expect("cannot write softhsm2.conf");
-        Some(SoftHsm { dir })
+        Some(SoftHsm {
+            dir: dir.path().to_path_buf(),
+            _tmp: Some(dir),
+        })
+    }
+
+    /// The SoftHSM set up in `dir` by someone else (e.g. the parent of a child-process test), with
+    /// its own `softhsm2.conf`; left in place on drop.
+    pub fn at(dir: PathBuf) -> SoftHsm {
+        SoftHsm { dir, _tmp: None }
     }
 
     /// The temp dir (a place for certificates, PIN files, logs).
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// The `SOFTHSM2_CONF` to give every process that should see these tokens.
     pub fn conf(&self) -> PathBuf {
-        self.dir.path().join("softhsm2.conf")
+        self.dir.join("softhsm2.conf")
     }
 
     /// `SOFTHSM2_CONF=…` for [`crate::run_agent`].
@@ -260,6 +270,12 @@ impl SoftHsm {
                 &der.display().to_string(),
             ],
         );
+        self.write_cert_der(token, &der, id, label);
+    }
+
+    /// Writes the DER certificate in file `der` to the token as a certificate object with this id
+    /// and label.
+    pub fn write_cert_der(&self, token: &str, der: &Path, id: &str, label: &str) {
         self.pkcs11_tool(
             token,
             &[

@@ -180,6 +180,16 @@ impl Swtpm {
             .iter()
             .find_map(|o| o.strip_prefix("user-auth:"))
             .map(|p| format!("pass:{p}"));
+        let mut extra = vec!["-out", &pub_name];
+        if let Some(p) = &pass {
+            extra.extend(["-passin", p]);
+        }
+        self.tool(&Self::pubout_args(name, &extra));
+        self.path(name)
+    }
+
+    /// `openssl pkey` through tpm2-openssl printing the public half of `key`, then `extra`.
+    pub fn pubout_args<'a>(key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "openssl",
             "pkey",
@@ -188,16 +198,142 @@ impl Swtpm {
             "-provider",
             "default",
             "-in",
-            name,
+            key,
             "-pubout",
-            "-out",
-            &pub_name,
         ];
-        if let Some(p) = &pass {
-            args.extend(["-passin", p]);
+        args.extend(extra);
+        args
+    }
+
+    /// Creates an owner-hierarchy primary (`tpm2_createprimary -C o` with `args`, context in `ctx`)
+    /// and makes it persistent at `handle`.
+    pub fn persistent_primary(&self, args: &[&str], ctx: &str, handle: &str) {
+        let mut create = vec!["tpm2_createprimary", "-C", "o"];
+        create.extend(args);
+        create.extend(["-c", ctx]);
+        self.tool(&create);
+        self.evict(ctx, handle);
+    }
+
+    /// Makes the object in context file `ctx` persistent at `handle` (`tpm2_evictcontrol -C o`).
+    pub fn evict(&self, ctx: &str, handle: &str) {
+        self.tool(&["tpm2_evictcontrol", "-C", "o", "-c", ctx, handle]);
+    }
+
+    /// A storage key with the ECC P-256 SRK template at 0x81000001 (`srk.ctx`); `extra` goes
+    /// before `-c`, e.g. `["-u", "unique.bin"]` for another unique.
+    pub fn persistent_srk(&self, extra: &[&str]) {
+        let mut args = vec![
+            "-g",
+            "sha256",
+            "-G",
+            "ecc256:null:aes128cfb",
+            "-a",
+            "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
+        ];
+        args.extend(extra);
+        self.persistent_primary(&args, "srk.ctx", "0x81000001");
+    }
+
+    /// A tpm2-tools EC key (`key.pub`, `key.priv`, loaded as `key.ctx`) under a new persistent
+    /// parent 0x81000102, optionally with a parent password, a key password and a policy file (then
+    /// without `userwithauth`). Returns its public key PEM (`key.pub.pem`).
+    pub fn tools_key(
+        &self,
+        parent_pw: Option<&str>,
+        key_pw: Option<&str>,
+        policy: Option<&str>,
+    ) -> PathBuf {
+        let mut args = vec!["-G", "ecc256:null:aes128cfb"];
+        if let Some(p) = parent_pw {
+            args.extend(["-p", p]);
+        }
+        self.persistent_primary(&args, "parent.ctx", "0x81000102");
+        let mut args = vec![
+            "tpm2_create",
+            "-C",
+            "0x81000102",
+            "-G",
+            "ecc256",
+            "-u",
+            "key.pub",
+            "-r",
+            "key.priv",
+        ];
+        if let Some(p) = parent_pw {
+            args.extend(["-P", p]);
+        }
+        if let Some(p) = key_pw {
+            args.extend(["-p", p]);
+        }
+        if let Some(l) = policy {
+            args.extend([
+                "-L",
+                l,
+                "-a",
+                "fixedtpm|fixedparent|sensitivedataorigin|sign",
+            ]);
         }
         self.tool(&args);
-        self.path(name)
+        let mut args = vec![
+            "tpm2_load",
+            "-C",
+            "0x81000102",
+            "-u",
+            "key.pub",
+            "-r",
+            "key.priv",
+            "-c",
+            "key.ctx",
+        ];
+        if let Some(p) = parent_pw {
+            args.extend(["-P", p]);
+        }
+        self.tool(&args);
+        self.tool(&[
+            "tpm2_readpublic",
+            "-c",
+            "key.ctx",
+            "-f",
+            "pem",
+            "-o",
+            "key.pub.pem",
+        ]);
+        self.path("key.pub.pem")
+    }
+
+    /// [`Self::tools_key`] under a parent with password `parent_pw`, wrapped by
+    /// `tpm2_encodeobject` into the key file `enc.tss2.pem`. Returns its public key PEM.
+    pub fn encoded_tools_key(&self, parent_pw: &str) -> PathBuf {
+        let pub_pem = self.tools_key(Some(parent_pw), None, None);
+        self.tool(&[
+            "tpm2_encodeobject",
+            "-C",
+            "0x81000102",
+            "-P",
+            parent_pw,
+            "-u",
+            "key.pub",
+            "-r",
+            "key.priv",
+            "-o",
+            "enc.tss2.pem",
+        ]);
+        pub_pem
+    }
+
+    /// [`Self::tools_key`] bound by a PolicyPCR to sha256 PCR 16 (policy file `pcr.policy`).
+    /// Returns its public key PEM.
+    pub fn pcr16_policy_key(&self) -> PathBuf {
+        self.tool(&[
+            "tpm2_createpolicy",
+            "--policy-pcr",
+            "-l",
+            "sha256:16",
+            "-L",
+            "pcr.policy",
+        ]);
+        self.tools_key(None, None, Some("pcr.policy"))
     }
 }
 

@@ -120,13 +120,40 @@ impl Emu {
         std::fs::write(out, issued.cert_pem).unwrap();
     }
 
-    fn chain(&self) -> PathBuf {
-        self.chain.clone()
+    /// The `install-cert` arguments for `cert` that make a full profile: this emulator's chain
+    /// and the test ARNs.
+    fn install_args<'a>(&'a self, cert: &'a Path) -> Vec<&'a str> {
+        vec![
+            "--certificate",
+            cert.to_str().unwrap(),
+            "--intermediates",
+            self.chain.to_str().unwrap(),
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+        ]
     }
 
     fn url(&self) -> String {
         self.emu.running.url()
     }
+}
+
+/// `enroll <sub> --pkcs11-lib <SoftHSM> --private-key <key>` followed by `extra`.
+fn softhsm_args<'a>(sub: &'a str, key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "enroll",
+        sub,
+        "--pkcs11-lib",
+        SOFTHSM_LIB,
+        "--private-key",
+        key,
+    ];
+    args.extend(extra);
+    args
 }
 
 fn ok(r: &Run, what: &str) {
@@ -221,14 +248,7 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     let Some(h) = SoftHsm::start() else { return };
     let emu = Emu::start();
     let key = "pkcs11:token=ra;object=host;id=%01?pin-value=97531";
-    let r = h.agent(&[
-        "enroll",
-        "keygen",
-        "--pkcs11-lib",
-        SOFTHSM_LIB,
-        "--private-key",
-        key,
-    ]);
+    let r = h.agent(&softhsm_args("keygen", key, &[]));
     ok(&r, "keygen");
     let pubkey = r.stdout.clone();
     assert!(
@@ -238,22 +258,20 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     assert!(!r.stderr.contains(PIN), "PIN in stderr: {}", r.stderr);
 
     let csr = h.path("host.csr");
-    let r = h.agent(&[
-        "enroll",
+    let r = h.agent(&softhsm_args(
         "csr",
-        "--pkcs11-lib",
-        SOFTHSM_LIB,
-        "--private-key",
         key,
-        "--subject",
-        "CN=host1.example.com,OU=servers,O=Example",
-        "--san",
-        "dns:host1.example.com",
-        "--san",
-        "uri:spiffe://example.com/host1",
-        "--out",
-        csr.to_str().unwrap(),
-    ]);
+        &[
+            "--subject",
+            "CN=host1.example.com,OU=servers,O=Example",
+            "--san",
+            "dns:host1.example.com",
+            "--san",
+            "uri:spiffe://example.com/host1",
+            "--out",
+            csr.to_str().unwrap(),
+        ],
+    ));
     ok(&r, "csr");
     let text = openssl_req_verify(&csr);
     assert!(text.contains("CN = host1.example.com"), "{text}");
@@ -267,24 +285,7 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
 
     let cert = h.path("host.pem");
     emu.issue_csr(&csr, "CN=host1.example.com", &cert);
-    let r = h.agent(&[
-        "enroll",
-        "install-cert",
-        "--pkcs11-lib",
-        SOFTHSM_LIB,
-        "--private-key",
-        key,
-        "--certificate",
-        cert.to_str().unwrap(),
-        "--intermediates",
-        emu.chain().to_str().unwrap(),
-        "--trust-anchor-arn",
-        TA,
-        "--profile-arn",
-        PROFILE,
-        "--role-arn",
-        ROLE,
-    ]);
+    let r = h.agent(&softhsm_args("install-cert", key, &emu.install_args(&cert)));
     ok(&r, "install-cert");
     assert!(!r.stdout.contains(PIN), "PIN in the profile: {}", r.stdout);
     assert!(r.stdout.contains("[profile rolesanywhere]"), "{}", r.stdout);
@@ -300,16 +301,11 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     assert_credentials(&v, &emu);
 
     // The same certificate again is accepted as installed; nothing is duplicated.
-    let r = h.agent(&[
-        "enroll",
+    let r = h.agent(&softhsm_args(
         "install-cert",
-        "--pkcs11-lib",
-        SOFTHSM_LIB,
-        "--private-key",
         key,
-        "--certificate",
-        cert.to_str().unwrap(),
-    ]);
+        &["--certificate", cert.to_str().unwrap()],
+    ));
     ok(&r, "install-cert again");
     assert!(r.stderr.contains("already on the token"), "{}", r.stderr);
     assert_eq!(h.objects().matches("Certificate Object").count(), 1);
@@ -318,16 +314,11 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     let renewed = h.path("renewed.pem");
     emu.issue_csr(&csr, "CN=host1.example.com", &renewed);
     let install = |extra: &[&str]| {
-        let mut args = vec![
-            "enroll",
+        let mut args = softhsm_args(
             "install-cert",
-            "--pkcs11-lib",
-            SOFTHSM_LIB,
-            "--private-key",
             key,
-            "--certificate",
-            renewed.to_str().unwrap(),
-        ];
+            &["--certificate", renewed.to_str().unwrap()],
+        );
         args.extend(extra);
         h.agent(&args)
     };
@@ -362,16 +353,7 @@ fn softhsm_generated_private_key_cannot_be_read_out() {
     for key_type in ["ec-p384", "rsa-2048"] {
         let key = key.replace("%02", if key_type == "ec-p384" { "%02" } else { "%03" });
         let key = key.replace("object=host", &format!("object={key_type}"));
-        let r = h.agent(&[
-            "enroll",
-            "keygen",
-            "--pkcs11-lib",
-            SOFTHSM_LIB,
-            "--private-key",
-            &key,
-            "--key-type",
-            key_type,
-        ]);
+        let r = h.agent(&softhsm_args("keygen", &key, &["--key-type", key_type]));
         ok(&r, key_type);
     }
     // pkcs11-tool cannot even try to read a private key, so a child process asks the token directly
@@ -420,16 +402,7 @@ fn softhsm_generated_private_key_cannot_be_read_out() {
 fn softhsm_keygen_refuses_an_existing_id_or_label() {
     let Some(h) = SoftHsm::start() else { return };
     let first = "pkcs11:token=ra;object=host;id=%01?pin-value=97531";
-    let keygen = |uri: &str| {
-        h.agent(&[
-            "enroll",
-            "keygen",
-            "--pkcs11-lib",
-            SOFTHSM_LIB,
-            "--private-key",
-            uri,
-        ])
-    };
+    let keygen = |uri: &str| h.agent(&softhsm_args("keygen", uri, &[]));
     ok(&keygen(first), "first keygen");
     let before = h.objects();
     for (uri, needle) in [
@@ -452,17 +425,7 @@ fn install_cert_refuses_a_certificate_for_another_key() {
     let Some(h) = SoftHsm::start() else { return };
     let emu = Emu::start();
     let key = "pkcs11:token=ra;object=host;id=%01?pin-value=97531";
-    ok(
-        &h.agent(&[
-            "enroll",
-            "keygen",
-            "--pkcs11-lib",
-            SOFTHSM_LIB,
-            "--private-key",
-            key,
-        ]),
-        "keygen",
-    );
+    ok(&h.agent(&softhsm_args("keygen", key, &[])), "keygen");
     let other = emu
         .intermediate
         .issue(&IssueRequest::new(
@@ -472,16 +435,11 @@ fn install_cert_refuses_a_certificate_for_another_key() {
         .unwrap();
     let cert = h.path("other.pem");
     std::fs::write(&cert, other.cert_pem).unwrap();
-    let r = h.agent(&[
-        "enroll",
+    let r = h.agent(&softhsm_args(
         "install-cert",
-        "--pkcs11-lib",
-        SOFTHSM_LIB,
-        "--private-key",
         key,
-        "--certificate",
-        cert.to_str().unwrap(),
-    ]);
+        &["--certificate", cert.to_str().unwrap()],
+    ));
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.contains("does not match certificate"),
@@ -529,29 +487,15 @@ fn softhsm_keygen_and_csr_work_without_any_network() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "0");
     ok(
-        &in_netns(&[
-            "enroll",
-            "keygen",
-            "--pkcs11-lib",
-            SOFTHSM_LIB,
-            "--private-key",
-            key,
-        ]),
+        &in_netns(&softhsm_args("keygen", key, &[])),
         "keygen in a network namespace",
     );
     ok(
-        &in_netns(&[
-            "enroll",
+        &in_netns(&softhsm_args(
             "csr",
-            "--pkcs11-lib",
-            SOFTHSM_LIB,
-            "--private-key",
             key,
-            "--subject",
-            "CN=offline",
-            "--out",
-            csr.to_str().unwrap(),
-        ]),
+            &["--subject", "CN=offline", "--out", csr.to_str().unwrap()],
+        )),
         "csr in a network namespace",
     );
     openssl_req_verify(&csr);
@@ -581,20 +525,15 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
     let key_s = key.to_str().unwrap();
     let pw_s = pw.to_str().unwrap();
     let tcti = tpm.tcti();
-    let r = run_agent(
-        &[
-            "enroll",
-            "keygen",
-            "--tpm-tcti",
-            &tcti,
-            "--private-key",
-            key_s,
-            "--tpm-key-password-file",
-            pw_s,
-            "--tpm-pcrs",
-            "sha256:0,7",
-        ],
-        &[],
+    // `enroll <sub> --tpm-tcti <tcti> --private-key <key>` then `extra`.
+    let enroll = |sub: &str, extra: &[&str]| {
+        let mut args = vec!["enroll", sub, "--tpm-tcti", &tcti, "--private-key", key_s];
+        args.extend(extra);
+        run_agent(&args, &[])
+    };
+    let r = enroll(
+        "keygen",
+        &["--tpm-key-password-file", pw_s, "--tpm-pcrs", "sha256:0,7"],
     );
     ok(&r, "keygen");
     let pubkey = r.stdout.clone();
@@ -606,14 +545,9 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
             .starts_with("-----BEGIN TSS2 PRIVATE KEY-----")
     );
     let csr = tpm.path("host.csr");
-    let r = run_agent(
+    let r = enroll(
+        "csr",
         &[
-            "enroll",
-            "csr",
-            "--tpm-tcti",
-            &tcti,
-            "--private-key",
-            key_s,
             "--tpm-key-password-file",
             pw_s,
             "--subject",
@@ -623,7 +557,6 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
             "--out",
             csr.to_str().unwrap(),
         ],
-        &[],
     );
     ok(&r, "csr");
     let text = openssl_req_verify(&csr);
@@ -632,29 +565,9 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
 
     let cert = tpm.path("issued.pem");
     emu.issue_csr(&csr, "CN=tpm-host", &cert);
-    let r = run_agent(
-        &[
-            "enroll",
-            "install-cert",
-            "--tpm-tcti",
-            &tcti,
-            "--private-key",
-            key_s,
-            "--tpm-key-password-file",
-            pw_s,
-            "--certificate",
-            cert.to_str().unwrap(),
-            "--intermediates",
-            emu.chain().to_str().unwrap(),
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PROFILE,
-            "--role-arn",
-            ROLE,
-        ],
-        &[],
-    );
+    let mut args = vec!["--tpm-key-password-file", pw_s];
+    args.extend(emu.install_args(&cert));
+    let r = enroll("install-cert", &args);
     ok(&r, "install-cert");
     let installed = tpm.path("host.tss2.cert.pem");
     let meta = std::fs::metadata(&installed).unwrap();
@@ -673,17 +586,7 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
 
     // keygen never overwrites the key file.
     let before = std::fs::read(&key).unwrap();
-    let r = run_agent(
-        &[
-            "enroll",
-            "keygen",
-            "--tpm-tcti",
-            &tcti,
-            "--private-key",
-            key_s,
-        ],
-        &[],
-    );
+    let r = enroll("keygen", &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert_eq!(std::fs::read(&key).unwrap(), before);
@@ -698,17 +601,7 @@ fn tpm_key_file_is_useless_on_another_tpm() {
     let r = tpm_agent(&tpm, &["enroll", "keygen", "--private-key", key_s]);
     ok(&r, "keygen");
     // tpm2-openssl reads our key file on its TPM and sees the same public key.
-    let o = tpm.run(&[
-        "openssl",
-        "pkey",
-        "-provider",
-        "tpm2",
-        "-provider",
-        "default",
-        "-in",
-        key_s,
-        "-pubout",
-    ]);
+    let o = tpm.run(&Swtpm::pubout_args(key_s, &[]));
     assert_eq!(String::from_utf8_lossy(&o.stdout), r.stdout, "{o:?}");
     let csr_args = |out: &str| {
         vec![
@@ -735,17 +628,7 @@ fn tpm_key_file_is_useless_on_another_tpm() {
     assert!(r.stderr.contains("TPM2_Load"), "{}", r.stderr);
     assert!(!there.exists());
     // An independent tool agrees.
-    let o = other.run(&[
-        "openssl",
-        "pkey",
-        "-provider",
-        "tpm2",
-        "-provider",
-        "default",
-        "-in",
-        key_s,
-        "-pubout",
-    ]);
+    let o = other.run(&Swtpm::pubout_args(key_s, &[]));
     assert!(
         !o.status.success(),
         "tpm2-openssl loaded the key on another TPM"
@@ -939,18 +822,11 @@ fn softhsm_keygen_without_id_picks_one_and_names_it() {
     let csr = h.path("rsa.csr");
     let with_pin = format!("{uri}?pin-value=97531");
     ok(
-        &h.agent(&[
-            "enroll",
+        &h.agent(&softhsm_args(
             "csr",
-            "--pkcs11-lib",
-            SOFTHSM_LIB,
-            "--private-key",
             &with_pin,
-            "--subject",
-            "CN=rsa-host",
-            "--out",
-            csr.to_str().unwrap(),
-        ]),
+            &["--subject", "CN=rsa-host", "--out", csr.to_str().unwrap()],
+        )),
         "csr with the printed URI",
     );
     assert!(openssl_req_verify(&csr).contains("sha256WithRSAEncryption"));
@@ -961,25 +837,7 @@ fn softhsm_keygen_without_id_picks_one_and_names_it() {
 fn tpm_keygen_under_a_persistent_parent_with_a_password() {
     let Some(tpm) = swtpm() else { return };
     // A storage primary with its own password, made persistent with tpm2-tools.
-    tpm.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc",
-        "-p",
-        "parent-pw",
-        "-c",
-        "prim.ctx",
-    ]);
-    tpm.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "prim.ctx",
-        "0x81000005",
-    ]);
+    tpm.persistent_primary(&["-G", "ecc", "-p", "parent-pw"], "prim.ctx", "0x81000005");
     let pw = tpm.path("parent.pw");
     std::fs::write(&pw, "parent-pw\n").unwrap();
     let pw_s = pw.to_str().unwrap();

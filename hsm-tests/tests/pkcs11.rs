@@ -21,6 +21,13 @@ fn agent(command: &str, emu: &Emu, extra: &[&str], env: &[(String, String)]) -> 
     run_agent(&args, &env)
 }
 
+/// `credential-process --pkcs11-lib <SoftHSM> --certificate <cert>` then `extra` (see [`agent`]).
+fn credential_process(emu: &Emu, cert: &str, extra: &[&str], env: &[(String, String)]) -> Run {
+    let mut args = vec!["--pkcs11-lib", LIB, "--certificate", cert];
+    args.extend(extra);
+    agent("credential-process", emu, &args, env)
+}
+
 fn assert_credentials(r: &Run, what: &str) {
     assert_eq!(r.code, 0, "{what}: exit {}; stderr: {}", r.code, r.stderr);
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim())
@@ -60,12 +67,7 @@ fn credential_process_with_certificate_and_key_on_the_token() {
         let Some((hsm, emu)) = setup() else { return };
         token_with_key(&hsm, &emu, key_type, label, &[]);
         let cert = format!("pkcs11:token=ra;object={label}?pin-value={PIN}");
-        let r = agent(
-            "credential-process",
-            &emu,
-            &["--pkcs11-lib", LIB, "--certificate", &cert],
-            &hsm.env(),
-        );
+        let r = credential_process(&emu, &cert, &[], &hsm.env());
         assert_credentials(&r, label);
         assert_eq!(emu.requests(), 1, "{label}");
     }
@@ -81,19 +83,7 @@ fn credential_process_with_certificate_file_and_key_on_the_token() {
             emu.issue_for_public_key(&public, label).as_bytes(),
         );
         let key = format!("pkcs11:token=ra;id=%07?pin-value={PIN}");
-        let r = agent(
-            "credential-process",
-            &emu,
-            &[
-                "--pkcs11-lib",
-                LIB,
-                "--certificate",
-                &cert,
-                "--private-key",
-                &key,
-            ],
-            &hsm.env(),
-        );
+        let r = credential_process(&emu, &cert, &["--private-key", &key], &hsm.env());
         assert_credentials(&r, label);
     }
 }
@@ -131,12 +121,7 @@ fn credential_process_uses_the_named_token_of_two() {
     );
 
     let ambiguous = format!("pkcs11:object=k?pin-value={PIN}");
-    let r = agent(
-        "credential-process",
-        &emu,
-        &["--pkcs11-lib", LIB, "--certificate", &ambiguous],
-        &hsm.env(),
-    );
+    let r = credential_process(&emu, &ambiguous, &[], &hsm.env());
     assert_ne!(r.code, 0);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     assert!(
@@ -150,12 +135,7 @@ fn credential_process_uses_the_named_token_of_two() {
     assert_eq!(emu.requests(), 0);
 
     let named = format!("pkcs11:token=ra;object=k?pin-value={PIN}");
-    let r = agent(
-        "credential-process",
-        &emu,
-        &["--pkcs11-lib", LIB, "--certificate", &named],
-        &hsm.env(),
-    );
+    let r = credential_process(&emu, &named, &[], &hsm.env());
     assert_credentials(&r, "token=ra");
 }
 
@@ -201,42 +181,17 @@ fn pin_from_pin_source_file_or_environment_variable() {
     let pin_file = hsm.file("pin", format!("{PIN}\n").as_bytes());
     let by_file = format!("pkcs11:token=ra;object=k?pin-source=file:{pin_file}");
     assert_credentials(
-        &agent(
-            "credential-process",
-            &emu,
-            &["--pkcs11-lib", LIB, "--certificate", &by_file],
-            &hsm.env(),
-        ),
+        &credential_process(&emu, &by_file, &[], &hsm.env()),
         "pin-source",
     );
     let mut env = hsm.env();
     env.push(("ROLESANYWHERE_PKCS11_PIN".into(), PIN.into()));
     assert_credentials(
-        &agent(
-            "credential-process",
-            &emu,
-            &[
-                "--pkcs11-lib",
-                LIB,
-                "--certificate",
-                "pkcs11:token=ra;object=k",
-            ],
-            &env,
-        ),
+        &credential_process(&emu, "pkcs11:token=ra;object=k", &[], &env),
         "ROLESANYWHERE_PKCS11_PIN",
     );
     // Without any source and no terminal: a clear error naming the ways to give it.
-    let r = agent(
-        "credential-process",
-        &emu,
-        &[
-            "--pkcs11-lib",
-            LIB,
-            "--certificate",
-            "pkcs11:token=ra;object=k",
-        ],
-        &hsm.env(),
-    );
+    let r = credential_process(&emu, "pkcs11:token=ra;object=k", &[], &hsm.env());
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("ROLESANYWHERE_PKCS11_PIN"),
@@ -359,19 +314,7 @@ fn token_key_that_does_not_match_the_certificate_fails_before_any_request() {
         emu.issue_for_public_key(&other, "other").as_bytes(),
     );
     let key = format!("pkcs11:token=ra;object=mine?pin-value={PIN}");
-    let r = agent(
-        "credential-process",
-        &emu,
-        &[
-            "--pkcs11-lib",
-            LIB,
-            "--certificate",
-            &cert,
-            "--private-key",
-            &key,
-        ],
-        &hsm.env(),
-    );
+    let r = credential_process(&emu, &cert, &["--private-key", &key], &hsm.env());
     assert_ne!(r.code, 0);
     assert!(r.stdout.is_empty());
     assert!(
@@ -552,15 +495,7 @@ fn token_key_wall_time_compared_with_a_key_file() {
 fn configuration_mistakes_exit_2_and_device_refusals_exit_1() {
     let Some((hsm, emu)) = setup() else { return };
     token_with_key(&hsm, &emu, "EC:prime256v1", "k", &[]);
-    let code = |cert: &str| {
-        agent(
-            "credential-process",
-            &emu,
-            &["--pkcs11-lib", LIB, "--certificate", cert],
-            &hsm.env(),
-        )
-        .code
-    };
+    let code = |cert: &str| credential_process(&emu, cert, &[], &hsm.env()).code;
     assert_eq!(code(&format!("pkcs11:token=ra;objct=k?pin-value={PIN}")), 2);
     assert_eq!(code(&format!("pkcs11:token=absent?pin-value={PIN}")), 2);
     assert_eq!(code("pkcs11:token=ra;object=k"), 2, "no PIN source");
@@ -608,12 +543,7 @@ fn always_authenticate_key_without_a_context_pin_source_exits_2() {
     let Some((hsm, emu)) = setup() else { return };
     token_with_key(&hsm, &emu, "EC:prime256v1", "aa", &["--always-auth"]);
     let cert = format!("pkcs11:token=ra;object=aa?pin-value={PIN}");
-    let r = agent(
-        "credential-process",
-        &emu,
-        &["--pkcs11-lib", LIB, "--certificate", &cert],
-        &hsm.env(),
-    );
+    let r = credential_process(&emu, &cert, &[], &hsm.env());
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(emu.requests(), 0);
 }

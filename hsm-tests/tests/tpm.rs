@@ -27,6 +27,14 @@ fn cert_for(t: &Swtpm, emu: &Emu, pub_pem: &Path, name: &str) -> String {
     t.path(name).to_string_lossy().into_owned()
 }
 
+/// A tpm2-openssl key `name` (see [`Swtpm::openssl_key`]) and its certificate `cert.pem`: both
+/// paths.
+fn key_and_cert(t: &Swtpm, emu: &Emu, name: &str, alg: &str, opts: &[&str]) -> (String, String) {
+    let key = t.openssl_key(name, alg, opts);
+    let cert = cert_for(t, emu, &t.path(&format!("{name}.pub.pem")), "cert.pem");
+    (path_str(&key), cert)
+}
+
 fn credential_process(
     emu: &Emu,
     cert: &str,
@@ -73,11 +81,10 @@ fn path_str(p: &Path) -> String {
 /// tpm2-openssl key of `alg`/`opts`, its certificate; runs credential-process with `--tpm-tcti`.
 fn openssl_key_round_trip(alg: &str, opts: &[&str], name: &str) {
     let Some((t, emu)) = setup() else { return };
-    let key = t.openssl_key(name, alg, opts);
-    let cert = cert_for(&t, &emu, &t.path(&format!("{name}.pub.pem")), "cert.pem");
+    let (key, cert) = key_and_cert(&t, &emu, name, alg, opts);
     let tcti = t.tcti();
     let start = Instant::now();
-    let r = credential_process(&emu, &cert, &path_str(&key), &["--tpm-tcti", &tcti], &[]);
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &tcti], &[]);
     let took = start.elapsed();
     assert_credentials(&r);
     assert_eq!(emu.requests(), 1);
@@ -96,16 +103,9 @@ fn credential_process_with_tpm2_openssl_ec_p256_key() {
 #[test]
 fn one_credential_fetch_costs_at_most_six_tpm_commands() {
     let Some((t, emu)) = setup() else { return };
-    let key = t.openssl_key("count.tss2.pem", "EC", &["group:P-256"]);
-    let cert = cert_for(&t, &emu, &t.path("count.tss2.pem.pub.pem"), "cert.pem");
+    let (key, cert) = key_and_cert(&t, &emu, "count.tss2.pem", "EC", &["group:P-256"]);
     let tcti = t.tcti();
-    let r = credential_process(
-        &emu,
-        &cert,
-        &path_str(&key),
-        &["--tpm-tcti", &tcti, "--debug"],
-        &[],
-    );
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &tcti, "--debug"], &[]);
     assert_credentials(&r);
     let count: u64 = r
         .stderr
@@ -132,23 +132,16 @@ fn credential_process_with_tpm2_openssl_rsa_2048_key() {
 #[test]
 fn tcti_from_tpm2tools_tcti_environment() {
     let Some((t, emu)) = setup() else { return };
-    let key = t.openssl_key("k.tss2.pem", "EC", &["group:P-256"]);
-    let cert = cert_for(&t, &emu, &t.path("k.tss2.pem.pub.pem"), "cert.pem");
+    let (key, cert) = key_and_cert(&t, &emu, "k.tss2.pem", "EC", &["group:P-256"]);
     let tcti = t.tcti();
-    let r = credential_process(
-        &emu,
-        &cert,
-        &path_str(&key),
-        &[],
-        &[("TPM2TOOLS_TCTI", &tcti)],
-    );
+    let r = credential_process(&emu, &cert, &key, &[], &[("TPM2TOOLS_TCTI", &tcti)]);
     assert_credentials(&r);
     // TPM_DEVICE alone (the reference's variable) is a device path, not a simulator: the flag and
     // TPM2TOOLS_TCTI come first, so a bogus TPM_DEVICE changes nothing here.
     let r = credential_process(
         &emu,
         &cert,
-        &path_str(&key),
+        &key,
         &[],
         &[
             ("TPM2TOOLS_TCTI", &tcti),
@@ -161,9 +154,13 @@ fn tcti_from_tpm2tools_tcti_environment() {
 #[test]
 fn password_key_from_flag_file_and_environment() {
     let Some((t, emu)) = setup() else { return };
-    let key = t.openssl_key("pw.tss2.pem", "EC", &["group:P-256", "user-auth:s3cret pw"]);
-    let key = path_str(&key);
-    let cert = cert_for(&t, &emu, &t.path("pw.tss2.pem.pub.pem"), "cert.pem");
+    let (key, cert) = key_and_cert(
+        &t,
+        &emu,
+        "pw.tss2.pem",
+        "EC",
+        &["group:P-256", "user-auth:s3cret pw"],
+    );
     let tcti = t.tcti();
     std::fs::write(t.path("pw.txt"), "s3cret pw\n").unwrap();
     let pw_file = path_str(&t.path("pw.txt"));
@@ -216,8 +213,13 @@ fn lockout_counter(t: &Swtpm) -> u64 {
 #[test]
 fn wrong_password_fails_once_naming_the_tpm_rc_with_empty_stdout() {
     let Some((t, emu)) = setup() else { return };
-    let key = t.openssl_key("pw.tss2.pem", "EC", &["group:P-256", "user-auth:right"]);
-    let cert = cert_for(&t, &emu, &t.path("pw.tss2.pem.pub.pem"), "cert.pem");
+    let (key, cert) = key_and_cert(
+        &t,
+        &emu,
+        "pw.tss2.pem",
+        "EC",
+        &["group:P-256", "user-auth:right"],
+    );
     let tcti = t.tcti();
     // The fixture disables DA (recovery time 0); turn it on so failed authorisations are counted.
     t.tool(&[
@@ -234,7 +236,7 @@ fn wrong_password_fails_once_naming_the_tpm_rc_with_empty_stdout() {
     let r = credential_process(
         &emu,
         &cert,
-        &path_str(&key),
+        &key,
         &["--tpm-tcti", &tcti],
         &[("ROLESANYWHERE_TPM_KEY_PASSWORD", "Xyzzy-42")],
     );
@@ -256,94 +258,11 @@ fn wrong_password_fails_once_naming_the_tpm_rc_with_empty_stdout() {
     assert_eq!(emu.requests(), 0);
 }
 
-/// A tpm2-tools key under a new persistent parent 0x81000102; returns its public key PEM.
-fn tools_key(
-    t: &Swtpm,
-    parent_pw: Option<&str>,
-    key_pw: Option<&str>,
-    attrs: Option<(&str, &str)>,
-) -> std::path::PathBuf {
-    let mut args = vec![
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        "parent.ctx",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-p", p]);
-    }
-    t.tool(&args);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "parent.ctx",
-        "0x81000102",
-    ]);
-    let mut args = vec![
-        "tpm2_create",
-        "-C",
-        "0x81000102",
-        "-G",
-        "ecc256",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-P", p]);
-    }
-    if let Some(p) = key_pw {
-        args.extend(["-p", p]);
-    }
-    if let Some((policy, a)) = attrs {
-        args.extend(["-L", policy, "-a", a]);
-    }
-    t.tool(&args);
-    let mut args = vec![
-        "tpm2_load",
-        "-C",
-        "0x81000102",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-c",
-        "key.ctx",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-P", p]);
-    }
-    t.tool(&args);
-    t.tool(&[
-        "tpm2_readpublic",
-        "-c",
-        "key.ctx",
-        "-f",
-        "pem",
-        "-o",
-        "key.pub.pem",
-    ]);
-    t.path("key.pub.pem")
-}
-
 #[test]
 fn persistent_handle_key() {
     let Some((t, emu)) = setup() else { return };
-    let pub_pem = tools_key(&t, None, None, None);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "key.ctx",
-        "0x81000103",
-    ]);
+    let pub_pem = t.tools_key(None, None, None);
+    t.evict("key.ctx", "0x81000103");
     let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
     let tcti = t.tcti();
     let r = credential_process(
@@ -359,47 +278,23 @@ fn persistent_handle_key() {
 #[test]
 fn key_under_persistent_parent() {
     let Some((t, emu)) = setup() else { return };
-    t.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        "parent.ctx",
-    ]);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "parent.ctx",
-        "0x81000105",
-    ]);
-    let key = t.openssl_key("pp.tss2.pem", "EC", &["group:P-256", "parent:0x81000105"]);
-    let cert = cert_for(&t, &emu, &t.path("pp.tss2.pem.pub.pem"), "cert.pem");
+    t.persistent_primary(&["-G", "ecc256:null:aes128cfb"], "parent.ctx", "0x81000105");
+    let (key, cert) = key_and_cert(
+        &t,
+        &emu,
+        "pp.tss2.pem",
+        "EC",
+        &["group:P-256", "parent:0x81000105"],
+    );
     let tcti = t.tcti();
-    let r = credential_process(&emu, &cert, &path_str(&key), &["--tpm-tcti", &tcti], &[]);
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &tcti], &[]);
     assert_credentials(&r);
 }
 
 #[test]
 fn key_under_password_protected_persistent_parent() {
     let Some((t, emu)) = setup() else { return };
-    let pub_pem = tools_key(&t, Some("parent-pw"), None, None);
-    t.tool(&[
-        "tpm2_encodeobject",
-        "-C",
-        "0x81000102",
-        "-P",
-        "parent-pw",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-o",
-        "enc.tss2.pem",
-    ]);
+    let pub_pem = t.encoded_tools_key("parent-pw");
     let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
     std::fs::write(t.path("ppw.txt"), "parent-pw\n").unwrap();
     let ppw = path_str(&t.path("ppw.txt"));
@@ -481,23 +376,7 @@ fn hex_of(b: &[u8]) -> String {
 #[test]
 fn pcr_policy_key_works_then_fails_after_the_pcr_is_extended() {
     let Some((t, emu)) = setup() else { return };
-    t.tool(&[
-        "tpm2_createpolicy",
-        "--policy-pcr",
-        "-l",
-        "sha256:16",
-        "-L",
-        "pcr.policy",
-    ]);
-    let pub_pem = tools_key(
-        &t,
-        None,
-        None,
-        Some((
-            "pcr.policy",
-            "fixedtpm|fixedparent|sensitivedataorigin|sign",
-        )),
-    );
+    let pub_pem = t.pcr16_policy_key();
     // The policy's PCR digest: SHA-256 over PCR 16's current value, computed by openssl.
     t.tool(&["tpm2_pcrread", "sha256:16", "-o", "pcr16.bin"]);
     let d = t.tool(&["openssl", "dgst", "-sha256", "-binary", "pcr16.bin"]);
@@ -540,8 +419,7 @@ fn tpm_key_not_matching_the_certificate_fails_before_any_request() {
 #[test]
 fn unreachable_tpm_names_the_tcti() {
     let Some((t, emu)) = setup() else { return };
-    let key = t.openssl_key("k.tss2.pem", "EC", &["group:P-256"]);
-    let cert = cert_for(&t, &emu, &t.path("k.tss2.pem.pub.pem"), "cert.pem");
+    let (key, cert) = key_and_cert(&t, &emu, "k.tss2.pem", "EC", &["group:P-256"]);
     // A port nothing listens on: bind one, note it, free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -549,7 +427,7 @@ fn unreachable_tpm_names_the_tcti() {
         .unwrap()
         .port();
     let tcti = format!("swtpm:host=127.0.0.1,port={port}");
-    let r = credential_process(&emu, &cert, &path_str(&key), &["--tpm-tcti", &tcti], &[]);
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &tcti], &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stdout.is_empty());
     assert!(

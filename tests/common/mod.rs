@@ -203,7 +203,12 @@ max_session_duration = 43200
 
     /// The binary in this dir with a cleared environment (PATH and HOME only, plus `env`).
     pub fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_rolesanywhere-agent"));
+        self.program(env!("CARGO_BIN_EXE_rolesanywhere-agent"), args, env)
+    }
+
+    /// `program` in this dir with a cleared environment (PATH and HOME only, plus `env`).
+    fn program(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
@@ -308,15 +313,6 @@ pub fn decisions(running: &Running) -> Vec<Decision> {
 impl Env {
     /// Another program in this dir with a cleared environment (PATH and HOME only, plus `env`).
     pub fn run_program(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut c = Command::new(program);
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .current_dir(self.dir.path())
-            .args(args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        run_command(c)
+        run_command(self.program(program, args, env))
     }
 }

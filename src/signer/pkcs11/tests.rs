@@ -10,13 +10,11 @@ use super::*;
 use crate::certs;
 use crate::signer::Signer;
 use crate::sigv4x509::Digest;
+use hsm_tests::softhsm::{MODULE as SOFTHSM, PIN, SoftHsm};
 use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const PIN: &str = "1234";
-const SO_PIN: &str = "5678";
 const CHILD_ENV: &str = "RA_PKCS11_TEST_DIR";
 
 /// The workspace's one skip-or-fail rule: `HSM_TESTS_REQUIRED=1` or a non-empty `CI`.
@@ -90,141 +88,24 @@ fn isolated(name: &str, setup: impl FnOnce(&Fx), body: impl FnOnce(&Fx)) {
 /// A test's SoftHSM directory and the helpers that fill it with independent tools.
 struct Fx {
     dir: PathBuf,
+    hsm: SoftHsm,
+}
+
+/// The token tools (`init_token`, `pkcs11_tool`, `keygen`, `public_pem`, `run`) are the shared
+/// fixture's.
+impl std::ops::Deref for Fx {
+    type Target = SoftHsm;
+    fn deref(&self) -> &SoftHsm {
+        &self.hsm
+    }
 }
 
 impl Fx {
     fn at(dir: PathBuf) -> Fx {
-        Fx { dir }
-    }
-
-    fn conf(&self) -> PathBuf {
-        self.dir.join("softhsm2.conf")
-    }
-
-    fn run(&self, program: &str, args: &[&str]) -> String {
-        let out = Command::new(program)
-            .args(args)
-            .env("SOFTHSM2_CONF", self.conf())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{program} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn init_token(&self, label: &str) {
-        self.run(
-            "softhsm2-util",
-            &[
-                "--init-token",
-                "--free",
-                "--label",
-                label,
-                "--pin",
-                PIN,
-                "--so-pin",
-                SO_PIN,
-            ],
-        );
-    }
-
-    fn p11(&self, token: &str, args: &[&str]) -> String {
-        let mut all = vec![
-            "--module",
-            SOFTHSM,
-            "--token-label",
-            token,
-            "--login",
-            "--pin",
-            PIN,
-        ];
-        all.extend_from_slice(args);
-        self.run("pkcs11-tool", &all)
-    }
-
-    /// Generates a key pair on the token and returns pkcs11-tool's view of its public key (PEM).
-    fn keygen(&self, token: &str, key_type: &str, id: &str, label: &str, extra: &[&str]) -> String {
-        let mut args = vec![
-            "--keypairgen",
-            "--key-type",
-            key_type,
-            "--id",
-            id,
-            "--label",
-            label,
-            "--usage-sign",
-        ];
-        args.extend_from_slice(extra);
-        self.p11(token, &args);
-        self.public_pem(token, id)
-    }
-
-    /// The public key object `id` as PEM, rebuilt from pkcs11-tool's listing (EC) or exported (RSA).
-    fn public_pem(&self, token: &str, id: &str) -> String {
-        let listing = self.p11(token, &["--list-objects", "--type", "pubkey"]);
-        let (mut point, mut params) = (String::new(), String::new());
-        let mut found = None;
-        for line in listing.lines() {
-            let line = line.trim();
-            if line.contains("Object;") {
-                point.clear();
-                params.clear();
-            } else if let Some(v) = line.strip_prefix("EC_POINT:") {
-                point = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("EC_PARAMS:") {
-                params = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("ID:")
-                && v.trim() == id
-                && !point.is_empty()
-            {
-                found = Some((point.clone(), params.clone()));
-                break;
-            }
+        Fx {
+            hsm: SoftHsm::at(dir.clone()),
+            dir,
         }
-        let der_path = self.dir.join(format!("pub-{token}-{id}.der"));
-        match found {
-            Some((point, params)) => {
-                let prefix = match params.as_str() {
-                    "06082a8648ce3d030107" => {
-                        "3059301306072a8648ce3d020106082a8648ce3d030107034200"
-                    }
-                    "06052b81040022" => "3076301006072a8648ce3d020106052b81040022036200",
-                    other => panic!("unexpected curve {other}"),
-                };
-                let der = hex::decode(format!("{prefix}{}", &point[4..])).unwrap();
-                std::fs::write(&der_path, der).unwrap();
-            }
-            None => {
-                self.p11(
-                    token,
-                    &[
-                        "--read-object",
-                        "--type",
-                        "pubkey",
-                        "--id",
-                        id,
-                        "-o",
-                        der_path.to_str().unwrap(),
-                    ],
-                );
-            }
-        }
-        self.run(
-            "openssl",
-            &[
-                "pkey",
-                "-pubin",
-                "-inform",
-                "DER",
-                "-in",
-                der_path.to_str().unwrap(),
-            ],
-        )
     }
 
     fn ca(&self) -> Ca {
@@ -253,19 +134,7 @@ impl Fx {
     fn write_cert(&self, token: &str, der: &[u8], id: &str, label: &str) {
         let p = self.dir.join(format!("cert-{token}-{id}-{label}.der"));
         std::fs::write(&p, der).unwrap();
-        self.p11(
-            token,
-            &[
-                "--write-object",
-                p.to_str().unwrap(),
-                "--type",
-                "cert",
-                "--id",
-                id,
-                "--label",
-                label,
-            ],
-        );
+        self.write_cert_der(token, &p, id, label);
     }
 
     fn save(&self, name: &str, contents: &[u8]) -> PathBuf {

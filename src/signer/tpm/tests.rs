@@ -195,27 +195,7 @@ fn key_password_file_is_used() {
 fn matching_persistent_srk_replaces_create_primary() {
     let Some(t) = tpm() else { return };
     let key = t.openssl_key("srk.tss2.pem", "EC", &["group:P-256"]);
-    t.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-a",
-        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-        "-c",
-        "srk.ctx",
-    ]);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "srk.ctx",
-        "0x81000001",
-    ]);
+    t.persistent_srk(&[]);
     let signer = open_file(&key, &opts_for(&t)).unwrap();
     // Two ReadPublic (handle, then its public area) + Load; no CreatePrimary, no parent flush.
     assert_eq!(signer.commands(), 3);
@@ -233,23 +213,7 @@ fn non_matching_persistent_srk_is_ignored() {
     let Some(t) = tpm() else { return };
     let key = t.openssl_key("other.tss2.pem", "EC", &["group:P-256"]);
     // An RSA storage key at 0x81000001: not the ECC template, so a primary must be created.
-    t.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "rsa2048",
-        "-c",
-        "rsa.ctx",
-    ]);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "rsa.ctx",
-        "0x81000001",
-    ]);
+    t.persistent_primary(&["-G", "rsa2048"], "rsa.ctx", "0x81000001");
     let signer = open_file(&key, &opts_for(&t)).unwrap();
     assert_eq!(signer.commands(), 5);
     assert_openssl_verifies(
@@ -261,100 +225,11 @@ fn non_matching_persistent_srk_is_ignored() {
     );
 }
 
-/// Makes a tpm2-tools key under a persistent parent (optionally with a parent password), persisted
-/// or wrapped by tpm2_encodeobject. Returns the public key PEM path.
-fn tools_key(
-    t: &Swtpm,
-    parent_pw: Option<&str>,
-    key_pw: Option<&str>,
-    policy: Option<&str>,
-) -> PathBuf {
-    let mut args = vec![
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        "parent.ctx",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-p", p]);
-    }
-    t.tool(&args);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "parent.ctx",
-        "0x81000102",
-    ]);
-    let mut args = vec![
-        "tpm2_create",
-        "-C",
-        "0x81000102",
-        "-G",
-        "ecc256",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-P", p]);
-    }
-    if let Some(p) = key_pw {
-        args.extend(["-p", p]);
-    }
-    if let Some(l) = policy {
-        args.extend([
-            "-L",
-            l,
-            "-a",
-            "fixedtpm|fixedparent|sensitivedataorigin|sign",
-        ]);
-    }
-    t.tool(&args);
-    let mut args = vec![
-        "tpm2_load",
-        "-C",
-        "0x81000102",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-c",
-        "key.ctx",
-    ];
-    if let Some(p) = parent_pw {
-        args.extend(["-P", p]);
-    }
-    t.tool(&args);
-    t.tool(&[
-        "tpm2_readpublic",
-        "-c",
-        "key.ctx",
-        "-f",
-        "pem",
-        "-o",
-        "key.pub.pem",
-    ]);
-    t.path("key.pub.pem")
-}
-
 #[test]
 fn persistent_handle_key_signs() {
     let Some(t) = tpm() else { return };
-    let pub_pem = tools_key(&t, None, None, None);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "key.ctx",
-        "0x81000103",
-    ]);
+    let pub_pem = t.tools_key(None, None, None);
+    t.evict("key.ctx", "0x81000103");
     let signer = open_handle("handle:0x81000103", &opts_for(&t)).unwrap();
     assert_eq!(signer.public_key(), &pem_public(&pub_pem));
     assert_eq!(signer.commands(), 2);
@@ -365,15 +240,8 @@ fn persistent_handle_key_signs() {
 #[test]
 fn persistent_handle_key_with_password_uses_its_session() {
     let Some(t) = tpm() else { return };
-    let pub_pem = tools_key(&t, None, Some("hpw"), None);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "key.ctx",
-        "0x81000104",
-    ]);
+    let pub_pem = t.tools_key(None, Some("hpw"), None);
+    t.evict("key.ctx", "0x81000104");
     let mut opts = opts_for(&t);
     opts.tpm_key_password = Some(Secret::new("hpw".into()));
     let signer = open_handle("handle:0x81000104", &opts).unwrap();
@@ -395,20 +263,7 @@ fn absent_persistent_handle_names_the_handle() {
 #[test]
 fn key_under_password_protected_persistent_parent_from_tpm2_encodeobject() {
     let Some(t) = tpm() else { return };
-    let pub_pem = tools_key(&t, Some("parentpw"), None, None);
-    t.tool(&[
-        "tpm2_encodeobject",
-        "-C",
-        "0x81000102",
-        "-P",
-        "parentpw",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-o",
-        "enc.tss2.pem",
-    ]);
+    let pub_pem = t.encoded_tools_key("parentpw");
     let key = t.path("enc.tss2.pem");
     let mut opts = opts_for(&t);
     // tpm2_encodeobject 5.4 writes the emptyAuth flag inverted: say explicitly there is none.
@@ -432,15 +287,7 @@ fn key_under_password_protected_persistent_parent_from_tpm2_encodeobject() {
 #[test]
 fn pcr_policy_key_signs_until_the_pcr_is_extended() {
     let Some(t) = tpm() else { return };
-    t.tool(&[
-        "tpm2_createpolicy",
-        "--policy-pcr",
-        "-l",
-        "sha256:16",
-        "-L",
-        "pcr.policy",
-    ]);
-    let pub_pem = tools_key(&t, None, None, Some("pcr.policy"));
+    let pub_pem = t.pcr16_policy_key();
     // The policy's PCR digest: SHA-256 over the selected PCR values (PCR 16 is all zeros at reset).
     use sha2::Digest as _;
     let pcr_digest = sha2::Sha256::digest([0u8; 32]).to_vec();
@@ -542,27 +389,7 @@ fn credential_fetch_costs_six_commands_and_prints_its_wall_time() {
     eprintln!(
         "TPM cost per credential fetch (EC P-256 key file, swtpm over TCP): 6 commands, {per:?}"
     );
-    t.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-a",
-        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-        "-c",
-        "srk.ctx",
-    ]);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "srk.ctx",
-        "0x81000001",
-    ]);
+    t.persistent_srk(&[]);
     let start = std::time::Instant::now();
     for i in 0..runs {
         let signer = open_key_file(&data, &key, &opts).unwrap();
@@ -588,7 +415,7 @@ fn policy_password_key_is_authorised_through_the_policy_session() {
         "auth.policy",
     ]);
     t.tool(&["tpm2_flushcontext", "trial.ctx"]);
-    let pub_pem = tools_key(&t, None, Some("polpw"), Some("auth.policy"));
+    let pub_pem = t.tools_key(None, Some("polpw"), Some("auth.policy"));
     let tpm2b = |name: &str| std::fs::read(t.path(name)).unwrap();
     let kf = keyfile::TpmKeyFile {
         empty_auth: false,
@@ -631,29 +458,7 @@ fn persistent_srk_with_another_unique_falls_back_to_the_real_primary() {
     unique.extend([0x20, 0x00]);
     unique.extend([0u8; 32]);
     std::fs::write(t.path("unique.bin"), unique).unwrap();
-    t.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-a",
-        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-        "-u",
-        "unique.bin",
-        "-c",
-        "srk.ctx",
-    ]);
-    t.tool(&[
-        "tpm2_evictcontrol",
-        "-C",
-        "o",
-        "-c",
-        "srk.ctx",
-        "0x81000001",
-    ]);
+    t.persistent_srk(&["-u", "unique.bin"]);
     let signer = open_file(&key, &opts_for(&t)).unwrap();
     // 2 ReadPublic + failed Load + CreatePrimary + Load + FlushContext(parent).
     assert_eq!(signer.commands(), 6);
