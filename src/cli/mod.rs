@@ -97,16 +97,22 @@ fn report(e: &anyhow::Error) -> i32 {
 /// `error: cause: cause`, skipping a cause whose text its parent already ends with (some errors
 /// print their source in their own message as well as returning it).
 fn chain_text(e: &anyhow::Error) -> String {
+    error_text(e.as_ref())
+}
+
+/// [`chain_text`] for any error: the error and its `source()` chain, as the CLI prints them.
+pub(crate) fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = String::new();
-    for cause in e.chain() {
+    let mut cur = Some(e);
+    while let Some(cause) = cur {
         let text = cause.to_string();
-        if out.ends_with(&text) {
-            continue;
+        if !out.ends_with(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
         }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
+        cur = cause.source();
     }
     out
 }

@@ -202,7 +202,7 @@ mod tests {
             ..ClientOptions::default()
         };
         let e = client_config(&opts).unwrap_err();
-        let chain = error_chain(&e);
+        let chain = crate::cli::error_text(&e);
         assert!(chain.contains("no CERTIFICATE block"), "{chain}");
     }
 
@@ -238,16 +238,5 @@ mod tests {
         .into();
         let roots = system_roots(&|name| (name == "SSL_CERT_FILE").then(|| path.clone().into()));
         assert_eq!(roots.len(), 1);
-    }
-
-    fn error_chain(e: &dyn std::error::Error) -> String {
-        let mut s = e.to_string();
-        let mut cur = e.source();
-        while let Some(c) = cur {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            cur = c.source();
-        }
-        s
     }
 }

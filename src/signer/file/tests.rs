@@ -93,16 +93,7 @@ fn load_ok(name: &str) -> FileKey {
 }
 
 /// The error and its sources, as the CLI prints them.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use crate::cli::error_text as chain;
 
 fn openssl_public_key(name: &str) -> PublicKey {
     PublicKey::from_spki_der(&read(&format!("{name}.pub.der"))).unwrap()
