@@ -5,6 +5,7 @@
 //! - RSA: `CKM_RSA_PKCS` signs whatever it is given, so we hand it the DER `DigestInfo` (RFC 8017 §9.2
 //!   note 1): a fixed prefix per hash followed by the digest.
 
+use super::asn1;
 use crate::keys::{der_tlv, der_uint};
 use crate::sigv4x509::{Digest, HashAlg};
 
@@ -45,17 +46,14 @@ pub fn ecdsa_rs_to_der(r: &[u8], s: &[u8]) -> Vec<u8> {
 
 /// Splits a DER ECDSA signature into `r` and `s`, each left-padded to `field_len` bytes.
 pub fn ecdsa_der_to_raw(der: &[u8], field_len: usize) -> Result<Vec<u8>, Error> {
-    let (tag, seq, rest) = read_tlv(der).ok_or(Error::Der)?;
-    if tag != 0x30 || !rest.is_empty() {
-        return Err(Error::Der);
-    }
-    let (t1, r, rest) = read_tlv(seq).ok_or(Error::Der)?;
-    let (t2, s, rest) = read_tlv(rest).ok_or(Error::Der)?;
-    if t1 != 0x02 || t2 != 0x02 || !rest.is_empty() {
-        return Err(Error::Der);
-    }
+    let seq = asn1::single(der, asn1::SEQUENCE, "ECDSA signature").map_err(|_| Error::Der)?;
+    let mut fields = seq.reader();
     let mut out = Vec::with_capacity(2 * field_len);
-    for v in [r, s] {
+    for what in ["r", "s"] {
+        let v = fields
+            .expect(asn1::INTEGER, what)
+            .map_err(|_| Error::Der)?
+            .value;
         let first = v.iter().position(|&b| b != 0).unwrap_or(v.len());
         let v = &v[first..];
         if v.len() > field_len {
@@ -64,27 +62,8 @@ pub fn ecdsa_der_to_raw(der: &[u8], field_len: usize) -> Result<Vec<u8>, Error> 
         out.extend(std::iter::repeat_n(0u8, field_len - v.len()));
         out.extend_from_slice(v);
     }
+    fields.finish("ECDSA signature").map_err(|_| Error::Der)?;
     Ok(out)
-}
-
-fn read_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let l0 = *b.get(1)? as usize;
-    let (len, hdr) = if l0 < 0x80 {
-        (l0, 2)
-    } else {
-        let n = l0 & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *b.get(2 + i)? as usize;
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    Some((tag, b.get(hdr..end)?, b.get(end..)?))
 }
 
 /// DER `DigestInfo` prefix for each hash (RFC 8017 §9.2 note 1).

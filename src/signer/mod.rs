@@ -6,6 +6,7 @@
 //! [`encoding`]. Construction does all I/O (loading, login, key lookup) so failures surface before any
 //! network call.
 
+mod asn1;
 pub mod encoding;
 pub mod file;
 pub mod identity;

@@ -4,8 +4,8 @@
 //! DER on; it does not parse keys or decrypt anything. The legacy OpenSSL `Proc-Type: 4,ENCRYPTED`
 //! PEM encryption (MD5-based key derivation) is refused here with a conversion hint.
 
-use super::asn1::{self, Reader};
 use super::{Ctx, Error};
+use crate::signer::asn1::{self, Reader};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 

@@ -16,7 +16,6 @@
 //! `ROLESANYWHERE_PKCS8_PASSWORD` environment variable, and a prompt only when stdin is a terminal.
 //! A wrong password is reported once; there is no retry.
 
-mod asn1;
 mod detect;
 mod pbe;
 mod pkcs12;

@@ -9,9 +9,9 @@
 //!
 //! Residual: `pkcs5` 0.8.1 keeps its PBES2-derived AES key on the stack without zeroizing it.
 
-use super::asn1::{self, Tlv};
 use super::{Ctx, Error};
 use crate::secret::Secret;
+use crate::signer::asn1::{self, Tlv};
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeDecrypt as _, InnerIvInit as _, KeyIvInit as _};
 use der::Decode as _;

@@ -18,11 +18,11 @@
 //! CertBag ::= SEQUENCE { certId OID, certValue [0] EXPLICIT OCTET STRING }
 //! ```
 
-use super::asn1::{self, Asn1Error, Reader, Tlv};
 use super::pbe::{self, Hash, Password, Scheme};
 use super::sign::PrivateKey;
 use super::{Ctx, Error, pkcs8};
 use crate::keys::PublicKey;
+use crate::signer::asn1::{self, Asn1Error, Reader, Tlv};
 use der::asn1::ObjectIdentifier;
 use zeroize::Zeroizing;
 

@@ -1,4 +1,4 @@
-//! A small, strict DER reader for walking key-file structures (PKCS#8 envelopes, PKCS#12).
+//! A small, strict DER reader: key-file structures (PKCS#8 envelopes, PKCS#12) and DER signatures.
 //!
 //! It only splits tag-length-value triples; what the values mean is decided by the callers. It never
 //! panics and never allocates: every length is checked against the bytes that are really there, so a
@@ -8,24 +8,24 @@
 use der::asn1::ObjectIdentifier;
 
 /// Universal tags we look at.
-pub(super) const INTEGER: u8 = 0x02;
-pub(super) const OCTET_STRING: u8 = 0x04;
-pub(super) const OID: u8 = 0x06;
-pub(super) const SEQUENCE: u8 = 0x30;
-pub(super) const SET: u8 = 0x31;
+pub(crate) const INTEGER: u8 = 0x02;
+pub(crate) const OCTET_STRING: u8 = 0x04;
+pub(crate) const OID: u8 = 0x06;
+pub(crate) const SEQUENCE: u8 = 0x30;
+pub(crate) const SET: u8 = 0x31;
 /// `[0]` constructed (EXPLICIT), as in `content [0] EXPLICIT ANY`.
-pub(super) const CONTEXT_0: u8 = 0xa0;
+pub(crate) const CONTEXT_0: u8 = 0xa0;
 /// `[0]` primitive (IMPLICIT OCTET STRING), as in `encryptedContent [0] IMPLICIT`.
-pub(super) const CONTEXT_0_PRIMITIVE: u8 = 0x80;
+pub(crate) const CONTEXT_0_PRIMITIVE: u8 = 0x80;
 
 /// Why the bytes are not the DER we expected (no secrets: only positions and tag names).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub(super) struct Asn1Error(pub(super) String);
+pub(crate) struct Asn1Error(pub(crate) String);
 
 /// One tag-length-value triple.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Tlv<'a> {
+pub(crate) struct Tlv<'a> {
     /// The identifier octet.
     pub tag: u8,
     /// The contents.
@@ -85,7 +85,7 @@ impl<'a> Tlv<'a> {
 
 /// Reads consecutive TLVs from a byte slice.
 #[derive(Debug, Clone)]
-pub(super) struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     rest: &'a [u8],
 }
 
@@ -161,7 +161,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Reads exactly one TLV from `bytes` with tag `tag`, and nothing after it.
-pub(super) fn single<'a>(bytes: &'a [u8], tag: u8, what: &str) -> Result<Tlv<'a>, Asn1Error> {
+pub(crate) fn single<'a>(bytes: &'a [u8], tag: u8, what: &str) -> Result<Tlv<'a>, Asn1Error> {
     let mut r = Reader::new(bytes);
     let t = r.expect(tag, what)?;
     r.finish(what)?;
