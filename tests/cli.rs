@@ -826,6 +826,70 @@ fn sign_string_and_read_certificate_data_debug_describe_key_and_certificate() {
     }
 }
 
+/// The `hint:` line of a failed run (empty when there is none).
+fn hint_line(run: &Run) -> String {
+    run.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rolesanywhere-agent: hint: "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Issue 8 (5): a leaf the service refuses for what it is, not for its chain, gets a hint naming the
+/// leaf and the broken rule instead of the "--intermediates" hint.
+#[test]
+fn refused_ca_or_non_signing_leaf_gets_a_hint_naming_it_not_intermediates() {
+    for (edit, needles) in [
+        (
+            (|r: &mut IssueRequest| r.is_ca = true) as fn(&mut IssueRequest),
+            &["CN=leaf", "CA:TRUE", "end-entity"][..],
+        ),
+        (
+            |r: &mut IssueRequest| r.digital_signature = false,
+            &["CN=leaf", "keyUsage", "digitalSignature"][..],
+        ),
+    ] {
+        let (_env, run) = refused_leaf(edit);
+        run.assert_failure(1, &["HTTP 403", "Untrusted signing certificate", "hint:"]);
+        let hint = hint_line(&run);
+        for n in needles {
+            assert!(hint.contains(n), "hint lacks {n:?}: {hint}");
+        }
+        assert!(!hint.contains("--intermediates"), "{hint}");
+    }
+}
+
+/// Issue 8 (5): a 404 from a wrong `--endpoint` path is about the endpoint, one for an ARN the service
+/// does not know (ResourceNotFoundException) is about the ARNs.
+#[test]
+fn not_found_tells_a_wrong_endpoint_path_from_an_unknown_arn() {
+    let (env, emu) = usage_env();
+    for (base, extra) in [
+        (format!("{}/wrong", emu.url()), ""),
+        (format!("{}/sessions", emu.url()), "drop /sessions"),
+    ] {
+        let run = env.credential_process(&base, "leaf", &[]);
+        run.assert_failure(1, &["HTTP 404"]);
+        let hint = hint_line(&run);
+        for n in [&format!("{base}/sessions"), "--endpoint", extra] {
+            assert!(hint.contains(n), "hint lacks {n:?}: {hint}");
+        }
+        assert!(!hint.contains("--profile-arn"), "{hint}");
+    }
+    let run = env.credential_process(
+        &emu.url(),
+        "leaf",
+        &[
+            "--profile-arn",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:profile/p-unknown",
+        ],
+    );
+    run.assert_failure(1, &["HTTP 404", "ResourceNotFoundException"]);
+    let hint = hint_line(&run);
+    assert!(hint.contains("--profile-arn"), "{hint}");
+    assert!(!hint.contains("--endpoint"), "{hint}");
+}
+
 /// Issue 8 (6): every missing required flag in one message (not one per run), exit 2, nothing on
 /// stdout; `--private-key` is not needed with a `pkcs11:` certificate (the key is on its token).
 #[test]

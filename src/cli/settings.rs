@@ -475,7 +475,12 @@ mod tests {
     #[test]
     fn missing_flags_follow_the_key_source() {
         let missing = |flags: &[&str]| {
-            let mut argv = vec!["rolesanywhere-agent", "credential-process", "--role-arn", RO];
+            let mut argv = vec![
+                "rolesanywhere-agent",
+                "credential-process",
+                "--role-arn",
+                RO,
+            ];
             argv.extend_from_slice(flags);
             let cli = args::Cli::try_parse_from(argv).unwrap();
             match validate(cli.command, &|_| None) {
