@@ -118,7 +118,7 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
         Command::SignString(a) => {
             let debug = a.key.debug;
             let key = key_options(a.key)?;
-            if needs_private_key(&key) {
+            if private_key_missing(&key) {
                 return Err(Error::MissingFlags {
                     command: "sign-string",
                     missing: vec!["--private-key"],
@@ -166,10 +166,10 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
     let key = key_options(a.key)?;
     // Every missing flag at once: a user (or a `credential_process` line) should not need a run per flag.
     let mut missing = Vec::new();
-    if needs_certificate(&key) {
+    if certificate_missing(&key) {
         missing.push("--certificate");
     }
-    if needs_private_key(&key) {
+    if private_key_missing(&key) {
         missing.push("--private-key");
     }
     for (flag, value) in [
@@ -254,7 +254,7 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
 
 /// True when no key is named: `--private-key` is missing and `--certificate` is not a `pkcs11:` URI
 /// (whose key the PKCS#11 backend finds on the certificate's token).
-fn needs_private_key(key: &KeyOptions) -> bool {
+fn private_key_missing(key: &KeyOptions) -> bool {
     key.private_key.is_none()
         && !key
             .certificate
@@ -264,7 +264,7 @@ fn needs_private_key(key: &KeyOptions) -> bool {
 
 /// True when a CreateSession needs `--certificate` and does not have it. A key file may be a PKCS#12
 /// file carrying the certificate, which only reading it tells: that case is left to the loader.
-fn needs_certificate(key: &KeyOptions) -> bool {
+fn certificate_missing(key: &KeyOptions) -> bool {
     key.certificate.is_none()
         && key
             .private_key
