@@ -3,7 +3,8 @@
 //! Owns parsing (x509-parser), issuer checks by name and signature, and the order of the chain sent in
 //! `X-Amz-X509-Chain` (leaf first, then the certificate that issued it, …; at most [`MAX_CHAIN`]).
 //! No network and no trust decisions: revocation, validity and the trust anchor are the service's
-//! business; this module only avoids sending a chain that cannot work.
+//! business; this module only avoids sending a chain that cannot work, and names what about a leaf
+//! the service refuses ([`leaf_problems`], for warnings and hints; it never refuses by itself).
 
 use crate::keys::{Curve, PublicKey};
 use base64::Engine as _;
@@ -349,6 +350,9 @@ fn rfc4514(name: &X509Name<'_>) -> String {
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }
 
+/// RFC 4514 escaping. Names come from certificates (untrusted text that reaches terminals), so
+/// control characters and bidirectional formatting characters are written as `\XX` escapes of their
+/// UTF-8 bytes, which RFC 4514 allows for any character.
 fn escape_4514(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let last = value.chars().count().saturating_sub(1);
@@ -356,8 +360,10 @@ fn escape_4514(value: &str) -> String {
         let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
             || (i == 0 && (c == '#' || c == ' '))
             || (i == last && c == ' ');
-        if c == '\0' {
-            out.push_str("\\00");
+        if c.is_control() || is_bidi_format(c) {
+            for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                out.push_str(&format!("\\{b:02X}"));
+            }
             continue;
         }
         if special {
@@ -366,6 +372,113 @@ fn escape_4514(value: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Characters that reorder the text around them on a terminal (U+200E/F, U+202A..E, U+2066..9).
+fn is_bidi_format(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Something about a leaf certificate that Roles Anywhere refuses (see the protocol notes: X.509 v3,
+/// not a CA, keyUsage digitalSignature, SHA-256 or stronger, inside its validity period). Displayed
+/// as a predicate of the certificate: "the certificate {problem}".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafProblem {
+    /// Not X.509 v3 (the version as written in documents).
+    NotV3(u32),
+    /// basicConstraints CA:TRUE.
+    Ca,
+    /// A keyUsage extension without digitalSignature.
+    NoDigitalSignature,
+    /// No keyUsage extension at all.
+    NoKeyUsage,
+    /// Signed with MD5 or SHA-1 (the algorithm's name).
+    WeakSignature(String),
+    /// Used before its notBefore.
+    NotYetValid(time::OffsetDateTime),
+    /// Used after its notAfter.
+    Expired(time::OffsetDateTime),
+}
+
+impl LeafProblem {
+    /// What the service needs instead, as a noun phrase ("keyUsage digitalSignature").
+    pub fn requirement(&self) -> &'static str {
+        match self {
+            LeafProblem::NotV3(_) => "an X.509 v3 certificate",
+            LeafProblem::Ca => "an end-entity certificate (basicConstraints CA:FALSE)",
+            LeafProblem::NoDigitalSignature | LeafProblem::NoKeyUsage => {
+                "keyUsage digitalSignature"
+            }
+            LeafProblem::WeakSignature(_) => "a signature hash of SHA-256 or stronger",
+            LeafProblem::NotYetValid(_) | LeafProblem::Expired(_) => {
+                "a certificate inside its validity period"
+            }
+        }
+    }
+
+    /// True for problems only time fixes (renewal, or the clock), not a differently made certificate.
+    pub fn is_validity(&self) -> bool {
+        matches!(self, LeafProblem::NotYetValid(_) | LeafProblem::Expired(_))
+    }
+}
+
+impl std::fmt::Display for LeafProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let date = |t: &time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.to_string())
+        };
+        match self {
+            LeafProblem::NotV3(v) => write!(f, "is an X.509 v{v} certificate, not v3"),
+            LeafProblem::Ca => f.write_str("is a CA certificate (basicConstraints CA:TRUE)"),
+            LeafProblem::NoDigitalSignature => {
+                f.write_str("has a keyUsage without digitalSignature")
+            }
+            LeafProblem::NoKeyUsage => {
+                f.write_str("has no keyUsage extension, so no digitalSignature")
+            }
+            LeafProblem::WeakSignature(alg) => {
+                write!(f, "is signed with {alg}, weaker than SHA-256")
+            }
+            LeafProblem::NotYetValid(t) => write!(f, "is not valid before {}", date(t)),
+            LeafProblem::Expired(t) => write!(f, "expired on {}", date(t)),
+        }
+    }
+}
+
+/// What Roles Anywhere would refuse about `cert` as the leaf at `now`; empty when nothing.
+pub fn leaf_problems(cert: &Certificate, now: time::OffsetDateTime) -> Vec<LeafProblem> {
+    let mut found = Vec::new();
+    if cert.version() != 3 {
+        found.push(LeafProblem::NotV3(cert.version()));
+    }
+    if cert.is_ca() {
+        found.push(LeafProblem::Ca);
+    }
+    match cert.key_usage_digital_signature() {
+        Some(true) => {}
+        Some(false) => found.push(LeafProblem::NoDigitalSignature),
+        None => found.push(LeafProblem::NoKeyUsage),
+    }
+    // x509-parser's registry has no name for ecdsa-with-SHA1, so `has_weak_signature_hash` (which
+    // matches names) misses it; its OID is what the name falls back to.
+    const ECDSA_WITH_SHA1: &str = "1.2.840.10045.4.1";
+    if cert.has_weak_signature_hash() || cert.signature_algorithm_name() == ECDSA_WITH_SHA1 {
+        found.push(LeafProblem::WeakSignature(
+            match cert.signature_algorithm_name() {
+                ECDSA_WITH_SHA1 => "ecdsa-with-SHA1",
+                name => name,
+            }
+            .to_string(),
+        ));
+    }
+    if cert.not_before() > now {
+        found.push(LeafProblem::NotYetValid(cert.not_before()));
+    }
+    if cert.not_after() < now {
+        found.push(LeafProblem::Expired(cert.not_after()));
+    }
+    found
 }
 
 /// Parses every `CERTIFICATE` block of a PEM bundle; `what` names the source in errors. Other blocks
@@ -621,6 +734,35 @@ mod tests {
         assert_eq!(escape_4514(" #x "), "\\ #x\\ ");
         assert_eq!(escape_4514("#x"), "\\#x");
         assert_eq!(escape_4514("a\"<>;\\"), "a\\\"\\<\\>\\;\\\\");
+    }
+
+    #[test]
+    fn leaf_problems_name_ca_key_usage_and_validity() {
+        let inside = time::macros::datetime!(2030-01-01 0:00 UTC);
+        assert_eq!(leaf_problems(&rsa_leaf(), inside), []);
+        assert_eq!(
+            leaf_problems(&intermediate(), inside),
+            [LeafProblem::Ca, LeafProblem::NoDigitalSignature]
+        );
+        let after = time::macros::datetime!(2037-01-01 0:00 UTC);
+        let p = leaf_problems(&rsa_leaf(), after);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].is_validity());
+        assert_eq!(p[0].to_string(), "expired on 2036-02-27T12:00:00Z");
+        assert_eq!(
+            LeafProblem::Ca.requirement(),
+            "an end-entity certificate (basicConstraints CA:FALSE)"
+        );
+    }
+
+    /// Names reach terminals: escape sequences and text reordering must not survive.
+    #[test]
+    fn rfc4514_escapes_control_and_bidi_characters() {
+        assert_eq!(escape_4514("a\x1b[31mb"), "a\\1B[31mb");
+        assert_eq!(escape_4514("x\0y\n"), "x\\00y\\0A");
+        assert_eq!(escape_4514("ab\u{202e}cd"), "ab\\E2\\80\\AEcd");
+        assert_eq!(escape_4514("\u{85}"), "\\C2\\85");
+        assert_eq!(escape_4514("Zoë"), "Zoë");
     }
 
     #[test]

@@ -766,7 +766,7 @@ fn sign_string_with_a_malformed_tpm_key_file_names_it_and_exits_2() {
 fn read_certificate_data_usage_errors_exit_2() {
     let env = Env::new();
     env.run(&["read-certificate-data"], &[])
-        .assert_failure(2, &["--certificate is required"]);
+        .assert_failure(2, &["read-certificate-data needs --certificate"]);
     env.run(
         &[
             "read-certificate-data",
@@ -823,5 +823,165 @@ fn sign_string_and_read_certificate_data_debug_describe_key_and_certificate() {
     }
     for r in [&run, &with_cert, &read] {
         assert!(!r.stderr.contains(password), "{}", r.stderr);
+    }
+}
+
+/// The `hint:` line of a failed run (empty when there is none).
+fn hint_line(run: &Run) -> String {
+    run.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rolesanywhere-agent: hint: "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Issue 8 (5): a leaf the service refuses for what it is, not for its chain, gets a hint naming the
+/// leaf and the broken rule instead of the "--intermediates" hint.
+#[test]
+fn refused_ca_or_non_signing_leaf_gets_a_hint_naming_it_not_intermediates() {
+    for (edit, needles) in [
+        (
+            (|r: &mut IssueRequest| r.is_ca = true) as fn(&mut IssueRequest),
+            &["CN=leaf", "CA:TRUE", "end-entity"][..],
+        ),
+        (
+            |r: &mut IssueRequest| r.digital_signature = false,
+            &["CN=leaf", "keyUsage", "digitalSignature"][..],
+        ),
+    ] {
+        let (_env, run) = refused_leaf(edit);
+        run.assert_failure(1, &["HTTP 403", "Untrusted signing certificate", "hint:"]);
+        let hint = hint_line(&run);
+        for n in needles {
+            assert!(hint.contains(n), "hint lacks {n:?}: {hint}");
+        }
+        assert!(!hint.contains("--intermediates"), "{hint}");
+    }
+}
+
+/// Issue 8 (5): a 404 from a wrong `--endpoint` path is about the endpoint, one for an ARN the service
+/// does not know (ResourceNotFoundException) is about the ARNs.
+#[test]
+fn not_found_tells_a_wrong_endpoint_path_from_an_unknown_arn() {
+    let (env, emu) = usage_env();
+    for (base, extra) in [
+        (format!("{}/wrong", emu.url()), ""),
+        (format!("{}/sessions", emu.url()), "drop /sessions"),
+    ] {
+        let run = env.credential_process(&base, "leaf", &[]);
+        run.assert_failure(1, &["HTTP 404"]);
+        let hint = hint_line(&run);
+        for n in [&format!("{base}/sessions"), "--endpoint", extra] {
+            assert!(hint.contains(n), "hint lacks {n:?}: {hint}");
+        }
+        assert!(!hint.contains("--profile-arn"), "{hint}");
+    }
+    let run = env.credential_process(
+        &emu.url(),
+        "leaf",
+        &[
+            "--profile-arn",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:profile/p-unknown",
+        ],
+    );
+    run.assert_failure(1, &["HTTP 404", "ResourceNotFoundException"]);
+    let hint = hint_line(&run);
+    assert!(hint.contains("--profile-arn"), "{hint}");
+    assert!(!hint.contains("--endpoint"), "{hint}");
+}
+
+/// Issue 8 (6): every missing required flag in one message (not one per run), exit 2, nothing on
+/// stdout; `--private-key` is not needed with a `pkcs11:` certificate (the key is on its token).
+#[test]
+fn missing_required_flags_are_all_named_in_one_message() {
+    let env = Env::new();
+    let run = env.run(&["credential-process"], &[]);
+    run.assert_failure(
+        2,
+        &[
+            "credential-process needs --certificate, --private-key, --trust-anchor-arn, \
+           --profile-arn and --role-arn",
+        ],
+    );
+    let run = env.run(
+        &[
+            "credential-process",
+            "--certificate",
+            "pkcs11:token=ra",
+            "--role-arn",
+            ROLE,
+        ],
+        &[],
+    );
+    run.assert_failure(
+        2,
+        &["credential-process needs --trust-anchor-arn and --profile-arn"],
+    );
+    assert!(!run.stderr.contains("--private-key"), "{}", run.stderr);
+    // A repeated flag still takes its last value (args_override_self), and counts as given.
+    let run = env.run(
+        &[
+            "credential-process",
+            "--private-key",
+            "a.key",
+            "--private-key",
+            "handle:0x81000001",
+            "--trust-anchor-arn",
+            TRUST_ANCHOR,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+        ],
+        &[],
+    );
+    run.assert_failure(2, &["credential-process needs --certificate"]);
+    env.run(&["read-certificate-data"], &[])
+        .assert_failure(2, &["read-certificate-data needs --certificate"]);
+    env.run(&["sign-string", "--digest", "SHA384"], &[])
+        .assert_failure(2, &["sign-string needs --private-key"]);
+}
+
+/// Issue 8 (6): `--help` says which flags each command needs.
+#[test]
+fn help_marks_required_flags() {
+    let env = Env::new();
+    let session = &[
+        "--certificate",
+        "--private-key",
+        "--trust-anchor-arn",
+        "--profile-arn",
+        "--role-arn",
+    ][..];
+    for (command, required) in [
+        ("credential-process", session),
+        ("update", session),
+        ("serve", session),
+        ("read-certificate-data", &["--certificate"][..]),
+        ("sign-string", &["--private-key"][..]),
+    ] {
+        let run = env.run(&[command, "--help"], &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        // Each option: its line and its description, up to the next option.
+        let mut options: Vec<(String, String)> = Vec::new();
+        for line in run.stdout.lines() {
+            let t = line.trim_start();
+            if t.starts_with("--") && line.len() - t.len() <= 6 {
+                let name: String = t.chars().take_while(|c| !c.is_whitespace()).collect();
+                options.push((name, String::new()));
+            } else if let Some((_, text)) = options.last_mut() {
+                text.push_str(t);
+                text.push(' ');
+            }
+        }
+        for (name, text) in &options {
+            let marked = text.contains("(required");
+            assert_eq!(
+                marked,
+                required.contains(&name.as_str()),
+                "{command} {name}: {text}"
+            );
+        }
+        assert!(options.len() > required.len(), "{}", run.stdout);
     }
 }

@@ -581,3 +581,103 @@ fn sign_string_and_read_certificate_data_debug_name_the_token_objects_but_not_th
         );
     }
 }
+
+/// `read-certificate-data` of token "ra" through SoftHSM, as `run` runs it; asserts a usage error
+/// with empty stdout and returns stderr.
+fn token_not_visible(run: impl FnOnce(&[&str]) -> Run) -> String {
+    let r = run(&[
+        "read-certificate-data",
+        "--pkcs11-lib",
+        LIB,
+        "--certificate",
+        "pkcs11:token=ra",
+    ]);
+    eprintln!("--- stderr (exit {}):\n{}", r.code, r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains(&format!("pkcs11-tool --module {LIB} --list-token-slots")),
+        "{}",
+        r.stderr
+    );
+    r.stderr
+}
+
+/// Issue 8 (5): the token exists, but the agent's environment has no SOFTHSM2_CONF (as when an AWS
+/// SDK runs the credential_process without it): the error says so.
+#[test]
+fn token_not_visible_without_softhsm2_conf_names_the_variable() {
+    let Some((_hsm, _emu)) = setup() else { return };
+    let stderr = token_not_visible(|args| run_agent(args, &[]));
+    assert!(stderr.contains("SOFTHSM2_CONF is not set"), "{stderr}");
+}
+
+/// Issue 8 (5): SOFTHSM2_CONF names a configuration whose token directory does not exist.
+#[test]
+fn softhsm_token_directory_that_does_not_exist_is_named() {
+    let Some((hsm, _emu)) = setup() else { return };
+    let missing = hsm.dir().join("no-such-dir");
+    let conf = hsm.file(
+        "missing.conf",
+        format!("directories.tokendir = {}\n", missing.display()).as_bytes(),
+    );
+    let stderr = token_not_visible(|args| run_agent(args, &[("SOFTHSM2_CONF", &conf)]));
+    for needle in [
+        format!("SOFTHSM2_CONF={conf}"),
+        format!("token directory {}", missing.display()),
+        "does not exist".to_string(),
+    ] {
+        assert!(stderr.contains(&needle), "{needle}: {stderr}");
+    }
+}
+
+/// Issue 8 (5): the configuration is readable, the token directory is not (another user's). As
+/// root (who reads everything) the agent runs as `nobody` through setpriv.
+#[test]
+fn softhsm_token_directory_unreadable_by_this_user_is_named() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let Some((hsm, _emu)) = setup() else { return };
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+        == 0;
+    if root && !hsm_tests::have("setpriv") {
+        let _ = hsm_tests::skip("running as root needs setpriv to test as another user");
+        return;
+    }
+    let tokens = hsm.dir().join("tokens");
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(hsm.dir(), 0o755).unwrap();
+    mode(&hsm.conf(), 0o644).unwrap();
+    mode(&tokens, 0o700).unwrap();
+    if !root {
+        mode(&tokens, 0o000).unwrap();
+    }
+    let conf = hsm.conf().display().to_string();
+    let stderr = token_not_visible(|args| {
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+            c.arg(hsm_tests::agent_bin());
+            c
+        } else {
+            std::process::Command::new(hsm_tests::agent_bin())
+        };
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .expect("cannot run the agent")
+            .into()
+    });
+    let _ = mode(&tokens, 0o700);
+    for needle in [
+        format!("SOFTHSM2_CONF={conf}"),
+        format!("token directory {}", tokens.display()),
+        "cannot be read by this user".to_string(),
+    ] {
+        assert!(stderr.contains(&needle), "{needle}: {stderr}");
+    }
+}

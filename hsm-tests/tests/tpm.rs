@@ -502,3 +502,111 @@ fn sign_string_signature_verifies_with_openssl() {
         );
     }
 }
+
+/// Writes `sign-string`'s test message for the EC public key in `pub_pem` (a file in the TPM's dir,
+/// `field_len`-byte coordinates) to `msg`: fixed text ‖ "1" ‖ SHA-256("IAM RA" ‖ uncompressed point),
+/// the point taken from openssl's DER.
+fn write_sign_string_message(t: &Swtpm, pub_pem: &str, field_len: usize, msg: &str) {
+    let der = t.tool(&[
+        "openssl", "pkey", "-pubin", "-in", pub_pem, "-outform", "DER",
+    ]);
+    let point = &der[der.len() - (1 + 2 * field_len)..];
+    assert_eq!(point[0], 0x04, "uncompressed point expected");
+    let mut ra = b"IAM RA".to_vec();
+    ra.extend_from_slice(point);
+    std::fs::write(t.path("ra.bin"), &ra).unwrap();
+    let h = t.tool(&["openssl", "dgst", "-sha256", "-binary", "ra.bin"]);
+    let mut m = b"AWS Roles Anywhere Credential Helper Signing Test1".to_vec();
+    m.extend_from_slice(&h);
+    std::fs::write(t.path(msg), &m).unwrap();
+}
+
+/// `sign-string --format bin --digest DIGEST` with the key file `key` (stdout is binary).
+fn sign_string_digest(t: &Swtpm, key: &Path, digest: &str) -> std::process::Output {
+    std::process::Command::new(hsm_tests::agent_bin())
+        .args(["sign-string", "--format", "bin", "--digest", digest])
+        .arg("--private-key")
+        .arg(key)
+        .args(["--tpm-tcti", &t.tcti()])
+        .env_clear()
+        .env("TSS2_LOG", "all+none")
+        .output()
+        .expect("cannot run the agent")
+}
+
+/// Issue 8 (5): a key without a fixed scheme (tpm2-openssl's) signs sign-string's SHA-384 and
+/// SHA-512 digests (TPM2_Sign with ECDSA and that hash); openssl verifies them.
+#[test]
+fn sign_string_sha384_and_sha512_with_a_null_scheme_ec_key_verify_with_openssl() {
+    let Some((t, _emu)) = setup() else { return };
+    for (group, field_len) in [("P-256", 32), ("P-384", 48)] {
+        let name = format!("{group}.tss2.pem");
+        let key = t.openssl_key(&name, "EC", &[&format!("group:{group}")]);
+        let pub_pem = format!("{name}.pub.pem");
+        write_sign_string_message(&t, &pub_pem, field_len, "m.bin");
+        for digest in ["SHA384", "SHA512"] {
+            let out = sign_string_digest(&t, &key, digest);
+            assert!(
+                out.status.success(),
+                "{group} {digest}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(t.path("m.sig"), &out.stdout).unwrap();
+            let dgst = format!("-{}", digest.to_ascii_lowercase());
+            let v = t.run(&[
+                "openssl",
+                "dgst",
+                &dgst,
+                "-verify",
+                &pub_pem,
+                "-signature",
+                "m.sig",
+                "m.bin",
+            ]);
+            assert!(
+                v.status.success(),
+                "{group} {digest}: {}",
+                String::from_utf8_lossy(&v.stderr)
+            );
+        }
+    }
+}
+
+/// Issue 8 (5): a key whose own scheme fixes ECDSA with SHA-256 (as `enroll keygen` makes them)
+/// cannot sign a SHA-384 digest: the error names the key's scheme and the fix instead of a bare
+/// TPM_RC_SCHEME, before anything reaches the TPM's TPM2_Sign.
+#[test]
+fn sign_string_digest_the_keys_scheme_forbids_names_the_scheme_and_the_fix() {
+    let Some((t, _emu)) = setup() else { return };
+    let key = t.path("fixed.tss2.pem");
+    let (key_s, tcti) = (path_str(&key), t.tcti());
+    let r = run_agent(
+        &[
+            "enroll",
+            "keygen",
+            "--private-key",
+            &key_s,
+            "--tpm-tcti",
+            &tcti,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(sign_string_digest(&t, &key, "SHA256").status.success());
+    for (digest, name) in [("SHA384", "SHA-384"), ("SHA512", "SHA-512")] {
+        let r: Run = sign_string_digest(&t, &key, digest).into();
+        eprintln!("--- stderr (exit {}):\n{}", r.code, r.stderr);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+        for needle in [
+            key_s.as_str(),
+            "ECDSA with SHA-256",
+            name,
+            "--digest SHA256",
+            "scheme NULL",
+        ] {
+            assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+        }
+        assert!(!r.stderr.contains("TPM_RC_SCHEME"), "{}", r.stderr);
+    }
+}

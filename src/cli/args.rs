@@ -27,25 +27,56 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Get temporary credentials and print them for `credential_process`.
-    #[command(args_override_self = true)]
+    #[command(
+        args_override_self = true,
+        mut_arg("certificate", required(CERTIFICATE_UNLESS)),
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+    )]
     CredentialProcess(SessionArgs),
     /// Sign a fixed test string with the private key (to check the key works).
-    #[command(args_override_self = true)]
+    #[command(
+        args_override_self = true,
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+    )]
     SignString(SignStringArgs),
     /// Print the certificate's key type, DER (base64), serial number and supported algorithms.
-    #[command(args_override_self = true)]
+    #[command(args_override_self = true, mut_arg("certificate", required("")))]
     ReadCertificateData(ReadCertificateArgs),
     /// Keep a profile in the shared credentials file up to date (not supported yet).
-    #[command(args_override_self = true)]
+    #[command(
+        args_override_self = true,
+        mut_arg("certificate", required(CERTIFICATE_UNLESS)),
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+    )]
     Update(UpdateArgs),
     /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
-    #[command(args_override_self = true)]
+    #[command(
+        args_override_self = true,
+        mut_arg("certificate", required(CERTIFICATE_UNLESS)),
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+    )]
     Serve(ServeArgs),
     /// Air-gapped enrollment: generate a key on the device, make a CSR with it, install the certificate.
     #[command(subcommand)]
     Enroll(crate::enroll::EnrollCommand),
     /// Print the version.
     Version,
+}
+
+/// When a CreateSession command can do without `--certificate`.
+const CERTIFICATE_UNLESS: &str = ", unless --private-key is a PKCS#12 file that holds it";
+/// When a command can do without `--private-key`.
+const PRIVATE_KEY_UNLESS: &str =
+    ", unless --certificate is a pkcs11: URI whose token holds the key";
+
+/// Marks a flag's help "(required…)" for a command that needs it. Not clap's `required`: the settings
+/// report every missing flag in one message, some flags are needed only in some combinations, and
+/// `update`/`serve` must say they are unsupported before asking for flags.
+fn required(unless: &'static str) -> impl FnOnce(clap::Arg) -> clap::Arg {
+    move |arg| {
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        arg.help(format!("{help} (required{unless})"))
+    }
 }
 
 /// Flags that select and unlock the key and certificate.
@@ -113,13 +144,13 @@ pub struct SessionArgs {
     /// Key and certificate selection.
     #[command(flatten)]
     pub key: KeyArgs,
-    /// ARN of the role to assume.
+    /// ARN of the role to assume (required).
     #[arg(long)]
     pub role_arn: Option<String>,
-    /// ARN of the Roles Anywhere profile.
+    /// ARN of the Roles Anywhere profile (required).
     #[arg(long)]
     pub profile_arn: Option<String>,
-    /// ARN of the trust anchor.
+    /// ARN of the trust anchor (required).
     #[arg(long)]
     pub trust_anchor_arn: Option<String>,
     /// Session duration in seconds (900..43200).

@@ -61,9 +61,14 @@ pub struct SessionSettings {
 /// Usage and configuration errors (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A required flag is missing.
-    #[error("{0} is required")]
-    Missing(&'static str),
+    /// Flags the command needs are missing: all of them, so one run tells the whole story.
+    #[error("{command} needs {}{}", and_list(missing), missing_note(missing))]
+    MissingFlags {
+        /// The command.
+        command: &'static str,
+        /// The missing flags, in the order `--help` lists them.
+        missing: Vec<&'static str>,
+    },
     /// An ARN or region is malformed, or the regions disagree.
     #[error(transparent)]
     Arn(#[from] arn::Error),
@@ -110,23 +115,33 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
         Command::CredentialProcess(a) => {
             Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
         }
-        Command::SignString(a) => Ok(Settings::SignString {
-            debug: a.key.debug,
-            key: key_options(a.key)?,
-            alg: match a.digest {
-                DigestArg::Sha256 => HashAlg::Sha256,
-                DigestArg::Sha384 => HashAlg::Sha384,
-                DigestArg::Sha512 => HashAlg::Sha512,
-            },
-            format: a.format,
-        }),
+        Command::SignString(a) => {
+            let debug = a.key.debug;
+            let key = key_options(a.key)?;
+            if private_key_missing(&key) {
+                return Err(Error::MissingFlags {
+                    command: "sign-string",
+                    missing: vec!["--private-key"],
+                });
+            }
+            Ok(Settings::SignString {
+                debug,
+                key,
+                alg: match a.digest {
+                    DigestArg::Sha256 => HashAlg::Sha256,
+                    DigestArg::Sha384 => HashAlg::Sha384,
+                    DigestArg::Sha512 => HashAlg::Sha512,
+                },
+                format: a.format,
+            })
+        }
         Command::ReadCertificateData(a) => {
             let debug = a.key.debug;
             let key = key_options(a.key)?;
-            let certificate = key
-                .certificate
-                .clone()
-                .ok_or(Error::Missing("--certificate"))?;
+            let certificate = key.certificate.clone().ok_or(Error::MissingFlags {
+                command: "read-certificate-data",
+                missing: vec!["--certificate"],
+            })?;
             if certificate.starts_with("handle:") {
                 return Err(Error::NotACertificate(certificate));
             }
@@ -147,13 +162,39 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<SessionSettings, Error> {
-    let trust_anchor = required_arn(
+    let debug = a.key.debug;
+    let key = key_options(a.key)?;
+    // Every missing flag at once: a user (or a `credential_process` line) should not need a run per flag.
+    let mut missing = Vec::new();
+    if certificate_missing(&key) {
+        missing.push("--certificate");
+    }
+    if private_key_missing(&key) {
+        missing.push("--private-key");
+    }
+    for (flag, value) in [
+        ("--trust-anchor-arn", &a.trust_anchor_arn),
+        ("--profile-arn", &a.profile_arn),
+        ("--role-arn", &a.role_arn),
+    ] {
+        if value.is_none() {
+            missing.push(flag);
+        }
+    }
+    let (Some(trust_anchor), Some(profile), Some(role), true) = (
         a.trust_anchor_arn.as_deref(),
-        "--trust-anchor-arn",
-        ArnKind::TrustAnchor,
-    )?;
-    let profile = required_arn(a.profile_arn.as_deref(), "--profile-arn", ArnKind::Profile)?;
-    let role = required_arn(a.role_arn.as_deref(), "--role-arn", ArnKind::Role)?;
+        a.profile_arn.as_deref(),
+        a.role_arn.as_deref(),
+        missing.is_empty(),
+    ) else {
+        return Err(Error::MissingFlags {
+            command: "credential-process",
+            missing,
+        });
+    };
+    let trust_anchor = arn::parse(trust_anchor, ArnKind::TrustAnchor)?;
+    let profile = arn::parse(profile, ArnKind::Profile)?;
+    let role = arn::parse(role, ArnKind::Role)?;
     arn::check_same_region(&trust_anchor, &profile)?;
     let region = match a.region {
         Some(r) => {
@@ -189,9 +230,8 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
                 variable,
             })
         });
-    let debug = a.key.debug;
     Ok(SessionSettings {
-        key: key_options(a.key)?,
+        key,
         request: SessionRequest {
             region,
             profile_arn: profile.text,
@@ -212,9 +252,52 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
     })
 }
 
-/// The value of `flag` parsed as an ARN of `kind`; [`Error::Missing`] when the flag is absent.
-fn required_arn(value: Option<&str>, flag: &'static str, kind: ArnKind) -> Result<arn::Arn, Error> {
-    Ok(arn::parse(value.ok_or(Error::Missing(flag))?, kind)?)
+/// True when no key is named: `--private-key` is missing and `--certificate` is not a `pkcs11:` URI
+/// (whose key the PKCS#11 backend finds on the certificate's token).
+fn private_key_missing(key: &KeyOptions) -> bool {
+    key.private_key.is_none()
+        && !key
+            .certificate
+            .as_deref()
+            .is_some_and(|c| c.starts_with("pkcs11:"))
+}
+
+/// True when a CreateSession needs `--certificate` and does not have it. A key file may be a PKCS#12
+/// file carrying the certificate, which only reading it tells: that case is left to the loader.
+fn certificate_missing(key: &KeyOptions) -> bool {
+    key.certificate.is_none()
+        && key
+            .private_key
+            .as_deref()
+            .is_none_or(|k| k.starts_with("pkcs11:") || k.starts_with("handle:"))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// When missing flags are needed only in some combinations, which ones.
+fn missing_note(missing: &[&str]) -> String {
+    let key = missing.contains(&"--private-key");
+    let certificate = missing.contains(&"--certificate");
+    let name = |flag: &'static str| if missing.len() == 1 { "it" } else { flag };
+    let mut note = String::new();
+    if key {
+        note = format!(
+            "; {} may be left out when --certificate is a pkcs11: URI (the key is found on its token)",
+            name("--private-key")
+        );
+    }
+    // Only when no key is named either: a pkcs11: or handle: key never comes with its certificate.
+    if key && certificate {
+        note.push_str(", --certificate when --private-key is a PKCS#12 file that holds it");
+    }
+    note
 }
 
 fn fips_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
@@ -386,6 +469,45 @@ mod tests {
         assert!(parse(&["--role-session-name", "ok-name@x"], &[]).is_ok());
         let e = parse(&["--role-session-name", "bad name"], &[]).unwrap_err();
         assert!(matches!(e, Error::RoleSessionName(_)), "{e}");
+    }
+
+    /// Which flags count as missing depends on where the key and certificate come from.
+    #[test]
+    fn missing_flags_follow_the_key_source() {
+        let missing = |flags: &[&str]| {
+            let mut argv = vec![
+                "rolesanywhere-agent",
+                "credential-process",
+                "--role-arn",
+                RO,
+            ];
+            argv.extend_from_slice(flags);
+            let cli = args::Cli::try_parse_from(argv).unwrap();
+            match validate(cli.command, &|_| None) {
+                Err(Error::MissingFlags { missing, .. }) => missing,
+                other => panic!("{flags:?}: {other:?}"),
+            }
+        };
+        let arns = ["--trust-anchor-arn", "--profile-arn"];
+        assert_eq!(
+            missing(&[]),
+            [&["--certificate", "--private-key"][..], &arns].concat()
+        );
+        // The key is found on the certificate's token.
+        assert_eq!(missing(&["--certificate", "pkcs11:token=t"]), arns);
+        // A token or TPM key never carries its certificate; a key file may (PKCS#12).
+        for key in ["pkcs11:token=t;object=k", "handle:0x81000001"] {
+            assert_eq!(
+                missing(&["--private-key", key]),
+                [&["--certificate"][..], &arns].concat()
+            );
+        }
+        assert_eq!(missing(&["--private-key", "id.p12"]), arns);
+        // A certificate file needs a key named next to it.
+        assert_eq!(
+            missing(&["--certificate", "c.pem"]),
+            [&["--private-key"][..], &arns].concat()
+        );
     }
 
     #[test]

@@ -30,42 +30,13 @@ pub fn read_certificate(path: &Path) -> Result<Certificate, Error> {
     })
 }
 
-/// What Roles Anywhere would refuse about this leaf certificate at `now`.
+/// What Roles Anywhere would refuse about this leaf certificate at `now` (the check lives in
+/// [`certs::leaf_problems`], shared with CreateSession's refusal hints).
 pub fn warnings(cert: &Certificate, now: OffsetDateTime) -> Vec<String> {
-    let mut w = Vec::new();
-    if cert.version() != 3 {
-        w.push(format!(
-            "it is an X.509 v{} certificate, not v3",
-            cert.version()
-        ));
-    }
-    match cert.key_usage_digital_signature() {
-        Some(true) => {}
-        Some(false) => w.push("its keyUsage does not include digitalSignature".into()),
-        None => w.push("it has no keyUsage extension with digitalSignature".into()),
-    }
-    if cert.is_ca() {
-        w.push("it is a CA certificate (basicConstraints CA:TRUE)".into());
-    }
-    // x509-parser's registry has no name for ecdsa-with-SHA1, so `has_weak_signature_hash` (which
-    // matches names) misses it; its OID is what the name falls back to.
-    const ECDSA_WITH_SHA1: &str = "1.2.840.10045.4.1";
-    if cert.has_weak_signature_hash() || cert.signature_algorithm_name() == ECDSA_WITH_SHA1 {
-        w.push(format!(
-            "it is signed with {}; SHA-256 or stronger is required",
-            match cert.signature_algorithm_name() {
-                ECDSA_WITH_SHA1 => "ecdsa-with-SHA1",
-                name => name,
-            }
-        ));
-    }
-    if cert.not_before() > now {
-        w.push(format!("it is not valid before {}", cert.not_before()));
-    }
-    if cert.not_after() < now {
-        w.push(format!("it expired on {}", cert.not_after()));
-    }
-    w
+    certs::leaf_problems(cert, now)
+        .iter()
+        .map(|p| format!("it {p}"))
+        .collect()
 }
 
 /// Where a key file's certificate goes by default: `KEY.cert.pem` (a trailing `.pem` of the key file's

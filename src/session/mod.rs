@@ -14,6 +14,7 @@ pub use endpoint::Endpoint;
 pub use response::Credentials;
 pub use tls::CaBundle;
 
+use crate::certs;
 use crate::signer::Identity;
 use crate::sigv4x509::{self, RequestParts, SigningInput};
 use std::io::Read;
@@ -141,6 +142,18 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// The service refused the certificate, and the leaf itself breaks a rule the service enforces:
+    /// the refusal as it came, with what is wrong with the leaf for the hint (the service only says
+    /// "Untrusted signing certificate", which reads like a chain problem).
+    #[error("{refusal}")]
+    LeafRefused {
+        /// The service's answer ([`Error::Service`]).
+        refusal: Box<Error>,
+        /// The leaf's subject (RFC 4514, escaped for terminals).
+        subject: String,
+        /// What the service refuses about the leaf.
+        problems: Vec<certs::LeafProblem>,
+    },
     /// A success status with a body that is not the documented credential set.
     #[error("malformed CreateSession response: {reason}")]
     MalformedResponse {
@@ -151,33 +164,41 @@ pub enum Error {
 
 impl Error {
     /// What the user can do about this error, when it is known.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
             Error::Service {
+                url,
                 status,
                 error_type,
                 message,
                 ..
-            } => response::hint(*status, error_type, message),
+            } => response::hint(url, *status, error_type, message),
+            Error::LeafRefused {
+                subject, problems, ..
+            } => Some(response::leaf_hint(subject, problems)),
             Error::Transport {
                 timed_out: true, ..
             } => Some(
                 "the service did not answer in time: check the network, HTTPS_PROXY/NO_PROXY, \
-                 or raise --connect-timeout/--timeout",
+                 or raise --connect-timeout/--timeout"
+                    .into(),
             ),
             Error::Transport {
                 tls_untrusted: true,
                 ..
             } => Some(
                 "the server's certificate does not chain to a trusted root: for a private CA or a \
-                 TLS-inspecting proxy set AWS_CA_BUNDLE to its PEM file; otherwise check --endpoint",
+                 TLS-inspecting proxy set AWS_CA_BUNDLE to its PEM file; otherwise check --endpoint"
+                    .into(),
             ),
             Error::Transport { .. } => Some(
                 "check the endpoint, DNS, the network and HTTPS_PROXY/NO_PROXY; for a private CA \
-                 set AWS_CA_BUNDLE",
+                 set AWS_CA_BUNDLE"
+                    .into(),
             ),
             Error::CaBundle { .. } => Some(
-                "point AWS_CA_BUNDLE (or SSL_CERT_FILE) at a readable PEM file of CA certificates",
+                "point AWS_CA_BUNDLE (or SSL_CERT_FILE) at a readable PEM file of CA certificates"
+                    .into(),
             ),
             _ => None,
         }
@@ -363,13 +384,38 @@ impl Client {
         if status == 201 || status == 200 {
             return response::parse_credentials(&raw);
         }
-        Err(response::service_error(
-            self.endpoint.display_url(),
-            status,
-            &headers,
-            &raw,
-            attempt,
-        ))
+        let refusal =
+            response::service_error(self.endpoint.display_url(), status, &headers, &raw, attempt);
+        Err(with_leaf_problems(refusal, &identity.leaf, input.time))
+    }
+}
+
+/// A refusal of the certificate becomes [`Error::LeafRefused`] when the leaf breaks one of the
+/// service's rules at `now`: then that, not the chain, is the likely cause.
+fn with_leaf_problems(
+    refusal: Error,
+    leaf: &certs::Certificate,
+    now: time::OffsetDateTime,
+) -> Error {
+    let Error::Service {
+        status: 403,
+        message,
+        ..
+    } = &refusal
+    else {
+        return refusal;
+    };
+    if !message.to_ascii_lowercase().contains("untrusted") {
+        return refusal;
+    }
+    let problems = certs::leaf_problems(leaf, now);
+    if problems.is_empty() {
+        return refusal;
+    }
+    Error::LeafRefused {
+        refusal: Box::new(refusal),
+        subject: leaf.subject(),
+        problems,
     }
 }
 
@@ -787,5 +833,62 @@ mod client_tests {
             !text.contains("SECRETKEY-q1") && !text.contains("TOKEN-q2"),
             "{text}"
         );
+    }
+
+    /// Issue 8 (5): another server's plain 404 page at the URL is about `--endpoint`, not the ARNs.
+    #[test]
+    fn html_not_found_from_another_server_names_the_url_and_endpoint() {
+        let (url, _seen) = serve(vec![response(
+            "404 Not Found",
+            "Content-Type: text/html\r\n",
+            "<html><body><h1>Not Found</h1></body></html>",
+        )]);
+        let e = client(&url)
+            .create_session(&request(), &identity(Arc::default()), None)
+            .unwrap_err();
+        let hint = e.hint().unwrap();
+        assert!(
+            hint.contains(&format!("{url}/sessions")) && hint.contains("--endpoint"),
+            "{hint}"
+        );
+        assert!(!hint.contains("--profile-arn"), "{hint}");
+    }
+
+    /// Issue 8 (5): "Untrusted signing certificate" for a CA leaf names the leaf's problem.
+    #[test]
+    fn untrusted_refusal_of_a_ca_leaf_keeps_the_message_and_names_the_leaf() {
+        let pem = include_bytes!("../../testdata/vectors/create-session-p384-chain/chain.pem");
+        let ca = crate::certs::parse_pem_bundle(pem, "vector intermediate")
+            .unwrap()
+            .remove(0);
+        let body = r#"{"message":"Untrusted signing certificate"}"#;
+        let (url, _seen) = serve(vec![response(
+            "403 Forbidden",
+            "X-Amzn-ErrorType: AccessDeniedException\r\n",
+            body,
+        )]);
+        let id = Identity {
+            signer: Box::new(CountingSigner {
+                public: ca.public_key().clone(),
+                calls: Arc::default(),
+            }),
+            leaf: ca.clone(),
+            chain: Vec::new(),
+        };
+        let e = client(&url)
+            .create_session(&request(), &id, None)
+            .unwrap_err();
+        assert!(matches!(e, Error::LeafRefused { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .ends_with("HTTP 403 AccessDeniedException: Untrusted signing certificate"),
+            "{e}"
+        );
+        let hint = e.hint().unwrap();
+        assert!(
+            hint.starts_with(&format!("the leaf certificate {} is a CA", ca.subject())),
+            "{hint}"
+        );
+        assert!(!hint.contains("--intermediates"), "{hint}");
     }
 }

@@ -5,6 +5,7 @@
 //! dropped and the length bounded before they reach a terminal.
 
 use super::Error;
+use crate::certs::LeafProblem;
 use crate::secret::Secret;
 use serde::Deserialize;
 
@@ -168,8 +169,32 @@ fn clean(s: &str) -> String {
     out.trim().to_string()
 }
 
-/// The known fix for a service refusal.
-pub(super) fn hint(status: u16, error_type: &str, message: &str) -> Option<&'static str> {
+/// The known fix for a service refusal to `url` (the request URL without query).
+pub(super) fn hint(url: &str, status: u16, error_type: &str, message: &str) -> Option<String> {
+    // Not found: the service says ResourceNotFoundException for an ARN it does not know. A 404
+    // without it comes from something else at that URL (another server, or the service under a
+    // wrong path): the endpoint is wrong, and the message, if any, is not the service's.
+    if error_type == "ResourceNotFoundException" {
+        return Some("check --profile-arn, --role-arn, --trust-anchor-arn and --region".into());
+    }
+    if status == 404 {
+        return Some(if url.ends_with("/sessions/sessions") {
+            format!(
+                "nothing answers CreateSession at {url}: drop /sessions from --endpoint, which is \
+                 the base URL (the agent appends /sessions)"
+            )
+        } else {
+            format!(
+                "nothing answers CreateSession at {url} (HTTP 404 without \
+                 ResourceNotFoundException): check --endpoint, which is the base URL without \
+                 /sessions, e.g. https://rolesanywhere.us-east-1.amazonaws.com"
+            )
+        });
+    }
+    message_hint(status, error_type, message).map(str::to_string)
+}
+
+fn message_hint(status: u16, error_type: &str, message: &str) -> Option<&'static str> {
     let m = message.to_ascii_lowercase();
     if m.contains("rolesessionname") {
         return Some("enable acceptRoleSessionName on the profile, or drop --role-session-name");
@@ -200,9 +225,6 @@ pub(super) fn hint(status: u16, error_type: &str, message: &str) -> Option<&'sta
     if status == 429 || error_type == "ThrottlingException" {
         return Some("the service is throttling requests: call less often or retry later");
     }
-    if error_type == "ResourceNotFoundException" || status == 404 {
-        return Some("check --profile-arn, --role-arn, --trust-anchor-arn and --region");
-    }
     if m.contains("disabled") {
         return Some("enable the trust anchor and the profile");
     }
@@ -210,6 +232,44 @@ pub(super) fn hint(status: u16, error_type: &str, message: &str) -> Option<&'sta
         return Some("the service failed; try again later");
     }
     None
+}
+
+/// The hint for a refused leaf that breaks the service's rules: what is wrong, what the service
+/// needs, and how to get it.
+pub(super) fn leaf_hint(subject: &str, problems: &[LeafProblem]) -> String {
+    let what: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let mut needs: Vec<&str> = Vec::new();
+    for p in problems {
+        if !needs.contains(&p.requirement()) {
+            needs.push(p.requirement());
+        }
+    }
+    let fix = if problems.iter().all(LeafProblem::is_validity) {
+        "renew it, and check the system clock"
+    } else {
+        "have the CA issue a new certificate for the key"
+    };
+    format!(
+        "the leaf certificate {subject} {}; Roles Anywhere needs {}: {fix}",
+        and_list(&what),
+        and_list(&needs)
+    )
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list<S: AsRef<str>>(items: &[S]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [init @ .., last] => format!(
+            "{} and {}",
+            init.iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(", "),
+            last.as_ref()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -281,8 +341,10 @@ mod tests {
 
     #[test]
     fn hints_cover_session_name_and_clock() {
+        const URL: &str = "https://h/sessions";
         assert!(
             hint(
+                URL,
                 403,
                 "AccessDeniedException",
                 "Not authorized to set roleSessionName"
@@ -291,10 +353,66 @@ mod tests {
             .contains("acceptRoleSessionName")
         );
         assert!(
-            hint(403, "AccessDeniedException", "Invalid signature")
+            hint(URL, 403, "AccessDeniedException", "Invalid signature")
                 .unwrap()
                 .contains("clock")
         );
-        assert!(hint(400, "ValidationException", "bad input").is_none());
+        assert!(hint(URL, 400, "ValidationException", "bad input").is_none());
+    }
+
+    /// Issue 8 (5): a 404 is about the ARNs only when the service says ResourceNotFoundException.
+    #[test]
+    fn not_found_without_resource_not_found_is_about_the_endpoint() {
+        // An HTML page whose words would otherwise pick the clock hint.
+        let page = "<html><title>404 Not Found</title><p>Date: today, bad signature</p></html>";
+        let h = hint("https://gw.example/x/sessions", 404, "", page).unwrap();
+        assert!(
+            h.contains("https://gw.example/x/sessions") && h.contains("--endpoint"),
+            "{h}"
+        );
+        assert!(!h.contains("--profile-arn") && !h.contains("clock"), "{h}");
+        let h = hint(
+            "https://h/sessions/sessions",
+            404,
+            "UnknownOperationException",
+            "",
+        )
+        .unwrap();
+        assert!(h.contains("drop /sessions from --endpoint"), "{h}");
+        let h = hint(
+            "https://h/sessions",
+            404,
+            "ResourceNotFoundException",
+            "Profile not found",
+        )
+        .unwrap();
+        assert!(
+            h.contains("--profile-arn") && !h.contains("--endpoint"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn leaf_hint_names_the_leaf_its_problems_and_what_is_needed() {
+        let h = leaf_hint(
+            "CN=a\\1B[31m",
+            &[LeafProblem::Ca, LeafProblem::NoDigitalSignature],
+        );
+        assert_eq!(
+            h,
+            "the leaf certificate CN=a\\1B[31m is a CA certificate (basicConstraints CA:TRUE) and \
+             has a keyUsage without digitalSignature; Roles Anywhere needs an end-entity \
+             certificate (basicConstraints CA:FALSE) and keyUsage digitalSignature: have the CA \
+             issue a new certificate for the key"
+        );
+        let t = time::macros::datetime!(2020-01-01 0:00 UTC);
+        let h = leaf_hint("CN=b", &[LeafProblem::Expired(t)]);
+        assert!(
+            h.ends_with(
+                "expired on 2020-01-01T00:00:00Z; Roles Anywhere needs a certificate \
+                 inside its validity period: renew it, and check the system clock"
+            ),
+            "{h}"
+        );
     }
 }

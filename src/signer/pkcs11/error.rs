@@ -50,12 +50,14 @@ pub enum Error {
         hint: String,
     },
     /// The module file exists but could not be loaded or initialised.
-    #[error("cannot load PKCS#11 module {path}: {reason}")]
+    #[error("cannot load PKCS#11 module {path}: {reason}{hint}")]
     Module {
         /// The module path.
         path: PathBuf,
         /// Why it failed (loader message or `C_Initialize: CKR_…`).
         reason: String,
+        /// What to check (starts with `; ` when present): for SoftHSM, its configuration.
+        hint: String,
     },
     /// A PKCS#11 call failed.
     #[error("{what}: {call}{hint}")]
@@ -78,14 +80,17 @@ pub enum Error {
         hint: String,
     },
     /// No token matches the URI.
-    #[error("no PKCS#11 token matches {uri} in module {module}{seen}")]
+    #[error("no PKCS#11 token matches {uri} in module {module}{seen}{hint}")]
     TokenNotFound {
         /// The URI (PIN-less).
         uri: String,
         /// The module path.
         module: String,
-        /// The tokens that were present (starts with `; ` when any).
+        /// The tokens the module shows, as URIs (percent-encoded), or that it shows none; starts
+        /// with `; `.
         seen: String,
+        /// Why tokens may be invisible and how to list them (starts with `; `).
+        hint: String,
     },
     /// Several tokens match where one is needed.
     #[error("{uri} matches several tokens; add a token= or serial= attribute: {candidates}")]

@@ -101,17 +101,19 @@ pub(crate) fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Er
     }
 }
 
-/// The "no token" error, listing the tokens that are present.
+/// The "no token" error, listing the tokens the module shows (as URIs, so labels are
+/// percent-encoded) and why the wanted one may be invisible.
 pub(crate) fn token_not_found(module: &Module, uri: &Pkcs11Uri) -> Error {
     let all = tokens(module, &Pkcs11Uri::default()).unwrap_or_default();
     Error::TokenNotFound {
         uri: uri.token_part().to_string(),
         module: module.path.display().to_string(),
         seen: if all.is_empty() {
-            "; no token is present".into()
+            "; the module shows no initialised token".into()
         } else {
-            format!("; present: {}", token_uris(&all).join(", "))
+            format!("; the module shows: {}", token_uris(&all).join(", "))
         },
+        hint: super::visibility::hint(&module.path, super::visibility::is_softhsm(module)),
     }
 }
 

@@ -7,7 +7,8 @@
 //! Must not: log or format PINs, retry a login, or hand the token anything but a digest.
 //!
 //! Submodules: [`uri`] (RFC 7512), `module` (loading), `find` (tokens, objects, public keys), `pin`
-//! (PIN sources and login), `sign` (the signer), `ffi` (the only unsafe code), `error`.
+//! (PIN sources and login), `sign` (the signer), `ffi` (the only unsafe code), `visibility` (why a
+//! token is not seen), `error`.
 
 mod error;
 pub(crate) mod ffi;
@@ -16,6 +17,7 @@ pub(crate) mod module;
 pub(crate) mod pin;
 mod sign;
 pub(crate) mod uri;
+mod visibility;
 
 #[cfg(test)]
 mod tests;

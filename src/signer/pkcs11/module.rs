@@ -9,6 +9,7 @@
 use super::error::Error;
 use super::ffi::Library;
 use super::uri::Pkcs11Uri;
+use super::visibility;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -132,15 +133,23 @@ pub(crate) fn load_path(path: &Path) -> Result<Module, Error> {
         return Err(Error::Module {
             path: path.to_path_buf(),
             reason: "no such file".into(),
+            hint: String::new(),
         });
     }
     let lib = Library::load(path).map_err(|reason| Error::Module {
         path: path.to_path_buf(),
         reason,
+        hint: String::new(),
     })?;
+    // SoftHSM fails C_Initialize when it cannot read its configuration or token directory.
     lib.initialize().map_err(|e| Error::Module {
         path: path.to_path_buf(),
         reason: e.to_string(),
+        hint: if visibility::is_softhsm_path(path) {
+            visibility::hint(path, true)
+        } else {
+            String::new()
+        },
     })?;
     let lib = Arc::new(lib);
     loaded.push((key, Arc::clone(&lib)));

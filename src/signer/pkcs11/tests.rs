@@ -578,14 +578,22 @@ fn key_that_does_not_match_the_certificate_is_refused_before_use() {
 fn unknown_token_lists_present_tokens() {
     isolated(
         "unknown_token_lists_present_tokens",
-        |fx| fx.init_token("present"),
+        |fx| {
+            fx.init_token("present");
+            fx.init_token("odd; \u{1b}[31m");
+        },
         |_| {
             let m = err_text(open(&opts(Some("pkcs11:token=absent".into()), None), None));
             assert!(
                 m.contains("no PKCS#11 token matches pkcs11:token=absent"),
                 "{m}"
             );
-            assert!(m.contains("present: pkcs11:token=present"), "{m}");
+            // Labels are shown percent-encoded: a terminal never sees the escape sequence.
+            assert!(m.contains("the module shows: pkcs11:token="), "{m}");
+            assert!(m.contains("pkcs11:token=present"), "{m}");
+            assert!(m.contains("pkcs11:token=odd%3B%20%1B%5B31m"), "{m}");
+            assert!(!m.contains('\u{1b}'), "{m:?}");
+            assert!(m.contains("--list-token-slots"), "{m}");
         },
     );
 }

@@ -48,6 +48,21 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The key's own signing scheme fixes another hash than the digest's (the TPM would refuse
+    /// TPM2_Sign with TPM_RC_SCHEME): our check, before the TPM is asked.
+    #[error(
+        "{key} signs only with its own scheme, {scheme}, so it cannot sign a {digest} digest; {fix}"
+    )]
+    SchemeForbidsDigest {
+        /// The key's description.
+        key: String,
+        /// The key's scheme (`ECDSA with SHA-256`).
+        scheme: String,
+        /// The digest asked for (`SHA-384`).
+        digest: &'static str,
+        /// What to do instead.
+        fix: String,
+    },
     /// A `handle:` argument that is not a persistent handle.
     #[error(
         "invalid TPM key handle {0:?}: expected handle:0x81000000 … handle:0x81ffffff \
@@ -279,6 +294,7 @@ impl Error {
             Error::TctiSyntax { .. }
                 | Error::KeyFile { .. }
                 | Error::UnsupportedKey { .. }
+                | Error::SchemeForbidsDigest { .. }
                 | Error::HandleSyntax(_)
                 | Error::AuthTooLong { .. }
                 | Error::Secret(_)

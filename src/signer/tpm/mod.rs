@@ -60,6 +60,8 @@ pub fn command_count() -> u64 {
 pub struct TpmSigner {
     state: Mutex<State>,
     public: PublicKey,
+    /// The hash the key's own scheme fixes (`None`: scheme NULL, any digest).
+    scheme_hash: Option<tss_esapi::interface_types::algorithm::HashingAlgorithm>,
     desc: String,
 }
 
@@ -210,6 +212,7 @@ pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmS
             desc: desc.clone(),
         }),
         public: info.public,
+        scheme_hash: info.scheme_hash,
         desc,
     })
 }
@@ -284,12 +287,21 @@ pub fn open_handle(handle: &str, opts: &KeyOptions) -> Result<TpmSigner, Error> 
             desc: desc.clone(),
         }),
         public: info.public,
+        scheme_hash: info.scheme_hash,
         desc,
     })
 }
 
 impl TpmSigner {
     fn sign_digest(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
+        if let Some((scheme, fix)) = sign::scheme_refusal(&self.public, self.scheme_hash, digest) {
+            return Err(Error::SchemeForbidsDigest {
+                key: self.desc.clone(),
+                scheme,
+                digest: sign::hash_name(sign::hashing(digest.alg())),
+                fix,
+            });
+        }
         let mut guard = self
             .state
             .lock()

@@ -1,9 +1,10 @@
 //! From a TPM public area to our [`PublicKey`], and from a [`Digest`] to a canonical signature.
 //!
 //! Owns: the checks that a TPM object can sign arbitrary digests (signing, not restricted, RSA or a
-//! NIST curve), the explicit scheme handed to TPM2_Sign (keys made by tpm2-openssl carry scheme
-//! NULL), and the conversion of TPM signatures to PKCS#1 bytes or DER ECDSA. Must not hash: it only
-//! ever passes the core's digest on.
+//! NIST curve, RSASSA/ECDSA or no fixed scheme), the explicit scheme handed to TPM2_Sign (keys made by
+//! tpm2-openssl carry scheme NULL; a key with a fixed scheme signs only with that scheme's hash), and
+//! the conversion of TPM signatures to PKCS#1 bytes or DER ECDSA. Must not hash: it only ever passes
+//! the core's digest on.
 
 use crate::keys::{Curve, PublicKey};
 use crate::signer::encoding;
@@ -11,7 +12,9 @@ use crate::sigv4x509::{Digest, HashAlg};
 use tss_esapi::{
     constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK},
     interface_types::{algorithm::HashingAlgorithm, ecc::EccCurve},
-    structures::{HashScheme, HashcheckTicket, Public, Signature, SignatureScheme},
+    structures::{
+        EccScheme, HashScheme, HashcheckTicket, Public, RsaScheme, Signature, SignatureScheme,
+    },
     tss2_esys::TPMT_TK_HASHCHECK,
 };
 
@@ -26,6 +29,9 @@ pub(crate) struct KeyInfo {
     pub has_policy: bool,
     /// `decrypt` with a NULL scheme: the key can salt a session.
     pub can_salt: bool,
+    /// The hash of the signing scheme fixed in the public area (RSASSA or ECDSA); `None` for scheme
+    /// NULL, where each TPM2_Sign names its own. The TPM refuses any other hash (TPM_RC_SCHEME).
+    pub scheme_hash: Option<HashingAlgorithm>,
 }
 
 /// Checks that `public` is a key we can sign with and extracts it. The error is the reason.
@@ -41,7 +47,7 @@ pub(crate) fn key_info(public: &Public) -> Result<KeyInfo, String> {
                 .into(),
         );
     }
-    let (pk, scheme_null) = match public {
+    let (pk, scheme_null, scheme_hash) = match public {
         Public::Rsa {
             parameters, unique, ..
         } => {
@@ -50,9 +56,15 @@ pub(crate) fn key_info(public: &Public) -> Result<KeyInfo, String> {
                 0 => 65537u32,
                 e => e,
             };
+            let scheme_hash = match parameters.rsa_scheme() {
+                RsaScheme::Null => None,
+                RsaScheme::RsaSsa(h) => Some(h.hashing_algorithm()),
+                other => return Err(wrong_scheme(&format!("{other:?}"), "RSASSA")),
+            };
             (
                 PublicKey::rsa(unique.value(), &e.to_be_bytes()),
-                parameters.rsa_scheme() == tss_esapi::structures::RsaScheme::Null,
+                scheme_hash.is_none(),
+                scheme_hash,
             )
         }
         Public::Ecc {
@@ -80,9 +92,15 @@ pub(crate) fn key_info(public: &Public) -> Result<KeyInfo, String> {
                 point.extend(std::iter::repeat_n(0u8, n - c.len()));
                 point.extend_from_slice(c);
             }
+            let scheme_hash = match parameters.ecc_scheme() {
+                EccScheme::Null => None,
+                EccScheme::EcDsa(h) => Some(h.hashing_algorithm()),
+                other => return Err(wrong_scheme(&format!("{other:?}"), "ECDSA")),
+            };
             (
                 PublicKey::ec(curve, &point).map_err(|e| e.to_string())?,
-                parameters.ecc_scheme() == tss_esapi::structures::EccScheme::Null,
+                scheme_hash.is_none(),
+                scheme_hash,
             )
         }
         _ => return Err("the key is neither RSA nor EC".into()),
@@ -92,10 +110,71 @@ pub(crate) fn key_info(public: &Public) -> Result<KeyInfo, String> {
         user_with_auth: attrs.user_with_auth(),
         has_policy: !public.auth_policy().value().is_empty(),
         can_salt: attrs.decrypt() && scheme_null,
+        scheme_hash,
     })
 }
 
-fn hashing(alg: HashAlg) -> HashingAlgorithm {
+/// The reason for refusing a key whose fixed scheme is not the one Roles Anywhere signs with.
+fn wrong_scheme(scheme: &str, needed: &str) -> String {
+    // `RsaPss(HashScheme { .. })` → `RsaPss`: the variant names the scheme.
+    let name = scheme.split('(').next().unwrap_or(scheme);
+    format!(
+        "the key's signing scheme is {name}, but Roles Anywhere signatures are {needed}: create the \
+         key with scheme NULL or {needed}"
+    )
+}
+
+/// `SHA-256`, `SHA3-384`, … for messages.
+pub(crate) fn hash_name(h: HashingAlgorithm) -> &'static str {
+    match h {
+        HashingAlgorithm::Sha1 => "SHA-1",
+        HashingAlgorithm::Sha256 => "SHA-256",
+        HashingAlgorithm::Sha384 => "SHA-384",
+        HashingAlgorithm::Sha512 => "SHA-512",
+        HashingAlgorithm::Sm3_256 => "SM3-256",
+        HashingAlgorithm::Sha3_256 => "SHA3-256",
+        HashingAlgorithm::Sha3_384 => "SHA3-384",
+        HashingAlgorithm::Sha3_512 => "SHA3-512",
+        HashingAlgorithm::Null => "no hash",
+    }
+}
+
+/// Why a key whose scheme fixes `fixed` cannot sign `digest` (the TPM would answer TPM_RC_SCHEME),
+/// or `None` when it can. Checked before TPM2_Sign so the message can name the scheme and the fix.
+pub(crate) fn scheme_refusal(
+    key: &PublicKey,
+    fixed: Option<HashingAlgorithm>,
+    digest: &Digest,
+) -> Option<(String, String)> {
+    let fixed = fixed?;
+    if fixed == hashing(digest.alg()) {
+        return None;
+    }
+    let kind = match key {
+        PublicKey::Rsa { .. } => "RSASSA",
+        PublicKey::Ec { .. } => "ECDSA",
+    };
+    let scheme = format!("{kind} with {}", hash_name(fixed));
+    let null_keys = match key {
+        PublicKey::Rsa { .. } => "`tpm2_create -G rsa2048`",
+        PublicKey::Ec { .. } => "`tpm2_create -G ecc256`",
+    };
+    let fix = if digest.alg() == HashAlg::Sha256 {
+        format!(
+            "Roles Anywhere signs SHA-256 digests: use a key with scheme NULL (as `openssl genpkey \
+             -provider tpm2` and {null_keys} make) or {kind} with SHA-256"
+        )
+    } else {
+        format!(
+            "use --digest SHA256 (what CreateSession signs with every key), or a key with scheme \
+             NULL (as `openssl genpkey -provider tpm2` and {null_keys} make), which signs SHA-256, \
+             SHA-384 and SHA-512 digests"
+        )
+    };
+    Some((scheme, fix))
+}
+
+pub(crate) fn hashing(alg: HashAlg) -> HashingAlgorithm {
     match alg {
         HashAlg::Sha256 => HashingAlgorithm::Sha256,
         HashAlg::Sha384 => HashingAlgorithm::Sha384,
@@ -274,5 +353,67 @@ mod tests {
         let rsa = PublicKey::rsa(&[0xc1; 256], &[1, 0, 1]);
         assert!(matches!(scheme(&rsa, &d), SignatureScheme::RsaSsa { .. }));
         assert!(null_ticket().is_ok());
+    }
+
+    #[test]
+    fn fixed_scheme_hash_is_read_and_other_digests_are_refused_by_name() {
+        let info = key_info(&ecc_public(false, true, vec![1; 32])).unwrap();
+        assert_eq!(info.scheme_hash, Some(HashingAlgorithm::Sha256));
+        let pk = info.public;
+        let d256 = Digest::compute(HashAlg::Sha256, b"x");
+        let d384 = Digest::compute(HashAlg::Sha384, b"x");
+        assert!(scheme_refusal(&pk, None, &d384).is_none());
+        assert!(scheme_refusal(&pk, Some(HashingAlgorithm::Sha256), &d256).is_none());
+        let (scheme, fix) = scheme_refusal(&pk, Some(HashingAlgorithm::Sha256), &d384).unwrap();
+        assert_eq!(scheme, "ECDSA with SHA-256");
+        assert!(
+            fix.starts_with("use --digest SHA256") && fix.contains("scheme NULL"),
+            "{fix}"
+        );
+        // A key fixed to another hash cannot sign CreateSession's SHA-256 digest at all.
+        let rsa = PublicKey::rsa(&[0xc1; 256], &[1, 0, 1]);
+        let (scheme, fix) = scheme_refusal(&rsa, Some(HashingAlgorithm::Sha384), &d256).unwrap();
+        assert_eq!(scheme, "RSASSA with SHA-384");
+        assert!(
+            fix.starts_with("Roles Anywhere signs SHA-256 digests"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn signing_schemes_other_than_ecdsa_are_refused_when_the_key_is_opened() {
+        let Public::Ecc {
+            object_attributes,
+            name_hashing_algorithm,
+            auth_policy,
+            parameters,
+            unique,
+        } = ecc_public(false, true, vec![1; 32])
+        else {
+            panic!("not ECC")
+        };
+        let params = PublicEccParametersBuilder::new()
+            .with_ecc_scheme(EccScheme::EcSchnorr(HashScheme::new(
+                HashingAlgorithm::Sha256,
+            )))
+            .with_curve(parameters.ecc_curve())
+            .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
+            .with_is_signing_key(true)
+            .with_is_decryption_key(false)
+            .with_restricted(false)
+            .build()
+            .unwrap();
+        let public = Public::Ecc {
+            object_attributes,
+            name_hashing_algorithm,
+            auth_policy,
+            parameters: params,
+            unique,
+        };
+        let e = key_info(&public).unwrap_err();
+        assert!(
+            e.contains("EcSchnorr") && e.contains("scheme NULL or ECDSA"),
+            "{e}"
+        );
     }
 }
