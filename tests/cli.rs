@@ -825,3 +825,66 @@ fn sign_string_and_read_certificate_data_debug_describe_key_and_certificate() {
         assert!(!r.stderr.contains(password), "{}", r.stderr);
     }
 }
+
+/// Issue 8, point 4: `enroll csr` with an encrypted key file takes the password flags the error
+/// suggests (it used to reject them as unexpected arguments), and the request verifies with openssl.
+#[test]
+fn enroll_csr_with_an_encrypted_key_file_accepts_the_suggested_password_flags() {
+    let env = Env::new();
+    env.openssl_key("leaf", EC_P256);
+    let password = "pkcs8-pass-Zq7";
+    encrypt_leaf_key(&env, password);
+    std::fs::write(env.path("pw"), format!("{password}\n")).unwrap();
+    let key = env.p("enc.key");
+    let csr = |out: &str, extra: &[&str], vars: &[(&str, &str)]| {
+        let mut args = vec![
+            "enroll",
+            "csr",
+            "--private-key",
+            &key,
+            "--subject",
+            "CN=enc",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args, vars)
+    };
+
+    // No password: exit 2, and every flag the message suggests is one this command accepts.
+    let run = csr("none.csr", &[], &[]);
+    run.assert_failure(2, &["enc.key", "encrypted", "--pkcs8-password-file"]);
+    assert!(!env.path("none.csr").exists());
+    let suggested: Vec<&str> = run
+        .stderr
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    assert!(suggested.contains(&"--pkcs8-password"), "{}", run.stderr);
+    let pw_file = env.p("pw");
+    for (i, flag) in suggested.iter().enumerate() {
+        let value = if flag.ends_with("-file") {
+            pw_file.as_str()
+        } else {
+            password
+        };
+        let out = format!("suggested-{i}.csr");
+        let r = csr(&out, &[flag, value], &[]);
+        assert_eq!(r.code, 0, "{flag}: {}", r.stderr);
+        assert!(!r.stderr.contains(password), "{}", r.stderr);
+        let text = openssl(&["req", "-verify", "-noout", "-subject", "-in", &env.p(&out)]);
+        assert!(
+            String::from_utf8_lossy(&text).contains("CN = enc"),
+            "{flag}: {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+    // The environment variable credential-process honours works too.
+    let r = csr(
+        "env.csr",
+        &[],
+        &[("ROLESANYWHERE_PKCS8_PASSWORD", password)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    openssl(&["req", "-verify", "-noout", "-in", &env.p("env.csr")]);
+}

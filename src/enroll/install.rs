@@ -252,6 +252,16 @@ fn device_flags(args: &InstallCertArgs, notes: &mut Vec<String>) -> Vec<(String,
     if d.reuse_pin {
         f.push(("--reuse-pin".into(), None));
     }
+    if let Some(p) = &d.pkcs11_context_pin_file {
+        f.push(("--pkcs11-context-pin-file".into(), Some(absolute(p))));
+    }
+    if let Some(p) = &d.pkcs8_password_file {
+        f.push(("--pkcs8-password-file".into(), Some(absolute(p))));
+    } else if d.pkcs8_password.is_some() {
+        notes.push(
+            "the key file password was left out: add --pkcs8-password-file FILE (mode 0600)".into(),
+        );
+    }
     if let Some(t) = &d.tpm_tcti {
         f.push(("--tpm-tcti".into(), Some(t.clone())));
     }
