@@ -95,6 +95,7 @@ struct Emu {
     emu: hsm_tests::emu::Emu,
     intermediate: Ca,
     chain: PathBuf,
+    url: String,
 }
 
 impl Emu {
@@ -106,10 +107,12 @@ impl Emu {
             .unwrap();
         let chain = emu.dir.path().join("chain.pem");
         std::fs::write(&chain, intermediate.cert_pem()).unwrap();
+        let url = emu.running.url();
         Emu {
             emu,
             intermediate,
             chain,
+            url,
         }
     }
 
@@ -120,25 +123,27 @@ impl Emu {
         std::fs::write(out, issued.cert_pem).unwrap();
     }
 
-    /// The `install-cert` arguments for `cert` that make a full profile: this emulator's chain
-    /// and the test ARNs.
+    /// The `install-cert` arguments for `cert` that make a full profile: this emulator's chain,
+    /// the test ARNs and the emulator's endpoint.
     fn install_args<'a>(&'a self, cert: &'a Path) -> Vec<&'a str> {
+        let mut args = vec!["--certificate", cert.to_str().unwrap()];
+        args.extend(["--intermediates", self.chain.to_str().unwrap()]);
+        args.extend(self.profile_args());
+        args
+    }
+
+    /// The ARNs and endpoint install-cert puts in the profile.
+    fn profile_args(&self) -> Vec<&str> {
         vec![
-            "--certificate",
-            cert.to_str().unwrap(),
-            "--intermediates",
-            self.chain.to_str().unwrap(),
             "--trust-anchor-arn",
             TA,
             "--profile-arn",
             PROFILE,
             "--role-arn",
             ROLE,
+            "--endpoint",
+            &self.url,
         ]
-    }
-
-    fn url(&self) -> String {
-        self.emu.running.url()
     }
 }
 
@@ -196,19 +201,21 @@ fn csr_public_key(csr: &Path) -> String {
 }
 
 /// Runs the printed `credential_process` command through `sh -c` (as the Go and Rust SDKs do) with
-/// the emulator's endpoint appended; returns the parsed JSON.
-fn run_profile(profile: &str, endpoint: &str, env: &[(&str, &str)]) -> serde_json::Value {
+/// a clean environment (PATH, `TSS2_LOG` and `env` only); returns the parsed JSON. The command must
+/// name this agent binary by its absolute path: SDKs run it with their own `PATH`.
+fn run_profile(profile: &str, env: &[(&str, &str)]) -> serde_json::Value {
     let line = profile
         .lines()
         .find_map(|l| l.strip_prefix("credential_process = "))
         .unwrap_or_else(|| panic!("no credential_process line in {profile:?}"));
-    let rest = line
-        .strip_prefix("rolesanywhere-agent ")
-        .unwrap_or_else(|| panic!("unexpected command {line:?}"));
-    let agent = hsm_tests::agent_bin();
-    let cmd = format!("'{}' {rest} --endpoint {endpoint}", agent.display());
+    let agent = std::fs::canonicalize(hsm_tests::agent_bin()).unwrap();
+    assert!(
+        line.starts_with(&format!("{} credential-process ", agent.display())),
+        "the profile does not run {}: {line}",
+        agent.display()
+    );
     let mut c = Command::new("sh");
-    c.arg("-c").arg(&cmd).env_clear();
+    c.arg("-c").arg(line).env_clear();
     if let Some(p) = std::env::var_os("PATH") {
         c.env("PATH", p);
     }
@@ -217,7 +224,7 @@ fn run_profile(profile: &str, endpoint: &str, env: &[(&str, &str)]) -> serde_jso
     let o = c.output().unwrap();
     assert!(
         o.status.success(),
-        "{cmd} failed: {}",
+        "{line} failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
@@ -295,7 +302,6 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     let conf = h.conf();
     let v = run_profile(
         &r.stdout,
-        &emu.url(),
         &[("SOFTHSM2_CONF", &conf), ("ROLESANYWHERE_PKCS11_PIN", PIN)],
     );
     assert_credentials(&v, &emu);
@@ -581,7 +587,7 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
         2
     );
     assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
-    let v = run_profile(&r.stdout, &emu.url(), &[]);
+    let v = run_profile(&r.stdout, &[]);
     assert_credentials(&v, &emu);
 
     // keygen never overwrites the key file.
@@ -682,9 +688,8 @@ fn tpm_persistent_key_enrollment_needs_out_for_the_certificate() {
             "install-cert",
             "--private-key",
             "handle:0x81000020",
-            "--certificate",
-            cert.to_str().unwrap(),
         ];
+        args.extend(emu.install_args(&cert));
         if let Some(o) = out {
             args.extend(["--out", o]);
         }
@@ -702,6 +707,14 @@ fn tpm_persistent_key_enrollment_needs_out_for_the_certificate() {
         r.stdout
     );
     assert!(out.is_file());
+    // Issue 8: the TCTI came from TPM2TOOLS_TCTI, which the SDK's environment need not have; the
+    // profile carries it, so the line works in an environment without it.
+    assert!(
+        r.stdout.contains(&format!("--tpm-tcti {}", tpm.tcti())),
+        "{}",
+        r.stdout
+    );
+    assert_credentials(&run_profile(&r.stdout, &[]), &emu);
 }
 
 #[test]

@@ -98,18 +98,26 @@ pub struct InstallCertArgs {
     /// Replace an existing certificate (file or token object) for this key
     #[arg(long)]
     pub replace: bool,
-    /// Trust anchor ARN to put in the printed profile
+    /// Trust anchor ARN to put in the profile
     #[arg(long, value_name = "ARN")]
     pub trust_anchor_arn: Option<String>,
-    /// Profile ARN to put in the printed profile
+    /// Profile ARN to put in the profile
     #[arg(long, value_name = "ARN")]
     pub profile_arn: Option<String>,
-    /// Role ARN to put in the printed profile
+    /// Role ARN to put in the profile
     #[arg(long, value_name = "ARN")]
     pub role_arn: Option<String>,
-    /// Name of the `~/.aws/config` profile to print
+    /// Endpoint to put in the profile (default: the trust anchor region's Roles Anywhere endpoint)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Name of the AWS config profile to print (and write with --aws-config)
     #[arg(long, value_name = "NAME", default_value = "rolesanywhere")]
     pub profile_name: String,
+    /// Also write the profile into this AWS config file, replacing that profile's credential_process
+    /// in place and leaving the rest of the file as it is (without FILE: $AWS_CONFIG_FILE, else
+    /// ~/.aws/config); needs the three ARNs
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub aws_config: Option<Option<PathBuf>>,
     /// Device options
     #[command(flatten)]
     pub device: DeviceArgs,

@@ -86,6 +86,8 @@ struct TokenSession {
     session: Session,
     token: Token,
     uri: Pkcs11Uri,
+    /// The module file actually loaded (from `--pkcs11-lib`, the URI, or the p11-kit proxy).
+    module_path: std::path::PathBuf,
 }
 
 impl TokenSession {
@@ -102,6 +104,7 @@ impl TokenSession {
             session,
             token,
             uri,
+            module_path: module.path.clone(),
         })
     }
 
@@ -323,6 +326,11 @@ impl TokenKey {
     /// The key's URI (no PIN).
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// The PKCS#11 module file that was loaded to reach the key.
+    pub fn module_path(&self) -> &std::path::Path {
+        &self.ts.module_path
     }
 
     /// Stores `cert` with the key's id and label. Another certificate with that id is refused, or
