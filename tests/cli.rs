@@ -1040,3 +1040,64 @@ fn install_cert_writes_the_aws_config_profile_in_place_and_botocore_reads_it() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].status, 201);
 }
+
+/// Issue 8, point 3 for key files: the chain from `--intermediates` on removable media goes into the
+/// certificate file written beside the key, so the printed profile still works once it is gone.
+#[test]
+fn install_cert_for_a_key_file_keeps_the_chain_beside_the_key_not_on_removable_media() {
+    let env = intermediate_env();
+    let emu = env.emulator();
+    std::fs::create_dir(env.path("usb")).unwrap();
+    std::fs::rename(env.path("leaf.pem"), env.path("usb/leaf.pem")).unwrap();
+    std::fs::copy(env.path("int.pem"), env.path("usb/int.pem")).unwrap();
+    let (key, cert, chain, url) = (
+        env.p("leaf.key"),
+        env.p("usb/leaf.pem"),
+        env.p("usb/int.pem"),
+        emu.url(),
+    );
+    let run = env.run(
+        &[
+            "enroll",
+            "install-cert",
+            "--private-key",
+            &key,
+            "--certificate",
+            &cert,
+            "--intermediates",
+            &chain,
+            "--trust-anchor-arn",
+            TRUST_ANCHOR,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+            "--endpoint",
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("usb"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains(&format!("wrote {}", env.p("leaf.key.cert.pem"))),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(env.path("usb")).unwrap();
+    let line = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("credential_process = "))
+        .unwrap();
+    let creds = run_command({
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", line])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        c
+    });
+    creds.credentials();
+    assert_eq!(emu.decisions().last().map(|d| d.status), Some(201));
+}

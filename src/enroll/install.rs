@@ -203,10 +203,40 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             if let Some(p) = &args.out {
                 write_file(p)?;
             }
-            if let Some(p) = &args.intermediates
-                && !chain.is_empty()
-            {
-                profile.intermediates = Some(absolute(p));
+            // The chain goes where the identity lives, not where --intermediates was read from
+            // (often removable media): the signing path takes chain candidates from the token.
+            match k.store_ca_certificates(&chain) {
+                Ok(cas) => {
+                    for ca in cas {
+                        let how = if ca.written {
+                            "stored the intermediate CA certificate"
+                        } else {
+                            "the intermediate CA certificate"
+                        };
+                        let on = if ca.written {
+                            "on the token as"
+                        } else {
+                            "is already on the token as"
+                        };
+                        eprintln!(
+                            "rolesanywhere-agent: {how} {} {on} {}",
+                            ca.subject.escape_debug(),
+                            redact_uri(&ca.uri)
+                        );
+                    }
+                }
+                // A token that cannot hold it (a YubiKey's PIV applet): the --out file has it.
+                Err(e) => match &args.out {
+                    Some(p) => {
+                        eprintln!(
+                            "rolesanywhere-agent: warning: {e}; the chain stays in {}, which the \
+                             profile names as --intermediates",
+                            p.display()
+                        );
+                        profile.intermediates = Some(absolute(p));
+                    }
+                    None => return Err(e),
+                },
             }
             if args.private_key.contains("pin-value=") {
                 profile.notes.push(
