@@ -205,7 +205,12 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             }
             // The chain goes where the identity lives, not where --intermediates was read from
             // (often removable media): the signing path takes chain candidates from the token.
-            match k.store_ca_certificates(&chain) {
+            let stored_chain = if chain.is_empty() {
+                Ok(Vec::new())
+            } else {
+                k.store_ca_certificates(&chain)
+            };
+            match stored_chain {
                 Ok(cas) => {
                     for ca in cas {
                         let how = if ca.written {
@@ -319,9 +324,9 @@ fn check_profile_args(
     }
     let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
     let path = match file {
-        Some(f) => f.clone(),
+        Some(f) if !f.as_os_str().is_empty() => f.clone(),
         // As the SDKs find it: AWS_CONFIG_FILE (with a leading ~ expanded), else ~/.aws/config.
-        None => match (nonempty("AWS_CONFIG_FILE"), nonempty("HOME")) {
+        _ => match (nonempty("AWS_CONFIG_FILE"), nonempty("HOME")) {
             (Some(f), home) => match (Path::new(&f).strip_prefix("~"), home) {
                 (Ok(rest), Some(h)) => PathBuf::from(h).join(rest),
                 _ => PathBuf::from(f),
