@@ -213,29 +213,34 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             match stored_chain {
                 Ok(cas) => {
                     for ca in cas {
-                        let how = if ca.written {
-                            "stored the intermediate CA certificate"
+                        let (subject, uri) = (ca.subject.escape_debug(), redact_uri(&ca.uri));
+                        if ca.written {
+                            eprintln!(
+                                "rolesanywhere-agent: stored the intermediate CA certificate \
+                                 {subject} on the token as {uri}"
+                            );
                         } else {
-                            "the intermediate CA certificate"
-                        };
-                        let on = if ca.written {
-                            "on the token as"
-                        } else {
-                            "is already on the token as"
-                        };
-                        eprintln!(
-                            "rolesanywhere-agent: {how} {} {on} {}",
-                            ca.subject.escape_debug(),
-                            redact_uri(&ca.uri)
-                        );
+                            eprintln!(
+                                "rolesanywhere-agent: the intermediate CA certificate {subject} \
+                                 is already on the token as {uri}"
+                            );
+                        }
                     }
                 }
                 // A token that cannot hold it (a YubiKey's PIV applet): the --out file has it.
                 Err(e) => match &args.out {
                     Some(p) => {
+                        let why = match &e {
+                            Error::Pkcs11Backend(crate::signer::pkcs11::Error::Call {
+                                call,
+                                ..
+                            }) => call.to_string(),
+                            e => e.to_string(),
+                        };
                         eprintln!(
-                            "rolesanywhere-agent: warning: {e}; the chain stays in {}, which the \
-                             profile names as --intermediates",
+                            "rolesanywhere-agent: warning: the token did not store the \
+                             intermediate CA certificates ({why}); the chain stays in {}, which \
+                             the profile names as --intermediates",
                             p.display()
                         );
                         profile.intermediates = Some(absolute(p));
