@@ -985,3 +985,279 @@ fn help_marks_required_flags() {
         assert!(options.len() > required.len(), "{}", run.stdout);
     }
 }
+
+/// Issue 8, point 4: `enroll csr` with an encrypted key file takes the password flags the error
+/// suggests (it used to reject them as unexpected arguments), and the request verifies with openssl.
+#[test]
+fn enroll_csr_with_an_encrypted_key_file_accepts_the_suggested_password_flags() {
+    let env = Env::new();
+    env.openssl_key("leaf", EC_P256);
+    let password = "pkcs8-pass-Zq7";
+    encrypt_leaf_key(&env, password);
+    std::fs::write(env.path("pw"), format!("{password}\n")).unwrap();
+    let key = env.p("enc.key");
+    let csr = |out: &str, extra: &[&str], vars: &[(&str, &str)]| {
+        let mut args = vec![
+            "enroll",
+            "csr",
+            "--private-key",
+            &key,
+            "--subject",
+            "CN=enc",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args, vars)
+    };
+
+    // No password: exit 2, and every flag the message suggests is one this command accepts.
+    let run = csr("none.csr", &[], &[]);
+    run.assert_failure(2, &["enc.key", "encrypted", "--pkcs8-password-file"]);
+    assert!(!env.path("none.csr").exists());
+    let suggested: Vec<&str> = run
+        .stderr
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    assert!(suggested.contains(&"--pkcs8-password"), "{}", run.stderr);
+    let pw_file = env.p("pw");
+    for (i, flag) in suggested.iter().enumerate() {
+        let value = if flag.ends_with("-file") {
+            pw_file.as_str()
+        } else {
+            password
+        };
+        let out = format!("suggested-{i}.csr");
+        let r = csr(&out, &[flag, value], &[]);
+        assert_eq!(r.code, 0, "{flag}: {}", r.stderr);
+        assert!(!r.stderr.contains(password), "{}", r.stderr);
+        let text = openssl(&["req", "-verify", "-noout", "-subject", "-in", &env.p(&out)]);
+        assert!(
+            String::from_utf8_lossy(&text).contains("CN = enc"),
+            "{flag}: {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+    // The environment variable credential-process honours works too.
+    let r = csr(
+        "env.csr",
+        &[],
+        &[("ROLESANYWHERE_PKCS8_PASSWORD", password)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    openssl(&["req", "-verify", "-noout", "-in", &env.p("env.csr")]);
+}
+
+/// Skips (or, when required, fails) without python3 and boto3.
+fn have_boto3(test: &str) -> bool {
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import boto3"])
+        .output();
+    if python.is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    assert!(
+        !hsm_tests::required(),
+        "python3 with boto3 is required when HSM_TESTS_REQUIRED=1 or CI is set"
+    );
+    eprintln!("SKIPPED {test}: python3 boto3 missing");
+    false
+}
+
+/// Issue 8, point 2: `install-cert --aws-config` run twice (the second a renewal with `--replace`) on
+/// a config file with other profiles, comments and the duplicates the old `>> ~/.aws/config` advice
+/// left: botocore parses the result, the other sections read as before, the profile is there once,
+/// and boto3 gets credentials through it.
+#[test]
+fn install_cert_writes_the_aws_config_profile_in_place_and_botocore_reads_it() {
+    if !have_boto3("install_cert_writes_the_aws_config_profile_in_place_and_botocore_reads_it") {
+        return;
+    }
+    let env = Env::new();
+    env.leaf("host");
+    let emu = env.emulator();
+    // Other profiles, comments, sso-session and services sections, CRLF line endings.
+    let others = "# my settings\r\n[default]\r\nregion = eu-west-1\r\n\r\n; work account\r\n\
+                  [profile work]\r\nsso_session = corp\r\ns3 =\r\n    addressing_style = path\r\n\r\n\
+                  [sso-session corp]\r\nsso_start_url = https://corp.awsapps.com/start\r\n\
+                  sso_region = eu-west-1\r\n\r\n[services local]\r\ns3 =\r\n  endpoint_url = http://127.0.0.1:9000\r\n";
+    // What `install-cert … >> ~/.aws/config` appended, twice (botocore refuses the file).
+    let appended = "# Add to ~/.aws/config:\n[profile rolesanywhere]\n\
+                    credential_process = rolesanywhere-agent credential-process --certificate /old\n";
+    std::fs::create_dir(env.path("dotfiles")).unwrap();
+    let real = env.path("dotfiles/aws-config");
+    std::fs::write(&real, format!("{others}{appended}{appended}")).unwrap();
+    std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    std::fs::create_dir(env.path(".aws")).unwrap();
+    std::os::unix::fs::symlink(&real, env.path(".aws/config")).unwrap();
+
+    let install = |extra: &[&str], vars: &[(&str, &str)]| {
+        let (key, cert, url) = (env.p("host.key"), env.p("host.pem"), emu.url());
+        let mut args = vec![
+            "enroll",
+            "install-cert",
+            "--private-key",
+            &key,
+            "--certificate",
+            &cert,
+            "--trust-anchor-arn",
+            TRUST_ANCHOR,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+            "--endpoint",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args, vars)
+    };
+    let config = env.p(".aws/config");
+    let first = install(&["--aws-config", &config], &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("removed 1 duplicate [profile rolesanywhere]"),
+        "{}",
+        first.stderr
+    );
+    // The renewal: --aws-config without a value is $HOME/.aws/config (HOME is the test dir).
+    let second = install(&["--replace", "--aws-config"], &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("updated [profile rolesanywhere] in"),
+        "{}",
+        second.stderr
+    );
+    assert!(!second.stderr.contains("duplicate"), "{}", second.stderr);
+
+    // Everything before the profile is byte for byte what it was; the link and the mode stay.
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(text.starts_with(others), "{text}");
+    assert_eq!(text.matches("[profile rolesanywhere]").count(), 1, "{text}");
+    assert!(
+        std::fs::symlink_metadata(env.path(".aws/config"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&real).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o640);
+    // The line SDKs run starts with this binary's absolute path.
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_rolesanywhere-agent")).unwrap();
+    assert!(
+        text.contains(&format!(
+            "credential_process = {} credential-process",
+            exe.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        second.stdout.contains(&format!("# Written to {config}:")),
+        "{}",
+        second.stdout
+    );
+
+    // botocore's own reading, of the file before (without the profile) and after.
+    std::fs::write(env.path("others"), others).unwrap();
+    let script = "import sys, json\nfrom botocore import configloader\nimport boto3\n\
+                  def read(p):\n    c = configloader.load_config(p)\n    \
+                  return {k: c[k] for k in ('profiles', 'sso_sessions', 'services')}\n\
+                  before, after = read(sys.argv[1]), read(sys.argv[2])\n\
+                  c = boto3.Session(profile_name='rolesanywhere').get_credentials().get_frozen_credentials()\n\
+                  print(json.dumps({'before': before, 'after': after, 'key': c.access_key}))\n";
+    let run = env.run_program(
+        "python3",
+        &["-c", script, &env.p("others"), &config],
+        &[
+            ("AWS_CONFIG_FILE", &config),
+            ("AWS_SHARED_CREDENTIALS_FILE", &env.p("no-credentials")),
+        ],
+    );
+    assert_eq!(run.code, 0, "botocore/boto3 failed:\n{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let mut after = v["after"].clone();
+    let ours = after["profiles"]
+        .as_object_mut()
+        .unwrap()
+        .remove("rolesanywhere")
+        .unwrap();
+    assert_eq!(after, v["before"], "other sections changed");
+    assert!(
+        ours["credential_process"]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&exe.display().to_string())),
+        "{ours}"
+    );
+    assert!(
+        v["key"].as_str().is_some_and(|k| k.starts_with("ASIA")),
+        "{v}"
+    );
+    let d = emu.decisions();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].status, 201);
+}
+
+/// Issue 8, point 3 for key files: the chain from `--intermediates` on removable media goes into the
+/// certificate file written beside the key, so the printed profile still works once it is gone.
+#[test]
+fn install_cert_for_a_key_file_keeps_the_chain_beside_the_key_not_on_removable_media() {
+    let env = intermediate_env();
+    let emu = env.emulator();
+    std::fs::create_dir(env.path("usb")).unwrap();
+    std::fs::rename(env.path("leaf.pem"), env.path("usb/leaf.pem")).unwrap();
+    std::fs::copy(env.path("int.pem"), env.path("usb/int.pem")).unwrap();
+    let (key, cert, chain, url) = (
+        env.p("leaf.key"),
+        env.p("usb/leaf.pem"),
+        env.p("usb/int.pem"),
+        emu.url(),
+    );
+    let run = env.run(
+        &[
+            "enroll",
+            "install-cert",
+            "--private-key",
+            &key,
+            "--certificate",
+            &cert,
+            "--intermediates",
+            &chain,
+            "--trust-anchor-arn",
+            TRUST_ANCHOR,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+            "--endpoint",
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("usb"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains(&format!("wrote {}", env.p("leaf.key.cert.pem"))),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(env.path("usb")).unwrap();
+    let line = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("credential_process = "))
+        .unwrap();
+    let creds = run_command({
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", line])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        c
+    });
+    creds.credentials();
+    assert_eq!(emu.decisions().last().map(|d| d.status), Some(201));
+}

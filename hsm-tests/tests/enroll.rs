@@ -95,6 +95,7 @@ struct Emu {
     emu: hsm_tests::emu::Emu,
     intermediate: Ca,
     chain: PathBuf,
+    url: String,
 }
 
 impl Emu {
@@ -106,10 +107,12 @@ impl Emu {
             .unwrap();
         let chain = emu.dir.path().join("chain.pem");
         std::fs::write(&chain, intermediate.cert_pem()).unwrap();
+        let url = emu.running.url();
         Emu {
             emu,
             intermediate,
             chain,
+            url,
         }
     }
 
@@ -120,25 +123,27 @@ impl Emu {
         std::fs::write(out, issued.cert_pem).unwrap();
     }
 
-    /// The `install-cert` arguments for `cert` that make a full profile: this emulator's chain
-    /// and the test ARNs.
+    /// The `install-cert` arguments for `cert` that make a full profile: this emulator's chain,
+    /// the test ARNs and the emulator's endpoint.
     fn install_args<'a>(&'a self, cert: &'a Path) -> Vec<&'a str> {
+        let mut args = vec!["--certificate", cert.to_str().unwrap()];
+        args.extend(["--intermediates", self.chain.to_str().unwrap()]);
+        args.extend(self.profile_args());
+        args
+    }
+
+    /// The ARNs and endpoint install-cert puts in the profile.
+    fn profile_args(&self) -> Vec<&str> {
         vec![
-            "--certificate",
-            cert.to_str().unwrap(),
-            "--intermediates",
-            self.chain.to_str().unwrap(),
             "--trust-anchor-arn",
             TA,
             "--profile-arn",
             PROFILE,
             "--role-arn",
             ROLE,
+            "--endpoint",
+            &self.url,
         ]
-    }
-
-    fn url(&self) -> String {
-        self.emu.running.url()
     }
 }
 
@@ -196,19 +201,21 @@ fn csr_public_key(csr: &Path) -> String {
 }
 
 /// Runs the printed `credential_process` command through `sh -c` (as the Go and Rust SDKs do) with
-/// the emulator's endpoint appended; returns the parsed JSON.
-fn run_profile(profile: &str, endpoint: &str, env: &[(&str, &str)]) -> serde_json::Value {
+/// a clean environment (PATH, `TSS2_LOG` and `env` only); returns the parsed JSON. The command must
+/// name this agent binary by its absolute path: SDKs run it with their own `PATH`.
+fn run_profile(profile: &str, env: &[(&str, &str)]) -> serde_json::Value {
     let line = profile
         .lines()
         .find_map(|l| l.strip_prefix("credential_process = "))
         .unwrap_or_else(|| panic!("no credential_process line in {profile:?}"));
-    let rest = line
-        .strip_prefix("rolesanywhere-agent ")
-        .unwrap_or_else(|| panic!("unexpected command {line:?}"));
-    let agent = hsm_tests::agent_bin();
-    let cmd = format!("'{}' {rest} --endpoint {endpoint}", agent.display());
+    let agent = std::fs::canonicalize(hsm_tests::agent_bin()).unwrap();
+    assert!(
+        line.starts_with(&format!("{} credential-process ", agent.display())),
+        "the profile does not run {}: {line}",
+        agent.display()
+    );
     let mut c = Command::new("sh");
-    c.arg("-c").arg(&cmd).env_clear();
+    c.arg("-c").arg(line).env_clear();
     if let Some(p) = std::env::var_os("PATH") {
         c.env("PATH", p);
     }
@@ -217,7 +224,7 @@ fn run_profile(profile: &str, endpoint: &str, env: &[(&str, &str)]) -> serde_jso
     let o = c.output().unwrap();
     assert!(
         o.status.success(),
-        "{cmd} failed: {}",
+        "{line} failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
@@ -289,13 +296,17 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     ok(&r, "install-cert");
     assert!(!r.stdout.contains(PIN), "PIN in the profile: {}", r.stdout);
     assert!(r.stdout.contains("[profile rolesanywhere]"), "{}", r.stdout);
+    // The leaf and the intermediate from --intermediates.
     let objects = h.objects();
-    assert!(objects.contains("Certificate Object"), "{objects}");
+    assert_eq!(
+        objects.matches("Certificate Object").count(),
+        2,
+        "{objects}"
+    );
 
     let conf = h.conf();
     let v = run_profile(
         &r.stdout,
-        &emu.url(),
         &[("SOFTHSM2_CONF", &conf), ("ROLESANYWHERE_PKCS11_PIN", PIN)],
     );
     assert_credentials(&v, &emu);
@@ -308,7 +319,7 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     ));
     ok(&r, "install-cert again");
     assert!(r.stderr.contains("already on the token"), "{}", r.stderr);
-    assert_eq!(h.objects().matches("Certificate Object").count(), 1);
+    assert_eq!(h.objects().matches("Certificate Object").count(), 2);
 
     // A renewed certificate needs --replace, and then replaces the old object.
     let renewed = h.path("renewed.pem");
@@ -326,7 +337,7 @@ fn softhsm_keygen_csr_install_then_credential_process_succeeds() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--replace"), "{}", r.stderr);
     ok(&install(&["--replace"]), "install-cert --replace");
-    assert_eq!(h.objects().matches("Certificate Object").count(), 1);
+    assert_eq!(h.objects().matches("Certificate Object").count(), 2);
     let o = h.pkcs11_tool(&["--read-object", "--type", "cert", "--id", "01"]);
     let on_token = h.path("on-token.der");
     std::fs::write(&on_token, &o.stdout).unwrap();
@@ -448,6 +459,126 @@ fn install_cert_refuses_a_certificate_for_another_key() {
     );
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     assert!(!h.objects().contains("Certificate Object"));
+}
+
+/// Issue 8, point 3: `install-cert --intermediates /media/usb/chain.pem` on a token key stores the
+/// intermediate on the token (a public CA certificate object), the profile names no USB path, and
+/// after the stick is gone the profile still gets credentials from an emulator whose trust anchor is
+/// the root only. The key is reached through the default module (the p11-kit proxy) when SoftHSM is
+/// registered with it, and the profile must then name that module.
+#[test]
+fn softhsm_install_cert_keeps_the_chain_on_the_token_not_on_removable_media() {
+    let Some(h) = SoftHsm::start() else { return };
+    let emu = Emu::start();
+    let proxy = hsm_tests::softhsm::p11_kit_proxy()
+        .filter(|_| Path::new("/usr/share/p11-kit/modules/softhsm2.module").is_file());
+    let module = proxy.clone().unwrap_or_else(|| PathBuf::from(SOFTHSM_LIB));
+    let enroll = |sub: &str, extra: &[&str]| {
+        let key = "pkcs11:token=ra;object=host;id=%01?pin-value=97531";
+        let mut args = if proxy.is_some() {
+            vec!["enroll", sub, "--private-key", key]
+        } else {
+            softhsm_args(sub, key, &[])
+        };
+        args.extend(extra);
+        h.agent(&args)
+    };
+    ok(&enroll("keygen", &[]), "keygen");
+    let csr = h.path("host.csr");
+    ok(
+        &enroll(
+            "csr",
+            &["--subject", "CN=usb-host", "--out", csr.to_str().unwrap()],
+        ),
+        "csr",
+    );
+    let usb = tempfile::tempdir().unwrap();
+    let cert = usb.path().join("host.pem");
+    emu.issue_csr(&csr, "CN=usb-host", &cert);
+    let chain = usb.path().join("chain.pem");
+    std::fs::copy(&emu.chain, &chain).unwrap();
+    let usb_path = usb.path().display().to_string();
+
+    let mut args = vec![
+        "--certificate",
+        cert.to_str().unwrap(),
+        "--intermediates",
+        chain.to_str().unwrap(),
+    ];
+    args.extend(emu.profile_args());
+    let r = enroll("install-cert", &args);
+    ok(&r, "install-cert");
+    assert!(
+        !r.stdout.contains(&usb_path),
+        "the profile points at removable media: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("--pkcs11-lib {}", module.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("stored the intermediate CA certificate CN=Enroll Intermediate")
+            && r.stderr.contains("type=cert"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(h.objects().matches("Certificate Object").count(), 2);
+    // The token's own view of the new object, through cryptoki (not our code).
+    let probe = h
+        .cmd(&std::env::current_exe().unwrap().display().to_string())
+        .args(["--ignored", "--exact", "probe_ca_certificate_object"])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env("ENROLL_PROBE_CA_DER", hex(&pem_der(&emu.chain)))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe.status.success() && text.contains("probe: public authority certificate"),
+        "{text}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+
+    // Installing again (a renewal, say) finds the intermediate already there and adds nothing.
+    let r = enroll("install-cert", &args);
+    ok(&r, "install-cert again");
+    assert!(
+        r.stderr.contains(
+            "the intermediate CA certificate CN=Enroll Intermediate is already on the token"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(h.objects().matches("Certificate Object").count(), 2);
+
+    // The stick is unplugged: the profile still works (the chain comes from the token).
+    drop(usb);
+    let v = run_profile(
+        &r.stdout,
+        &[
+            ("SOFTHSM2_CONF", &h.conf()),
+            ("ROLESANYWHERE_PKCS11_PIN", PIN),
+        ],
+    );
+    assert_credentials(&v, &emu);
+}
+
+/// The DER of the first certificate in a PEM file (via openssl, an independent reader).
+fn pem_der(pem: &Path) -> Vec<u8> {
+    let o = Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(pem)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    o.stdout
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// True when this process may create a network namespace; otherwise skip-or-fail.
@@ -581,7 +712,7 @@ fn tpm_keygen_csr_install_then_credential_process_succeeds() {
         2
     );
     assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
-    let v = run_profile(&r.stdout, &emu.url(), &[]);
+    let v = run_profile(&r.stdout, &[]);
     assert_credentials(&v, &emu);
 
     // keygen never overwrites the key file.
@@ -682,9 +813,8 @@ fn tpm_persistent_key_enrollment_needs_out_for_the_certificate() {
             "install-cert",
             "--private-key",
             "handle:0x81000020",
-            "--certificate",
-            cert.to_str().unwrap(),
         ];
+        args.extend(emu.install_args(&cert));
         if let Some(o) = out {
             args.extend(["--out", o]);
         }
@@ -702,6 +832,14 @@ fn tpm_persistent_key_enrollment_needs_out_for_the_certificate() {
         r.stdout
     );
     assert!(out.is_file());
+    // Issue 8: the TCTI came from TPM2TOOLS_TCTI, which the SDK's environment need not have; the
+    // profile carries it, so the line works in an environment without it.
+    assert!(
+        r.stdout.contains(&format!("--tpm-tcti {}", tpm.tcti())),
+        "{}",
+        r.stdout
+    );
+    assert_credentials(&run_profile(&r.stdout, &[]), &emu);
 }
 
 #[test]
@@ -746,6 +884,96 @@ fn probe_private_key_attributes_are_sensitive() {
         assert!(info.iter().any(|i| matches!(i, AttributeInfo::Sensitive)));
         println!("probe: secret attributes sensitive");
     }
+}
+
+#[test]
+#[ignore = "helper: run in a child process by softhsm_install_cert_keeps_the_chain_on_the_token_not_on_removable_media"]
+fn probe_ca_certificate_object() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass};
+    let der_hex = std::env::var("ENROLL_PROBE_CA_DER").expect("run by the parent test");
+    let der: Vec<u8> = (0..der_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&der_hex[i..i + 2], 16).unwrap())
+        .collect();
+    let p = Pkcs11::new(SOFTHSM_LIB).unwrap();
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = p
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == "ra"))
+        .expect("token ra");
+    // No login: a CA certificate must be readable by anyone who can see the token.
+    let s = p.open_ro_session(slot).unwrap();
+    let found = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Value(der.clone()),
+        ])
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        1,
+        "the intermediate is not on the token exactly once"
+    );
+    let attrs = s
+        .get_attributes(
+            found[0],
+            &[
+                AttributeType::CertificateType,
+                AttributeType::Token,
+                AttributeType::Private,
+                AttributeType::Id,
+                AttributeType::Label,
+            ],
+        )
+        .unwrap();
+    let mut checked = 0;
+    for a in &attrs {
+        match a {
+            Attribute::CertificateType(t) => {
+                assert_eq!(*t, CertificateType::X_509);
+                checked += 1;
+            }
+            Attribute::Token(t) => {
+                assert!(t);
+                checked += 1;
+            }
+            Attribute::Private(p) => {
+                assert!(!p);
+                checked += 1;
+            }
+            Attribute::Id(id) => {
+                assert!(!id.is_empty() && id != &[0x01], "id {id:02x?} is the key's");
+                checked += 1;
+            }
+            Attribute::Label(l) => {
+                assert_ne!(l.as_slice(), b"host", "the label is the key's");
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(checked, 5, "{attrs:?}");
+    // CKA_CERTIFICATE_CATEGORY (0x87) = 2, authority. cryptoki 0.12 has no typed attribute for it
+    // and cannot read it back, so the token is asked to match it (a native-endian CK_ULONG).
+    let with_category = |category: u64| {
+        s.find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Value(der.clone()),
+            Attribute::VendorDefined((
+                AttributeType::VendorDefined(0x87),
+                category.to_ne_bytes().to_vec(),
+            )),
+        ])
+        .unwrap()
+        .len()
+    };
+    assert_eq!(with_category(2), 1, "not of category authority");
+    assert_eq!(with_category(1), 0);
+    println!("probe: public authority certificate");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! the rest of the program sees. Secret flags are parsed straight into [`Secret`]s (redacted `Debug`).
 
 use crate::secret::Secret;
+use crate::signer::KeyOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -91,39 +92,9 @@ pub struct KeyArgs {
     /// PEM bundle of intermediate certificates.
     #[arg(long)]
     pub intermediates: Option<PathBuf>,
-    /// PKCS#11 module (default: p11-kit-proxy).
-    #[arg(long)]
-    pub pkcs11_lib: Option<PathBuf>,
-    /// Use the user PIN as the context-specific PIN too.
-    #[arg(long)]
-    pub reuse_pin: bool,
-    /// File whose first line is the PKCS#11 context-specific PIN.
-    #[arg(long)]
-    pub pkcs11_context_pin_file: Option<PathBuf>,
-    /// TPM key password (visible in the process list: prefer --tpm-key-password-file).
-    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
-    pub tpm_key_password: Option<Secret>,
-    /// File whose first line is the TPM key password.
-    #[arg(long)]
-    pub tpm_key_password_file: Option<PathBuf>,
-    /// The TPM key has no password (never prompt).
-    #[arg(long)]
-    pub no_tpm_key_password: bool,
-    /// TPM parent key password.
-    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
-    pub tpm_parent_password: Option<Secret>,
-    /// File whose first line is the TPM parent key password.
-    #[arg(long)]
-    pub tpm_parent_password_file: Option<PathBuf>,
-    /// TPM TCTI (e.g. device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321).
-    #[arg(long)]
-    pub tpm_tcti: Option<String>,
-    /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
-    #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
-    pub pkcs8_password: Option<Secret>,
-    /// File whose first line is the password of an encrypted PKCS#8 key.
-    #[arg(long)]
-    pub pkcs8_password_file: Option<PathBuf>,
+    /// Module, TCTI, PINs and passwords: the flags that reach and unlock the key.
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Windows/macOS certificate store selector (not available on this platform).
     #[arg(long)]
     pub cert_selector: Option<String>,
@@ -136,6 +107,70 @@ pub struct KeyArgs {
     /// Print diagnostics on stderr (never secrets).
     #[arg(long)]
     pub debug: bool,
+}
+
+/// Flags that reach and unlock a key: the PKCS#11 module, the TPM, and every PIN and password source.
+///
+/// One struct for every command that opens a key (the signing commands through [`KeyArgs`], and
+/// `enroll keygen`, `csr`, `install-cert`), so a secret source accepted by one cannot be missing from
+/// another. No flag here conflicts with another: the backends decide precedence (documented in
+/// configuration.md), as the reference helper does.
+#[derive(Debug, Args, Default, Clone)]
+pub struct DeviceArgs {
+    /// PKCS#11 module (default: the URI's module-path/module-name, else the p11-kit proxy).
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_lib: Option<PathBuf>,
+    /// Use the user PIN as the context-specific PIN too (keys with CKA_ALWAYS_AUTHENTICATE).
+    #[arg(long)]
+    pub reuse_pin: bool,
+    /// File whose first line is the PKCS#11 context-specific PIN.
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_context_pin_file: Option<PathBuf>,
+    /// TPM key password (visible in the process list: prefer --tpm-key-password-file).
+    #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
+    pub tpm_key_password: Option<Secret>,
+    /// File whose first line is the TPM key password.
+    #[arg(long, value_name = "FILE")]
+    pub tpm_key_password_file: Option<PathBuf>,
+    /// The TPM key has no password (never prompt).
+    #[arg(long)]
+    pub no_tpm_key_password: bool,
+    /// TPM parent key password (visible in the process list: prefer --tpm-parent-password-file).
+    #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
+    pub tpm_parent_password: Option<Secret>,
+    /// File whose first line is the TPM parent key password.
+    #[arg(long, value_name = "FILE")]
+    pub tpm_parent_password_file: Option<PathBuf>,
+    /// TPM TCTI (e.g. device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321).
+    #[arg(long, value_name = "TCTI")]
+    pub tpm_tcti: Option<String>,
+    /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
+    #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
+    pub pkcs8_password: Option<Secret>,
+    /// File whose first line is the password of an encrypted PKCS#8 key.
+    #[arg(long, value_name = "FILE")]
+    pub pkcs8_password_file: Option<PathBuf>,
+}
+
+impl DeviceArgs {
+    /// The signing layer's options for these device flags; key, certificate and chain left empty
+    /// for the caller to fill in.
+    pub fn key_options(&self) -> KeyOptions {
+        KeyOptions {
+            pkcs8_password: self.pkcs8_password.clone(),
+            pkcs8_password_file: self.pkcs8_password_file.clone(),
+            pkcs11_lib: self.pkcs11_lib.clone(),
+            reuse_pin: self.reuse_pin,
+            pkcs11_context_pin_file: self.pkcs11_context_pin_file.clone(),
+            tpm_tcti: self.tpm_tcti.clone(),
+            tpm_key_password: self.tpm_key_password.clone(),
+            tpm_key_password_file: self.tpm_key_password_file.clone(),
+            no_tpm_key_password: self.no_tpm_key_password,
+            tpm_parent_password: self.tpm_parent_password.clone(),
+            tpm_parent_password_file: self.tpm_parent_password_file.clone(),
+            ..KeyOptions::default()
+        }
+    }
 }
 
 /// Flags of the commands that call CreateSession.
@@ -350,9 +385,15 @@ mod tests {
             panic!("not credential-process")
         };
         let shown = |s: Option<Secret>| s.map(|s| s.expose().to_string());
-        assert_eq!(shown(a.key.tpm_key_password).as_deref(), Some("--s3cret"));
-        assert_eq!(shown(a.key.pkcs8_password).as_deref(), Some("-p8"));
-        assert_eq!(shown(a.key.tpm_parent_password).as_deref(), Some("-pp"));
+        assert_eq!(
+            shown(a.key.device.tpm_key_password).as_deref(),
+            Some("--s3cret")
+        );
+        assert_eq!(shown(a.key.device.pkcs8_password).as_deref(), Some("-p8"));
+        assert_eq!(
+            shown(a.key.device.tpm_parent_password).as_deref(),
+            Some("-pp")
+        );
     }
 
     #[test]

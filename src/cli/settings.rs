@@ -335,17 +335,7 @@ fn key_options(k: KeyArgs) -> Result<KeyOptions, Error> {
         certificate: k.certificate,
         private_key: k.private_key,
         intermediates: k.intermediates,
-        pkcs8_password: k.pkcs8_password,
-        pkcs8_password_file: k.pkcs8_password_file,
-        pkcs11_lib: k.pkcs11_lib,
-        reuse_pin: k.reuse_pin,
-        pkcs11_context_pin_file: k.pkcs11_context_pin_file,
-        tpm_tcti: k.tpm_tcti,
-        tpm_key_password: k.tpm_key_password,
-        tpm_key_password_file: k.tpm_key_password_file,
-        no_tpm_key_password: k.no_tpm_key_password,
-        tpm_parent_password: k.tpm_parent_password,
-        tpm_parent_password_file: k.tpm_parent_password_file,
+        ..k.device.key_options()
     })
 }
 

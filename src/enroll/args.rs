@@ -1,11 +1,10 @@
 //! The raw command-line layer of `rolesanywhere-agent enroll …` (clap structs only).
 //!
-//! Device flags keep the names the signing commands use (`--pkcs11-lib`, `--tpm-tcti`,
-//! `--tpm-key-password[-file]`, `--tpm-parent-password[-file]`), so one set of options opens the key at
-//! enrollment and afterwards. Validation happens in the command modules, not here.
+//! The device flags are the signing commands' own [`DeviceArgs`] (module, TCTI, every PIN and
+//! password source), flattened into each subcommand, so one set of options opens the key at enrollment
+//! and afterwards and the two cannot drift apart. Validation happens in the command modules, not here.
 
-use crate::secret::Secret;
-use crate::signer::KeyOptions;
+pub use crate::cli::args::DeviceArgs;
 use std::path::PathBuf;
 
 /// `rolesanywhere-agent enroll …`.
@@ -35,35 +34,6 @@ pub enum KeyType {
     /// RSA with a 3072-bit modulus.
     #[value(name = "rsa-3072")]
     Rsa3072,
-}
-
-/// Options that reach the device (shared by all enroll commands and named as for signing).
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct DeviceArgs {
-    /// PKCS#11 module (default: p11-kit-proxy)
-    #[arg(long, value_name = "PATH")]
-    pub pkcs11_lib: Option<PathBuf>,
-    /// Use the user PIN as the context-specific PIN (keys with CKA_ALWAYS_AUTHENTICATE)
-    #[arg(long)]
-    pub reuse_pin: bool,
-    /// TPM TCTI (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`, …; default from TPM2TOOLS_TCTI)
-    #[arg(long, value_name = "TCTI")]
-    pub tpm_tcti: Option<String>,
-    /// Auth value of the TPM key (prefer --tpm-key-password-file)
-    #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true, conflicts_with = "tpm_key_password_file")]
-    pub tpm_key_password: Option<Secret>,
-    /// File whose first line is the TPM key's auth value
-    #[arg(long, value_name = "FILE")]
-    pub tpm_key_password_file: Option<PathBuf>,
-    /// The TPM key has no auth value (never prompt)
-    #[arg(long, conflicts_with_all = ["tpm_key_password", "tpm_key_password_file"])]
-    pub no_tpm_key_password: bool,
-    /// Auth value of the persistent parent key (prefer --tpm-parent-password-file)
-    #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true, conflicts_with = "tpm_parent_password_file")]
-    pub tpm_parent_password: Option<Secret>,
-    /// File whose first line is the parent key's auth value
-    #[arg(long, value_name = "FILE")]
-    pub tpm_parent_password_file: Option<PathBuf>,
 }
 
 /// `enroll keygen`.
@@ -128,39 +98,29 @@ pub struct InstallCertArgs {
     /// Replace an existing certificate (file or token object) for this key
     #[arg(long)]
     pub replace: bool,
-    /// Trust anchor ARN to put in the printed profile
+    /// Trust anchor ARN to put in the profile
     #[arg(long, value_name = "ARN")]
     pub trust_anchor_arn: Option<String>,
-    /// Profile ARN to put in the printed profile
+    /// Profile ARN to put in the profile
     #[arg(long, value_name = "ARN")]
     pub profile_arn: Option<String>,
-    /// Role ARN to put in the printed profile
+    /// Role ARN to put in the profile
     #[arg(long, value_name = "ARN")]
     pub role_arn: Option<String>,
-    /// Name of the `~/.aws/config` profile to print
+    /// Endpoint to put in the profile (default: the trust anchor region's Roles Anywhere endpoint)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Name of the AWS config profile to print (and write with --aws-config)
     #[arg(long, value_name = "NAME", default_value = "rolesanywhere")]
     pub profile_name: String,
+    /// Also write the profile into this AWS config file, replacing that profile's credential_process
+    /// in place and leaving the rest of the file as it is (without FILE: $AWS_CONFIG_FILE, else
+    /// ~/.aws/config); needs the three ARNs
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub aws_config: Option<Option<PathBuf>>,
     /// Device options
     #[command(flatten)]
     pub device: DeviceArgs,
-}
-
-impl DeviceArgs {
-    /// The signing layer's options for `private_key` with these device flags (no certificate).
-    pub fn key_options(&self, private_key: &str) -> KeyOptions {
-        KeyOptions {
-            private_key: Some(private_key.to_string()),
-            pkcs11_lib: self.pkcs11_lib.clone(),
-            reuse_pin: self.reuse_pin,
-            tpm_tcti: self.tpm_tcti.clone(),
-            tpm_key_password: self.tpm_key_password.clone(),
-            tpm_key_password_file: self.tpm_key_password_file.clone(),
-            no_tpm_key_password: self.no_tpm_key_password,
-            tpm_parent_password: self.tpm_parent_password.clone(),
-            tpm_parent_password_file: self.tpm_parent_password_file.clone(),
-            ..KeyOptions::default()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -258,7 +218,7 @@ mod tests {
             panic!("not csr")
         };
         assert_eq!(c.san, ["dns:host1.example", "ip:10.0.0.1"]);
-        let o = c.device.key_options(&c.private_key);
+        let o = super::super::target::key_options(&c.private_key, &c.device);
         assert_eq!(o.private_key.as_deref(), Some("pkcs11:token=ra;object=k"));
         assert!(o.certificate.is_none());
     }
@@ -281,24 +241,48 @@ mod tests {
         assert_eq!(k.device.tpm_parent_password.unwrap().expose(), "-pp");
     }
 
+    /// Issue 8: `enroll csr` suggested `--pkcs8-password-file` and then refused it. Every flag of
+    /// `credential-process` that reaches or unlocks a key (module, TCTI, PINs, passwords) must be a
+    /// flag of every enroll subcommand, whatever struct it comes from.
     #[test]
-    fn key_password_flag_and_file_conflict() {
-        assert!(
-            parse(&[
-                "csr",
-                "--private-key",
-                "k",
-                "--subject",
-                "CN=a",
-                "--out",
-                "o",
-                "--tpm-key-password",
-                "x",
-                "--tpm-key-password-file",
-                "f",
-            ])
-            .is_err()
-        );
+    fn every_enroll_command_takes_every_key_unlocking_flag_of_credential_process() {
+        use clap::CommandFactory as _;
+        let cli = crate::cli::args::Cli::command();
+        let longs = |c: &clap::Command| -> Vec<String> {
+            c.get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .collect()
+        };
+        let cp = cli
+            .find_subcommand("credential-process")
+            .expect("credential-process");
+        let unlocking: Vec<String> = longs(cp)
+            .into_iter()
+            .filter(|f| {
+                ["pkcs8-", "pkcs11-", "tpm-", "no-tpm-", "reuse-pin"]
+                    .iter()
+                    .any(|p| f.starts_with(p))
+            })
+            .collect();
+        for f in [
+            "pkcs8-password",
+            "pkcs8-password-file",
+            "pkcs11-lib",
+            "pkcs11-context-pin-file",
+            "reuse-pin",
+            "tpm-tcti",
+            "tpm-key-password-file",
+            "tpm-parent-password-file",
+        ] {
+            assert!(unlocking.iter().any(|u| u == f), "{f} not in {unlocking:?}");
+        }
+        let enroll = cli.find_subcommand("enroll").expect("enroll");
+        for sub in ["keygen", "csr", "install-cert"] {
+            let have = longs(enroll.find_subcommand(sub).expect(sub));
+            for f in &unlocking {
+                assert!(have.contains(f), "enroll {sub} lacks --{f}");
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! mode from the start, so a key is never readable by others even briefly), is synced, and is then
 //! moved into place. Without [`Replace::Allow`] the move is a hard link, which fails if the target
 //! exists, so an existing key file is never overwritten even by a concurrent writer.
+//! [`update_atomic`] replaces a file the user arranged (the AWS config file) the same way, keeping its
+//! mode, owner and group, and a symbolic link to it.
 
 use super::Error;
 use std::fs::{self, OpenOptions};
@@ -33,34 +35,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, replace: Replace) -> Re
     if replace == Replace::Refuse && fs::symlink_metadata(path).is_ok() {
         return Err(exists());
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| werr(std::io::Error::other("the path has no file name")))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{:016x}",
-        name.to_string_lossy(),
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have removed bits the caller asked for (0644 certificates).
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(werr(e));
-    }
+    let tmp = write_temp(path, data, mode, None).map_err(werr)?;
     let placed = match replace {
         Replace::Allow => fs::rename(&tmp, path).map_err(werr),
         Replace::Refuse => match fs::hard_link(&tmp, path) {
@@ -73,11 +48,128 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, replace: Replace) -> Re
     };
     let _ = fs::remove_file(&tmp);
     placed?;
-    // Make the new directory entry durable too; failure here loses nothing already written.
-    if let Ok(d) = fs::File::open(&dir) {
+    sync_dir(path);
+    Ok(())
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Makes the directory entry of `path` durable; failure here loses nothing already written.
+fn sync_dir(path: &Path) {
+    if let Ok(d) = fs::File::open(dir_of(path)) {
         let _ = d.sync_all();
     }
-    Ok(())
+}
+
+/// Writes `data` to a new temporary file beside `path`, created exclusively with `mode` from the
+/// start (and owned by `owner` = uid, gid when set), synced; returns its path. Removed again on failure.
+fn write_temp(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the path has no file name"))?;
+    let tmp = dir_of(path).join(format!(
+        ".{}.tmp-{}-{:016x}",
+        name.to_string_lossy(),
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // Only a file that would not be theirs anyway is handed to the old owner and group (a
+        // chown fails unless we are root or in that group, and then the file is left as it was).
+        if let Some((uid, gid)) = owner {
+            use std::os::unix::fs::MetadataExt as _;
+            let m = f.metadata()?;
+            if (m.uid(), m.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+            }
+        }
+        // The umask may have removed bits the caller asked for (0644 certificates); a chown may
+        // have cleared set-id bits.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Follows symbolic links from `path` to the file they finally name (which need not exist).
+fn resolve_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    // The kernel's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&p)?;
+                p = if target.is_absolute() {
+                    target
+                } else {
+                    dir_of(&p).join(target)
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// Replaces the content of a file the user owns and may have arranged (`~/.aws/config`) atomically,
+/// changing nothing else about it: a symbolic link at `path` stays and the file it names is
+/// replaced; an existing file keeps its mode, owner and group; a new file gets `new_mode` (a
+/// missing parent directory is created 0700). Returns the file actually written.
+pub fn update_atomic(path: &Path, data: &[u8], new_mode: u32) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Write { path, source }
+    };
+    let target = resolve_links(path).map_err(werr(path))?;
+    let (mode, owner) = match fs::metadata(&target) {
+        Ok(m) if !m.is_file() => {
+            return Err(werr(&target)(std::io::Error::other("not a regular file")));
+        }
+        Ok(m) => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = dir_of(&target);
+            if !dir.exists() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(werr(&dir))?;
+            }
+            (new_mode, None)
+        }
+        Err(e) => return Err(werr(&target)(e)),
+    };
+    let tmp = write_temp(&target, data, mode, owner).map_err(werr(&target))?;
+    if let Err(e) = fs::rename(&tmp, &target) {
+        let _ = fs::remove_file(&tmp);
+        return Err(werr(&target)(e));
+    }
+    sync_dir(&target);
+    Ok(target)
 }
 
 #[cfg(test)]
@@ -121,5 +213,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("/nonexistent-dir/k.pem"), "{e}");
+    }
+
+    #[test]
+    fn update_keeps_the_mode_of_an_existing_file_and_creates_new_ones_0600() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config");
+        fs::write(&p, "old").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(update_atomic(&p, b"new", 0o600).unwrap(), p);
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(mode(&p), 0o640);
+        // A new file in a missing directory: the directory 0700, the file 0600.
+        let fresh = d.path().join(".aws/config");
+        update_atomic(&fresh, b"x", 0o600).unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        assert_eq!(mode(&d.path().join(".aws")), 0o700);
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            2,
+            "temporary files left"
+        );
+    }
+
+    #[test]
+    fn update_through_a_symlink_replaces_the_target_and_keeps_the_link() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("dotfiles")).unwrap();
+        let real = d.path().join("dotfiles/aws-config");
+        fs::write(&real, "old").unwrap();
+        let link = d.path().join("config");
+        std::os::unix::fs::symlink("dotfiles/aws-config", &link).unwrap();
+        assert_eq!(update_atomic(&link, b"new", 0o600).unwrap(), real);
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        assert_eq!(fs::read_dir(d.path().join("dotfiles")).unwrap().count(), 1);
     }
 }

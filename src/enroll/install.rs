@@ -4,7 +4,9 @@
 //! Roles Anywhere will refuse at CreateSession time, so the user learns it at installation instead of
 //! from an `AccessDeniedException` later. Storage: a `pkcs11:` key gets a `CKO_CERTIFICATE` object
 //! with its `CKA_ID` and label; a key file gets `KEY.cert.pem` beside it (0644, atomic); a `handle:` key
-//! needs `--out`.
+//! needs `--out`. Then prints the profile, with what `credential-process` needs to open the key as
+//! this command did (this program's absolute path, the module or TCTI actually used, password
+//! files), and with `--aws-config` writes it into the AWS config file ([`super::awsconfig`]).
 
 use super::profile::{Profile, redact_uri};
 use super::target::{self, Target};
@@ -66,6 +68,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             args.private_key
         )));
     }
+    let aws_config = check_profile_args(args, &|name| std::env::var_os(name))?;
     let leaf = read_certificate(&args.certificate)?;
 
     // The device key first: nothing is stored, and no warning printed, for a foreign certificate.
@@ -81,11 +84,12 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
         Target::File(p) => Device::File(
             p.clone(),
             target::open_signer(&args.private_key, &args.device)?,
+            std::fs::read(p).is_ok_and(|d| crate::signer::identity::is_tss2_pem(&d)),
         ),
     };
     let (key, key_desc) = match &device {
         Device::Token(k) => (k.public_key(), k.uri().to_string()),
-        Device::Handle(_, s) | Device::File(_, s) => (s.public_key(), s.describe()),
+        Device::Handle(_, s) | Device::File(_, s, _) => (s.public_key(), s.describe()),
     };
     if key != leaf.public_key() {
         return Err(crate::signer::Error::CertificateKeyMismatch {
@@ -149,9 +153,11 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
 
     let mut profile = Profile {
         name: args.profile_name.clone(),
+        program: program_path(),
         trust_anchor_arn: args.trust_anchor_arn.clone(),
         profile_arn: args.profile_arn.clone(),
         role_arn: args.role_arn.clone(),
+        endpoint: args.endpoint.clone(),
         ..Profile::default()
     };
     match &device {
@@ -168,10 +174,50 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             if let Some(p) = &args.out {
                 write_file(p)?;
             }
-            if let Some(p) = &args.intermediates
-                && !chain.is_empty()
-            {
-                profile.intermediates = Some(absolute(p));
+            // The chain goes where the identity lives, not where --intermediates was read from
+            // (often removable media): the signing path takes chain candidates from the token.
+            let stored_chain = if chain.is_empty() {
+                Ok(Vec::new())
+            } else {
+                k.store_ca_certificates(&chain)
+            };
+            match stored_chain {
+                Ok(cas) => {
+                    for ca in cas {
+                        let (subject, uri) = (ca.subject.escape_debug(), redact_uri(&ca.uri));
+                        if ca.written {
+                            eprintln!(
+                                "rolesanywhere-agent: stored the intermediate CA certificate \
+                                 {subject} on the token as {uri}"
+                            );
+                        } else {
+                            eprintln!(
+                                "rolesanywhere-agent: the intermediate CA certificate {subject} \
+                                 is already on the token as {uri}"
+                            );
+                        }
+                    }
+                }
+                // A token that cannot hold it (a YubiKey's PIV applet): the --out file has it.
+                Err(e) => match &args.out {
+                    Some(p) => {
+                        let why = match &e {
+                            Error::Pkcs11Backend(crate::signer::pkcs11::Error::Call {
+                                call,
+                                ..
+                            }) => call.to_string(),
+                            e => e.to_string(),
+                        };
+                        eprintln!(
+                            "rolesanywhere-agent: warning: the token did not store the \
+                             intermediate CA certificates ({why}); the chain stays in {}, which \
+                             the profile names as --intermediates",
+                            p.display()
+                        );
+                        profile.intermediates = Some(absolute(p));
+                    }
+                    None => return Err(e),
+                },
             }
             if args.private_key.contains("pin-value=") {
                 profile.notes.push(
@@ -187,7 +233,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             profile.certificate = absolute(p);
             profile.private_key = h.clone();
         }
-        Device::File(key, _) => {
+        Device::File(key, _, _) => {
             let p = args
                 .out
                 .clone()
@@ -198,9 +244,149 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             profile.private_key = absolute(key);
         }
     }
-    profile.device_flags = device_flags(args, &mut profile.notes);
-    out.write_all(profile.render().as_bytes())
+    profile.device_flags = device_flags(args, &device, &mut profile.notes)?;
+    let written = match &aws_config {
+        Some(path) => {
+            write_aws_config(path, &profile)?;
+            for n in &profile.notes {
+                eprintln!("rolesanywhere-agent: note: {n}");
+            }
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
+    out.write_all(profile.render(written.as_deref()).as_bytes())
         .map_err(Error::Output)
+}
+
+/// Checks the profile options before anything is opened or stored, and returns the AWS config file
+/// to write (if `--aws-config` was given); `env` looks up environment variables.
+fn check_profile_args(
+    args: &InstallCertArgs,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Option<PathBuf>, Error> {
+    if !super::awsconfig::is_plain_profile_name(&args.profile_name) {
+        return Err(Error::Usage(format!(
+            "--profile-name {:?} cannot be a config file section: use letters, digits and - _ . @ + = , : /",
+            args.profile_name
+        )));
+    }
+    let arns = [
+        (&args.trust_anchor_arn, crate::arn::ArnKind::TrustAnchor),
+        (&args.profile_arn, crate::arn::ArnKind::Profile),
+        (&args.role_arn, crate::arn::ArnKind::Role),
+    ];
+    for (value, kind) in &arns {
+        if let Some(v) = value {
+            crate::arn::parse(v, *kind).map_err(|e| Error::Usage(e.to_string()))?;
+        }
+    }
+    if let Some(e) = &args.endpoint {
+        crate::session::Endpoint::parse(e).map_err(|e| Error::Usage(e.to_string()))?;
+    }
+    let Some(file) = &args.aws_config else {
+        return Ok(None);
+    };
+    let missing: Vec<&str> = arns
+        .iter()
+        .filter(|(v, _)| v.is_none())
+        .map(|(_, k)| k.flag())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Usage(format!(
+            "--aws-config writes a working profile, which needs {}",
+            missing.join(", ")
+        )));
+    }
+    let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
+    let path = match file {
+        Some(f) if !f.as_os_str().is_empty() => f.clone(),
+        // As the SDKs find it: AWS_CONFIG_FILE (with a leading ~ expanded), else ~/.aws/config.
+        _ => match (nonempty("AWS_CONFIG_FILE"), nonempty("HOME")) {
+            (Some(f), home) => match (Path::new(&f).strip_prefix("~"), home) {
+                (Ok(rest), Some(h)) => PathBuf::from(h).join(rest),
+                _ => PathBuf::from(f),
+            },
+            (None, Some(h)) => PathBuf::from(h).join(".aws/config"),
+            (None, None) => {
+                return Err(Error::Usage(
+                    "--aws-config without FILE needs AWS_CONFIG_FILE or HOME: give the file".into(),
+                ));
+            }
+        },
+    };
+    Ok(Some(path))
+}
+
+/// This program's own absolute path, for `credential_process`: SDKs run it with their environment,
+/// whose `PATH` need not find it (and may find another version first).
+fn program_path() -> String {
+    let found = std::env::current_exe().and_then(|p| p.canonicalize());
+    match found.as_ref().ok().and_then(|p| p.to_str()) {
+        Some(p) => p.to_string(),
+        None => {
+            eprintln!(
+                "rolesanywhere-agent: warning: cannot tell this program's own path; the profile \
+                 runs `rolesanywhere-agent` from the PATH the SDK has"
+            );
+            "rolesanywhere-agent".into()
+        }
+    }
+}
+
+/// Writes the profile into the AWS config file `path` (see [`super::awsconfig`]): atomically, the
+/// rest of the file unchanged, duplicates of the profile collapsed.
+fn write_aws_config(path: &Path, profile: &Profile) -> Result<(), Error> {
+    let command = profile.command();
+    if command.contains(['\n', '\r']) {
+        return Err(Error::Usage(
+            "a path in the profile contains a line break, which a config file cannot hold".into(),
+        ));
+    }
+    let existing = match std::fs::read(path) {
+        Ok(data) => String::from_utf8(data).map_err(|_| {
+            Error::Usage(format!(
+                "{} is not UTF-8 text, which the AWS SDKs cannot read either; fix or move it first",
+                path.display()
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(Error::Read {
+                path: path.into(),
+                source,
+            });
+        }
+    };
+    let merged = super::awsconfig::merge_profile(&existing, &profile.name, &command);
+    let header = super::awsconfig::section_header(&profile.name);
+    if !merged.removed_duplicates.is_empty() {
+        eprintln!(
+            "rolesanywhere-agent: {}: removed {} duplicate {header} section(s) at line(s) {} \
+             (the SDKs refuse a file with duplicates); their settings that the first one lacked \
+             were moved into it",
+            path.display(),
+            merged.removed_duplicates.len(),
+            merged
+                .removed_duplicates
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let written = files::update_atomic(path, merged.text.as_bytes(), 0o600)?;
+    let via = if written != path {
+        format!(" (through the link to {})", written.display())
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "rolesanywhere-agent: {} {header} in {}{via}",
+        if merged.updated { "updated" } else { "added" },
+        path.display()
+    );
+    Ok(())
 }
 
 /// The opened device key.
@@ -209,42 +395,116 @@ enum Device {
     Token(Box<super::keygen_pkcs11::TokenKey>),
     /// A persistent TPM key (`handle:…`).
     Handle(String, Box<dyn crate::signer::Signer>),
-    /// A key file (TPM or plain).
-    File(PathBuf, Box<dyn crate::signer::Signer>),
+    /// A key file; true for a `TSS2 PRIVATE KEY` (TPM) file.
+    File(PathBuf, Box<dyn crate::signer::Signer>, bool),
 }
 
-/// The device flags the signing command needs, as given at installation (never secret values).
-fn device_flags(args: &InstallCertArgs, notes: &mut Vec<String>) -> Vec<(String, Option<String>)> {
+/// The device flags `credential-process` needs to open this key as install-cert did: the module
+/// actually loaded, the TCTI actually used (also when it came from the environment, which the SDK's
+/// need not have), and password *files*. Secret values are never written; where one was used, a
+/// note says what to add instead.
+fn device_flags(
+    args: &InstallCertArgs,
+    device: &Device,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(String, Option<String>)>, Error> {
     let d = &args.device;
+    let env_set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    // A secret given as a value or through the environment cannot be carried into the profile.
+    let secret_note = |value_given: bool, env: &str, what: &str, flag: &str| {
+        if value_given {
+            Some(format!(
+                "the {what} was left out: add {flag} FILE (mode 0600)"
+            ))
+        } else if env_set(env) {
+            Some(format!(
+                "the {what} came from {env}, which the SDK passes on only if it is set where the \
+                 SDK runs: add {flag} FILE (mode 0600) or set it there"
+            ))
+        } else {
+            None
+        }
+    };
     let mut f = Vec::new();
-    if let Some(p) = &d.pkcs11_lib {
-        f.push(("--pkcs11-lib".into(), Some(absolute(p))));
+    let tpm = match device {
+        Device::Token(k) => {
+            f.push(("--pkcs11-lib".into(), Some(absolute(k.module_path()))));
+            if d.reuse_pin {
+                f.push(("--reuse-pin".into(), None));
+            }
+            if let Some(p) = &d.pkcs11_context_pin_file {
+                f.push(("--pkcs11-context-pin-file".into(), Some(absolute(p))));
+            } else if !d.reuse_pin {
+                notes.extend(secret_note(
+                    false,
+                    crate::signer::pkcs11::CONTEXT_PIN_ENV,
+                    "context-specific PIN",
+                    "--pkcs11-context-pin-file",
+                ));
+            }
+            let uri = &args.private_key;
+            let pin_env = crate::signer::pkcs11::PIN_ENV;
+            if !uri.contains("pin-source=") && !uri.contains("pin-value=") && env_set(pin_env) {
+                notes.push(format!(
+                    "the PIN came from {pin_env}, which the SDK passes on only if it is set where \
+                     the SDK runs: add pin-source=file:/PATH to the URIs or set it there"
+                ));
+            }
+            false
+        }
+        Device::Handle(..) => true,
+        Device::File(_, _, is_tpm) => *is_tpm,
+    };
+    if tpm {
+        f.push(("--tpm-tcti".into(), Some(resolved_tcti(d)?)));
+        if let Some(p) = &d.tpm_key_password_file {
+            f.push(("--tpm-key-password-file".into(), Some(absolute(p))));
+        } else if d.no_tpm_key_password {
+            f.push(("--no-tpm-key-password".into(), None));
+        } else {
+            notes.extend(secret_note(
+                d.tpm_key_password.is_some(),
+                "ROLESANYWHERE_TPM_KEY_PASSWORD",
+                "TPM key password",
+                "--tpm-key-password-file",
+            ));
+        }
+        if let Some(p) = &d.tpm_parent_password_file {
+            f.push(("--tpm-parent-password-file".into(), Some(absolute(p))));
+        } else {
+            notes.extend(secret_note(
+                d.tpm_parent_password.is_some(),
+                "ROLESANYWHERE_TPM_PARENT_PASSWORD",
+                "TPM parent password",
+                "--tpm-parent-password-file",
+            ));
+        }
+    } else if matches!(device, Device::File(..)) {
+        if let Some(p) = &d.pkcs8_password_file {
+            f.push(("--pkcs8-password-file".into(), Some(absolute(p))));
+        } else {
+            notes.extend(secret_note(
+                d.pkcs8_password.is_some(),
+                crate::signer::file::PASSWORD_ENV,
+                "key file password",
+                "--pkcs8-password-file",
+            ));
+        }
     }
-    if d.reuse_pin {
-        f.push(("--reuse-pin".into(), None));
-    }
-    if let Some(t) = &d.tpm_tcti {
-        f.push(("--tpm-tcti".into(), Some(t.clone())));
-    }
-    if let Some(p) = &d.tpm_key_password_file {
-        f.push(("--tpm-key-password-file".into(), Some(absolute(p))));
-    } else if d.tpm_key_password.is_some() {
-        notes.push(
-            "the TPM key password was left out: add --tpm-key-password-file FILE (mode 0600)"
-                .into(),
-        );
-    } else if d.no_tpm_key_password {
-        f.push(("--no-tpm-key-password".into(), None));
-    }
-    if let Some(p) = &d.tpm_parent_password_file {
-        f.push(("--tpm-parent-password-file".into(), Some(absolute(p))));
-    } else if d.tpm_parent_password.is_some() {
-        notes.push(
-            "the TPM parent password was left out: add --tpm-parent-password-file FILE (mode 0600)"
-                .into(),
-        );
-    }
-    f
+    Ok(f)
+}
+
+/// The TCTI the key was opened with (flag, else environment, else the default), in canonical form.
+#[cfg(feature = "tpm")]
+fn resolved_tcti(d: &super::DeviceArgs) -> Result<String, Error> {
+    Ok(crate::signer::tpm::tcti::resolve(d.tpm_tcti.as_deref())?.text)
+}
+
+#[cfg(not(feature = "tpm"))]
+fn resolved_tcti(d: &super::DeviceArgs) -> Result<String, Error> {
+    Err(Error::TpmUnsupported(
+        d.tpm_tcti.clone().unwrap_or_else(|| "the TPM key".into()),
+    ))
 }
 
 #[cfg(test)]
@@ -369,7 +629,9 @@ mod tests {
             trust_anchor_arn: None,
             profile_arn: None,
             role_arn: None,
+            endpoint: None,
             profile_name: "p".into(),
+            aws_config: None,
             device: Default::default(),
         };
         let e = run(&args, &mut Vec::new()).unwrap_err();
@@ -450,7 +712,9 @@ mod tests {
             trust_anchor_arn: None,
             profile_arn: None,
             role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+            endpoint: None,
             profile_name: "host".into(),
+            aws_config: None,
             device: Default::default(),
         }
     }
@@ -471,9 +735,15 @@ mod tests {
         );
         let profile = String::from_utf8(out).unwrap();
         let want = format!(
-            "[profile host]\ncredential_process = rolesanywhere-agent credential-process \
+            "[profile host]\ncredential_process = {} credential-process \
              --certificate {} --private-key {} --trust-anchor-arn <TRUST_ANCHOR_ARN> \
              --profile-arn <PROFILE_ARN> --role-arn arn:aws:iam::123456789012:role/r\n",
+            // This program's own absolute path (here the test binary's), not a bare name.
+            std::env::current_exe()
+                .unwrap()
+                .canonicalize()
+                .unwrap()
+                .display(),
             installed.display(),
             key.display()
         );
@@ -506,5 +776,66 @@ mod tests {
         );
         assert!(e.is_usage());
         assert!(!d.path().join("host.key.cert.pem").exists());
+    }
+
+    #[test]
+    fn aws_config_needs_every_arn_and_defaults_like_the_sdks() {
+        use std::ffi::OsString;
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let mut a = install_args(Path::new("k.pem"), Path::new("c.pem"));
+        a.aws_config = Some(None);
+        let e = check_profile_args(&a, &env(&[("HOME", "/home/u")])).unwrap_err();
+        assert!(e.is_usage(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("--trust-anchor-arn, --profile-arn") && !text.contains("--role-arn"),
+            "{text}"
+        );
+        a.trust_anchor_arn =
+            Some("arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/t".into());
+        a.profile_arn = Some("arn:aws:rolesanywhere:us-east-1:123456789012:profile/p".into());
+        let path = |a: &InstallCertArgs, vars| check_profile_args(a, &env(vars)).unwrap();
+        assert_eq!(
+            path(&a, &[("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.aws/config"))
+        );
+        assert_eq!(
+            path(&a, &[("HOME", "/home/u"), ("AWS_CONFIG_FILE", "~/cfg/aws")]),
+            Some(PathBuf::from("/home/u/cfg/aws"))
+        );
+        assert_eq!(
+            path(&a, &[("HOME", "/home/u"), ("AWS_CONFIG_FILE", "")]),
+            Some(PathBuf::from("/home/u/.aws/config"))
+        );
+        assert!(check_profile_args(&a, &env(&[])).unwrap_err().is_usage());
+        a.aws_config = Some(Some("/etc/aws.conf".into()));
+        assert_eq!(path(&a, &[]), Some(PathBuf::from("/etc/aws.conf")));
+        a.aws_config = None;
+        assert_eq!(path(&a, &[]), None);
+    }
+
+    #[test]
+    fn malformed_profile_name_arn_or_endpoint_is_a_usage_error_before_anything_is_opened() {
+        let none = |_: &str| None;
+        let mut a = install_args(Path::new("/nonexistent/k.pem"), Path::new("c.pem"));
+        a.profile_name = "my profile".into();
+        let e = check_profile_args(&a, &none).unwrap_err();
+        assert!(
+            e.is_usage() && e.to_string().contains("--profile-name"),
+            "{e}"
+        );
+        let mut a = install_args(Path::new("k.pem"), Path::new("c.pem"));
+        a.role_arn = Some("arn:aws:iam::123:role/r".into());
+        assert!(check_profile_args(&a, &none).unwrap_err().is_usage());
+        let mut a = install_args(Path::new("k.pem"), Path::new("c.pem"));
+        a.endpoint = Some("127.0.0.1:8443".into());
+        let e = check_profile_args(&a, &none).unwrap_err();
+        assert!(e.to_string().contains("scheme"), "{e}");
     }
 }

@@ -86,6 +86,8 @@ struct TokenSession {
     session: Session,
     token: Token,
     uri: Pkcs11Uri,
+    /// The module file actually loaded (from `--pkcs11-lib`, the URI, or the p11-kit proxy).
+    module_path: std::path::PathBuf,
 }
 
 impl TokenSession {
@@ -102,6 +104,7 @@ impl TokenSession {
             session,
             token,
             uri,
+            module_path: module.path.clone(),
         })
     }
 
@@ -309,6 +312,69 @@ pub(crate) fn certificate_template(
     ])
 }
 
+/// Where [`TokenKey::store_ca_certificates`] put one CA certificate.
+pub struct StoredCa {
+    /// The certificate's subject.
+    pub subject: String,
+    /// A URI that selects its object (`type=cert`).
+    pub uri: String,
+    /// False when the identical certificate was already on the token.
+    pub written: bool,
+}
+
+/// The `CKA_ID` of a CA certificate object: its subjectKeyIdentifier (what chain builders look for),
+/// else SHA-1 of its public key as RFC 5280 §4.2.1.2 method 1 derives one. Never `key_id`: the key's
+/// id selects the key's own objects, and a CA certificate sharing it would be taken for the key's.
+pub(crate) fn ca_certificate_id(cert: &Certificate, key_id: &[u8]) -> Vec<u8> {
+    use sha1::Digest as _;
+    use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+    let parsed = X509Certificate::from_der(cert.der()).ok().map(|(_, x)| x);
+    let ski = parsed.as_ref().and_then(|x| {
+        x.extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                _ => None,
+            })
+    });
+    let id = ski.filter(|i| !i.is_empty()).unwrap_or_else(|| {
+        let key_bits = parsed
+            .as_ref()
+            .map(|x| x.public_key().subject_public_key.data.to_vec())
+            .unwrap_or_else(|| cert.der().to_vec());
+        sha1::Sha1::digest(key_bits).to_vec()
+    });
+    if id == key_id {
+        // Only a CA certificate for the key itself could get here; its DER's hash differs from it.
+        sha1::Sha1::digest(cert.der()).to_vec()
+    } else {
+        id
+    }
+}
+
+/// The `CKA_LABEL` of a CA certificate object: `CA ` and its subject, which can never be the label
+/// of a key (keygen refuses labels already in use, and this one names a certificate).
+pub(crate) fn ca_certificate_label(cert: &Certificate, key_label: &str) -> String {
+    let label = format!("CA {}", cert.subject());
+    if label == key_label {
+        format!("{label} (certificate)")
+    } else {
+        label
+    }
+}
+
+/// The `CKO_CERTIFICATE` template for an intermediate CA certificate: public (`CKA_PRIVATE` false,
+/// readable without login by every process that signs), `CKA_CERTIFICATE_CATEGORY` authority (2).
+pub(crate) fn ca_certificate_template(
+    cert: &Certificate,
+    id: &[u8],
+    label: &str,
+) -> Result<Vec<Attr>, String> {
+    let mut t = certificate_template(cert, id, label)?;
+    t.push((cryptoki_sys::CKA_CERTIFICATE_CATEGORY, ulong(2)));
+    Ok(t)
+}
+
 /// Opens the key `uri` names in a read-write session, for [`TokenKey::store_certificate`].
 pub fn open_for_install(uri: &str, dev: &DeviceArgs) -> Result<TokenKey, Error> {
     open_key(uri, dev, true)
@@ -323,6 +389,11 @@ impl TokenKey {
     /// The key's URI (no PIN).
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// The PKCS#11 module file that was loaded to reach the key.
+    pub fn module_path(&self) -> &std::path::Path {
+        &self.ts.module_path
     }
 
     /// Stores `cert` with the key's id and label. Another certificate with that id is refused, or
@@ -372,6 +443,50 @@ impl TokenKey {
         }
         Ok(stored(true))
     }
+
+    /// Stores the intermediate CA certificates `chain` on the token beside the key, so the identity
+    /// does not depend on the file they came from (often removable media). A certificate already on
+    /// the token (byte for byte) is left as it is; nothing is replaced or removed (other keys on the
+    /// token may need it). The signing path finds them among the token's certificates.
+    pub fn store_ca_certificates(&self, chain: &[Certificate]) -> Result<Vec<StoredCa>, Error> {
+        let ts = &self.ts;
+        let on_token =
+            find::certificates(&ts.session, 0, None, None).map_err(|e| call(&ts.what(), e))?;
+        let mut out = Vec::new();
+        for cert in chain {
+            if let Some(c) = on_token.iter().find(|c| c.der == cert.der()) {
+                out.push(StoredCa {
+                    subject: cert.subject(),
+                    uri: ts.object_uri(&c.label, &c.id, ObjectType::Cert),
+                    written: false,
+                });
+                continue;
+            }
+            let id = ca_certificate_id(cert, &self.key.id);
+            let label = ca_certificate_label(cert, &self.key.label);
+            let template = ca_certificate_template(cert, &id, &label).map_err(Error::Unexpected)?;
+            ts.session.create_object(&template).map_err(|e| {
+                Error::Pkcs11Backend(P11Error::Call {
+                    what: format!(
+                        "{}: storing the intermediate CA certificate {}",
+                        ts.what(),
+                        cert.subject().escape_debug()
+                    ),
+                    call: e,
+                    hint: "; if the token cannot hold it, give --out FILE on permanent storage: \
+                           the file gets the certificate and the chain, and the profile names it \
+                           as --intermediates"
+                        .into(),
+                })
+            })?;
+            out.push(StoredCa {
+                subject: cert.subject(),
+                uri: ts.object_uri(&label, &id, ObjectType::Cert),
+                written: true,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -420,5 +535,117 @@ mod tests {
     #[test]
     fn ids_are_percent_encoded() {
         assert_eq!(pct_encode(&[0x01, 0xab]), "%01%ab");
+    }
+
+    /// Runs openssl in `dir`, panicking with its stderr on failure; returns stdout.
+    fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+        let o = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn read_pem(path: &std::path::Path) -> Certificate {
+        crate::certs::load_pem_file(path).unwrap().remove(0)
+    }
+
+    /// The CA certificate's CKA_ID is its subjectKeyIdentifier, else the same SHA-1 of the public
+    /// key openssl's `subjectKeyIdentifier=hash` computes; never the key's id.
+    #[test]
+    fn ca_certificate_ids_follow_rfc_5280_and_never_take_the_key_id() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "with-ski.pem",
+                "-subj",
+                "/CN=Issuing CA",
+                "-days",
+                "1",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-key",
+                "ca.key",
+                "-out",
+                "no-ski.pem",
+                "-subj",
+                "/CN=Issuing CA",
+                "-days",
+                "1",
+                "-addext",
+                "subjectKeyIdentifier=none",
+                "-addext",
+                "authorityKeyIdentifier=none",
+            ],
+        );
+        let text = openssl(
+            dir,
+            &[
+                "x509",
+                "-in",
+                "with-ski.pem",
+                "-noout",
+                "-ext",
+                "subjectKeyIdentifier",
+            ],
+        );
+        let ski: Vec<u8> = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        assert_eq!(ski.len(), 20, "{text}");
+        let with_ski = read_pem(&dir.join("with-ski.pem"));
+        let no_ski = read_pem(&dir.join("no-ski.pem"));
+        assert_eq!(ca_certificate_id(&with_ski, &[1]), ski);
+        assert_eq!(ca_certificate_id(&no_ski, &[1]), ski);
+        let other = ca_certificate_id(&with_ski, &ski);
+        assert!(other != ski && other.len() == 20, "{other:02x?}");
+    }
+
+    #[test]
+    fn ca_certificate_objects_are_public_authority_certificates_labelled_apart_from_the_key() {
+        let der = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys/ca.crt.der"),
+        )
+        .unwrap();
+        let ca = Certificate::from_der(der).unwrap();
+        let label = ca_certificate_label(&ca, "host");
+        assert_eq!(label, format!("CA {}", ca.subject()));
+        assert_ne!(ca_certificate_label(&ca, &label), label);
+        let t = ca_certificate_template(&ca, &[9], &label).unwrap();
+        for (attr, value) in [
+            (CKA_CLASS, ulong(CKO_CERTIFICATE)),
+            (CKA_CERTIFICATE_TYPE, ulong(CKC_X_509)),
+            (CKA_CERTIFICATE_CATEGORY, ulong(2)),
+            (CKA_TOKEN, bool_attr(true)),
+            (CKA_PRIVATE, bool_attr(false)),
+            (CKA_ID, vec![9]),
+            (CKA_VALUE, ca.der().to_vec()),
+        ] {
+            assert!(has(&t, attr, &value), "attribute {attr:#x}");
+        }
     }
 }

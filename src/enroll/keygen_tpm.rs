@@ -283,7 +283,7 @@ pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> 
                 .into(),
         ));
     }
-    let opts = args.device.key_options(&target_text);
+    let opts = super::target::key_options(&target_text, &args.device);
     let key_password = auth::key_password(&opts, NeedsAuth::No, &target_text)?;
     auth::check_len(&key_password, "TPM key password")?;
     let parent_password = auth::parent_password(&opts)?;

@@ -7,10 +7,12 @@
 //! - [`args`]: the raw clap layer; [`target`]: what `--private-key` names and opening only its signer.
 //! - [`names`]: `--subject` and `--san` parsing into DER; [`csr`]: the PKCS#10 request.
 //! - [`keygen`]: key generation on a token ([`keygen_pkcs11`]) or in a TPM (`keygen_tpm`).
-//! - [`install`]: certificate checks, storage beside the key; [`profile`]: the `~/.aws/config` text.
-//! - [`files`]: atomic, no-overwrite file creation with explicit modes.
+//! - [`install`]: certificate checks, storage beside the key; [`profile`]: the `~/.aws/config` text;
+//!   [`awsconfig`]: putting that profile into an AWS config file in place.
+//! - [`files`]: atomic, no-overwrite file creation with explicit modes, and atomic in-place updates.
 
 pub mod args;
+pub mod awsconfig;
 pub mod csr;
 pub mod files;
 pub mod install;

@@ -1,6 +1,6 @@
-//! The `~/.aws/config` profile that `install-cert` prints for the user to paste.
+//! The `~/.aws/config` profile that `install-cert` prints (and with `--aws-config` writes).
 //!
-//! Pure; no I/O. `credential_process` is run through `sh -c` by some SDKs (Go, Rust) and split with
+//! Pure; no I/O (the caller finds the program's path and the device details). `credential_process` is run through `sh -c` by some SDKs (Go, Rust) and split with
 //! `shlex` by others (botocore), so every argument that is not plainly safe is single-quoted: a
 //! `pkcs11:` URI's `;` would otherwise end the command. Secrets are never printed: a URI's `pin-value`
 //! is dropped and passwords given as values are replaced by a note to use a file.
@@ -10,6 +10,9 @@
 pub struct Profile {
     /// The `[profile NAME]`.
     pub name: String,
+    /// The program SDKs run: this binary's absolute path (SDKs run `credential_process` with their
+    /// own `PATH`, which need not contain it).
+    pub program: String,
     /// `--certificate` (absolute path or `pkcs11:` URI).
     pub certificate: String,
     /// `--private-key` (absolute path, `pkcs11:` URI or `handle:`).
@@ -22,6 +25,8 @@ pub struct Profile {
     pub profile_arn: Option<String>,
     /// `--role-arn` (placeholder when `None`).
     pub role_arn: Option<String>,
+    /// `--endpoint`, when not the region's default.
+    pub endpoint: Option<String>,
     /// Further device flags and their values (`--pkcs11-lib PATH`, `--tpm-tcti TCTI`, …).
     pub device_flags: Vec<(String, Option<String>)>,
     /// Comment lines to print above the profile.
@@ -65,15 +70,15 @@ pub fn redact_uri(uri: &str) -> String {
 }
 
 impl Profile {
-    /// The text to paste into `~/.aws/config`.
-    pub fn render(&self) -> String {
+    /// The `credential_process` value: the command line SDKs run.
+    pub fn command(&self) -> String {
         let arn = |v: &Option<String>, placeholder: &str| {
             v.as_deref()
                 .map(shell_quote)
                 .unwrap_or_else(|| placeholder.to_string())
         };
         let mut cmd = vec![
-            "rolesanywhere-agent".to_string(),
+            shell_quote(&self.program),
             "credential-process".to_string(),
             "--certificate".to_string(),
             shell_quote(&self.certificate),
@@ -98,18 +103,35 @@ impl Profile {
             "--role-arn".into(),
             arn(&self.role_arn, "<ROLE_ARN>"),
         ]);
-        let mut out = String::from("# Add to ~/.aws/config:\n");
+        if let Some(e) = &self.endpoint {
+            cmd.push("--endpoint".into());
+            cmd.push(shell_quote(e));
+        }
+        cmd.join(" ")
+    }
+
+    /// True when an ARN is still a placeholder.
+    pub fn has_placeholders(&self) -> bool {
+        self.trust_anchor_arn.is_none() || self.profile_arn.is_none() || self.role_arn.is_none()
+    }
+
+    /// The text to show: comment lines, then the section. `written_to` names the config file the
+    /// profile was written to, if it was.
+    pub fn render(&self, written_to: Option<&str>) -> String {
+        let mut out = match written_to {
+            Some(f) => format!("# Written to {f}:\n"),
+            None => String::from("# Add to ~/.aws/config:\n"),
+        };
         for n in &self.notes {
             out.push_str(&format!("# {n}\n"));
         }
-        if self.trust_anchor_arn.is_none() || self.profile_arn.is_none() || self.role_arn.is_none()
-        {
+        if self.has_placeholders() {
             out.push_str("# Replace the <…> placeholders with your Roles Anywhere ARNs.\n");
         }
         out.push_str(&format!(
-            "[profile {}]\ncredential_process = {}\n",
-            self.name,
-            cmd.join(" ")
+            "{}\ncredential_process = {}\n",
+            super::awsconfig::section_header(&self.name),
+            self.command()
         ));
         out
     }
@@ -146,6 +168,7 @@ mod tests {
     fn profile_has_placeholders_or_given_arns() {
         let mut p = Profile {
             name: "ra".into(),
+            program: "/opt/ra/bin/rolesanywhere-agent".into(),
             certificate: "/k/c.pem".into(),
             private_key: "pkcs11:token=ra;object=k".into(),
             device_flags: vec![(
@@ -154,10 +177,10 @@ mod tests {
             )],
             ..Profile::default()
         };
-        let t = p.render();
+        let t = p.render(None);
         assert!(t.contains("[profile ra]\n"), "{t}");
         assert!(t.contains(
-            "credential_process = rolesanywhere-agent credential-process --certificate /k/c.pem \
+            "credential_process = /opt/ra/bin/rolesanywhere-agent credential-process --certificate /k/c.pem \
              --private-key 'pkcs11:token=ra;object=k' --pkcs11-lib /usr/lib/softhsm/libsofthsm2.so \
              --trust-anchor-arn <TRUST_ANCHOR_ARN> --profile-arn <PROFILE_ARN> --role-arn <ROLE_ARN>\n"
         ), "{t}");
@@ -166,7 +189,7 @@ mod tests {
             Some("arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/a".into());
         p.profile_arn = Some("arn:aws:rolesanywhere:eu-west-1:123456789012:profile/p".into());
         p.role_arn = Some("arn:aws:iam::123456789012:role/r".into());
-        let t = p.render();
+        let t = p.render(None);
         assert!(!t.contains('<') && !t.contains("placeholders"), "{t}");
         assert!(
             t.contains("--role-arn arn:aws:iam::123456789012:role/r\n"),

@@ -45,9 +45,17 @@ impl Target {
     }
 }
 
+/// The signing layer's options for the key `target` with the device options `dev` (no certificate).
+pub fn key_options(target: &str, dev: &DeviceArgs) -> signer::KeyOptions {
+    signer::KeyOptions {
+        private_key: Some(target.to_string()),
+        ..dev.key_options()
+    }
+}
+
 /// Opens the signer for `target` with the device options `dev` (see [`signer::open_key`]).
 pub fn open_signer(target: &str, dev: &DeviceArgs) -> Result<Box<dyn Signer>, Error> {
-    Ok(signer::open_key(&dev.key_options(target))?)
+    Ok(signer::open_key(&key_options(target, dev))?)
 }
 
 #[cfg(test)]
