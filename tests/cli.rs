@@ -351,7 +351,7 @@ fn hanging_server_times_out_in_bounded_time() {
         "leaf",
         &["--timeout", "1", "--connect-timeout", "1"],
     );
-    run.assert_failure(1, &["cannot reach", "3 attempts", "hint:"]);
+    run.assert_failure(1, &["timed out", "3 attempts", "hint:"]);
     assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
 }
 
@@ -1260,4 +1260,460 @@ fn install_cert_for_a_key_file_keeps_the_chain_beside_the_key_not_on_removable_m
     });
     creds.credentials();
     assert_eq!(emu.decisions().last().map(|d| d.status), Some(201));
+}
+
+// ---- Issue 14: hostile servers and hostile input on the network side ----
+
+/// A scripted HTTP server on 127.0.0.1: each connection's request is read, counted, and answered by
+/// `answer` (in a thread of its own, so a slow answer does not hold up the next connection).
+struct Scripted {
+    url: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Scripted {
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn scripted(answer: impl Fn(&mut std::net::TcpStream) + Send + Sync + 'static) -> Scripted {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let answer = Arc::new(answer);
+    let count = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else {
+                return;
+            };
+            let (answer, count) = (answer.clone(), count.clone());
+            std::thread::spawn(move || {
+                if read_request(&stream) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    answer(&mut stream);
+                }
+            });
+        }
+    });
+    Scripted { url, requests }
+}
+
+/// Reads one request (head and Content-Length body); false when the client went away first.
+fn read_request(stream: &std::net::TcpStream) -> bool {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(stream);
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => {}
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    reader.read_exact(&mut vec![0; len]).is_ok()
+}
+
+/// An answer with `status`, extra `headers` (each ending in CRLF) and `body`; the connection closes.
+fn answer(status: &str, headers: &str, body: &str) -> impl Fn(&mut std::net::TcpStream) + use<> {
+    let text = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    move |s| {
+        let _ = std::io::Write::write_all(s, text.as_bytes());
+    }
+}
+
+/// A credential set as the service sends it, expiring at `expiration`.
+fn credential_body(expiration: &str) -> String {
+    format!(
+        r#"{{"credentialSet":[{{"credentials":{{"accessKeyId":"ASIASCRIPTED0000000A","secretAccessKey":"scripted-secret","sessionToken":"scripted-token","expiration":"{expiration}"}}}}]}}"#
+    )
+}
+
+/// Runs `c`, killing it after `cap`; returns the run and whether it ended by itself.
+fn run_capped(mut c: std::process::Command, cap: Duration) -> (Run, bool) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let start = std::time::Instant::now();
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ended = true;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > cap {
+            // The child is ours; kill it by its handle.
+            let _ = child.kill();
+            ended = false;
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = start.elapsed();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stdout_bytes: stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed,
+    };
+    (run, ended)
+}
+
+/// The `credential-process` arguments for NAME.pem / NAME.key against `url`, plus `extra`.
+fn credential_args(env: &Env, url: &str, name: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "credential-process",
+        "--certificate",
+        &env.p(&format!("{name}.pem")),
+        "--private-key",
+        &env.p(&format!("{name}.key")),
+        "--trust-anchor-arn",
+        TRUST_ANCHOR,
+        "--profile-arn",
+        PROFILE,
+        "--role-arn",
+        ROLE,
+        "--endpoint",
+        url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Issue 14 (1): a server that sends its headers and then one body byte at a time is cut off at
+/// `--timeout` for each attempt, and the whole run ends within attempts × timeout plus the backoff.
+#[test]
+fn trickling_body_is_cut_off_at_the_timeout_issue_14() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let server = scripted(|s| {
+        use std::io::Write;
+        let head = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n\
+                    Content-Length: 100000\r\nConnection: close\r\n\r\n{";
+        if s.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(250));
+            if s.write_all(b" ").and_then(|()| s.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    let args = credential_args(
+        &env,
+        &server.url,
+        "leaf",
+        &["--timeout", "2", "--connect-timeout", "1"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (run, ended) = run_capped(env.cmd(&args, &[]), Duration::from_secs(40));
+    assert!(
+        ended,
+        "still running after {:?}:\n{}",
+        run.elapsed, run.stderr
+    );
+    // 3 attempts of 2 s, under a second of backoff, and a generous margin for a loaded machine.
+    assert!(
+        run.elapsed < Duration::from_secs(2 * 3 + 3),
+        "{:?}",
+        run.elapsed
+    );
+    run.assert_failure(
+        1,
+        &[
+            "timed out",
+            &format!("{}/sessions", server.url),
+            "3 attempts",
+            "hint:",
+            "--timeout",
+        ],
+    );
+    assert_eq!(server.requests(), 3);
+}
+
+/// Issue 14 (2): a redirect is not followed (whatever the target would hand out) nor retried; the
+/// error names the Location, escaped and without its user info.
+#[test]
+fn redirect_is_refused_and_not_followed_issue_14() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let target = scripted(answer(
+        "201 Created",
+        "",
+        &credential_body("2099-01-01T00:00:00Z"),
+    ));
+    let location = format!(
+        "{}/sessions\u{202e}x",
+        target.url.replace("http://", "http://user:Zq9w@")
+    );
+    let redirector = scripted(answer(
+        "307 Temporary Redirect",
+        &format!("Location: {location}\r\n"),
+        "",
+    ));
+    let run = env.credential_process(&redirector.url, "leaf", &[]);
+    let host = target.url.trim_start_matches("http://");
+    run.assert_failure(
+        1,
+        &[
+            &format!("{}/sessions", redirector.url),
+            "HTTP 307",
+            &format!("…@{host}/sessions\\u{{202e}}x\""),
+            "redirects are not followed",
+            "hint:",
+        ],
+    );
+    for leaked in ["\u{202e}", "Zq9w", "scripted-secret"] {
+        assert!(!run.stderr.contains(leaked), "{leaked:?}:\n{}", run.stderr);
+    }
+    assert_eq!(redirector.requests(), 1, "a redirect must not be retried");
+    assert_eq!(target.requests(), 0, "a redirect must not be followed");
+}
+
+/// Issue 14 (13): no part of the user info of an endpoint reaches stderr, however a `#`, `?`, `/`,
+/// `\` or `@` in the password splits it, with or without `--debug`.
+#[test]
+fn endpoint_user_info_never_reaches_stderr_issue_14() {
+    let env = Env::new();
+    env.leaf("leaf");
+    for (endpoint, secrets) in [
+        ("https://user:pa#Zq9w@host/", &["user:", "pa#", "Zq9w"][..]),
+        ("https://u:p?Zq9w@h", &["u:p", "Zq9w"]),
+        ("https://u:p/Zq9w@h", &["u:p", "Zq9w"]),
+        ("https://u:p\\Zq9w@h", &["u:p", "Zq9w"]),
+        ("https://u:p@Zq9w@h", &["u:p", "Zq9w"]),
+        ("https://u:Zq9w@h", &["u:", "Zq9w"]),
+        ("https://Zq9wTOKEN@h", &["Zq9w"]),
+        ("u:p#Zq9w@h", &["u:p", "Zq9w"]),
+        ("ftp://u:p#Zq9w@h", &["u:p", "Zq9w"]),
+    ] {
+        for extra in [&[][..], &["--debug"]] {
+            let run = env.credential_process(endpoint, "leaf", extra);
+            run.assert_failure(2, &["invalid endpoint", "…@"]);
+            for secret in secrets {
+                assert!(
+                    !run.stderr.contains(secret),
+                    "{endpoint}: {secret:?} in\n{}",
+                    run.stderr
+                );
+            }
+        }
+    }
+}
+
+/// Issue 14 (17): a certificate for another name gets a hint about the name, not about trust.
+#[test]
+fn tls_hostname_mismatch_names_the_host_and_the_certificate_names_issue_14() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let public = env.openssl_key("server", EC_P256);
+    env.issue_with(&env.ca, "server", public, |r| {
+        r.sans = vec!["dns:other.example".into(), "dns:*.other.example".into()];
+    });
+    let emu = env.emulator_with(
+        &env.config_toml("", "", ""),
+        Tls::Files {
+            cert: env.path("server.pem"),
+            key: env.path("server.key"),
+        },
+    );
+    assert!(emu.url().starts_with("https://127.0.0.1:"), "{}", emu.url());
+    let bundle = env.p("ca.pem");
+    let run = env.credential_process_env(&emu.url(), "leaf", &[], &[("AWS_CA_BUNDLE", &bundle)]);
+    run.assert_failure(1, &["is not valid for 127.0.0.1 (1 attempt)"]);
+    let hint = hint_line(&run);
+    assert!(
+        hint.contains("valid for other.example, *.other.example, not for 127.0.0.1"),
+        "{hint}"
+    );
+    assert!(!hint.contains("does not chain"), "{hint}");
+    assert!(emu.decisions().is_empty());
+}
+
+/// Issue 14 (17): an unusable proxy variable is a configuration error naming the variable (and not
+/// its password), found before any request; an empty one counts as unset.
+#[test]
+fn invalid_proxy_variable_is_a_configuration_error_issue_14() {
+    let (env, emu) = usage_env();
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        for value in [
+            "http://proxy:notaport",
+            "http://user:pa#Zq9w@proxy:3128",
+            "socks5://user:Zq9w@127.0.0.1:1080",
+        ] {
+            let run = env.credential_process_env(&emu.url(), "leaf", &[], &[(name, value)]);
+            run.assert_failure(2, &[name, "not a usable proxy URL", "hint:"]);
+            assert!(
+                !run.stderr.contains("Zq9w") && !run.stderr.contains("user:"),
+                "{name}={value}:\n{}",
+                run.stderr
+            );
+        }
+    }
+    assert!(emu.decisions().is_empty());
+    env.credential_process_env(&emu.url(), "leaf", &[], &[("HTTPS_PROXY", "")])
+        .credentials();
+}
+
+/// Issue 14 (17): with stdout closed the credentials would be lost: refused before any request.
+/// A deliberate `>/dev/null` still works, and a failing write (`/dev/full`) is an error.
+#[test]
+fn closed_stdout_is_refused_instead_of_losing_the_credentials_issue_14() {
+    let (env, emu) = usage_env();
+    let args = credential_args(&env, &emu.url(), "leaf", &[]);
+    let agent = env!("CARGO_BIN_EXE_rolesanywhere-agent");
+    let shell = |redirect: &str| {
+        let script = format!("exec \"$0\" \"$@\" {redirect}");
+        let mut all = vec!["-c", &script, agent];
+        all.extend(args.iter().map(String::as_str));
+        env.run_program("sh", &all, &[])
+    };
+    let closed = shell(">&-");
+    closed.assert_failure(1, &["cannot write to stdout", "closed"]);
+    assert!(emu.decisions().is_empty(), "{:?}", emu.decisions());
+    let full = shell(">/dev/full");
+    full.assert_failure(1, &["cannot write to stdout"]);
+    let null = shell(">/dev/null");
+    assert_eq!((null.code, null.stderr.as_str()), (0, ""));
+}
+
+/// Issue 14 (18): credentials that have already expired (by the local clock) are refused.
+#[test]
+fn expired_credentials_are_refused_issue_14() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let server = scripted(answer(
+        "201 Created",
+        "",
+        &credential_body("2021-06-01T10:00:00+02:00"),
+    ));
+    let run = env.credential_process(&server.url, "leaf", &[]);
+    run.assert_failure(
+        1,
+        &[
+            "expire at 2021-06-01T08:00:00Z",
+            "after now (20",
+            &format!("{}/sessions", server.url),
+            "hint:",
+            "clock",
+        ],
+    );
+    assert!(!run.stderr.contains("scripted-secret"), "{}", run.stderr);
+    assert_eq!(server.requests(), 1);
+}
+
+/// Issue 14 (18): an expiration with an offset and a fraction is printed as `…Z` in UTC, which
+/// botocore reads as the same instant.
+#[test]
+fn expiration_with_an_offset_is_printed_in_utc_for_sdks_issue_14() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let server = scripted(answer(
+        "201 Created",
+        "",
+        &credential_body("2099-01-01T14:00:00.5+02:00"),
+    ));
+    let run = env.credential_process(&server.url, "leaf", &[]);
+    let creds = run.credentials();
+    assert_eq!(creds["Expiration"], "2099-01-01T12:00:00Z");
+
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import botocore"])
+        .output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        assert!(
+            !hsm_tests::required(),
+            "python3 with botocore is required when HSM_TESTS_REQUIRED=1 or CI is set"
+        );
+        eprintln!("SKIPPED botocore check: python3 botocore missing");
+        return;
+    }
+    // botocore's own credential_process provider runs the agent and parses its answer.
+    let command = credential_args(&env, &server.url, "leaf", &[])
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let script = format!(
+        "import datetime\n\
+         from botocore.credentials import ProcessProvider\n\
+         from botocore.utils import parse_timestamp\n\
+         cfg = {{'profiles': {{'ra': {{'credential_process': \"'{}' \" + {command:?}}}}}}}\n\
+         c = ProcessProvider('ra', lambda: cfg).load()\n\
+         print(c.get_frozen_credentials().access_key)\n\
+         print(c.refresh_needed())\n\
+         print(parse_timestamp({:?}).astimezone(datetime.timezone.utc).isoformat())\n",
+        env!("CARGO_BIN_EXE_rolesanywhere-agent"),
+        creds["Expiration"].as_str().unwrap(),
+    );
+    let py = env.run_program("python3", &["-c", &script], &[]);
+    assert_eq!(py.code, 0, "botocore failed:\n{}", py.stderr);
+    assert_eq!(
+        py.stdout, "ASIASCRIPTED0000000A\nFalse\n2099-01-01T12:00:00+00:00\n",
+        "{}",
+        py.stderr
+    );
+}
+
+/// Issue 14 (17): a 5xx is retried whatever the size of its body (only a success body must fit the
+/// cap).
+#[test]
+fn server_error_with_an_oversized_body_is_retried_issue_14() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let huge = answer("503 Service Unavailable", "", &"x".repeat(3 << 20));
+    let ok = answer("201 Created", "", &credential_body("2099-01-01T00:00:00Z"));
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let server = scripted(move |s| {
+        if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            huge(s)
+        } else {
+            ok(s)
+        }
+    });
+    let creds = env
+        .credential_process(&server.url, "leaf", &[])
+        .credentials();
+    assert_eq!(creds["AccessKeyId"], "ASIASCRIPTED0000000A");
+    assert_eq!(server.requests(), 2);
 }

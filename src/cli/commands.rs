@@ -26,7 +26,15 @@ fn debug_line(text: &str) {
 }
 
 /// `credential-process`: one CreateSession call, credentials as the credential_process JSON.
+///
+/// `out` is the process's stdout (see `cli::run`); a closed one is refused before anything else.
 pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::Result<()> {
+    if stdout_was_closed() {
+        anyhow::bail!(
+            "cannot write to stdout: it was closed when the agent started, so the credentials \
+             would be lost; give credential-process a pipe or a file as its output"
+        );
+    }
     if !s.client.verify_tls {
         eprintln!(
             "rolesanywhere-agent: WARNING: --no-verify-ssl: TLS certificate verification is OFF; \
@@ -94,6 +102,35 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
     .context("cannot encode the credentials")?;
     json.push(b'\n');
     write_out(out, &json)
+}
+
+/// True when the process started with its stdout closed (`credential-process >&-`).
+///
+/// The Rust runtime opens `/dev/null` read-write in place of a closed standard descriptor, so every
+/// write "succeeds" and the output is silently lost. A shell's `>/dev/null` opens it write-only: a
+/// stdout that is `/dev/null` *and* readable is the runtime's stand-in. Only `/dev/null` is read,
+/// and reading it has no effect.
+#[cfg(unix)]
+fn stdout_was_closed() -> bool {
+    use std::io::Read as _;
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let mut file = std::fs::File::from(fd);
+    let (Ok(meta), Ok(null)) = (file.metadata(), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    if !meta.file_type().is_char_device() || meta.rdev() != null.rdev() {
+        return false;
+    }
+    file.read(&mut [0u8; 1]).is_ok()
+}
+
+#[cfg(not(unix))]
+fn stdout_was_closed() -> bool {
+    false
 }
 
 /// Where a key or certificate comes from, for debug lines: a path, or a URI without its PIN.

@@ -133,6 +133,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         if let Some(s) = cause.downcast_ref::<session::Error>() {
             return match s {
                 session::Error::Endpoint { .. }
+                | session::Error::Proxy { .. }
                 | session::Error::CaBundle { .. }
                 | session::Error::Tls(_) => EXIT_USAGE,
                 session::Error::Sign(s) => sigv4x509_exit_code(s),

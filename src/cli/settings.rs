@@ -1,12 +1,14 @@
 //! Validated settings: what the commands see after the raw arguments and the environment are checked.
 //!
 //! Every usage and configuration mistake that can be found without a device or a network is found
-//! here (ARNs, regions, duration, endpoint, timeouts, unsupported flags). Reads the environment only
-//! through the lookup the caller passes; opens no files and no devices.
+//! here (ARNs, regions, duration, endpoint, timeouts, proxies, unsupported flags). Reads the
+//! environment only through the lookup the caller passes, except the proxy variables (read as raw OS
+//! strings, so that a value that is not UTF-8 is refused rather than skipped); opens no files and no
+//! devices.
 
 use super::args::{Command, DigestArg, FormatArg, KeyArgs, SessionArgs};
 use crate::arn::{self, ArnKind};
-use crate::session::{CaBundle, ClientOptions, Endpoint, SessionRequest};
+use crate::session::{CaBundle, ClientOptions, Endpoint, Proxies, SessionRequest};
 use crate::signer::KeyOptions;
 use crate::sigv4x509::HashAlg;
 use std::time::Duration;
@@ -104,8 +106,9 @@ pub enum Error {
     /// A command that exists but is not implemented yet.
     #[error("the {0} command is not supported yet; use credential-process")]
     NotSupported(&'static str),
-    /// The endpoint URL is unusable.
-    #[error(transparent)]
+    /// The endpoint URL or a proxy variable is unusable. Shown as the session error, which stays
+    /// in the chain (not `transparent`) so that its hint is found.
+    #[error("{0}")]
     Endpoint(#[from] crate::session::Error),
 }
 
@@ -230,6 +233,8 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
                 variable,
             })
         });
+    // Read directly rather than through `env`: a value that is not UTF-8 must be seen to be refused.
+    let proxies = Proxies::from_env(&|name| std::env::var_os(name))?;
     Ok(SessionSettings {
         key,
         request: SessionRequest {
@@ -246,6 +251,7 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
             timeout: Duration::from_secs(a.timeout),
             verify_tls: !a.no_verify_ssl,
             ca_bundle,
+            proxies,
             ..ClientOptions::default()
         },
         debug,

@@ -18,9 +18,17 @@ impl Endpoint {
     /// Parses a base URL. The scheme (`https` or `http`) is required; a path prefix is kept
     /// (`https://host/prefix` sends `POST /prefix/sessions`).
     pub fn parse(text: &str) -> Result<Endpoint, Error> {
+        let shown = without_userinfo(text);
+        // With a user name or password in the text, the parser's own complaint (an "invalid port"
+        // when a `#` in the password ended the authority early) hides the real problem.
+        let credential_note = if shown == text {
+            ""
+        } else {
+            " (user names and passwords in the URL are not supported)"
+        };
         let bad = |reason: &str| Error::Endpoint {
-            url: without_userinfo(text),
-            reason: reason.to_string(),
+            url: shown.clone(),
+            reason: format!("{reason}{credential_note}"),
         };
         if !text.contains("://") {
             return Err(bad(
@@ -56,6 +64,11 @@ impl Endpoint {
     /// The `Host` header value, with `:port` when the port is not the scheme's default.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The host alone, without port: the name the server's certificate must be valid for.
+    pub fn host_name(&self) -> &str {
+        self.base.host_str().unwrap_or_default()
     }
 
     /// The CreateSession path as sent and signed (`/sessions`, or `/prefix/sessions`).
@@ -96,17 +109,28 @@ impl Endpoint {
     }
 }
 
-/// `text` with any `user:password@` in front of the host replaced by `…@`, so a URL that is rejected
-/// for another reason (scheme, syntax) does not print a password.
-fn without_userinfo(text: &str) -> String {
-    let (scheme, rest) = match text.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), text),
+/// `text` with everything before its last `@` replaced by `…` (a plain scheme in front is kept), so
+/// that no user name or password reaches a message, however the text is malformed.
+///
+/// A password may hold `#`, `?`, `/` or `\`, which end the authority for a URL parser: the parser's
+/// view of where the user info stops cannot be trusted with a secret. Any `@` may end user info,
+/// so the text up to the last one is hidden; a path with an `@` in it is hidden too, which costs
+/// only some detail in an error message.
+pub(crate) fn without_userinfo(text: &str) -> String {
+    let Some(at) = text.rfind('@') else {
+        return text.to_string();
     };
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    match authority.rfind('@') {
-        Some(at) => format!("{scheme}…{}", &rest[at..]),
-        None => text.to_string(),
+    let scheme = text[..at]
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .filter(|s| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        });
+    match scheme {
+        Some(scheme) => format!("{scheme}://…{}", &text[at..]),
+        None => format!("…{}", &text[at..]),
     }
 }
 
@@ -127,18 +151,46 @@ fn aws_encode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Issue 14 (13): user info is hidden however the text splits it (`#`, `?`, `/`, `\\` or `@`
+    /// in a password end the authority for a URL parser).
     #[test]
-    fn rejected_urls_never_show_a_password() {
-        for text in [
-            "ftp://user:hunter2@host",
-            "user:hunter2@host/x",
-            "https://user:hunter2@ho st",
-            "https://user:hunter2@host",
+    fn rejected_urls_never_show_user_info() {
+        for (text, secrets) in [
+            ("ftp://user:hunter2@host", &["user:", "hunter2"][..]),
+            ("user:hunter2@host/x", &["user:", "hunter2"]),
+            ("https://user:hunter2@ho st", &["user:", "hunter2"]),
+            ("https://user:hunter2@host", &["user:", "hunter2"]),
+            ("https://user:pa#Zq9w@host/", &["user:", "pa#", "Zq9w"]),
+            ("https://u:p?Zq9w@h", &["u:p", "Zq9w"]),
+            ("https://u:p/Zq9w@h", &["u:p", "Zq9w"]),
+            ("https://u:p\\Zq9w@h", &["u:p", "Zq9w"]),
+            ("https://u:p@Zq9w@h", &["u:p", "Zq9w"]),
+            ("https://u:p[Zq9w@h", &["u:p", "Zq9w"]),
+            ("https://Zq9wTOKEN@h", &["Zq9w"]),
+            ("https://u:Zq9w@h/x?q=1", &["u:", "Zq9w"]),
+            ("https://u:Zq9w@h:99999", &["u:", "Zq9w"]),
+            ("u:p#Zq9w@h", &["u:p", "Zq9w"]),
+            ("u:Zq9w@https://h", &["u:", "Zq9w"]),
+            ("https://u:p#Zq9w@h#frag", &["u:p", "Zq9w"]),
         ] {
-            let e = Endpoint::parse(text).unwrap_err().to_string();
-            assert!(!e.contains("hunter2"), "{text}: {e}");
-            assert!(e.contains("…@ho"), "{text}: {e}");
+            let e = Endpoint::parse(text).unwrap_err();
+            for shown in [e.to_string(), format!("{e:?}")] {
+                for secret in secrets {
+                    assert!(!shown.contains(secret), "{text}: {shown}");
+                }
+                assert!(shown.contains("…@"), "{text}: {shown}");
+            }
         }
+        // A host after the user info is still named.
+        let e = Endpoint::parse("https://user:pa#Zq9w@gw.example/").unwrap_err();
+        assert!(e.to_string().contains("…@gw.example/"), "{e}");
+        assert!(e.to_string().contains("passwords"), "{e}");
+    }
+
+    #[test]
+    fn an_at_sign_in_the_path_is_not_user_info() {
+        let e = Endpoint::parse("https://gw.example/a@b").unwrap();
+        assert_eq!(e.display_url(), "https://gw.example/a@b/sessions");
     }
 
     #[test]

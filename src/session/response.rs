@@ -2,7 +2,8 @@
 //!
 //! Parsing never panics and never copies a secret into an error: a malformed body is reported by what
 //! is missing, not by what is there. Service messages are untrusted text; control characters are
-//! dropped and the length bounded before they reach a terminal.
+//! dropped and the length bounded before they reach a terminal. The expiration is normalised to the
+//! one form every SDK parses.
 
 use super::Error;
 use crate::certs::LeafProblem;
@@ -18,8 +19,11 @@ pub struct Credentials {
     pub secret_access_key: Secret,
     /// `SessionToken` (zeroized on drop).
     pub session_token: Secret,
-    /// Expiry, RFC 3339 UTC as the service sent it.
+    /// Expiry as credential_process consumers expect it: UTC, whole seconds,
+    /// `YYYY-MM-DDTHH:MM:SSZ` (whatever offset and precision the service used).
     pub expiration: String,
+    /// The same instant.
+    pub expires_at: time::OffsetDateTime,
 }
 
 /// A string read from the body straight into a zeroizing secret.
@@ -92,20 +96,42 @@ pub(super) fn parse_credentials(raw: &[u8]) -> Result<Credentials, Error> {
         .expiration
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("expiration"))?;
-    if time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
-        .is_err()
-    {
+    let Ok(expires_at) =
+        time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
+    else {
         return Err(malformed(&format!(
-            "credentials.expiration {:?} is not an RFC 3339 time",
-            clean(&expiration)
+            "credentials.expiration {} is not an RFC 3339 time",
+            quoted(&expiration)
         )));
-    }
+    };
+    // SDKs parse `…Z` and some nothing else (an offset like `+02:00`, fractions of a second): pass
+    // the instant on in that form. Dropping the fraction makes it earlier, never later.
+    let expires_at = expires_at
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(expires_at);
     Ok(Credentials {
         access_key_id,
         secret_access_key,
         session_token,
-        expiration,
+        expiration: utc_text(expires_at),
+        expires_at,
     })
+}
+
+/// `t` in UTC as `YYYY-MM-DDTHH:MM:SSZ` (years beyond 9999 or before 0 are not RFC 3339; they are
+/// written as `time` writes them, which no SDK accepts either way).
+pub(super) fn utc_text(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Builds the error for a non-success answer from `X-Amzn-ErrorType` and the JSON body.
@@ -156,17 +182,58 @@ pub(super) fn service_error(
     }
 }
 
-/// Service text without control characters, at most 300 characters.
+/// Service text without control or bidirectional formatting characters (each becomes a space), at
+/// most 300 characters.
 fn clean(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if is_unsafe(c) { ' ' } else { c })
         .take(300)
         .collect();
     if s.chars().count() > 300 {
         out.push('…');
     }
     out.trim().to_string()
+}
+
+/// Characters that must not reach a terminal raw: controls (C0, DEL, C1: escape sequences, new
+/// lines that could forge a line of our own), and the characters that reorder or break the text
+/// around them (bidirectional formatting, line and paragraph separators).
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{61c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Server text with every unsafe character (see [`is_unsafe`]) written as `\u{…}`, and backslashes
+/// doubled so that an escape cannot be forged.
+pub(super) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_unsafe(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Server text for a message: escaped, at most 300 characters, in double quotes.
+pub(super) fn quoted(s: &str) -> String {
+    let mut short: String = s.chars().take(300).collect();
+    if s.chars().count() > 300 {
+        short.push('…');
+    }
+    format!("\"{}\"", escape(&short).replace('"', "\\\""))
 }
 
 /// The known fix for a service refusal to `url` (the request URL without query).
