@@ -118,6 +118,9 @@ pub struct KeyArgs {
     /// TPM TCTI (e.g. device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321).
     #[arg(long)]
     pub tpm_tcti: Option<String>,
+    /// Seconds one TPM command may take (default 30; key generation 10 times as long).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tpm_timeout: Option<u64>,
     /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
     #[arg(long, value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
     pub pkcs8_password: Option<Secret>,

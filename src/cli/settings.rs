@@ -341,6 +341,7 @@ fn key_options(k: KeyArgs) -> Result<KeyOptions, Error> {
         reuse_pin: k.reuse_pin,
         pkcs11_context_pin_file: k.pkcs11_context_pin_file,
         tpm_tcti: k.tpm_tcti,
+        tpm_timeout: k.tpm_timeout.map(Duration::from_secs),
         tpm_key_password: k.tpm_key_password,
         tpm_key_password_file: k.tpm_key_password_file,
         no_tpm_key_password: k.no_tpm_key_password,

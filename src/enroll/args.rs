@@ -49,6 +49,9 @@ pub struct DeviceArgs {
     /// TPM TCTI (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`, …; default from TPM2TOOLS_TCTI)
     #[arg(long, value_name = "TCTI")]
     pub tpm_tcti: Option<String>,
+    /// Seconds one TPM command may take (default 30; key generation 10 times as long)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tpm_timeout: Option<u64>,
     /// Auth value of the TPM key (prefer --tpm-key-password-file)
     #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true, conflicts_with = "tpm_key_password_file")]
     pub tpm_key_password: Option<Secret>,
@@ -153,6 +156,7 @@ impl DeviceArgs {
             pkcs11_lib: self.pkcs11_lib.clone(),
             reuse_pin: self.reuse_pin,
             tpm_tcti: self.tpm_tcti.clone(),
+            tpm_timeout: self.tpm_timeout.map(std::time::Duration::from_secs),
             tpm_key_password: self.tpm_key_password.clone(),
             tpm_key_password_file: self.tpm_key_password_file.clone(),
             no_tpm_key_password: self.no_tpm_key_password,
