@@ -5,10 +5,18 @@
 //! lockout of that private TPM so wrong-password tests cannot lock it, and running tpm2-tools and
 //! tpm2-openssl against it. It must not touch any other TPM or process: it kills only the PID it
 //! started. Uses only std so the agent's own unit tests can include it too.
+//!
+//! [`HostileTpm`] is the opposite: a TCP endpoint that speaks the swtpm TCTI's wire protocol badly
+//! (never answers, answers garbage, drops the connection, or forwards to a real swtpm and stalls one
+//! command), for the tests of what the agent does when a TPM misbehaves.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Programs the TPM tests need.
@@ -363,4 +371,154 @@ impl Drop for Swtpm {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What one port of a [`HostileTpm`] does with each connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    /// Reads the request and never answers; the connection stays open until the endpoint is dropped.
+    Silent,
+    /// Reads the request, answers these bytes and closes.
+    Answer(&'static [u8]),
+    /// Reads the request and closes without answering.
+    Close,
+    /// Forwards TPM commands to a real TPM's command `port` on loopback and relays its answers, but
+    /// never answers a command whose `TPM_CC` is `stall` (e.g. `0x15d` TPM2_Sign).
+    Proxy {
+        /// The real swtpm's command port.
+        port: u16,
+        /// The command code to swallow, if any.
+        stall: Option<u32>,
+    },
+}
+
+/// The swtpm control channel's success answer (a 4-byte zero result code), which is all the swtpm
+/// TCTI needs from the control port (it sets the locality when it starts).
+pub const CONTROL_OK: Behaviour = Behaviour::Answer(&[0, 0, 0, 0]);
+
+/// A misbehaving TPM endpoint on a pair of loopback ports (command port, control port = command + 1),
+/// reached with the TCTI [`HostileTpm::tcti`]. Threads and connections end when it is dropped.
+pub struct HostileTpm {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    acceptors: Vec<JoinHandle<()>>,
+}
+
+impl HostileTpm {
+    /// Listens on two free consecutive ports: `command` handles the TPM command port, `control` the
+    /// swtpm control port.
+    pub fn start(command: Behaviour, control: Behaviour) -> HostileTpm {
+        let stop = Arc::new(AtomicBool::new(false));
+        loop {
+            let port = free_port_pair();
+            let (Ok(cmd), Ok(ctrl)) = (
+                TcpListener::bind((Ipv4Addr::LOCALHOST, port)),
+                TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)),
+            ) else {
+                continue;
+            };
+            let acceptors = [(cmd, command), (ctrl, control)]
+                .into_iter()
+                .map(|(listener, behaviour)| {
+                    let stop = stop.clone();
+                    std::thread::spawn(move || accept_loop(listener, behaviour, stop))
+                })
+                .collect();
+            return HostileTpm {
+                port,
+                stop,
+                acceptors,
+            };
+        }
+    }
+
+    /// `swtpm:host=127.0.0.1,port=P`.
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for HostileTpm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake both accept loops so they see the flag.
+        for p in [self.port, self.port + 1] {
+            let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, p));
+        }
+        for a in self.acceptors.drain(..) {
+            let _ = a.join();
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, behaviour: Behaviour, stop: Arc<AtomicBool>) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(conn) = conn else { continue };
+        let stop = stop.clone();
+        std::thread::spawn(move || serve(conn, behaviour, &stop));
+    }
+}
+
+/// Holds `conn` open without answering until the endpoint is dropped.
+fn hold(conn: TcpStream, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
+    let mut buf = [0u8; 4096];
+    match behaviour {
+        Behaviour::Silent => {
+            let _ = conn.read(&mut buf);
+            hold(conn, stop);
+        }
+        Behaviour::Answer(bytes) => {
+            if matches!(conn.read(&mut buf), Ok(n) if n > 0) {
+                let _ = conn.write_all(bytes);
+            }
+        }
+        Behaviour::Close => {
+            let _ = conn.read(&mut buf);
+        }
+        Behaviour::Proxy { port, stall } => {
+            let Ok(mut up) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+                return;
+            };
+            // One TPM message at a time: a 10-byte header (tag, size, code) and size - 10 more bytes.
+            while let Some(cmd) = read_message(&mut conn) {
+                let code = u32::from_be_bytes([cmd[6], cmd[7], cmd[8], cmd[9]]);
+                if stall == Some(code) {
+                    // Free the real TPM (swtpm serves one connection at a time), keep the client
+                    // waiting.
+                    drop(up);
+                    hold(conn, stop);
+                    return;
+                }
+                let Some(rsp) = up.write_all(&cmd).ok().and_then(|_| read_message(&mut up)) else {
+                    return;
+                };
+                if conn.write_all(&rsp).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reads one TPM command or response (header size field included), or `None` at the end.
+fn read_message(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut msg = vec![0u8; 10];
+    s.read_exact(&mut msg).ok()?;
+    let size = u32::from_be_bytes([msg[2], msg[3], msg[4], msg[5]]) as usize;
+    if !(10..=1 << 16).contains(&size) {
+        return None;
+    }
+    msg.resize(size, 0);
+    s.read_exact(&mut msg[10..]).ok()?;
+    Some(msg)
 }

@@ -755,8 +755,13 @@ fn tpm_key_file_is_useless_on_another_tpm() {
     let args = csr_args(there.to_str().unwrap());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let r = tpm_agent(&other, &args);
-    assert_eq!(r.code, 1, "another TPM loaded the key: {}", r.stderr);
-    assert!(r.stderr.contains("TPM2_Load"), "{}", r.stderr);
+    // A key file the TPM refuses to load is a configuration mistake (issue 14, 17): exit 2.
+    assert_eq!(r.code, 2, "another TPM loaded the key: {}", r.stderr);
+    assert!(
+        r.stderr.contains("TPM2_Load") && r.stderr.contains("another TPM"),
+        "{}",
+        r.stderr
+    );
     assert!(!there.exists());
     // An independent tool agrees.
     let o = other.run(&Swtpm::pubout_args(key_s, &[]));

@@ -4,10 +4,10 @@
 //! Each test starts its own swtpm and emulator. Missing tools skip (locally) or fail (CI).
 
 use hsm_tests::emu::Emu;
-use hsm_tests::swtpm::Swtpm;
+use hsm_tests::swtpm::{Behaviour, CONTROL_OK, HostileTpm, Swtpm};
 use hsm_tests::{Run, run_agent, skip};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn setup() -> Option<(Swtpm, Emu)> {
     match Swtpm::start() {
@@ -588,6 +588,8 @@ fn sign_string_digest_the_keys_scheme_forbids_names_the_scheme_and_the_fix() {
             &key_s,
             "--tpm-tcti",
             &tcti,
+            "--tpm-timeout",
+            "60",
         ],
         &[],
     );
@@ -609,4 +611,334 @@ fn sign_string_digest_the_keys_scheme_forbids_names_the_scheme_and_the_fix() {
         }
         assert!(!r.stderr.contains("TPM_RC_SCHEME"), "{}", r.stderr);
     }
+}
+
+/// Like [`run_agent`], but kills the agent after `limit`: a hang fails the test with a message
+/// instead of stalling the test run. Returns the run and how long it took.
+fn run_agent_within(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Run, Duration) {
+    use std::io::Read as _;
+    let mut cmd = std::process::Command::new(hsm_tests::agent_bin());
+    cmd.args(args).env_clear();
+    for k in ["PATH", "HOME"] {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("TSS2_LOG", "all+none").envs(env.iter().copied());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("cannot start the agent binary");
+    let pipe_reader = |mut p: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = p.read_to_end(&mut v);
+            String::from_utf8_lossy(&v).into_owned()
+        })
+    };
+    let out = pipe_reader(Box::new(child.stdout.take().unwrap()));
+    let err = pipe_reader(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for the agent") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            // Only the child this test started.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the agent hung: no exit within {limit:?} ({}); stderr so far: {}",
+                args.join(" "),
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = start.elapsed();
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    (run, took)
+}
+
+/// A tpm2-openssl EC P-256 key file under the owner hierarchy (public test data; no TPM is needed
+/// to read it, only to load it).
+const FIXTURE_KEY: &str = "-----BEGIN TSS2 PRIVATE KEY-----
+MIHwBgZngQUKAQOgAwEBAQIEQAAAAQRYAFYAIwALAAYAcgAAABAAEAADABAAIN6q
+ge7dCM3asQZtqXhmRTj9C66oGtPe1BNI0dAu7I+4ACDxZCXkDpLnJz0tBNlOA3z+
+6FNsRGZsXB+srhKlbCZHBgSBgAB+ACAbpCV0qrWE4yl060QHtG9+7ddKE/MPDhZS
+XGPkmiAojgAQP3U6kpMHxhPfUVyqhEutppoI7JTzur56t1B6duGk/ertAa/sagYP
+97P1hIeVPFBCV+MJwAS0iIZrS4hKcftpruYBcZRW3JczWuuP46oZf2Iw0w9no5Xp
+n+X3
+-----END TSS2 PRIVATE KEY-----
+";
+
+/// `sign-string` with `key` through `tcti`, `--tpm-timeout 1`; the agent must exit within 20 s.
+fn sign_string_via(tcti: &str, key: &str) -> (Run, Duration) {
+    run_agent_within(
+        &[
+            "sign-string",
+            "--private-key",
+            key,
+            "--tpm-tcti",
+            tcti,
+            "--tpm-timeout",
+            "1",
+        ],
+        &[],
+        Duration::from_secs(20),
+    )
+}
+
+/// Issue 14 (16): a TPM endpoint that accepts the connection and never answers a command made
+/// every TPM command hang forever. With `--tpm-timeout 1` the command fails after about a second,
+/// exit 1, naming the command, the TCTI and the flag; both for a key file and a persistent handle.
+#[test]
+fn issue14_tpm_that_never_answers_fails_after_the_tpm_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("k.tss2.pem");
+    std::fs::write(&key_file, FIXTURE_KEY).unwrap();
+    let hostile = HostileTpm::start(Behaviour::Silent, CONTROL_OK);
+    let tcti = hostile.tcti();
+    for key in [path_str(&key_file), "handle:0x81000001".to_string()] {
+        let (r, took) = sign_string_via(&tcti, &key);
+        eprintln!("{key}: exit {} after {took:?}: {}", r.code, r.stderr);
+        assert_eq!(r.code, 1, "{key}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+        for needle in ["TPM2_ReadPublic", tcti.as_str(), "1 s", "--tpm-timeout"] {
+            assert!(r.stderr.contains(needle), "{key}: {needle}: {}", r.stderr);
+        }
+        assert!(took < Duration::from_secs(10), "{key}: took {took:?}");
+    }
+    // The deadline is checked like the other numeric flags: 0 is a usage error.
+    let r = run_agent(
+        &[
+            "sign-string",
+            "--private-key",
+            "handle:0x81000001",
+            "--tpm-timeout",
+            "0",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--tpm-timeout"), "{}", r.stderr);
+}
+
+/// Issue 14 (16): the swtpm TCTI talks to the control port while it opens; a control port that
+/// never answers hung the agent before any TPM command. The open has the same deadline.
+#[test]
+fn issue14_tpm_control_port_that_never_answers_fails_the_open_after_the_tpm_timeout() {
+    let hostile = HostileTpm::start(Behaviour::Silent, Behaviour::Silent);
+    let tcti = hostile.tcti();
+    let (r, took) = sign_string_via(&tcti, "handle:0x81000001");
+    eprintln!("exit {} after {took:?}: {}", r.code, r.stderr);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    for needle in ["cannot open the TPM", tcti.as_str(), "1 s", "--tpm-timeout"] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// Issue 14 (16): a real TPM behind a proxy that swallows TPM2_Sign: the key opens and loads, then
+/// the signature never comes. credential-process fails after the deadline (exit 1, nothing on
+/// stdout, no request sent) and does not hang again flushing the key on its way out.
+#[test]
+fn issue14_sign_that_never_answers_fails_after_the_tpm_timeout_without_a_request() {
+    let Some((t, emu)) = setup() else { return };
+    let (key, cert) = key_and_cert(&t, &emu, "k.tss2.pem", "EC", &["group:P-256"]);
+    let proxy = HostileTpm::start(
+        Behaviour::Proxy {
+            port: t.port(),
+            stall: Some(0x15d),
+        },
+        CONTROL_OK,
+    );
+    let tcti = proxy.tcti();
+    let mut args = vec![
+        "credential-process",
+        "--certificate",
+        &cert,
+        "--private-key",
+        &key,
+        "--tpm-tcti",
+        &tcti,
+        "--tpm-timeout",
+        "1",
+    ];
+    let emu_args = emu.args();
+    args.extend(emu_args.iter().map(String::as_str));
+    let (r, took) = run_agent_within(&args, &[], Duration::from_secs(30));
+    eprintln!("exit {} after {took:?}: {}", r.code, r.stderr);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    for needle in ["TPM2_Sign", &key, tcti.as_str(), "--tpm-timeout"] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(emu.requests(), 0);
+    // Straight to the TPM, the same key works: the failure was the endpoint's alone.
+    let r = credential_process(&emu, &cert, &key, &["--tpm-tcti", &t.tcti()], &[]);
+    assert_credentials(&r);
+}
+
+/// Issue 14 (16): an endpoint that answers garbage (or a bare header, or hangs up) gave a bare
+/// "ESYS error 0x70007" for a key file: the first failure was taken for an absent SRK and the next
+/// command hit ESYS's bad-sequence state. Now the first failure is reported, in words: the TPM's
+/// answer was malformed or the connection broke, naming the command and the TCTI; exit 1.
+#[test]
+fn issue14_malformed_tpm_answers_are_named_not_bare_tss_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("k.tss2.pem");
+    std::fs::write(&key_file, FIXTURE_KEY).unwrap();
+    // A success header that announces 255 bytes and brings none; a header without a body; garbage.
+    const SHORT: &[u8] = &[0x80, 0x01, 0, 0, 0, 0xff, 0, 0, 0, 0];
+    const HEADER_ONLY: &[u8] = &[0x80, 0x01, 0, 0, 0, 0x0a, 0, 0, 0, 0];
+    const GARBAGE: &[u8] = &[
+        0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef,
+    ];
+    for (name, behaviour) in [
+        ("garbage", Behaviour::Answer(GARBAGE)),
+        ("header only", Behaviour::Answer(HEADER_ONLY)),
+        ("short", Behaviour::Answer(SHORT)),
+        ("hang-up", Behaviour::Close),
+    ] {
+        let hostile = HostileTpm::start(behaviour, CONTROL_OK);
+        let tcti = hostile.tcti();
+        for key in [path_str(&key_file), "handle:0x81000001".to_string()] {
+            let (r, _) = sign_string_via(&tcti, &key);
+            eprintln!("{name}, {key}: exit {}: {}", r.code, r.stderr);
+            assert_eq!(r.code, 1, "{name}, {key}: {}", r.stderr);
+            assert!(r.stdout.is_empty(), "{}", r.stdout);
+            for needle in [
+                "TPM2_ReadPublic",
+                tcti.as_str(),
+                "malformed or the connection broke",
+            ] {
+                assert!(
+                    r.stderr.contains(needle),
+                    "{name}, {key}: {needle}: {}",
+                    r.stderr
+                );
+            }
+            assert!(!r.stderr.contains("0x70007"), "{name}, {key}: {}", r.stderr);
+        }
+    }
+}
+
+/// Issue 14 (17): `handle:` naming a persistent handle with no object is a configuration mistake:
+/// exit 2 (was 1), nothing on stdout, the handle and the way to list the real ones named.
+#[test]
+fn issue14_missing_persistent_handle_exits_2_naming_the_handle_and_the_fix() {
+    let Some((t, emu)) = setup() else { return };
+    // Any certificate will do: the handle fails before the pair is compared.
+    let (_, cert) = key_and_cert(&t, &emu, "k.tss2.pem", "EC", &["group:P-256"]);
+    let tcti = t.tcti();
+    let r = credential_process(
+        &emu,
+        &cert,
+        "handle:0x81000199",
+        &["--tpm-tcti", &tcti],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    for needle in ["0x81000199", "tpm2_getcap handles-persistent", &tcti] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert_eq!(emu.requests(), 0);
+}
+
+/// Writes a `TSS2 PRIVATE KEY` file `name` (emptyAuth TRUE) from a TPM2B_PUBLIC and a
+/// TPM2B_PRIVATE under `parent`, encoded by `openssl asn1parse -genconf`.
+fn encode_key_file(t: &Swtpm, public: &[u8], private: &[u8], parent: &str, name: &str) -> String {
+    let conf = format!(
+        "asn1=SEQUENCE:tpmkey\n\
+         [tpmkey]\n\
+         type=OID:2.23.133.10.1.3\n\
+         emptyAuth=EXP:0,BOOLEAN:TRUE\n\
+         parent=INTEGER:{parent}\n\
+         pubkey=FORMAT:HEX,OCTETSTRING:{}\n\
+         privkey=FORMAT:HEX,OCTETSTRING:{}\n",
+        hex_of(public),
+        hex_of(private)
+    );
+    std::fs::write(t.path("enc.conf"), conf).unwrap();
+    t.tool(&[
+        "openssl",
+        "asn1parse",
+        "-genconf",
+        "enc.conf",
+        "-out",
+        "enc.der",
+        "-noout",
+    ]);
+    let out = t.run(&["openssl", "base64", "-in", "enc.der"]);
+    assert!(out.status.success());
+    let pem = format!(
+        "-----BEGIN TSS2 PRIVATE KEY-----\n{}-----END TSS2 PRIVATE KEY-----\n",
+        String::from_utf8(out.stdout).unwrap()
+    );
+    std::fs::write(t.path(name), pem).unwrap();
+    path_str(&t.path(name))
+}
+
+/// Issue 14 (17): a TSS2 key file whose blobs were altered (so TPM2_Load refuses it with
+/// TPM_RC_INTEGRITY and the like) or cut short is a configuration mistake: exit 2 (was 1), nothing
+/// on stdout, the file and the fix named. The untouched file works, so the TPM is fine.
+#[test]
+fn issue14_tampered_key_file_exits_2_naming_the_file_and_the_fix() {
+    let Some((t, emu)) = setup() else { return };
+    let pub_pem = t.tools_key(None, None, None);
+    let cert = cert_for(&t, &emu, &pub_pem, "cert.pem");
+    let tcti = t.tcti();
+    let public = std::fs::read(t.path("key.pub")).unwrap();
+    let private = std::fs::read(t.path("key.priv")).unwrap();
+    let good = encode_key_file(&t, &public, &private, "0x81000102", "good.tss2.pem");
+    let r = credential_process(&emu, &cert, &good, &["--tpm-tcti", &tcti], &[]);
+    assert_credentials(&r);
+
+    let flip = |v: &[u8], i: usize| {
+        let mut v = v.to_vec();
+        v[i] ^= 0x5a;
+        v
+    };
+    let mut truncated = private[..private.len() - 8].to_vec();
+    let n = u16::try_from(truncated.len() - 2).unwrap().to_be_bytes();
+    truncated[..2].copy_from_slice(&n);
+    let cases = [
+        (
+            "private-last",
+            public.clone(),
+            flip(&private, private.len() - 1),
+        ),
+        ("private-hmac", public.clone(), flip(&private, 6)),
+        ("private-short", public.clone(), truncated),
+        (
+            "public-unique",
+            flip(&public, public.len() - 1),
+            private.clone(),
+        ),
+    ];
+    for (name, public, private) in cases {
+        let file = encode_key_file(
+            &t,
+            &public,
+            &private,
+            "0x81000102",
+            &format!("{name}.tss2.pem"),
+        );
+        let r = credential_process(&emu, &cert, &file, &["--tpm-tcti", &tcti], &[]);
+        eprintln!("{name}: exit {}: {}", r.code, r.stderr);
+        assert_eq!(r.code, 2, "{name}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+        for needle in [file.as_str(), "TPM2_Load", "damaged", "another TPM"] {
+            assert!(r.stderr.contains(needle), "{name}: {needle}: {}", r.stderr);
+        }
+    }
+    assert_eq!(emu.requests(), 1);
 }

@@ -144,6 +144,9 @@ pub struct DeviceArgs {
     /// TPM TCTI (e.g. device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321).
     #[arg(long, value_name = "TCTI")]
     pub tpm_tcti: Option<String>,
+    /// Seconds one TPM command may take (default 30; key generation 10 times as long).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tpm_timeout: Option<u64>,
     /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
     #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
     pub pkcs8_password: Option<Secret>,
@@ -163,6 +166,7 @@ impl DeviceArgs {
             reuse_pin: self.reuse_pin,
             pkcs11_context_pin_file: self.pkcs11_context_pin_file.clone(),
             tpm_tcti: self.tpm_tcti.clone(),
+            tpm_timeout: self.tpm_timeout.map(std::time::Duration::from_secs),
             tpm_key_password: self.tpm_key_password.clone(),
             tpm_key_password_file: self.tpm_key_password_file.clone(),
             no_tpm_key_password: self.no_tpm_key_password,

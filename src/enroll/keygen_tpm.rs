@@ -288,7 +288,7 @@ pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> 
     auth::check_len(&key_password, "TPM key password")?;
     let parent_password = auth::parent_password(&opts)?;
 
-    let mut tpm = Tpm::open_resolved(opts.tpm_tcti.as_deref())?;
+    let mut tpm = Tpm::open_resolved(&opts)?;
     if let Some(h) = persist {
         refuse_occupied(&mut tpm, h)?;
     }
@@ -344,17 +344,21 @@ fn refuse_occupied(tpm: &mut Tpm, handle: u32) -> Result<(), Error> {
         operation: desc.clone(),
         source: e,
     })?;
-    // An error here is the expected answer for a free handle.
-    if let Ok(mut obj) = tpm.run("TPM2_ReadPublic", &desc, |c| {
+    // TPM_RC_HANDLE is the expected answer for a free handle; any other failure is reported
+    // rather than taken for "free".
+    match tpm.run("TPM2_ReadPublic", &desc, move |c| {
         c.execute_without_session(|c| c.tr_from_tpm_public(th))
     }) {
-        let _ = tpm.local("Esys_TR_Close", &desc, |c| c.tr_close(&mut obj));
-        return Err(Error::Usage(format!(
-            "{desc} is already in use; choose a free one (tpm2_getcap handles-persistent) or \
-             remove the old key with tpm2_evictcontrol"
-        )));
+        Ok(mut obj) => {
+            let _ = tpm.local("Esys_TR_Close", &desc, move |c| c.tr_close(&mut obj));
+            Err(Error::Usage(format!(
+                "{desc} is already in use; choose a free one (tpm2_getcap handles-persistent) or \
+                 remove the old key with tpm2_evictcontrol"
+            )))
+        }
+        Err(e) if e.is_absent_handle() => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 /// SHA-256 over the current values of the selected PCRs, in ascending order.
@@ -365,7 +369,7 @@ fn pcr_digest(tpm: &mut Tpm, spec: &PcrSpec) -> Result<Vec<u8>, Error> {
             operation: format!("selecting PCR {p}"),
             source: e,
         })?;
-        let (_, _, values) = tpm.run("TPM2_PCR_Read", &format!("PCR {p}"), |c| {
+        let (_, _, values) = tpm.run("TPM2_PCR_Read", &format!("PCR {p}"), move |c| {
             c.execute_without_session(|c| c.pcr_read(sel))
         })?;
         let v = values.value().first().ok_or_else(|| {
@@ -393,7 +397,7 @@ fn create_session(tpm: &mut Tpm, parent: &Parent) -> Result<(AuthSession, bool),
         .with_continue_session(true)
         .with_decrypt(true)
         .build();
-    tpm.local("Esys_TRSess_SetAttributes", &parent.desc, |c| {
+    tpm.local("Esys_TRSess_SetAttributes", &parent.desc, move |c| {
         c.tr_sess_set_attributes(session, attrs, mask)
     })?;
     Ok((session, ours))
@@ -412,10 +416,11 @@ fn create_and_store(
     parent_handle: u32,
 ) -> Result<PublicKey, Error> {
     let (session, ours) = create_session(tpm, parent)?;
-    let created = tpm.run("TPM2_Create", &parent.desc, |c| {
-        let key_auth = auth::to_auth(key_password)?;
+    let key_auth = auth::auth_value(key_password, &parent.desc)?;
+    let parent_key = parent.handle;
+    let created = tpm.run("TPM2_Create", &parent.desc, move |c| {
         c.execute_with_session(Some(session), |c| {
-            c.create(parent.handle, template, Some(key_auth), None, None, None)
+            c.create(parent_key, template, Some(key_auth), None, None, None)
         })
     });
     if ours {
@@ -473,9 +478,10 @@ fn persist_key(
     parent_handle: u32,
 ) -> Result<(), Error> {
     let desc = format!("persistent handle {handle:#010x}");
-    let loaded = tpm.run("TPM2_Load", &parent.desc, |c| {
-        c.execute_with_session(Some(parent.session), |c| {
-            c.load(parent.handle, created.out_private, created.out_public)
+    let (parent_session, parent_key) = (parent.session, parent.handle);
+    let loaded = tpm.run("TPM2_Load", &parent.desc, move |c| {
+        c.execute_with_session(Some(parent_session), |c| {
+            c.load(parent_key, created.out_private, created.out_public)
         })
     })?;
     let persistent = PersistentTpmHandle::new(handle).map_err(|e| Error::TpmCommand {
@@ -491,12 +497,13 @@ fn persist_key(
     let session = if owner_auth.is_empty() {
         AuthSession::Password
     } else {
-        tpm.local("Esys_TR_SetAuth", "owner hierarchy", |c| {
-            c.tr_set_auth(ObjectHandle::Owner, auth::to_auth(&owner_auth)?)
+        let auth = auth::auth_value(&owner_auth, "owner hierarchy")?;
+        tpm.local("Esys_TR_SetAuth", "owner hierarchy", move |c| {
+            c.tr_set_auth(ObjectHandle::Owner, auth)
         })?;
         auth::hmac_session(tpm, None, "owner hierarchy")?
     };
-    let result = tpm.run("TPM2_EvictControl", &desc, |c| {
+    let result = tpm.run("TPM2_EvictControl", &desc, move |c| {
         c.execute_with_session(Some(session), |c| {
             c.evict_control(
                 Provision::Owner,
@@ -506,11 +513,11 @@ fn persist_key(
         })
     });
     let _ = auth::flush_session(tpm, session, "owner hierarchy");
-    let _ = tpm.run("TPM2_FlushContext", &desc, |c| {
+    let _ = tpm.run("TPM2_FlushContext", &desc, move |c| {
         c.flush_context(ObjectHandle::from(loaded))
     });
     let mut obj = result?;
-    let _ = tpm.local("Esys_TR_Close", &desc, |c| c.tr_close(&mut obj));
+    let _ = tpm.local("Esys_TR_Close", &desc, move |c| c.tr_close(&mut obj));
     Ok(())
 }
 

@@ -32,6 +32,9 @@ pub struct KeyOptions {
     pub pkcs11_context_pin_file: Option<PathBuf>,
     /// `--tpm-tcti`.
     pub tpm_tcti: Option<String>,
+    /// `--tpm-timeout`: how long one TPM command may take (default 30 s; key generation ten times
+    /// as long).
+    pub tpm_timeout: Option<std::time::Duration>,
     /// `--tpm-key-password`.
     pub tpm_key_password: Option<Secret>,
     /// `--tpm-key-password-file`.
@@ -54,6 +57,7 @@ impl std::fmt::Debug for KeyOptions {
             .field("pkcs11_lib", &self.pkcs11_lib)
             .field("reuse_pin", &self.reuse_pin)
             .field("tpm_tcti", &self.tpm_tcti)
+            .field("tpm_timeout", &self.tpm_timeout)
             .field("no_tpm_key_password", &self.no_tpm_key_password)
             .finish_non_exhaustive()
     }

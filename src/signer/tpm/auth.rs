@@ -103,6 +103,11 @@ pub(crate) fn to_auth(password: &Secret) -> tss_esapi::Result<Auth> {
     Auth::try_from(password.expose().as_bytes())
 }
 
+/// [`to_auth`], failing as an ESYS-local step about `object` (the length is checked before).
+pub(crate) fn auth_value(password: &Secret, object: &str) -> Result<Auth, Error> {
+    to_auth(password).map_err(|e| Error::command("Esys_TR_SetAuth", object, &e))
+}
+
 /// Checks the length before any TPM command, so a too-long password fails as our own error.
 pub(crate) fn check_len(password: &Secret, what: &'static str) -> Result<(), Error> {
     // TPM2B_AUTH holds at most one digest of the largest hash (SHA-512).
@@ -140,7 +145,7 @@ fn start(
     object: &str,
 ) -> Result<AuthSession, Error> {
     let session = tpm
-        .run("TPM2_StartAuthSession", object, |c| {
+        .run("TPM2_StartAuthSession", object, move |c| {
             c.execute_without_session(|c| {
                 c.start_auth_session(
                     salt,
@@ -162,7 +167,7 @@ fn start(
     let (attrs, mask) = SessionAttributesBuilder::new()
         .with_continue_session(true)
         .build();
-    tpm.local("Esys_TRSess_SetAttributes", object, |c| {
+    tpm.local("Esys_TRSess_SetAttributes", object, move |c| {
         c.tr_sess_set_attributes(session, attrs, mask)
     })?;
     Ok(session)
@@ -176,7 +181,7 @@ pub(crate) fn flush_session(
 ) -> Result<(), Error> {
     match session {
         AuthSession::Password => Ok(()),
-        s => tpm.run("TPM2_FlushContext", object, |c| {
+        s => tpm.run("TPM2_FlushContext", object, move |c| {
             c.flush_context(SessionHandle::from(s).into())
         }),
     }

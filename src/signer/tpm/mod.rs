@@ -12,7 +12,7 @@
 //! `FlushContext(parent)` + `Sign` + `FlushContext(key)`; with a matching persistent SRK the probe
 //! becomes two ReadPublic and CreatePrimary and its flush disappear. See [`command_count`].
 //!
-//! - [`tcti`]: which TPM, and the command-counting context wrapper.
+//! - [`tcti`]: which TPM, and the context wrapper that counts commands and puts a deadline on each.
 //! - [`keyfile`]: the key file format (decode and encode).
 //! - [`parent`]: SRK templates and parents.
 //! - [`auth`]: passwords and sessions.
@@ -88,15 +88,16 @@ impl Drop for State {
         if let Some(s) = self.session.take() {
             let _ = auth::flush_session(&mut self.tpm, s, &self.desc);
         }
-        let mut obj = ObjectHandle::from(self.key);
+        let obj = ObjectHandle::from(self.key);
         if self.persistent {
-            let _ = self
-                .tpm
-                .local("Esys_TR_Close", &self.desc, |c| c.tr_close(&mut obj));
+            let _ = self.tpm.local("Esys_TR_Close", &self.desc, move |c| {
+                let mut obj = obj;
+                c.tr_close(&mut obj)
+            });
         } else {
-            let _ = self
-                .tpm
-                .run("TPM2_FlushContext", &self.desc, |c| c.flush_context(obj));
+            let _ = self.tpm.run("TPM2_FlushContext", &self.desc, move |c| {
+                c.flush_context(obj)
+            });
         }
     }
 }
@@ -143,7 +144,7 @@ pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmS
         auth::NeedsAuth::Yes
     };
 
-    let mut tpm = Tpm::open_resolved(opts.tpm_tcti.as_deref())?;
+    let mut tpm = Tpm::open_resolved(opts)?;
     let key_pw = if needs == auth::NeedsAuth::No && !steps.is_empty() {
         // A policy without PolicyAuthValue never looks at the auth value.
         crate::secret::Secret::new(String::new())
@@ -174,32 +175,50 @@ pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmS
         });
     }
     let load = |tpm: &mut Tpm, parent: &parent::Parent| {
-        tpm.run("TPM2_Load", &format!("{desc} under {}", parent.desc), |c| {
-            c.execute_with_session(Some(parent.session), |c| {
-                c.load(parent.handle, private.clone(), public.clone())
-            })
-        })
+        let (session, handle) = (parent.session, parent.handle);
+        let (private, public) = (private.clone(), public.clone());
+        tpm.run(
+            "TPM2_Load",
+            &format!("{desc} under {}", parent.desc),
+            move |c| c.execute_with_session(Some(session), |c| c.load(handle, private, public)),
+        )
     };
     let mut parent = parent;
-    let key = match load(&mut tpm, &parent) {
+    let loaded = match load(&mut tpm, &parent) {
         // A persistent SRK with the right template but another unique field is a different key:
         // fall back to the primary the key file actually names. No auth failed, so nothing counts
         // towards lockout.
         Err(e) if parent.substitute && e.is_wrong_parent() => {
             parent.release(&mut tpm)?;
             parent = parent::create(&mut tpm, kf.parent, kind, &parent_pw)?;
-            load(&mut tpm, &parent)?
+            load(&mut tpm, &parent)
         }
-        r => r?,
+        r => r,
     };
+    // A refusal about the file's contents (integrity, binding, size) is a damaged file or one from
+    // another TPM or parent: configuration, not a failing device.
+    let key = loaded.map_err(|e| match e {
+        Error::Command {
+            command: "TPM2_Load",
+            rc,
+            ..
+        } if rc.is_key_file_refusal() => Error::KeyRefused {
+            path: path.to_path_buf(),
+            parent: parent.desc.clone(),
+            tcti: tpm.tcti().text.clone(),
+            rc,
+        },
+        e => e,
+    })?;
     let parent_session = parent.session;
     if parent.owns_session && session != Some(parent_session) {
         auth::flush_session(&mut tpm, parent_session, &parent.desc)?;
     }
     parent.release(&mut tpm)?;
     if !key_pw.is_empty() {
-        tpm.local("Esys_TR_SetAuth", &desc, |c| {
-            c.tr_set_auth(key.into(), auth::to_auth(&key_pw)?)
+        let auth = auth::auth_value(&key_pw, &desc)?;
+        tpm.local("Esys_TR_SetAuth", &desc, move |c| {
+            c.tr_set_auth(key.into(), auth)
         })?;
     }
     Ok(TpmSigner {
@@ -239,14 +258,29 @@ fn parse_handle(text: &str) -> Result<u32, Error> {
 pub fn open_handle(handle: &str, opts: &KeyOptions) -> Result<TpmSigner, Error> {
     let n = parse_handle(handle)?;
     let desc = format!("TPM persistent key {n:#010x}");
-    let mut tpm = Tpm::open_resolved(opts.tpm_tcti.as_deref())?;
+    let mut tpm = Tpm::open_resolved(opts)?;
     let tpm_handle =
         TpmHandle::try_from(n).map_err(|e| Error::command("TPM2_ReadPublic", &desc, &e))?;
-    let obj = tpm.run("TPM2_ReadPublic", &desc, |c| {
-        c.execute_without_session(|c| c.tr_from_tpm_public(tpm_handle))
-    })?;
+    let obj = tpm
+        .run("TPM2_ReadPublic", &desc, move |c| {
+            c.execute_without_session(|c| c.tr_from_tpm_public(tpm_handle))
+        })
+        .map_err(|e| {
+            if let Some(rc) = e.absent_handle_rc() {
+                Error::HandleNotFound {
+                    role: "key",
+                    rc,
+                    handle: n,
+                    tcti: tpm.tcti().text.clone(),
+                    fix: "give the handle of the key (handle:0x81…), or make the key persistent \
+                          there with tpm2_evictcontrol",
+                }
+            } else {
+                e
+            }
+        })?;
     let key = KeyHandle::from(obj);
-    let (public, _, _) = tpm.run("TPM2_ReadPublic", &desc, |c| {
+    let (public, _, _) = tpm.run("TPM2_ReadPublic", &desc, move |c| {
         c.execute_without_session(|c| c.read_public(key))
     })?;
     let unsupported = |reason: String| Error::UnsupportedKey {
@@ -266,9 +300,8 @@ pub fn open_handle(handle: &str, opts: &KeyOptions) -> Result<TpmSigner, Error> 
     let session = if pw.is_empty() {
         None
     } else {
-        tpm.local("Esys_TR_SetAuth", &desc, |c| {
-            c.tr_set_auth(obj, auth::to_auth(&pw)?)
-        })?;
+        let auth = auth::auth_value(&pw, &desc)?;
+        tpm.local("Esys_TR_SetAuth", &desc, move |c| c.tr_set_auth(obj, auth))?;
         // The key salts its own session when it can decrypt; otherwise the session is unsalted,
         // which still keeps the password itself off the bus.
         Some(auth::hmac_session(
@@ -316,8 +349,9 @@ impl TpmSigner {
         };
         let scheme = sign::scheme(&self.public, digest);
         let key = st.key;
-        let sig = st.tpm.run("TPM2_Sign", &self.desc, |c| {
-            let d = sign::tpm_digest(digest)?;
+        let d =
+            sign::tpm_digest(digest).map_err(|e| Error::command("TPM2_Sign", &self.desc, &e))?;
+        let sig = st.tpm.run("TPM2_Sign", &self.desc, move |c| {
             let ticket = sign::null_ticket()?;
             c.execute_with_session(Some(session), |c| c.sign(key, d, scheme, ticket))
         })?;

@@ -234,14 +234,18 @@ fn persistent_srk(
     kind: SrkKind,
 ) -> Result<Option<Parent>, Error> {
     let desc = format!("persistent SRK {SRK_PERSISTENT:#010x}");
-    // An absent handle is the common case on a fresh TPM: its failure is expected, not an error.
-    let Ok(obj) = tpm.run("TPM2_ReadPublic", &desc, |c| {
+    // An absent handle (TPM_RC_HANDLE) is the common case on a fresh TPM: expected, not an error.
+    // Anything else is a real failure: taking a broken connection for "no SRK" would send the next
+    // command into ESYS's error state and report that instead.
+    let obj = match tpm.run("TPM2_ReadPublic", &desc, |c| {
         c.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::try_from(SRK_PERSISTENT)?))
-    }) else {
-        return Ok(None);
+    }) {
+        Ok(obj) => obj,
+        Err(e) if e.is_absent_handle() => return Ok(None),
+        Err(e) => return Err(e),
     };
     let key = KeyHandle::from(obj);
-    let (public, _, _) = tpm.run("TPM2_ReadPublic", &desc, |c| {
+    let (public, _, _) = tpm.run("TPM2_ReadPublic", &desc, move |c| {
         c.execute_without_session(|c| c.read_public(key))
     })?;
     if matches_template(&public, template) {
@@ -254,8 +258,10 @@ fn persistent_srk(
             substitute: true,
         }));
     }
-    let mut obj = obj;
-    tpm.local("Esys_TR_Close", &desc, |c| c.tr_close(&mut obj))?;
+    tpm.local("Esys_TR_Close", &desc, move |c| {
+        let mut obj = obj;
+        c.tr_close(&mut obj)
+    })?;
     Ok(None)
 }
 
@@ -278,12 +284,13 @@ fn create_primary(
     let session = if password.is_empty() {
         None
     } else {
-        tpm.local("Esys_TR_SetAuth", &desc, |c| {
-            c.tr_set_auth(ObjectHandle::from(h), auth::to_auth(password)?)
+        let auth = auth::auth_value(password, &desc)?;
+        tpm.local("Esys_TR_SetAuth", &desc, move |c| {
+            c.tr_set_auth(ObjectHandle::from(h), auth)
         })?;
         Some(auth::hmac_session(tpm, None, &desc)?)
     };
-    let result = tpm.run("TPM2_CreatePrimary", &desc, |c| {
+    let result = tpm.run("TPM2_CreatePrimary", &desc, move |c| {
         c.execute_with_session(Some(session.unwrap_or(AuthSession::Password)), |c| {
             c.create_primary(h, template, None, None, None, None)
         })
@@ -305,9 +312,24 @@ fn open_persistent(tpm: &mut Tpm, handle: u32, password: &Secret) -> Result<Pare
     let desc = format!("persistent parent {handle:#010x}");
     let tpm_handle =
         TpmHandle::try_from(handle).map_err(|e| Error::command("TPM2_ReadPublic", &desc, &e))?;
-    let obj = tpm.run("TPM2_ReadPublic", &desc, |c| {
-        c.execute_without_session(|c| c.tr_from_tpm_public(tpm_handle))
-    })?;
+    let obj = tpm
+        .run("TPM2_ReadPublic", &desc, move |c| {
+            c.execute_without_session(|c| c.tr_from_tpm_public(tpm_handle))
+        })
+        .map_err(|e| {
+            if let Some(rc) = e.absent_handle_rc() {
+                Error::HandleNotFound {
+                    role: "parent key",
+                    rc,
+                    handle,
+                    tcti: tpm.tcti().text.clone(),
+                    fix: "check that this is the TPM the key was made on and that its parent \
+                          was not removed",
+                }
+            } else {
+                e
+            }
+        })?;
     let key = KeyHandle::from(obj);
     if password.is_empty() {
         return Ok(Parent {
@@ -319,9 +341,8 @@ fn open_persistent(tpm: &mut Tpm, handle: u32, password: &Secret) -> Result<Pare
             substitute: false,
         });
     }
-    tpm.local("Esys_TR_SetAuth", &desc, |c| {
-        c.tr_set_auth(obj, auth::to_auth(password)?)
-    })?;
+    let auth = auth::auth_value(password, &desc)?;
+    tpm.local("Esys_TR_SetAuth", &desc, move |c| c.tr_set_auth(obj, auth))?;
     // A storage parent is a decryption key, so it can salt the session that carries its own auth.
     let session = auth::hmac_session(tpm, Some(key), &desc)?;
     Ok(Parent {
@@ -338,11 +359,16 @@ impl Parent {
     /// Releases the parent: flushes a primary this process created, closes the ESYS handle of a
     /// persistent one (which stays in the TPM). Does not touch `session`.
     pub(crate) fn release(self, tpm: &mut Tpm) -> Result<(), Error> {
-        let mut obj = ObjectHandle::from(self.handle);
+        let obj = ObjectHandle::from(self.handle);
         if self.transient {
-            tpm.run("TPM2_FlushContext", &self.desc, |c| c.flush_context(obj))
+            tpm.run("TPM2_FlushContext", &self.desc, move |c| {
+                c.flush_context(obj)
+            })
         } else {
-            tpm.local("Esys_TR_Close", &self.desc, |c| c.tr_close(&mut obj))
+            tpm.local("Esys_TR_Close", &self.desc, move |c| {
+                let mut obj = obj;
+                c.tr_close(&mut obj)
+            })
         }
     }
 }

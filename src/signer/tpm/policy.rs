@@ -132,18 +132,21 @@ pub(crate) fn run(
     key: &str,
 ) -> Result<(), Error> {
     let result = steps.iter().try_for_each(|step| match step {
-        Step::Pcr { digest, selection } => tpm.run("TPM2_PolicyPCR", key, |c| {
-            let d = Digest::try_from(digest.as_slice())?;
-            let sel = selection_list(selection)?;
-            c.execute_without_session(|c| c.policy_pcr(session, d, sel))
-        }),
-        Step::AuthValue => tpm.run("TPM2_PolicyAuthValue", key, |c| {
+        Step::Pcr { digest, selection } => {
+            let (digest, selection) = (digest.clone(), selection.clone());
+            tpm.run("TPM2_PolicyPCR", key, move |c| {
+                let d = Digest::try_from(digest.as_slice())?;
+                let sel = selection_list(&selection)?;
+                c.execute_without_session(|c| c.policy_pcr(session, d, sel))
+            })
+        }
+        Step::AuthValue => tpm.run("TPM2_PolicyAuthValue", key, move |c| {
             c.execute_without_session(|c| c.policy_auth_value(session))
         }),
     });
     if result.is_err() {
         // The failure is what the user needs to see; a restart failure adds nothing to it.
-        let _ = tpm.run("TPM2_PolicyRestart", key, |c| {
+        let _ = tpm.run("TPM2_PolicyRestart", key, move |c| {
             c.execute_without_session(|c| c.policy_restart(session))
         });
     }

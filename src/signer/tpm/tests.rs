@@ -251,11 +251,33 @@ fn persistent_handle_key_with_password_uses_its_session() {
 #[test]
 fn absent_persistent_handle_names_the_handle() {
     let Some(t) = tpm() else { return };
-    let e = open_handle("handle:0x81000999", &opts_for(&t))
-        .unwrap_err()
-        .to_string();
+    let e = open_handle("handle:0x81000999", &opts_for(&t)).unwrap_err();
+    // Issue 14 (17): a configuration mistake (exit 2), with the way to list the real handles.
+    assert!(e.is_configuration(), "{e:?}");
+    let e = e.to_string();
     assert!(
-        e.contains("0x81000999") && e.contains("TPM_RC_HANDLE"),
+        e.contains("0x81000999")
+            && e.contains("TPM_RC_HANDLE")
+            && e.contains("tpm2_getcap handles-persistent"),
+        "{e}"
+    );
+}
+
+/// Issue 14 (17): a key file whose persistent parent is not in the TPM is a configuration mistake
+/// naming the parent handle.
+#[test]
+fn absent_persistent_parent_is_a_configuration_error_naming_it() {
+    let Some(t) = tpm() else { return };
+    let key = t.openssl_key("gone.tss2.pem", "EC", &["group:P-256"]);
+    let mut kf = keyfile::TpmKeyFile::from_pem(&std::fs::read(&key).unwrap()).unwrap();
+    kf.parent = 0x8100_0777;
+    std::fs::write(&key, kf.to_pem()).unwrap();
+    let e = open_file(&key, &opts_for(&t)).expect_err("no parent at 0x81000777");
+    assert!(e.is_configuration(), "{e:?}");
+    let e = e.to_string();
+    assert!(
+        e.contains("no parent key at TPM persistent handle 0x81000777")
+            && e.contains("TPM_RC_HANDLE"),
         "{e}"
     );
 }
@@ -332,10 +354,17 @@ fn key_from_another_parent_fails_to_load_with_a_hint() {
     let mut kf = keyfile::TpmKeyFile::from_pem(&std::fs::read(&key).unwrap()).unwrap();
     kf.rsa_parent = true;
     std::fs::write(&key, kf.to_pem()).unwrap();
-    let e = open_file(&key, &opts_for(&t))
-        .expect_err("loaded under the wrong parent")
-        .to_string();
-    assert!(e.contains("TPM2_Load") && e.contains("parent"), "{e}");
+    let e = open_file(&key, &opts_for(&t)).expect_err("loaded under the wrong parent");
+    // Issue 14 (17): the file does not fit this TPM or parent: configuration, exit 2.
+    assert!(
+        matches!(e, Error::KeyRefused { .. }) && e.is_configuration(),
+        "{e:?}"
+    );
+    let e = e.to_string();
+    assert!(
+        e.contains("TPM2_Load") && e.contains("parent") && e.contains("np.tss2.pem"),
+        "{e}"
+    );
 }
 
 #[test]
