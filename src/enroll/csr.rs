@@ -166,7 +166,12 @@ pub fn run(args: &CsrArgs, out: &mut dyn std::io::Write) -> Result<(), Error> {
     let signer = target::open_signer(&args.private_key, &args.device)?;
     let der = build(signer.as_ref(), &subject, &sans)?;
     let text = pem("CERTIFICATE REQUEST", &der);
-    if args.out.as_os_str() == "-" {
+    // `/dev/stdout` (and its /dev/fd, /proc names) is standard output, as `-` is: never a file to
+    // replace, whatever stdout is connected to.
+    if ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"]
+        .iter()
+        .any(|s| args.out.as_os_str() == *s)
+    {
         out.write_all(text.as_bytes()).map_err(Error::Output)?;
     } else {
         files::write_atomic(&args.out, text.as_bytes(), 0o644, files::Replace::Allow)?;
@@ -386,6 +391,33 @@ pub(crate) mod tests {
             .unwrap();
         assert!(o.status.success(), "{o:?}");
         assert!(String::from_utf8_lossy(&o.stdout).contains("CN = file-host"));
+    }
+
+    /// Issue 14, item 6: `--out /dev/stdout` goes to standard output like `-` (as root it used to
+    /// replace the system's /dev/stdout link with a regular file).
+    #[test]
+    fn csr_out_dev_stdout_is_standard_output_issue_14() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = OpensslKey::generate(dir.path(), ALGORITHMS[2]);
+        for name in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+            let before = std::fs::symlink_metadata(name).map(|m| m.file_type());
+            let args = CsrArgs {
+                private_key: k.path.display().to_string(),
+                subject: "CN=file-host".into(),
+                san: Vec::new(),
+                out: name.into(),
+                device: Default::default(),
+            };
+            let mut out = Vec::new();
+            run(&args, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                text.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"),
+                "{name}: {text}"
+            );
+            let after = std::fs::symlink_metadata(name).map(|m| m.file_type());
+            assert_eq!(format!("{before:?}"), format!("{after:?}"), "{name}");
+        }
     }
 
     #[test]

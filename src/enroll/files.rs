@@ -35,6 +35,14 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, replace: Replace) -> Re
     if replace == Replace::Refuse && fs::symlink_metadata(path).is_ok() {
         return Err(exists());
     }
+    let path = match replace {
+        Replace::Allow => match replace_target(path).map_err(werr)? {
+            Target::File(p) => p,
+            Target::Stream => return write_through(path, data).map_err(werr),
+        },
+        Replace::Refuse => path.to_path_buf(),
+    };
+    let path = path.as_path();
     let tmp = write_temp(path, data, mode, None).map_err(werr)?;
     let placed = match replace {
         Replace::Allow => fs::rename(&tmp, path).map_err(werr),
@@ -50,6 +58,62 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, replace: Replace) -> Re
     placed?;
     sync_dir(path);
     Ok(())
+}
+
+/// Where replacing `path` writes.
+enum Target {
+    /// A regular file (new, or replaced atomically): the path of the file itself, past any
+    /// symbolic links, so a link the user arranged stays a link.
+    File(PathBuf),
+    /// A FIFO or a character device (`/dev/stdout` on a pipe or terminal, `/dev/null`): written
+    /// through, since replacing it would put a regular file where the system has a device.
+    Stream,
+}
+
+/// Decides how `path` may be replaced: regular files atomically, streams by writing through, and
+/// nothing else (a directory, a block device, a socket, a link to nothing) at all.
+fn replace_target(path: &Path) -> std::io::Result<Target> {
+    use std::os::unix::fs::FileTypeExt as _;
+    // `metadata` follows links the way open(2) does, including the kernel's /proc/self/fd links.
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(Target::File(resolve_links(path)?)),
+        Ok(m) if m.file_type().is_fifo() || m.file_type().is_char_device() => Ok(Target::Stream),
+        Ok(m) => Err(std::io::Error::other(format!(
+            "it is {}, not a file to write into",
+            file_kind(&m.file_type())
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if fs::symlink_metadata(path).is_ok() {
+                Err(std::io::Error::other(
+                    "it is a symbolic link to a file that does not exist; give the target path",
+                ))
+            } else {
+                Ok(Target::File(path.to_path_buf()))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// "a directory", "a block device", … for messages.
+fn file_kind(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Writes `data` into an existing FIFO or character device (no create, no truncate).
+fn write_through(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    f.write_all(data)?;
+    f.flush()
 }
 
 /// The directory `path` is in (`.` for a bare file name).
@@ -191,6 +255,65 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"one");
         // No temporary files are left behind.
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    /// Issue 14, item 6: replacing keeps what the user or the system put at the path: a symbolic
+    /// link stays a link (its target is replaced), a FIFO or device is written through, and a
+    /// directory or a dangling link is refused.
+    #[test]
+    fn replacing_respects_links_fifos_and_devices_issue_14() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real.pem");
+        fs::write(&real, "old").unwrap();
+        let link = d.path().join("link.pem");
+        std::os::unix::fs::symlink("real.pem", &link).unwrap();
+        write_atomic(&link, b"new", 0o644, Replace::Allow).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+
+        let fifo = d.path().join("fifo");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"through the fifo", 0o644, Replace::Allow).unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the fifo");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+        write_atomic(Path::new("/dev/null"), b"x", 0o644, Replace::Allow).unwrap();
+        assert!(
+            fs::symlink_metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+
+        let text = |e: Error| crate::cli::error_text(&e);
+        let e = text(write_atomic(d.path(), b"x", 0o644, Replace::Allow).unwrap_err());
+        assert!(e.contains("a directory"), "{e}");
+        let dangling = d.path().join("dangling.pem");
+        std::os::unix::fs::symlink("missing.pem", &dangling).unwrap();
+        let e = text(write_atomic(&dangling, b"x", 0o644, Replace::Allow).unwrap_err());
+        assert!(e.contains("does not exist"), "{e}");
+        assert!(!d.path().join("missing.pem").exists());
+        // Nothing left behind but what the test made.
+        let mut names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["dangling.pem", "fifo", "link.pem", "real.pem"]);
     }
 
     #[test]
