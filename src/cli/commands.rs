@@ -209,7 +209,7 @@ fn certificates(
     source: &str,
     key: &KeyOptions,
 ) -> anyhow::Result<Vec<(Certificate, Option<String>)>> {
-    if source.starts_with("pkcs11:") {
+    if signer::pkcs11::is_pkcs11_uri(source) {
         let opts = KeyOptions {
             certificate: Some(source.to_string()),
             ..key.clone()
@@ -235,12 +235,12 @@ pub fn read_certificate_data(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if debug {
-        let from = if source.starts_with("pkcs11:") {
+        let from = if signer::pkcs11::is_pkcs11_uri(source) {
             format!(
                 "PKCS#11 module {}",
                 key.pkcs11_lib
                     .as_deref()
-                    .map_or_else(|| "(default)".into(), |p| p.display().to_string())
+                    .map_or_else(|| "(default)".into(), crate::text::path)
             )
         } else {
             "PEM file (first certificate only)".to_string()

@@ -41,6 +41,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
     // Enrollment has its own arguments and never touches the network: it needs no session settings.
     if let args::Command::Enroll(cmd) = command {
+        settings::check_enroll(&cmd)?;
         return Ok(crate::enroll::run(cmd, out)?);
     }
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;

@@ -22,7 +22,7 @@ pub fn read_certificate(path: &Path) -> Result<Certificate, Error> {
     let parsed = if data.starts_with(&[0x30]) {
         Certificate::from_der(data)
     } else {
-        certs::parse_pem_bundle(&data, &path.display().to_string()).map(|mut c| c.remove(0))
+        certs::parse_pem_bundle(&data, &crate::text::path(path)).map(|mut c| c.remove(0))
     };
     parsed.map_err(|source| Error::Certificate {
         path: path.into(),
@@ -63,7 +63,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     if matches!(target, Target::TpmHandle(_)) && args.out.is_none() {
         return Err(Error::Usage(format!(
             "{} is a persistent TPM key with no file beside it: give --out FILE for the certificate",
-            args.private_key
+            crate::text::arg(&args.private_key)
         )));
     }
     let leaf = read_certificate(&args.certificate)?;
@@ -91,7 +91,11 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
         return Err(crate::signer::Error::CertificateKeyMismatch {
             key: key_desc,
             key_fp: key.fingerprint(),
-            certificate: format!("{} ({})", args.certificate.display(), leaf.subject()),
+            certificate: format!(
+                "{} ({})",
+                crate::text::path(&args.certificate),
+                leaf.subject()
+            ),
             cert_fp: leaf.public_key().fingerprint(),
         }
         .into());
@@ -111,8 +115,8 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                 eprintln!(
                     "rolesanywhere-agent: warning: none of the certificates in {} issued {}; \
                      check --intermediates",
-                    p.display(),
-                    args.certificate.display()
+                    crate::text::path(p),
+                    crate::text::path(&args.certificate)
                 );
             }
             chain
@@ -123,7 +127,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     for w in warnings(&leaf, OffsetDateTime::now_utc()) {
         eprintln!(
             "rolesanywhere-agent: warning: {}: {w}; Roles Anywhere will refuse it",
-            args.certificate.display()
+            crate::text::path(&args.certificate)
         );
     }
 
@@ -173,7 +177,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             {
                 profile.intermediates = Some(absolute(p));
             }
-            if args.private_key.contains("pin-value=") {
+            if crate::text::pin_value_at(&args.private_key).is_some() {
                 profile.notes.push(
                     "the PIN was left out: add pin-source=file:/PATH to the URIs or set \
                      ROLESANYWHERE_PKCS11_PIN"
@@ -193,7 +197,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                 .clone()
                 .unwrap_or_else(|| default_certificate_path(key));
             write_file(&p)?;
-            eprintln!("rolesanywhere-agent: wrote {}", p.display());
+            eprintln!("rolesanywhere-agent: wrote {}", crate::text::path(&p));
             profile.certificate = absolute(&p);
             profile.private_key = absolute(key);
         }
