@@ -13,7 +13,10 @@ use std::path::PathBuf;
     name = "rolesanywhere-agent",
     version,
     about = "IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or key files",
-    args_override_self = true
+    args_override_self = true,
+    // No styling escapes of clap's own, so that `render().ansi()` holds the arguments exactly as
+    // given: `cli::output` can mask their `pin-value` and escape their control characters.
+    styles = clap::builder::Styles::plain()
 )]
 pub struct Cli {
     /// The command to run.

@@ -18,27 +18,28 @@ use std::io::Write;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-/// Prints a diagnostic line on stderr.
+/// Prints a diagnostic on stderr, one `debug:` line per line of `text` (the canonical request has
+/// several), each escaped and masked by [`super::stderr_line`].
 fn debug_line(text: &str) {
     for line in text.lines() {
-        eprintln!("rolesanywhere-agent: debug: {line}");
+        super::stderr_line(&format!("rolesanywhere-agent: debug: {line}"));
     }
 }
 
 /// `credential-process`: one CreateSession call, credentials as the credential_process JSON.
 pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::Result<()> {
     if !s.client.verify_tls {
-        eprintln!(
+        super::stderr_line(
             "rolesanywhere-agent: WARNING: --no-verify-ssl: TLS certificate verification is OFF; \
-             anyone on the network path can impersonate the service and read your credentials"
+             anyone on the network path can impersonate the service and read your credentials",
         );
     }
     if s.endpoint.is_cleartext_remote() {
-        eprintln!(
+        super::stderr_line(&format!(
             "rolesanywhere-agent: WARNING: {} is plain http: the credentials will cross the \
              network unencrypted; use https",
             s.endpoint.display_url()
-        );
+        ));
     }
     let identity = signer::open(&s.key).context("cannot load the signing identity")?;
     let debug: Option<&dyn Fn(&str)> = if s.debug {

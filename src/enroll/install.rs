@@ -112,12 +112,12 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             let issuer_given = candidates.iter().any(|c| leaf.is_issued_by(c));
             let chain = certs::build_chain(&leaf, candidates).map_err(chain_err)?;
             if chain.is_empty() && !issuer_given {
-                eprintln!(
+                crate::cli::stderr_line(&format!(
                     "rolesanywhere-agent: warning: none of the certificates in {} issued {}; \
                      check --intermediates",
                     crate::text::path(p),
                     crate::text::path(&args.certificate)
-                );
+                ));
             }
             chain
         }
@@ -125,10 +125,10 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     };
 
     for w in warnings(&leaf, OffsetDateTime::now_utc()) {
-        eprintln!(
+        crate::cli::stderr_line(&format!(
             "rolesanywhere-agent: warning: {}: {w}; Roles Anywhere will refuse it",
             crate::text::path(&args.certificate)
-        );
+        ));
     }
 
     let replace = if args.replace {
@@ -166,7 +166,10 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             } else {
                 "the certificate is already on the token as"
             };
-            eprintln!("rolesanywhere-agent: {how} {}", stored.certificate_uri);
+            crate::cli::stderr_line(&format!(
+                "rolesanywhere-agent: {how} {}",
+                stored.certificate_uri
+            ));
             profile.certificate = redact_uri(&stored.certificate_uri);
             profile.private_key = redact_uri(&stored.private_key_uri);
             if let Some(p) = &args.out {
@@ -197,7 +200,10 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                 .clone()
                 .unwrap_or_else(|| default_certificate_path(key));
             write_file(&p)?;
-            eprintln!("rolesanywhere-agent: wrote {}", crate::text::path(&p));
+            crate::cli::stderr_line(&format!(
+                "rolesanywhere-agent: wrote {}",
+                crate::text::path(&p)
+            ));
             profile.certificate = absolute(&p);
             profile.private_key = absolute(key);
         }
