@@ -1165,6 +1165,91 @@ fn issue_14_closed_stdout_or_stderr_never_panics() {
     }
 }
 
+/// Issue 14 (17): every path flag treats a name that is not UTF-8 alike: refused with exit 2, naming
+/// the flag (`--certificate` and `--private-key` also take URIs and handles, which are text; a path
+/// flag that took raw bytes would print them back mangled anyway).
+#[test]
+fn issue_14_non_utf8_paths_are_refused_alike_naming_the_flag() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let env = Env::new();
+    env.leaf("leaf");
+    let emu = env.emulator();
+    let name = std::ffi::OsStr::from_bytes(b"chain-\xff.pem");
+    // A real file by that name: the flag must be refused for its name, not for a missing file.
+    std::fs::copy(env.path("leaf.pem"), env.dir.path().join(name)).unwrap();
+    let url = emu.url();
+    let base = [
+        "credential-process",
+        "--trust-anchor-arn",
+        TRUST_ANCHOR,
+        "--profile-arn",
+        PROFILE,
+        "--role-arn",
+        ROLE,
+        "--endpoint",
+        &url,
+    ];
+    for (flag, other) in [
+        (
+            "--intermediates",
+            &["--certificate", "leaf.pem", "--private-key", "leaf.key"][..],
+        ),
+        ("--certificate", &["--private-key", "leaf.key"][..]),
+        ("--private-key", &["--certificate", "leaf.pem"][..]),
+        (
+            "--pkcs11-lib",
+            &["--certificate", "leaf.pem", "--private-key", "leaf.key"][..],
+        ),
+        (
+            "--pkcs8-password-file",
+            &["--certificate", "leaf.pem", "--private-key", "leaf.key"][..],
+        ),
+    ] {
+        for joined in [false, true] {
+            let mut cmd = env.cmd(&base, &[]);
+            cmd.args(other);
+            if joined {
+                let mut arg = std::ffi::OsString::from(format!("{flag}="));
+                arg.push(name);
+                cmd.arg(arg);
+            } else {
+                cmd.arg(flag).arg(name);
+            }
+            let run = run_command(cmd);
+            run.assert_failure(2, &[flag, "UTF-8"]);
+        }
+    }
+    for (args, flag) in [
+        (
+            &[
+                "enroll",
+                "csr",
+                "--private-key",
+                "leaf.key",
+                "--subject",
+                "CN=x",
+                "--out",
+            ][..],
+            "--out",
+        ),
+        (
+            &[
+                "enroll",
+                "install-cert",
+                "--private-key",
+                "leaf.key",
+                "--certificate",
+            ][..],
+            "--certificate",
+        ),
+    ] {
+        let mut cmd = env.cmd(args, &[]);
+        cmd.arg(name);
+        run_command(cmd).assert_failure(2, &[flag, "UTF-8"]);
+    }
+    assert!(emu.decisions().is_empty());
+}
+
 /// Control characters (C0, DEL, C1) and bidi formatting characters.
 fn raw_terminal_controls(text: &str) -> Vec<char> {
     text.chars()

@@ -31,6 +31,9 @@ const PROGRAM: &str = "rolesanywhere-agent";
 /// Runs the program with `args`; returns the process exit code (0, 1 operational, 2 usage).
 pub fn run(args: Vec<OsString>) -> i32 {
     output::mask_arguments(&args);
+    if let Err(e) = args::check_utf8(&args) {
+        return report(&e.into());
+    }
     let mut out = output::Stdout::new();
     let cli = match args::Cli::try_parse_from(args) {
         Ok(cli) => cli,

@@ -122,6 +122,12 @@ pub enum Error {
         /// Where the URI belongs.
         hint: &'static str,
     },
+    /// A command-line argument is not UTF-8 (`the value of --FLAG` or `command-line argument N`).
+    #[error(
+        "{0} is not valid UTF-8: paths, URIs and values must be; reach a file whose name is not \
+         UTF-8 through a symbolic link with a UTF-8 name"
+    )]
+    NotUtf8(String),
 }
 
 /// Validates `command`; `env` looks up environment variables.
