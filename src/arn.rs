@@ -129,11 +129,27 @@ pub enum ArnProblem {
     RolePath(String),
 }
 
+/// `problem` as a message shows it: each problem quotes a part of the ARN, which must not be a part
+/// after a `pin-value` in it (see [`crate::text`]).
+fn problem_text(text: &str, problem: &ArnProblem) -> String {
+    if crate::text::pin_value_at(text).is_some() {
+        "it contains pin-value, which no ARN does (details not shown: they may quote the PIN)"
+            .into()
+    } else {
+        problem.to_string()
+    }
+}
+
 /// ARN and region problems.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An ARN given on the command line or in configuration is malformed.
-    #[error("invalid {} {text:?}: {problem}", kind.flag())]
+    #[error(
+        "invalid {} {:?}: {}",
+        kind.flag(),
+        crate::text::redact(text),
+        problem_text(text, problem)
+    )]
     Invalid {
         /// Which ARN.
         kind: ArnKind,
@@ -143,7 +159,10 @@ pub enum Error {
         problem: ArnProblem,
     },
     /// A region (e.g. `--region`) that is not a region name.
-    #[error("invalid region {0:?}: expected a region name like us-east-1 (never a -fips name)")]
+    #[error(
+        "invalid region {:?}: expected a region name like us-east-1 (never a -fips name)",
+        crate::text::redact(.0)
+    )]
     Region(String),
     /// Trust anchor and profile live in different regions.
     #[error(

@@ -37,7 +37,7 @@ pub struct Certificate {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A certificate file could not be read.
-    #[error("cannot read certificate file {}", path.display())]
+    #[error("cannot read certificate file {}", crate::text::path(path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -558,7 +558,7 @@ pub fn load_pem_file(path: &Path) -> Result<Vec<Certificate>, Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_pem_bundle(&data, &path.display().to_string())
+    parse_pem_bundle(&data, &crate::text::path(path))
 }
 
 /// Orders `candidates` into the chain above `leaf`: issuer order, leaf excluded, duplicates,

@@ -6,6 +6,8 @@
 //!   request and hands only a [`sigv4x509::Digest`] to a [`signer::Signer`].
 //! - [`signer`] holds the backends (key files, PKCS#11 tokens, TPM 2.0) behind that one trait.
 //! - [`session`] sends `CreateSession` and turns the answer into credentials; [`cli`] is the front.
+//! - [`text`] is how user arguments and device, certificate and server text appear in messages:
+//!   `pin-value` redacted, control and bidi characters escaped.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -18,3 +20,4 @@ pub mod secret;
 pub mod session;
 pub mod signer;
 pub mod sigv4x509;
+pub mod text;

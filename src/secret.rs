@@ -58,7 +58,7 @@ pub enum Source {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A secret file could not be read.
-    #[error("cannot read {what} from file {path}")]
+    #[error("cannot read {what} from file {path}", path = crate::text::path(path))]
     File {
         /// What the secret is for (`PKCS#11 user PIN`, …).
         what: String,
@@ -70,7 +70,8 @@ pub enum Error {
     },
     /// A secret file larger than any PIN or password.
     #[error(
-        "{what} file {path} is larger than {max} bytes: point to a file holding only the secret"
+        "{what} file {path} is larger than {max} bytes: point to a file holding only the secret",
+        path = crate::text::path(path)
     )]
     FileTooLarge {
         /// What the secret is for.
@@ -134,7 +135,7 @@ pub fn read_file(path: &Path, what: &str) -> Result<Secret, Error> {
     // Refused rather than "repaired": a PIN altered by lossy decoding would cost the token a try.
     let text = std::str::from_utf8(line).map_err(|_| Error::NotUtf8 {
         what: what.into(),
-        source_name: path.display().to_string(),
+        source_name: crate::text::path(path),
     })?;
     Ok(Secret::new(text.to_string()))
 }

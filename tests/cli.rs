@@ -1717,3 +1717,412 @@ fn server_error_with_an_oversized_body_is_retried_issue_14() {
     assert_eq!(creds["AccessKeyId"], "ASIASCRIPTED0000000A");
     assert_eq!(server.requests(), 2);
 }
+
+/// A pipe whose read end is already closed: every write to it fails with EPIPE (Rust ignores
+/// SIGPIPE, so the agent sees the error instead of dying of the signal).
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+/// Runs `cmd` with stdout and/or stderr on a closed pipe (the other captured); returns the exit code
+/// and whatever reached the captured stream.
+fn run_into_closed_pipe(
+    mut cmd: std::process::Command,
+    stdout: bool,
+    stderr: bool,
+) -> (i32, String) {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null());
+    cmd.stdout(if stdout {
+        Stdio::from(closed_pipe())
+    } else {
+        Stdio::piped()
+    });
+    cmd.stderr(if stderr {
+        Stdio::from(closed_pipe())
+    } else {
+        Stdio::piped()
+    });
+    let out = cmd.output().unwrap();
+    let captured = if stdout { &out.stderr } else { &out.stdout };
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(captured).into_owned(),
+    )
+}
+
+/// Issue 14 (11): a closed stdout or stderr (`| head -1`, `| true`) ends the run with the
+/// documented exit code, never a panic (exit 101): 1 when the command's output could not be
+/// written, the command's own code when only diagnostics were lost.
+#[test]
+fn issue_14_closed_stdout_or_stderr_never_panics() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let emu = env.emulator();
+    let cp = |extra: &[&str]| {
+        let mut args = vec![
+            "credential-process",
+            "--certificate",
+            "leaf.pem",
+            "--private-key",
+            "leaf.key",
+            "--trust-anchor-arn",
+            TRUST_ANCHOR,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+        ];
+        let url = emu.url();
+        args.extend_from_slice(&["--endpoint", &url]);
+        args.extend_from_slice(extra);
+        env.cmd(&args, &[])
+    };
+    let cases: Vec<(&str, std::process::Command, bool, bool, i32)> = vec![
+        // `credential-process --debug 2>&1 | head -1`: both streams gone, the credentials lost.
+        (
+            "credential-process --debug, both closed",
+            cp(&["--debug"]),
+            true,
+            true,
+            1,
+        ),
+        (
+            "credential-process --debug, stdout closed",
+            cp(&["--debug"]),
+            true,
+            false,
+            1,
+        ),
+        // The credentials are written; only the debug lines are lost.
+        (
+            "credential-process --debug, stderr closed",
+            cp(&["--debug"]),
+            false,
+            true,
+            0,
+        ),
+        ("--help | true", env.cmd(&["--help"], &[]), true, false, 1),
+        (
+            "credential-process --help | true",
+            env.cmd(&["credential-process", "--help"], &[]),
+            true,
+            false,
+            1,
+        ),
+        (
+            "--version | true",
+            env.cmd(&["--version"], &[]),
+            true,
+            false,
+            1,
+        ),
+        ("version | true", env.cmd(&["version"], &[]), true, false, 1),
+        (
+            "sign-string | true",
+            env.cmd(
+                &[
+                    "sign-string",
+                    "--private-key",
+                    "leaf.key",
+                    "--format",
+                    "bin",
+                ],
+                &[],
+            ),
+            true,
+            false,
+            1,
+        ),
+        (
+            "read-certificate-data | true",
+            env.cmd(&["read-certificate-data", "--certificate", "leaf.pem"], &[]),
+            true,
+            false,
+            1,
+        ),
+        (
+            "enroll csr --out - | true",
+            env.cmd(
+                &[
+                    "enroll",
+                    "csr",
+                    "--private-key",
+                    "leaf.key",
+                    "--subject",
+                    "CN=x",
+                    "--out",
+                    "-",
+                ],
+                &[],
+            ),
+            true,
+            false,
+            1,
+        ),
+        // Errors reported on a closed stderr keep their exit code.
+        (
+            "usage error 2>&-pipe",
+            env.cmd(
+                &["read-certificate-data", "--certificate", "missing.pem"],
+                &[],
+            ),
+            false,
+            true,
+            2,
+        ),
+        (
+            "parse error 2>&-pipe",
+            env.cmd(&["credential-process", "--no-such-flag"], &[]),
+            false,
+            true,
+            2,
+        ),
+    ];
+    for (what, cmd, stdout, stderr, code) in cases {
+        let (got, captured) = run_into_closed_pipe(cmd, stdout, stderr);
+        assert!(!captured.contains("panicked"), "{what}: {captured}");
+        assert_eq!(got, code, "{what}: {captured}");
+        if stdout && !stderr {
+            // Quietly: a reader that went away is not an error worth a message.
+            assert!(
+                captured
+                    .lines()
+                    .all(|l| l.starts_with("rolesanywhere-agent: debug: ")),
+                "{what}: {captured}"
+            );
+        }
+    }
+}
+
+/// Issue 14 (17): every path flag treats a name that is not UTF-8 alike: refused with exit 2, naming
+/// the flag (`--certificate` and `--private-key` also take URIs and handles, which are text; a path
+/// flag that took raw bytes would print them back mangled anyway).
+#[test]
+fn issue_14_non_utf8_paths_are_refused_alike_naming_the_flag() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let env = Env::new();
+    env.leaf("leaf");
+    let emu = env.emulator();
+    let name = std::ffi::OsStr::from_bytes(b"chain-\xff.pem");
+    // A real file by that name: the flag must be refused for its name, not for a missing file.
+    std::fs::copy(env.path("leaf.pem"), env.dir.path().join(name)).unwrap();
+    let url = emu.url();
+    let base = [
+        "credential-process",
+        "--trust-anchor-arn",
+        TRUST_ANCHOR,
+        "--profile-arn",
+        PROFILE,
+        "--role-arn",
+        ROLE,
+        "--endpoint",
+        &url,
+    ];
+    for (flag, other) in [
+        (
+            "--intermediates",
+            &["--certificate", "leaf.pem", "--private-key", "leaf.key"][..],
+        ),
+        ("--certificate", &["--private-key", "leaf.key"][..]),
+        ("--private-key", &["--certificate", "leaf.pem"][..]),
+        (
+            "--pkcs11-lib",
+            &["--certificate", "leaf.pem", "--private-key", "leaf.key"][..],
+        ),
+        (
+            "--pkcs8-password-file",
+            &["--certificate", "leaf.pem", "--private-key", "leaf.key"][..],
+        ),
+    ] {
+        for joined in [false, true] {
+            let mut cmd = env.cmd(&base, &[]);
+            cmd.args(other);
+            if joined {
+                let mut arg = std::ffi::OsString::from(format!("{flag}="));
+                arg.push(name);
+                cmd.arg(arg);
+            } else {
+                cmd.arg(flag).arg(name);
+            }
+            let run = run_command(cmd);
+            run.assert_failure(2, &[flag, "UTF-8"]);
+        }
+    }
+    for (args, flag) in [
+        (
+            &[
+                "enroll",
+                "csr",
+                "--private-key",
+                "leaf.key",
+                "--subject",
+                "CN=x",
+                "--out",
+            ][..],
+            "--out",
+        ),
+        (
+            &[
+                "enroll",
+                "install-cert",
+                "--private-key",
+                "leaf.key",
+                "--certificate",
+            ][..],
+            "--certificate",
+        ),
+    ] {
+        let mut cmd = env.cmd(args, &[]);
+        cmd.arg(name);
+        run_command(cmd).assert_failure(2, &[flag, "UTF-8"]);
+    }
+    assert!(emu.decisions().is_empty());
+}
+
+/// Control characters (C0, DEL, C1) and bidi formatting characters.
+fn raw_terminal_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| {
+            c != '\n'
+                && (c.is_control()
+                    || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        })
+        .collect()
+}
+
+/// Issue 14 (12): a certificate subject and file names with escape sequences and a newline that
+/// would start a forged `hint:` line reach stderr escaped: in errors, warnings and `--debug`.
+#[test]
+fn issue_14_certificate_subjects_and_file_names_are_escaped_on_stderr() {
+    let env = Env::new();
+    let forged = "\x1b[31m\nrolesanywhere-agent: hint: forged\u{202e}\u{9b}1m";
+    let public = env.openssl_key("leaf", EC_P256);
+    let now = time::OffsetDateTime::now_utc();
+    env.issue_with(&env.ca, "leaf", public.clone(), |r| {
+        r.subject = format!("CN=x{forged}");
+    });
+    // An expired copy for install-cert's warnings.
+    env.issue_with(&env.ca, "expired", public, |r| {
+        r.subject = format!("CN=x{forged}");
+        r.not_before = now - time::Duration::days(10);
+        r.not_after = now - time::Duration::days(1);
+    });
+    env.leaf("other");
+    let hostile = format!("c{forged}.pem");
+    std::fs::copy(env.path("expired.pem"), env.path(&hostile)).unwrap();
+    std::fs::copy(env.path("leaf.key"), env.path(&format!("k{forged}.key"))).unwrap();
+    let emu = env.emulator();
+    let url = emu.url();
+    let arns = [
+        "--trust-anchor-arn",
+        TRUST_ANCHOR,
+        "--profile-arn",
+        PROFILE,
+        "--role-arn",
+        ROLE,
+        "--endpoint",
+        &url,
+    ];
+    let missing = format!("missing{forged}.pem");
+    let hostile_key = format!("k{forged}.key");
+    let cases: Vec<Vec<&str>> = vec![
+        // The subject in --debug on success.
+        [
+            &[
+                "credential-process",
+                "--debug",
+                "--certificate",
+                "leaf.pem",
+                "--private-key",
+                "leaf.key",
+            ][..],
+            &arns,
+        ]
+        .concat(),
+        // The subject in a key mismatch.
+        [
+            &[
+                "credential-process",
+                "--certificate",
+                "leaf.pem",
+                "--private-key",
+                "other.key",
+            ][..],
+            &arns,
+        ]
+        .concat(),
+        // File names given back in errors and debug lines.
+        vec![
+            "read-certificate-data",
+            "--debug",
+            "--certificate",
+            &missing,
+        ],
+        vec!["sign-string", "--debug", "--private-key", &missing],
+        vec!["sign-string", "--debug", "--private-key", &hostile_key],
+        [
+            &[
+                "credential-process",
+                "--debug",
+                "--certificate",
+                "leaf.pem",
+                "--private-key",
+                "leaf.key",
+                "--intermediates",
+                &missing,
+            ][..],
+            &arns,
+        ]
+        .concat(),
+        // install-cert's warnings about the expired certificate name its file.
+        vec![
+            "enroll",
+            "install-cert",
+            "--private-key",
+            &hostile_key,
+            "--certificate",
+            &hostile,
+            "--intermediates",
+            &hostile,
+        ],
+        vec![
+            "enroll",
+            "csr",
+            "--private-key",
+            &missing,
+            "--subject",
+            "CN=x",
+            "--out",
+            "-",
+        ],
+        // An argument clap quotes back in a parse error.
+        vec![
+            "sign-string",
+            "--private-key",
+            "leaf.key",
+            "--digest",
+            &missing,
+        ],
+    ];
+    for args in cases {
+        let run = env.run(&args, &[]);
+        eprintln!("--- {args:?}: exit {}\n{}", run.code, run.stderr);
+        assert_ne!(run.code, 101, "{args:?}");
+        let raw = raw_terminal_controls(&run.stderr);
+        assert!(
+            raw.is_empty(),
+            "{args:?}: raw {raw:?} in:\n{}",
+            run.stderr.escape_debug()
+        );
+        assert!(
+            !run.stderr
+                .lines()
+                .any(|l| l.starts_with("rolesanywhere-agent: hint: forged")),
+            "{args:?}: forged line in:\n{}",
+            run.stderr
+        );
+    }
+}

@@ -14,7 +14,10 @@ use std::path::PathBuf;
     name = "rolesanywhere-agent",
     version,
     about = "IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or key files",
-    args_override_self = true
+    args_override_self = true,
+    // No styling escapes of clap's own, so that `render().ansi()` holds the arguments exactly as
+    // given: `cli::output` can mask their `pin-value` and escape their control characters.
+    styles = clap::builder::Styles::plain()
 )]
 pub struct Cli {
     /// The command to run.
@@ -296,6 +299,35 @@ pub struct ServeArgs {
     pub hop_limit: u8,
 }
 
+/// Refuses a command line with an argument that is not UTF-8, naming its flag (issue 14, 17).
+///
+/// One rule for every flag: `--certificate` and `--private-key` also take `pkcs11:` URIs and
+/// `handle:` values, which are text, and every value may appear in a message; a file whose name is
+/// not UTF-8 is reached through a symbolic link with a UTF-8 name. The value itself is never
+/// repeated (it may be a password).
+pub fn check_utf8(args: &[std::ffi::OsString]) -> Result<(), super::settings::Error> {
+    use std::os::unix::ffi::OsStrExt as _;
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        if arg.to_str().is_some() {
+            continue;
+        }
+        let bytes = arg.as_bytes();
+        let joined = bytes
+            .starts_with(b"--")
+            .then(|| bytes.split(|&b| b == b'=').next())
+            .flatten()
+            .filter(|name| name.len() < bytes.len())
+            .and_then(|name| std::str::from_utf8(name).ok());
+        let before = args[i - 1].to_str().filter(|p| p.starts_with('-') && i > 1);
+        let what = match joined.or(before) {
+            Some(flag) => format!("the value of {}", flag.split('=').next().unwrap_or(flag)),
+            None => format!("command-line argument {i}"),
+        };
+        return Err(super::settings::Error::NotUtf8(what));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +430,34 @@ mod tests {
             shown(a.key.device.tpm_parent_password).as_deref(),
             Some("-pp")
         );
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_refused_naming_their_flag() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let bad = || std::ffi::OsString::from_vec(b"k\xff.pem".to_vec());
+        let argv = |rest: Vec<std::ffi::OsString>| {
+            let mut v = vec!["rolesanywhere-agent".into(), "credential-process".into()];
+            v.extend(rest);
+            v
+        };
+        let shown = |v: Vec<std::ffi::OsString>| check_utf8(&v).unwrap_err().to_string();
+        let e = shown(argv(vec!["--intermediates".into(), bad()]));
+        assert!(
+            e.starts_with("the value of --intermediates is not valid UTF-8"),
+            "{e}"
+        );
+        let mut joined = std::ffi::OsString::from("--tpm-key-password=");
+        joined.push(bad());
+        let e = shown(argv(vec![joined]));
+        assert!(
+            e.starts_with("the value of --tpm-key-password is not"),
+            "{e}"
+        );
+        assert!(!e.contains(".pem"), "the value is never repeated: {e}");
+        let e = shown(argv(vec!["--debug".into(), "x".into(), bad()]));
+        assert!(e.starts_with("command-line argument 4 is not"), "{e}");
+        assert!(check_utf8(&argv(vec!["--certificate".into(), "ë.pem".into()])).is_ok());
     }
 
     #[test]

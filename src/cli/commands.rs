@@ -18,10 +18,11 @@ use std::io::Write;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-/// Prints a diagnostic line on stderr.
+/// Prints a diagnostic on stderr, one `debug:` line per line of `text` (the canonical request has
+/// several), each escaped and masked by [`super::stderr_line`].
 fn debug_line(text: &str) {
     for line in text.lines() {
-        eprintln!("rolesanywhere-agent: debug: {line}");
+        super::stderr_line(&format!("rolesanywhere-agent: debug: {line}"));
     }
 }
 
@@ -36,17 +37,17 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
         );
     }
     if !s.client.verify_tls {
-        eprintln!(
+        super::stderr_line(
             "rolesanywhere-agent: WARNING: --no-verify-ssl: TLS certificate verification is OFF; \
-             anyone on the network path can impersonate the service and read your credentials"
+             anyone on the network path can impersonate the service and read your credentials",
         );
     }
     if s.endpoint.is_cleartext_remote() {
-        eprintln!(
+        super::stderr_line(&format!(
             "rolesanywhere-agent: WARNING: {} is plain http: the credentials will cross the \
              network unencrypted; use https",
             s.endpoint.display_url()
-        );
+        ));
     }
     let identity = signer::open(&s.key).context("cannot load the signing identity")?;
     let debug: Option<&dyn Fn(&str)> = if s.debug {
@@ -246,7 +247,7 @@ fn certificates(
     source: &str,
     key: &KeyOptions,
 ) -> anyhow::Result<Vec<(Certificate, Option<String>)>> {
-    if source.starts_with("pkcs11:") {
+    if signer::pkcs11::is_pkcs11_uri(source) {
         let opts = KeyOptions {
             certificate: Some(source.to_string()),
             ..key.clone()
@@ -272,12 +273,12 @@ pub fn read_certificate_data(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if debug {
-        let from = if source.starts_with("pkcs11:") {
+        let from = if signer::pkcs11::is_pkcs11_uri(source) {
             format!(
                 "PKCS#11 module {}",
                 key.pkcs11_lib
                     .as_deref()
-                    .map_or_else(|| "(default)".into(), |p| p.display().to_string())
+                    .map_or_else(|| "(default)".into(), crate::text::path)
             )
         } else {
             "PEM file (first certificate only)".to_string()

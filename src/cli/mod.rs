@@ -3,11 +3,15 @@
 //! [`run`] is the one place that prints errors and decides exit codes: 0 success, 1 operational
 //! failure (device, network, service refusal), 2 usage or configuration error. Messages go to stderr
 //! as `rolesanywhere-agent: <error>: <cause>: <cause>` plus hint lines; stdout carries only a
-//! command's output. Nothing here prints a secret.
+//! command's output. Nothing here prints a secret. All text leaves through [`output`]: stderr lines
+//! masked and escaped, writes that never panic, a closed stdout ending the run with 1.
 
 pub mod args;
 pub mod commands;
+pub mod output;
 pub mod settings;
+
+pub use output::stderr_line;
 
 use crate::{arn, certs, session, signer, sigv4x509};
 use clap::Parser;
@@ -26,14 +30,20 @@ const PROGRAM: &str = "rolesanywhere-agent";
 
 /// Runs the program with `args`; returns the process exit code (0, 1 operational, 2 usage).
 pub fn run(args: Vec<OsString>) -> i32 {
+    output::mask_arguments(&args);
+    if let Err(e) = args::check_utf8(&args) {
+        return report(&e.into());
+    }
+    let mut out = output::Stdout::new();
     let cli = match args::Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => return clap_error(&e),
+        Err(e) => return clap_error(&e, &mut out),
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     match execute(cli.command, &mut out) {
         Ok(()) => EXIT_OK,
+        // Nobody reads the output any more (`| head -1`): no message, which would go to the same
+        // closed pipe or bother a terminal about a reader that left on purpose.
+        Err(_) if out.is_broken() => EXIT_OPERATIONAL,
         Err(e) => report(&e),
     }
 }
@@ -41,6 +51,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
     // Enrollment has its own arguments and never touches the network: it needs no session settings.
     if let args::Command::Enroll(cmd) = command {
+        settings::check_enroll(&cmd)?;
         return Ok(crate::enroll::run(cmd, out)?);
     }
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
@@ -64,30 +75,37 @@ fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
     }
 }
 
-/// Help and version go to stdout with 0; parse errors to stderr with 2.
-fn clap_error(e: &clap::Error) -> i32 {
-    let text = e.render().to_string();
+/// Help and version go to stdout with 0 (1 when stdout cannot take them); parse errors to stderr
+/// with 2.
+fn clap_error(e: &clap::Error, out: &mut dyn Write) -> i32 {
     if !e.use_stderr() {
-        print!("{text}");
-        return EXIT_OK;
+        let text = e.render().to_string();
+        return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => EXIT_OK,
+            Err(_) => EXIT_OPERATIONAL,
+        };
     }
+    // `ansi()`: the arguments clap quotes as given (`to_string()` would strip what looks like an
+    // escape sequence from them, and with it the exact text `output` masks).
+    let text = e.render().ansi().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    eprint!("{PROGRAM}: {text}");
-    if !text.ends_with('\n') {
-        eprintln!();
+    let mut line = format!("{PROGRAM}: {text}");
+    if !line.ends_with('\n') {
+        line.push('\n');
     }
+    output::stderr_text(&line);
     EXIT_USAGE
 }
 
 /// Prints the error chain and its hints; returns the exit code.
 fn report(e: &anyhow::Error) -> i32 {
-    eprintln!("{PROGRAM}: {}", chain_text(e));
+    stderr_line(&format!("{PROGRAM}: {}", chain_text(e)));
     for cause in e.chain() {
         if let Some(hint) = cause
             .downcast_ref::<session::Error>()
             .and_then(session::Error::hint)
         {
-            eprintln!("{PROGRAM}: hint: {hint}");
+            stderr_line(&format!("{PROGRAM}: hint: {hint}"));
             break;
         }
     }
@@ -316,6 +334,6 @@ mod tests {
         }
         let e = args::Cli::try_parse_from(["rolesanywhere-agent", "credential-process", "--x"])
             .unwrap_err();
-        assert_eq!(clap_error(&e), EXIT_USAGE);
+        assert_eq!(clap_error(&e, &mut Vec::new()), EXIT_USAGE);
     }
 }

@@ -10,7 +10,9 @@ use super::args::{Command, DigestArg, FormatArg, KeyArgs, SessionArgs};
 use crate::arn::{self, ArnKind};
 use crate::session::{CaBundle, ClientOptions, Endpoint, Proxies, SessionRequest};
 use crate::signer::KeyOptions;
+use crate::signer::pkcs11::is_pkcs11_uri;
 use crate::sigv4x509::HashAlg;
+use std::path::Path;
 use std::time::Duration;
 
 /// Smallest and largest `--session-duration` the service accepts.
@@ -84,11 +86,12 @@ pub enum Error {
     #[error("{0} must be at least 1 second")]
     Timeout(&'static str),
     /// `AWS_USE_FIPS_ENDPOINT` is neither true nor false.
-    #[error("AWS_USE_FIPS_ENDPOINT={0:?} is not valid: use true or false")]
+    #[error("AWS_USE_FIPS_ENDPOINT={:?} is not valid: use true or false", crate::text::redact(.0))]
     FipsEnv(String),
     /// `--role-session-name` the service would refuse.
     #[error(
-        "--role-session-name {0:?} is invalid: use 2 to 64 characters of letters, digits and + = , . @ _ -"
+        "--role-session-name {:?} is invalid: use 2 to 64 characters of letters, digits and + = , . @ _ -",
+        crate::text::redact(.0)
     )]
     RoleSessionName(String),
     /// An OS certificate store flag on a platform without one.
@@ -99,8 +102,9 @@ pub enum Error {
     OsStore(&'static str),
     /// A `--certificate` that cannot hold certificates (a TPM key handle).
     #[error(
-        "--certificate {0} is a TPM key handle, not a certificate: read-certificate-data reads a \
-         PEM file or a pkcs11: URI"
+        "--certificate {} is a TPM key handle, not a certificate: read-certificate-data reads a \
+         PEM file or a pkcs11: URI",
+        crate::text::arg(.0)
     )]
     NotACertificate(String),
     /// A command that exists but is not implemented yet.
@@ -110,6 +114,23 @@ pub enum Error {
     /// in the chain (not `transparent`) so that its hint is found.
     #[error("{0}")]
     Endpoint(#[from] crate::session::Error),
+    /// A flag that takes a file was given a `pkcs11:` URI or a value holding `pin-value` (which
+    /// only a URI's query may hold): refused before anything prints the value.
+    #[error(
+        "{flag} takes a file, not a pkcs11: URI or a pin-value (the value is not shown); {hint}"
+    )]
+    UriForFile {
+        /// The flag.
+        flag: &'static str,
+        /// Where the URI belongs.
+        hint: &'static str,
+    },
+    /// A command-line argument is not UTF-8 (`the value of --FLAG` or `command-line argument N`).
+    #[error(
+        "{0} is not valid UTF-8: paths, URIs and values must be; reach a file whose name is not \
+         UTF-8 through a symbolic link with a UTF-8 name"
+    )]
+    NotUtf8(String),
 }
 
 /// Validates `command`; `env` looks up environment variables.
@@ -261,11 +282,7 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
 /// True when no key is named: `--private-key` is missing and `--certificate` is not a `pkcs11:` URI
 /// (whose key the PKCS#11 backend finds on the certificate's token).
 fn private_key_missing(key: &KeyOptions) -> bool {
-    key.private_key.is_none()
-        && !key
-            .certificate
-            .as_deref()
-            .is_some_and(|c| c.starts_with("pkcs11:"))
+    key.private_key.is_none() && !key.certificate.as_deref().is_some_and(is_pkcs11_uri)
 }
 
 /// True when a CreateSession needs `--certificate` and does not have it. A key file may be a PKCS#12
@@ -275,7 +292,75 @@ fn certificate_missing(key: &KeyOptions) -> bool {
         && key
             .private_key
             .as_deref()
-            .is_none_or(|k| k.starts_with("pkcs11:") || k.starts_with("handle:"))
+            .is_none_or(|k| is_pkcs11_uri(k) || k.starts_with("handle:"))
+}
+
+/// Refuses a `pkcs11:` URI, or any value holding `pin-value`, given to a flag that takes a file.
+/// Said here rather than as "cannot read file pkcs11:…": the value (and its PIN) is never printed,
+/// not even in the profile `enroll install-cert` prints.
+pub fn check_file_flags(flags: &[(&'static str, Option<&Path>)]) -> Result<(), Error> {
+    for &(flag, path) in flags {
+        let Some(text) = path.map(Path::to_string_lossy) else {
+            continue;
+        };
+        if !is_pkcs11_uri(&text) && crate::text::pin_value_at(&text).is_none() {
+            continue;
+        }
+        let hint = match flag {
+            "--intermediates" => {
+                "with --certificate pkcs11:… the token's other certificates are chain candidates \
+                 already"
+            }
+            "--pkcs11-lib" => "give the module's path; URIs go to --certificate or --private-key",
+            f if !f.ends_with("-file") => "give the file's path",
+            _ => {
+                "a PIN goes into the pin-value of a pkcs11: URI given to --certificate or \
+                 --private-key, or into a file named by its pin-source=file:/PATH"
+            }
+        };
+        return Err(Error::UriForFile { flag, hint });
+    }
+    Ok(())
+}
+
+/// [`check_file_flags`] for the file flags of the device flags every key-opening command shares.
+fn check_device_files(d: &super::args::DeviceArgs) -> Result<(), Error> {
+    check_file_flags(&[
+        ("--pkcs11-lib", d.pkcs11_lib.as_deref()),
+        (
+            "--pkcs11-context-pin-file",
+            d.pkcs11_context_pin_file.as_deref(),
+        ),
+        (
+            "--tpm-key-password-file",
+            d.tpm_key_password_file.as_deref(),
+        ),
+        (
+            "--tpm-parent-password-file",
+            d.tpm_parent_password_file.as_deref(),
+        ),
+        ("--pkcs8-password-file", d.pkcs8_password_file.as_deref()),
+    ])
+}
+
+/// [`check_file_flags`] for the file flags of an `enroll` command (which has no settings layer).
+pub fn check_enroll(cmd: &crate::enroll::EnrollCommand) -> Result<(), Error> {
+    use crate::enroll::EnrollCommand;
+    match cmd {
+        EnrollCommand::Keygen(a) => check_device_files(&a.device),
+        EnrollCommand::Csr(a) => {
+            check_device_files(&a.device)?;
+            check_file_flags(&[("--out", Some(a.out.as_path()))])
+        }
+        EnrollCommand::InstallCert(a) => {
+            check_device_files(&a.device)?;
+            check_file_flags(&[
+                ("--certificate", Some(a.certificate.as_path())),
+                ("--intermediates", a.intermediates.as_deref()),
+                ("--out", a.out.as_deref()),
+            ])
+        }
+    }
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -337,6 +422,8 @@ fn key_options(k: KeyArgs) -> Result<KeyOptions, Error> {
     if k.use_latest_expiring_certificate {
         return Err(Error::OsStore("--use-latest-expiring-certificate"));
     }
+    check_file_flags(&[("--intermediates", k.intermediates.as_deref())])?;
+    check_device_files(&k.device)?;
     Ok(KeyOptions {
         certificate: k.certificate,
         private_key: k.private_key,
@@ -504,6 +591,47 @@ mod tests {
             missing(&["--certificate", "c.pem"]),
             [&["--private-key"][..], &arns].concat()
         );
+    }
+
+    /// Issue 14 (3): a URI in any case, or after blanks, names the key's token like `pkcs11:` does.
+    #[test]
+    fn any_case_pkcs11_certificate_needs_no_private_key() {
+        let cli = args::Cli::try_parse_from([
+            "rolesanywhere-agent",
+            "sign-string",
+            "--certificate",
+            " PKCS11:token=t",
+        ])
+        .unwrap();
+        let s = validate(cli.command, &|_| None);
+        assert!(matches!(s, Ok(Settings::SignString { .. })), "{s:?}");
+        let key = KeyOptions {
+            certificate: Some("Pkcs11:token=t".into()),
+            ..KeyOptions::default()
+        };
+        assert!(!private_key_missing(&key));
+        let key = KeyOptions {
+            private_key: Some("PKCS11:token=t;object=k".into()),
+            ..KeyOptions::default()
+        };
+        assert!(certificate_missing(&key));
+    }
+
+    /// Issue 14 (3): a URI or a pin-value given to a file flag is refused without being shown.
+    #[test]
+    fn file_flags_refuse_uris_and_pin_values_without_showing_them() {
+        for (flag, value) in [
+            ("--intermediates", "PKCS11:token=t?pin-value=Zq7Kx"),
+            ("--pkcs11-lib", " pkcs11:token=t?pin-value=Zq7Kx"),
+            ("--pkcs11-lib", "/lib/pin%2Dvalue=Zq7Kx.so"),
+            ("--pkcs8-password-file", "/run/PIN-VALUE=Zq7Kx"),
+        ] {
+            let e = parse(&[flag, value], &[]).unwrap_err();
+            assert!(matches!(e, Error::UriForFile { .. }), "{flag} {value}: {e}");
+            let text = e.to_string();
+            assert!(text.starts_with(flag) && !text.contains("Zq7Kx"), "{text}");
+        }
+        assert!(parse(&["--intermediates", "/etc/pkcs11/chain.pem"], &[]).is_ok());
     }
 
     #[test]

@@ -175,10 +175,10 @@ pub fn run(args: &CsrArgs, out: &mut dyn std::io::Write) -> Result<(), Error> {
         out.write_all(text.as_bytes()).map_err(Error::Output)?;
     } else {
         files::write_atomic(&args.out, text.as_bytes(), 0o644, files::Replace::Allow)?;
-        eprintln!(
+        crate::cli::stderr_line(&format!(
             "rolesanywhere-agent: wrote certificate request to {}",
-            args.out.display()
-        );
+            crate::text::path(&args.out)
+        ));
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ pub fn read_certificate(path: &Path) -> Result<Certificate, Error> {
     let parsed = if data.starts_with(&[0x30]) {
         Certificate::from_der(data)
     } else {
-        certs::parse_pem_bundle(&data, &path.display().to_string()).map(|mut c| c.remove(0))
+        certs::parse_pem_bundle(&data, &crate::text::path(path)).map(|mut c| c.remove(0))
     };
     parsed.map_err(|source| Error::Certificate {
         path: path.into(),
@@ -65,7 +65,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     if matches!(target, Target::TpmHandle(_)) && args.out.is_none() {
         return Err(Error::Usage(format!(
             "{} is a persistent TPM key with no file beside it: give --out FILE for the certificate",
-            args.private_key
+            crate::text::arg(&args.private_key)
         )));
     }
     let aws_config = check_profile_args(args, &|name| std::env::var_os(name))?;
@@ -95,7 +95,11 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
         return Err(crate::signer::Error::CertificateKeyMismatch {
             key: key_desc,
             key_fp: key.fingerprint(),
-            certificate: format!("{} ({})", args.certificate.display(), leaf.subject()),
+            certificate: format!(
+                "{} ({})",
+                crate::text::path(&args.certificate),
+                leaf.subject()
+            ),
             cert_fp: leaf.public_key().fingerprint(),
         }
         .into());
@@ -112,12 +116,12 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             let issuer_given = candidates.iter().any(|c| leaf.is_issued_by(c));
             let chain = certs::build_chain(&leaf, candidates).map_err(chain_err)?;
             if chain.is_empty() && !issuer_given {
-                eprintln!(
+                crate::cli::stderr_line(&format!(
                     "rolesanywhere-agent: warning: none of the certificates in {} issued {}; \
                      check --intermediates",
-                    p.display(),
-                    args.certificate.display()
-                );
+                    crate::text::path(p),
+                    crate::text::path(&args.certificate)
+                ));
             }
             chain
         }
@@ -125,10 +129,10 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
     };
 
     for w in warnings(&leaf, OffsetDateTime::now_utc()) {
-        eprintln!(
+        crate::cli::stderr_line(&format!(
             "rolesanywhere-agent: warning: {}: {w}; Roles Anywhere will refuse it",
-            args.certificate.display()
-        );
+            crate::text::path(&args.certificate)
+        ));
     }
 
     let replace = if args.replace {
@@ -168,7 +172,10 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             } else {
                 "the certificate is already on the token as"
             };
-            eprintln!("rolesanywhere-agent: {how} {}", stored.certificate_uri);
+            crate::cli::stderr_line(&format!(
+                "rolesanywhere-agent: {how} {}",
+                stored.certificate_uri
+            ));
             profile.certificate = redact_uri(&stored.certificate_uri);
             profile.private_key = redact_uri(&stored.private_key_uri);
             if let Some(p) = &args.out {
@@ -219,7 +226,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                     None => return Err(e),
                 },
             }
-            if args.private_key.contains("pin-value=") {
+            if crate::text::pin_value_at(&args.private_key).is_some() {
                 profile.notes.push(
                     "the PIN was left out: add pin-source=file:/PATH to the URIs or set \
                      ROLESANYWHERE_PKCS11_PIN"
@@ -239,7 +246,10 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
                 .clone()
                 .unwrap_or_else(|| default_certificate_path(key));
             write_file(&p)?;
-            eprintln!("rolesanywhere-agent: wrote {}", p.display());
+            crate::cli::stderr_line(&format!(
+                "rolesanywhere-agent: wrote {}",
+                crate::text::path(&p)
+            ));
             profile.certificate = absolute(&p);
             profile.private_key = absolute(key);
         }

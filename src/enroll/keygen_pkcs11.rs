@@ -218,11 +218,11 @@ pub fn generate(uri: &str, dev: &DeviceArgs, key_type: KeyType) -> Result<Public
         .generate_key_pair(mechanism, &public, &private)
         .map_err(|e| call(&ts.what(), e))?;
     let key = public_key_of(&ts, pub_handle, key_type.kind())?;
-    eprintln!(
+    crate::cli::stderr_line(&format!(
         "rolesanywhere-agent: generated {} key {}",
         key.kind(),
         ts.object_uri(&label, &id, ObjectType::Private)
-    );
+    ));
     Ok(key)
 }
 

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `--subject` could not be parsed.
-    #[error("invalid --subject {input:?}: {reason}")]
+    #[error("invalid --subject {:?}: {reason}", crate::text::redact(input))]
     Subject {
         /// The text given.
         input: String,
@@ -41,7 +41,8 @@ pub enum Error {
     },
     /// A `--san` could not be parsed.
     #[error(
-        "invalid --san {input:?}: {reason} (use dns:NAME, uri:URI, ip:ADDRESS or email:ADDRESS)"
+        "invalid --san {:?}: {reason} (use dns:NAME, uri:URI, ip:ADDRESS or email:ADDRESS)",
+        crate::text::redact(input)
     )]
     San {
         /// The text given.
@@ -71,7 +72,7 @@ pub enum Error {
         reason: String,
     },
     /// A certificate file could not be read or parsed.
-    #[error("cannot use certificate file {path}")]
+    #[error("cannot use certificate file {}", crate::text::path(path))]
     Certificate {
         /// The file.
         path: PathBuf,
@@ -80,7 +81,10 @@ pub enum Error {
         source: crate::certs::Error,
     },
     /// The chain check failed.
-    #[error("certificate chain for {path}: {source}; check --intermediates")]
+    #[error(
+        "certificate chain for {}: {source}; check --intermediates",
+        crate::text::path(path)
+    )]
     Chain {
         /// The leaf's file.
         path: PathBuf,
@@ -89,7 +93,7 @@ pub enum Error {
         source: crate::certs::Error,
     },
     /// A file we must create already exists (keys and certificates are never silently replaced).
-    #[error("{path} already exists; {hint}")]
+    #[error("{} already exists; {hint}", crate::text::path(path))]
     Exists {
         /// The file.
         path: PathBuf,
@@ -97,7 +101,7 @@ pub enum Error {
         hint: String,
     },
     /// A file could not be written.
-    #[error("cannot write {path}")]
+    #[error("cannot write {}", crate::text::path(path))]
     Write {
         /// The file.
         path: PathBuf,
@@ -106,7 +110,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file could not be read.
-    #[error("cannot read {path}")]
+    #[error("cannot read {}", crate::text::path(path))]
     Read {
         /// The file.
         path: PathBuf,

@@ -35,7 +35,7 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// Classifies `s` by its prefix.
     pub fn parse(s: &str) -> Target {
-        if s.starts_with("pkcs11:") {
+        if signer::pkcs11::is_pkcs11_uri(s) {
             Target::Pkcs11(s.to_string())
         } else if s.starts_with("handle:") {
             Target::TpmHandle(s.to_string())

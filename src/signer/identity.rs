@@ -1,11 +1,12 @@
 //! From the user's options to a ready identity: a signer, its certificate and the chain.
 //!
-//! Dispatch: `--private-key` starting `pkcs11:` (or no key and a `pkcs11:` certificate) → PKCS#11;
-//! `handle:` or a PEM file labelled `TSS2 PRIVATE KEY` → TPM; any other file → key file backend.
+//! Dispatch: `--private-key` a `pkcs11:` URI ([`pkcs11::is_pkcs11_uri`]: any case, leading blanks
+//! ignored), or no key and a `pkcs11:` certificate → PKCS#11; `handle:` or a PEM file labelled
+//! `TSS2 PRIVATE KEY` → TPM; any other file → key file backend.
 //! Everything that can fail locally fails here, before any network call: files, device login, key
 //! lookup and the check that the key belongs to the certificate.
 
-use super::pkcs11::redact_uri;
+use super::pkcs11::{is_pkcs11_uri, redact_uri};
 use super::{Error, Signer, file, pkcs11};
 use crate::certs::{self, Certificate};
 use crate::secret::Secret;
@@ -53,8 +54,14 @@ impl std::fmt::Debug for KeyOptions {
         f.debug_struct("KeyOptions")
             .field("certificate", &self.certificate.as_deref().map(redact_uri))
             .field("private_key", &self.private_key.as_deref().map(redact_uri))
-            .field("intermediates", &self.intermediates)
-            .field("pkcs11_lib", &self.pkcs11_lib)
+            .field(
+                "intermediates",
+                &self.intermediates.as_deref().map(crate::text::path),
+            )
+            .field(
+                "pkcs11_lib",
+                &self.pkcs11_lib.as_deref().map(crate::text::path),
+            )
             .field("reuse_pin", &self.reuse_pin)
             .field("tpm_tcti", &self.tpm_tcti)
             .field("tpm_timeout", &self.tpm_timeout)
@@ -82,16 +89,10 @@ enum KeySource<'a> {
 
 fn key_source(opts: &KeyOptions) -> Result<KeySource<'_>, Error> {
     match opts.private_key.as_deref() {
-        Some(k) if k.starts_with("pkcs11:") => Ok(KeySource::Pkcs11),
+        Some(k) if is_pkcs11_uri(k) => Ok(KeySource::Pkcs11),
         Some(k) if k.starts_with("handle:") => Ok(KeySource::TpmHandle(k)),
         Some(k) => Ok(KeySource::File(Path::new(k))),
-        None if opts
-            .certificate
-            .as_deref()
-            .is_some_and(|c| c.starts_with("pkcs11:")) =>
-        {
-            Ok(KeySource::Pkcs11)
-        }
+        None if opts.certificate.as_deref().is_some_and(is_pkcs11_uri) => Ok(KeySource::Pkcs11),
         None => Err(Error::NoPrivateKey),
     }
 }
@@ -100,7 +101,7 @@ fn key_source(opts: &KeyOptions) -> Result<KeySource<'_>, Error> {
 pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
     // Certificates from files: the first is the leaf, the rest are chain candidates.
     let mut file_certs = match opts.certificate.as_deref() {
-        Some(c) if !c.starts_with("pkcs11:") => certs::load_pem_file(Path::new(c))?,
+        Some(c) if !is_pkcs11_uri(c) => certs::load_pem_file(Path::new(c))?,
         _ => Vec::new(),
     };
     let mut candidates = match &opts.intermediates {
@@ -156,7 +157,7 @@ pub fn open(opts: &KeyOptions) -> Result<Identity, Error> {
             let desc = opts
                 .certificate
                 .clone()
-                .unwrap_or_else(|| path.display().to_string());
+                .unwrap_or_else(|| crate::text::path(path));
             (signer, leaf, desc)
         }
     };
@@ -224,12 +225,12 @@ fn open_tpm_handle(handle: &str, opts: &KeyOptions) -> Result<Box<dyn Signer>, E
 
 #[cfg(not(feature = "tpm"))]
 fn open_tpm_file(_: &[u8], path: &Path, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(path.display().to_string()))
+    Err(Error::TpmUnsupported(crate::text::path(path)))
 }
 
 #[cfg(not(feature = "tpm"))]
 fn open_tpm_handle(handle: &str, _: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Err(Error::TpmUnsupported(handle.to_string()))
+    Err(Error::TpmUnsupported(crate::text::arg(handle)))
 }
 
 #[cfg(test)]
@@ -259,6 +260,6 @@ mod tests {
         };
         let d = format!("{opts:?}");
         assert!(!d.contains("1234") && !d.contains("98765"), "{d}");
-        assert!(d.contains("pin-value=<redacted>&module-path=/x.so"), "{d}");
+        assert!(d.contains("object=b?pin-value=<redacted>"), "{d}");
     }
 }

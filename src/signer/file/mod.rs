@@ -36,7 +36,7 @@ pub const PASSWORD_ENV: &str = "ROLESANYWHERE_PKCS8_PASSWORD";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read private key file {path}")]
+    #[error("cannot read private key file {path}", path = crate::text::path(path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -47,7 +47,8 @@ pub enum Error {
     /// The file is not in any key format we know.
     #[error(
         "private key file {path} is not a key file this program reads ({reason}); expected PEM or \
-         DER PKCS#1, SEC1, PKCS#8, encrypted PKCS#8 or PKCS#12"
+         DER PKCS#1, SEC1, PKCS#8, encrypted PKCS#8 or PKCS#12",
+        path = crate::text::path(path)
     )]
     Unrecognized {
         /// The file.
@@ -56,7 +57,7 @@ pub enum Error {
         reason: String,
     },
     /// The format was recognised but the contents are damaged or inconsistent.
-    #[error("cannot parse private key file {path}: {what}")]
+    #[error("cannot parse private key file {path}: {what}", path = crate::text::path(path))]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -68,7 +69,8 @@ pub enum Error {
     },
     /// A PEM block that is not a private key we read.
     #[error(
-        "private key file {path} holds a PEM `{label}` block, not a supported private key; {hint}"
+        "private key file {path} holds a PEM `{label}` block, not a supported private key; {hint}",
+        path = crate::text::path(path)
     )]
     UnsupportedPem {
         /// The file.
@@ -81,14 +83,15 @@ pub enum Error {
     /// Legacy OpenSSL PEM encryption (`Proc-Type: 4,ENCRYPTED`, MD5-based key derivation).
     #[error(
         "private key file {path} uses legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED), which is \
-         not supported; convert it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in {path} -out NEW.pem`"
+         not supported; convert it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in {path} -out NEW.pem`",
+        path = crate::text::path(path)
     )]
     LegacyEncryptedPem {
         /// The file.
         path: PathBuf,
     },
     /// The file holds no private key (only certificates or parameters).
-    #[error("private key file {path} holds no private key: {what}")]
+    #[error("private key file {path} holds no private key: {what}", path = crate::text::path(path))]
     NoKey {
         /// The file.
         path: PathBuf,
@@ -98,14 +101,15 @@ pub enum Error {
     /// The file is encrypted and no password source produced one.
     #[error(
         "private key file {path} is encrypted and no password was given; use --pkcs8-password, \
-         --pkcs8-password-file or the {PASSWORD_ENV} environment variable (or run on a terminal to be asked)"
+         --pkcs8-password-file or the {PASSWORD_ENV} environment variable (or run on a terminal to be asked)",
+        path = crate::text::path(path)
     )]
     PasswordMissing {
         /// The file.
         path: PathBuf,
     },
     /// A password source failed (unreadable password file, terminal error).
-    #[error("cannot get the password for private key file {path}")]
+    #[error("cannot get the password for private key file {path}", path = crate::text::path(path))]
     Password {
         /// The file.
         path: PathBuf,
@@ -114,7 +118,7 @@ pub enum Error {
         source: secret::Error,
     },
     /// Decryption or the PKCS#12 MAC failed.
-    #[error("cannot decrypt private key file {path}: wrong password or corrupt file")]
+    #[error("cannot decrypt private key file {path}: wrong password or corrupt file", path = crate::text::path(path))]
     WrongPassword {
         /// The file.
         path: PathBuf,
@@ -122,7 +126,8 @@ pub enum Error {
     /// A key derivation parameter above our limits (checked before deriving anything).
     #[error(
         "private key file {path} asks for {parameter} {value}, above this program's limit of {limit}; \
-         re-encrypt the key with default parameters (`openssl pkcs8 -topk8 -v2 aes-256-cbc`)"
+         re-encrypt the key with default parameters (`openssl pkcs8 -topk8 -v2 aes-256-cbc`)",
+        path = crate::text::path(path)
     )]
     KdfLimit {
         /// The file.
@@ -139,7 +144,8 @@ pub enum Error {
         "private key file {path} uses {algorithm}, which is not supported; convert it (\"Converting\" \
          in docs/backends/file.md): a PKCS#8 key with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in FILE \
          -out key.enc.pem`, a PKCS#12 file by extracting its key and certificates with `openssl \
-         pkcs12 -in FILE -nocerts -out key.pem` and `openssl pkcs12 -in FILE -nokeys -out cert.pem`"
+         pkcs12 -in FILE -nocerts -out key.pem` and `openssl pkcs12 -in FILE -nokeys -out cert.pem`",
+        path = crate::text::path(path)
     )]
     UnsupportedAlgorithm {
         /// The file.
@@ -150,7 +156,8 @@ pub enum Error {
     /// An RSA key outside 2048–4096 bits.
     #[error(
         "private key file {path} holds an RSA-{bits} key; keys must have 2048 to 4096 bits \
-         (make one with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`)"
+         (make one with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`)",
+        path = crate::text::path(path)
     )]
     RsaKeySize {
         /// The file.
@@ -162,7 +169,8 @@ pub enum Error {
     #[error(
         "private key file {path} holds {} {what} key, which is not supported \
          (supported: RSA 2048-4096, EC P-256, P-384, P-521)",
-        article(.what)
+        article(.what),
+        path = crate::text::path(path)
     )]
     UnsupportedKey {
         /// The file.
@@ -171,7 +179,7 @@ pub enum Error {
         what: String,
     },
     /// The signing operation failed.
-    #[error("cannot sign with private key {path}")]
+    #[error("cannot sign with private key {path}", path = crate::text::path(path))]
     Sign {
         /// The file.
         path: PathBuf,
@@ -257,7 +265,7 @@ impl Signer for FileSigner {
         })
     }
     fn describe(&self) -> String {
-        self.path.display().to_string()
+        crate::text::path(&self.path)
     }
 }
 
@@ -298,7 +306,7 @@ impl<'a> Ctx<'a> {
         if self.policy.prompt {
             sources.push(Source::Prompt(format!(
                 "Password for {}: ",
-                self.path.display()
+                crate::text::path(self.path)
             )));
         }
         sources

@@ -34,9 +34,9 @@ impl std::error::Error for CallError {}
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A `pkcs11:` URI does not follow RFC 7512.
-    #[error("invalid PKCS#11 URI {uri:?}: {reason}")]
+    #[error("invalid PKCS#11 URI \"{uri}\": {reason}")]
     Uri {
-        /// The URI with any `pin-value` removed.
+        /// The URI as [`crate::text::arg`] shows it: cut where `pin-value` starts, escaped.
         uri: String,
         /// What is wrong, naming the bad part.
         reason: String,
@@ -50,7 +50,7 @@ pub enum Error {
         hint: String,
     },
     /// The module file exists but could not be loaded or initialised.
-    #[error("cannot load PKCS#11 module {path}: {reason}{hint}")]
+    #[error("cannot load PKCS#11 module {path}: {reason}{hint}", path = crate::text::path(path))]
     Module {
         /// The module path.
         path: PathBuf,
@@ -184,7 +184,7 @@ pub enum Error {
         source: crate::signer::encoding::Error,
     },
     /// `read-certificate-data` was given something other than a `pkcs11:` URI.
-    #[error("{0} is not a pkcs11: URI")]
+    #[error("{} is not a pkcs11: URI", crate::text::arg(.0))]
     NotAUri(String),
 }
 

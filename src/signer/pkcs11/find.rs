@@ -36,7 +36,7 @@ impl Token {
 /// Every present token matching the URI's library, slot and token attributes, in slot order.
 pub(crate) fn tokens(module: &Module, uri: &Pkcs11Uri) -> Result<Vec<Token>, Error> {
     let lib = &module.lib;
-    let what = || format!("PKCS#11 module {}", module.path.display());
+    let what = || format!("PKCS#11 module {}", crate::text::path(&module.path));
     if uri.library_manufacturer.is_some()
         || uri.library_description.is_some()
         || uri.library_version.is_some()
@@ -107,7 +107,7 @@ pub(crate) fn token_not_found(module: &Module, uri: &Pkcs11Uri) -> Error {
     let all = tokens(module, &Pkcs11Uri::default()).unwrap_or_default();
     Error::TokenNotFound {
         uri: uri.token_part().to_string(),
-        module: module.path.display().to_string(),
+        module: crate::text::path(&module.path),
         seen: if all.is_empty() {
             "; the module shows no initialised token".into()
         } else {

@@ -22,10 +22,11 @@ mod visibility;
 #[cfg(test)]
 mod tests;
 
+pub use crate::text::arg as redact_uri;
 pub use error::{CallError, Error, ckr_name};
 pub use pin::{CONTEXT_PIN_ENV, PIN_ENV};
 pub use sign::Pkcs11Signer;
-pub use uri::redact as redact_uri;
+pub use uri::is_pkcs11_uri;
 
 use crate::certs::Certificate;
 use crate::keys::PublicKey;
@@ -48,7 +49,7 @@ pub struct Opened {
 }
 
 fn parse_if_uri(v: Option<&str>) -> Result<Option<Pkcs11Uri>, Error> {
-    v.filter(|s| s.starts_with("pkcs11:"))
+    v.filter(|s| is_pkcs11_uri(s))
         .map(Pkcs11Uri::parse)
         .transpose()
 }
@@ -186,7 +187,7 @@ fn check_type(uri: &Pkcs11Uri, raw: &str, wanted: ObjectType, flag: &str) -> Res
         return Ok(());
     }
     Err(Error::Uri {
-        uri: uri::redact(raw),
+        uri: crate::text::arg(raw),
         reason: format!(
             "{flag} needs a {} object, but the URI has a different type=",
             match wanted {
@@ -221,7 +222,7 @@ pub fn open_key(opts: &KeyOptions) -> Result<Pkcs11Signer, Error> {
         return Err(Error::NotAUri(
             opts.private_key
                 .as_deref()
-                .map(uri::redact)
+                .map(crate::text::arg)
                 .unwrap_or_default(),
         ));
     }
@@ -233,7 +234,7 @@ fn no_certificate(opts: &KeyOptions) -> Error {
         uri: opts
             .private_key
             .as_deref()
-            .map(uri::redact)
+            .map(crate::text::arg)
             .unwrap_or_default(),
         hint: "; no certificate was given: use --certificate with a file or pkcs11: URI".into(),
     }
@@ -295,7 +296,7 @@ fn open_inner(
                 uri: opts
                     .certificate
                     .as_deref()
-                    .map(uri::redact)
+                    .map(crate::text::arg)
                     .unwrap_or_default(),
                 source,
             }

@@ -83,7 +83,7 @@ pub(crate) fn load(explicit: Option<&Path>, uris: &[&Pkcs11Uri]) -> Result<Modul
             (Some(p), name) if p.is_dir() => {
                 let Some(name) = name else {
                     return Err(Error::NoModule {
-                        tried: format!("module-path {} is a directory", p.display()),
+                        tried: format!("module-path {} is a directory", crate::text::path(p)),
                         hint: "add module-name=NAME to the URI or give the module file".into(),
                     });
                 };
@@ -107,7 +107,7 @@ fn load_first(candidates: &[PathBuf], what: &str) -> Result<Module, Error> {
                 "{what} is not at any of {}",
                 candidates
                     .iter()
-                    .map(|p| p.display().to_string())
+                    .map(|p| crate::text::path(p))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

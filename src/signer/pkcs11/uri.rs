@@ -1,9 +1,11 @@
 //! RFC 7512 `pkcs11:` URIs: parsing, matching against library/slot/token information, and printing.
 //!
 //! Owns: the grammar (path attributes separated by `;`, query attributes by `&`, percent-decoding,
-//! `x-` vendor attributes ignored, unknown or repeated attributes rejected naming the bad part).
+//! `x-` vendor attributes ignored, unknown or repeated attributes rejected naming the bad part), and
+//! [`is_pkcs11_uri`], the one test of whether an argument is a URI at all.
 //! Must not: expose `pin-value` anywhere but [`Pkcs11Uri::pin_value`]; the `Display` and `Debug`
-//! forms and every error message leave it out.
+//! forms and every error message leave it out. Errors show the URI through [`crate::text::arg`]
+//! (cut where `pin-value` starts) and never quote a part of it that lies after that point.
 
 use super::Error;
 use super::ffi::{LibraryInfo, SlotInfo, TokenInfo};
@@ -112,35 +114,65 @@ fn encode(out: &mut String, value: &[u8], keep: fn(u8) -> bool) {
     }
 }
 
-/// `raw` with the value of every `pin-value` attribute replaced by `<redacted>`, so a user's URI can
-/// go into a message or a debug line. Looks in the query (where the attribute belongs) and in the path
-/// (where a user may put it by mistake: the parse error then quotes the URI). Text that is not a
-/// `pkcs11:` URI (a key file path, a TPM handle) comes back unchanged.
-pub fn redact(raw: &str) -> String {
-    let is_uri = raw
-        .get(..PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX));
-    if !is_uri {
-        return raw.to_string();
-    }
-    let (scheme, rest) = raw.split_at(PREFIX.len());
-    let hide = |attr: &str| match attr.split_once('=') {
-        Some((name, _)) if name.eq_ignore_ascii_case("pin-value") => format!("{name}=<redacted>"),
-        _ => attr.to_string(),
-    };
-    let join = |part: &str, sep: char| {
-        part.split(sep)
-            .map(hide)
-            .collect::<Vec<_>>()
-            .join(&sep.to_string())
-    };
-    match rest.split_once('?') {
-        Some((path, query)) => format!("{scheme}{}?{}", join(path, ';'), join(query, '&')),
-        None => format!("{scheme}{}", join(rest, ';')),
-    }
+const PREFIX: &str = "pkcs11:";
+
+/// True when `s` is meant as a `pkcs11:` URI rather than a file path or a TPM handle: the scheme in
+/// any case (RFC 3986 §3.1: schemes are case-insensitive), after any leading whitespace (a quoting
+/// slip in a configuration file). Every place that tells URIs from paths asks this, so a URI is
+/// never mistaken for a file name and printed whole.
+pub fn is_pkcs11_uri(s: &str) -> bool {
+    after_scheme(s).is_some()
 }
 
-const PREFIX: &str = "pkcs11:";
+/// The text after the scheme (see [`is_pkcs11_uri`]).
+fn after_scheme(s: &str) -> Option<&str> {
+    let s = s.trim_start();
+    s.get(..PREFIX.len())
+        .filter(|p| p.eq_ignore_ascii_case(PREFIX))
+        .map(|_| &s[PREFIX.len()..])
+}
+
+/// `s` split at `sep`, each part with its byte offset in the URI (`s` starts at `base`).
+fn with_offsets(s: &str, base: usize, sep: char) -> impl Iterator<Item = (usize, &str)> {
+    let mut next = base;
+    s.split(sep).map(move |part| {
+        let at = next;
+        next += part.len() + sep.len_utf8();
+        (at, part)
+    })
+}
+
+/// `pin-value` is accepted only as written in RFC 7512's query, `?pin-value=` or `&pin-value=` after
+/// the `?`, in lower case and not percent-encoded. Anywhere else (in the path, after `&` with no
+/// `?`, after a second `?`, inside another attribute, in another case or encoding) the PIN would
+/// become a token label, an unknown attribute or a value that messages quote, so the URI is refused
+/// here, before anything quotes it. `at` is where [`crate::text::pin_value_at`] found it.
+fn check_pin_value_placement(raw: &str, at: usize) -> Result<(), Error> {
+    let query = raw.find('?').map(|q| q + 1);
+    let starts_attribute =
+        query.is_some_and(|q| at == q || (at > q && raw.as_bytes().get(at - 1) == Some(&b'&')));
+    if starts_attribute && raw[at..].starts_with("pin-value=") {
+        return Ok(());
+    }
+    Err(bad_uri(
+        raw,
+        "pin-value must be a query attribute written exactly `?pin-value=PIN` (lower case, after \
+         '?' or '&' in the query, not percent-encoded); nothing from pin-value on is shown"
+            .into(),
+    ))
+}
+
+/// The error for a malformed attribute after `pin-value`: it may be a piece of the PIN (an
+/// unencoded `&` inside it), so it is described, not quoted.
+fn after_pin_value(raw: &str) -> Error {
+    bad_uri(
+        raw,
+        "the query after pin-value is malformed (not shown: it may hold part of the PIN); \
+         percent-encode '%', '&' and '#' in the PIN as %25, %26 and %23, or use \
+         pin-source=file:/PATH"
+            .into(),
+    )
+}
 
 fn pct_decode(value: &str, name: &str, raw: &str) -> Result<Vec<u8>, Error> {
     let b = value.as_bytes();
@@ -194,16 +226,16 @@ fn split_attr<'a>(attr: &'a str, raw: &str) -> Result<(&'a str, &'a str), Error>
 
 fn bad_uri(raw: &str, reason: String) -> Error {
     Error::Uri {
-        uri: redact(raw),
+        uri: crate::text::arg(raw),
         reason,
     }
 }
 
 impl Pkcs11Uri {
-    /// Parses a `pkcs11:` URI, rejecting malformed ones with the bad part named.
+    /// Parses a `pkcs11:` URI (see [`is_pkcs11_uri`] for the scheme), rejecting malformed ones with
+    /// the bad part named, unless that part comes after `pin-value`.
     pub(crate) fn parse(raw: &str) -> Result<Pkcs11Uri, Error> {
-        let rest = raw
-            .strip_prefix(PREFIX)
+        let rest = after_scheme(raw)
             .ok_or_else(|| bad_uri(raw, "it must start with \"pkcs11:\"".into()))?;
         if rest.contains('#') {
             return Err(bad_uri(
@@ -211,6 +243,11 @@ impl Pkcs11Uri {
                 "a fragment (#…) is not allowed; percent-encode '#' as %23".into(),
             ));
         }
+        let pin_at = crate::text::pin_value_at(raw);
+        if let Some(at) = pin_at {
+            check_pin_value_placement(raw, at)?;
+        }
+        let rest_at = raw.len() - rest.len();
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
@@ -218,29 +255,22 @@ impl Pkcs11Uri {
         let mut uri = Pkcs11Uri::default();
         let mut seen: Vec<String> = Vec::new();
         // Path attributes are separated by ';', query attributes by '&'; names are unique across both.
-        let path_attrs = path.split(';').map(|a| (a, false));
+        let path_attrs = with_offsets(path, rest_at, ';').map(|(at, a)| (at, a, false));
         let query_attrs = query
             .into_iter()
-            .flat_map(|q| q.split('&'))
-            .map(|a| (a, true));
-        for (attr, in_query) in path_attrs.chain(query_attrs) {
+            .flat_map(|q| with_offsets(q, rest_at + path.len() + 1, '&'))
+            .map(|(at, a)| (at, a, true));
+        for (at, attr, in_query) in path_attrs.chain(query_attrs) {
             if attr.is_empty() {
                 continue;
             }
-            let (name, value) = split_attr(attr, raw)?;
-            if name.starts_with("x-") {
-                continue;
-            }
-            if seen.iter().any(|s| s == name) {
-                return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
-            }
-            seen.push(name.to_string());
-            let bytes = pct_decode(value, name, raw)?;
-            if in_query {
-                uri.set_query_attr(name, bytes, raw)?;
-            } else {
-                uri.set_path_attr(name, bytes, raw)?;
-            }
+            uri.add_attribute(attr, in_query, &mut seen, raw)
+                .map_err(|e| match pin_at {
+                    // `pin-value` itself words its errors without the PIN; what follows it may
+                    // be a piece of the PIN.
+                    Some(p) if at > p => after_pin_value(raw),
+                    _ => e,
+                })?;
         }
         if uri.pin_value.is_some() && uri.pin_source.is_some() {
             return Err(bad_uri(
@@ -249,6 +279,30 @@ impl Pkcs11Uri {
             ));
         }
         Ok(uri)
+    }
+
+    /// One `name=value` attribute; `seen` holds the names so far.
+    fn add_attribute(
+        &mut self,
+        attr: &str,
+        in_query: bool,
+        seen: &mut Vec<String>,
+        raw: &str,
+    ) -> Result<(), Error> {
+        let (name, value) = split_attr(attr, raw)?;
+        if name.starts_with("x-") {
+            return Ok(());
+        }
+        if seen.iter().any(|s| s == name) {
+            return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
+        }
+        seen.push(name.to_string());
+        let bytes = pct_decode(value, name, raw)?;
+        if in_query {
+            self.set_query_attr(name, bytes, raw)
+        } else {
+            self.set_path_attr(name, bytes, raw)
+        }
     }
 
     fn set_path_attr(&mut self, name: &str, bytes: Vec<u8>, raw: &str) -> Result<(), Error> {
@@ -594,33 +648,71 @@ mod tests {
     fn errors_do_not_repeat_the_pin_value() {
         let e = err("pkcs11:token=a?pin-value=hunter2&colour=red");
         assert!(e.contains("pin-value=<redacted>"), "{e}");
-        assert!(!e.contains("hunter2"), "{e}");
+        assert!(!e.contains("hunter2") && !e.contains("colour"), "{e}");
     }
 
+    /// Issue 14 (3): a PIN behind a `pin-value` spelled or placed wrongly, or with an unencoded
+    /// separator inside, is refused without any piece of it (the halves `Zq7Kx` and `Wm9Pv`).
     #[test]
-    fn errors_do_not_repeat_a_pin_value_put_in_the_path_or_badly_encoded() {
+    fn errors_never_quote_anything_from_a_misplaced_or_malformed_pin_value_on() {
         for raw in [
-            "pkcs11:token=a;pin-value=hunter2",
-            "pkcs11:token=a?pin-value=hunter2%zz",
-            "pkcs11:token=a?pin-value=hun%",
-            "PKCS11:token=a?pin-value=hunter2",
+            "pkcs11:token=a;pin-value=Zq7KxWm9Pv",
+            "pkcs11:token=a&pin-value=Zq7KxWm9Pv",
+            "pkcs11:token=a?PIN-VALUE=Zq7KxWm9Pv",
+            "pkcs11:token=a?Pin-Value=Zq7KxWm9Pv",
+            "pkcs11:token=a?pin%2Dvalue=Zq7KxWm9Pv",
+            "pkcs11:token=a?p%69n-value=Zq7KxWm9Pv",
+            "pkcs11:token=a??pin-value=Zq7KxWm9Pv",
+            "pkcs11:token=a?x-pin-value=Zq7KxWm9Pv",
+            "pkcs11:object=pin-value=Zq7KxWm9Pv",
+            "pkcs11:token=a?pin-value=Zq7Kx&Wm9Pv",
+            "pkcs11:token=a?pin-value=Zq7Kx&Wm9Pv=1",
+            "pkcs11:token=a?pin-value=Zq7Kx&=Wm9Pv",
+            "pkcs11:token=a?pin-value=Zq7Kx#Wm9Pv",
+            "pkcs11:token=a?pin-value=Zq7Kx%zzWm9Pv",
+            "pkcs11:token=a?pin-value=Zq7Kx%",
+            "pkcs11:token=a?pin-value=Zq7KxWm9Pv&pin-value=Zq7Kx",
+            "pkcs11:token=a?pin-value=Zq7Kx%FFWm9Pv",
+            "pkcs11:token=a?pin-value=Zq7KxWm9Pv&module-name=Zq7Kx/Wm9Pv",
         ] {
             let e = err(raw);
             assert!(
-                !e.contains("hunter2") && !e.contains("hun") && !e.contains("%zz"),
+                !e.contains("Zq7Kx") && !e.contains("Wm9Pv") && !e.contains("%zz"),
                 "{raw}: {e}"
             );
         }
     }
 
     #[test]
-    fn redact_hides_the_whole_pin_value_and_leaves_other_sources_alone() {
-        assert_eq!(
-            redact("pkcs11:token=a?pin-value=12;34&module-path=/x.so"),
-            "pkcs11:token=a?pin-value=<redacted>&module-path=/x.so"
-        );
-        assert_eq!(redact("/etc/key.pem"), "/etc/key.pem");
-        assert_eq!(redact("pkcs11:token=a;object=b"), "pkcs11:token=a;object=b");
+    fn scheme_case_and_leading_whitespace_do_not_matter() {
+        for raw in [
+            "PKCS11:token=a?pin-value=1",
+            "Pkcs11:token=a?pin-value=1",
+            " pkcs11:token=a?pin-value=1",
+            "\tPKCS11:token=a?pin-value=1",
+        ] {
+            assert!(is_pkcs11_uri(raw), "{raw}");
+            let u = Pkcs11Uri::parse(raw).unwrap();
+            assert_eq!(u.token.as_deref(), Some("a"), "{raw}");
+            assert_eq!(u.pin_value().map(Secret::expose), Some("1"), "{raw}");
+            assert_eq!(u.to_string(), "pkcs11:token=a");
+        }
+        for not_uri in [
+            "/k/pkcs11:x",
+            "pkcs11",
+            "./pkcs11:token=a",
+            "handle:0x81000001",
+            "",
+        ] {
+            assert!(!is_pkcs11_uri(not_uri), "{not_uri}");
+        }
+    }
+
+    #[test]
+    fn a_well_placed_pin_value_may_hold_any_encoded_character() {
+        let u = Pkcs11Uri::parse("pkcs11:token=a?pin-value=1%262%233%254;5&module-name=m").unwrap();
+        assert_eq!(u.pin_value().map(Secret::expose), Some("1&2#3%4;5"));
+        assert_eq!(u.module_name.as_deref(), Some("m"));
     }
 
     #[test]

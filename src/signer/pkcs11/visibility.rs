@@ -174,17 +174,9 @@ fn token_dir(conf: &str) -> Option<PathBuf> {
         .next_back()
 }
 
-/// Text from the environment or a file, with control characters escaped for a terminal.
+/// Text from the environment or a file as messages show it ([`crate::text::arg`]).
 fn escaped(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    crate::text::arg(s)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tss_esapi::constants::response_code::Tss2ResponseCode;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The TCTI string is not one this agent can use.
-    #[error("invalid TPM TCTI {tcti:?}: {reason}")]
+    #[error("invalid TPM TCTI {:?}: {reason}", crate::text::redact(tcti))]
     TctiSyntax {
         /// The TCTI as given.
         tcti: String,
@@ -22,8 +22,9 @@ pub enum Error {
     },
     /// The TPM could not be reached through the TCTI.
     #[error(
-        "cannot open the TPM through TCTI {tcti} (from {origin}): {cause}; check that the TPM or \
-         simulator is running and reachable, or choose another with --tpm-tcti"
+        "cannot open the TPM through TCTI {} (from {origin}): {cause}; check that the TPM or \
+         simulator is running and reachable, or choose another with --tpm-tcti",
+        crate::text::arg(tcti)
     )]
     TctiOpen {
         /// The TCTI used.
@@ -34,7 +35,7 @@ pub enum Error {
         cause: Rc,
     },
     /// A key file could not be read as a `TSS2 PRIVATE KEY`.
-    #[error("cannot use TPM key file {path}")]
+    #[error("cannot use TPM key file {path}", path = crate::text::path(path))]
     KeyFile {
         /// The file.
         path: PathBuf,
@@ -67,8 +68,9 @@ pub enum Error {
     },
     /// A `handle:` argument that is not a persistent handle.
     #[error(
-        "invalid TPM key handle {0:?}: expected handle:0x81000000 … handle:0x81ffffff \
-         (a persistent key, see tpm2_getcap handles-persistent)"
+        "invalid TPM key handle {:?}: expected handle:0x81000000 … handle:0x81ffffff \
+         (a persistent key, see tpm2_getcap handles-persistent)",
+        crate::text::redact(.0)
     )]
     HandleSyntax(String),
     /// A password is too long for the object's name algorithm.

@@ -108,7 +108,7 @@ impl Drop for State {
 /// terminal), bring up the parent, start the sessions the key needs (salted with the parent), load,
 /// release the parent. On any error the ESYS context's drop flushes what was created.
 pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmSigner, Error> {
-    let desc = format!("TPM key {}", path.display());
+    let desc = format!("TPM key {}", crate::text::path(path));
     let file_err = |source| Error::KeyFile {
         path: path.to_path_buf(),
         source,
@@ -149,7 +149,7 @@ pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmS
         // A policy without PolicyAuthValue never looks at the auth value.
         crate::secret::Secret::new(String::new())
     } else {
-        auth::key_password(opts, needs, &path.display().to_string())?
+        auth::key_password(opts, needs, &crate::text::path(path))?
     };
     auth::check_len(&key_pw, "TPM key password")?;
     let parent_pw = auth::parent_password(opts)?;
