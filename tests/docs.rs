@@ -150,6 +150,38 @@ fn help_output_lists_the_flags_of_the_definitions() {
     }
 }
 
+/// Every environment variable of the reference's table is named in the `--help` of
+/// `credential-process`, which reads them all (they used to be in no help text at all).
+#[test]
+fn every_documented_environment_variable_is_in_the_help() {
+    let doc = cli_md();
+    let table = section(&doc, "Environment variables").expect("an Environment variables section");
+    // Table rows only: the text below the table names variables that are *not* read.
+    let rows: String = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').nth(1).unwrap_or(""))
+        .collect();
+    let mut names: Vec<&str> = rows
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| {
+            w.len() > 2
+                && w.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    names.dedup();
+    assert!(names.contains(&"ROLESANYWHERE_PKCS11_PIN"), "{names:?}");
+    let text = help(&["credential-process"]);
+    let missing: Vec<&&str> = names.iter().filter(|n| !mentions(&text, n)).collect();
+    assert!(
+        missing.is_empty(),
+        "credential-process --help does not name {missing:?}"
+    );
+}
+
 #[test]
 fn section_finds_a_heading_and_stops_at_the_next_one() {
     let doc = "# T\n## a\nx --one\n### a b\ny\n## c\nz --two\n";

@@ -34,30 +34,38 @@ pub enum Command {
     #[command(
         args_override_self = true,
         mut_arg("certificate", required(CERTIFICATE_UNLESS)),
-        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS)),
+        after_help = SESSION_ENVIRONMENT
     )]
     CredentialProcess(SessionArgs),
     /// Sign a fixed test string with the private key (to check the key works).
     #[command(
         args_override_self = true,
-        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS)),
+        after_help = KEY_ENVIRONMENT
     )]
     SignString(SignStringArgs),
     /// Print the certificate's key type, DER (base64), serial number and supported algorithms.
-    #[command(args_override_self = true, mut_arg("certificate", required("")))]
+    #[command(
+        args_override_self = true,
+        mut_arg("certificate", required("")),
+        after_help = KEY_ENVIRONMENT
+    )]
     ReadCertificateData(ReadCertificateArgs),
     /// Keep a profile in the shared credentials file up to date (not supported yet).
     #[command(
         args_override_self = true,
         mut_arg("certificate", required(CERTIFICATE_UNLESS)),
-        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS)),
+        after_help = SESSION_ENVIRONMENT
     )]
     Update(UpdateArgs),
     /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
     #[command(
         args_override_self = true,
         mut_arg("certificate", required(CERTIFICATE_UNLESS)),
-        mut_arg("private_key", required(PRIVATE_KEY_UNLESS))
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS)),
+        after_help = SESSION_ENVIRONMENT
     )]
     Serve(ServeArgs),
     /// Air-gapped enrollment: generate a key on the device, make a CSR with it, install the certificate.
@@ -66,6 +74,34 @@ pub enum Command {
     /// Print the version.
     Version,
 }
+
+/// The environment variables of the commands that open a key, one help line each.
+macro_rules! key_environment_lines {
+    () => {
+        "  ROLESANYWHERE_PKCS11_PIN           PKCS#11 user PIN (after the URI's pin-value/pin-source)
+  ROLESANYWHERE_PKCS11_CONTEXT_PIN   PKCS#11 context-specific PIN
+  ROLESANYWHERE_PKCS8_PASSWORD       password of an encrypted key file
+  ROLESANYWHERE_TPM_KEY_PASSWORD     TPM key password
+  ROLESANYWHERE_TPM_PARENT_PASSWORD  TPM parent key (or hierarchy) password
+  TPM2TOOLS_TCTI, TCTI, TPM_DEVICE   the TPM when --tpm-tcti is not given, in that order
+  TSS2_LOG                           the TSS library's own logging (default: silenced)"
+    };
+}
+
+/// `--help` text of the commands that open a key: the environment they read. The table in
+/// docs/cli.md is the reference; tests/docs.rs holds the two together.
+pub const KEY_ENVIRONMENT: &str = concat!("Environment:\n", key_environment_lines!());
+
+/// [`KEY_ENVIRONMENT`] plus what the commands that call CreateSession read.
+pub const SESSION_ENVIRONMENT: &str = concat!(
+    "Environment:\n",
+    key_environment_lines!(),
+    "
+  AWS_CA_BUNDLE                      PEM file of CA certificates to trust as well
+  SSL_CERT_FILE, SSL_CERT_DIR        replace the system's trusted roots
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lower case): proxy for CreateSession
+  AWS_USE_FIPS_ENDPOINT              true: as --use-fips-endpoint"
+);
 
 /// When a CreateSession command can do without `--certificate`.
 const CERTIFICATE_UNLESS: &str = ", unless --private-key is a PKCS#12 file that holds it";
@@ -138,22 +174,24 @@ pub struct DeviceArgs {
     /// The TPM key has no password (never prompt).
     #[arg(long)]
     pub no_tpm_key_password: bool,
-    /// TPM parent key password (visible in the process list: prefer --tpm-parent-password-file).
+    /// Password of the TPM parent key or hierarchy (visible in the process list: prefer the file flag).
     #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
     pub tpm_parent_password: Option<Secret>,
-    /// File whose first line is the TPM parent key password.
+    /// File whose first line is the TPM parent key (or hierarchy) password.
     #[arg(long, value_name = "FILE")]
     pub tpm_parent_password_file: Option<PathBuf>,
-    /// TPM TCTI (e.g. device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321).
+    /// TPM TCTI, e.g. swtpm:host=127.0.0.1,port=2321 (default: TPM2TOOLS_TCTI, TCTI, TPM_DEVICE, else
+    /// device:/dev/tpmrm0).
     #[arg(long, value_name = "TCTI")]
     pub tpm_tcti: Option<String>,
     /// Seconds one TPM command may take (default 30; key generation 10 times as long).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub tpm_timeout: Option<u64>,
-    /// Password of an encrypted PKCS#8 key (visible in the process list: prefer the file flag).
+    /// Password of an encrypted key file, PKCS#8 or PKCS#12 (visible in the process list: prefer the
+    /// file flag).
     #[arg(long, value_name = "PASSWORD", value_parser = crate::secret::parse_arg, allow_hyphen_values = true)]
     pub pkcs8_password: Option<Secret>,
-    /// File whose first line is the password of an encrypted PKCS#8 key.
+    /// File whose first line is the password of an encrypted key file (PKCS#8 or PKCS#12).
     #[arg(long, value_name = "FILE")]
     pub pkcs8_password_file: Option<PathBuf>,
 }

@@ -11,10 +11,13 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Subcommand)]
 pub enum EnrollCommand {
     /// Generate a key pair on a PKCS#11 token or in a TPM and print its public key (PEM)
+    #[command(after_help = crate::cli::args::KEY_ENVIRONMENT)]
     Keygen(KeygenArgs),
     /// Write a PKCS#10 certificate request signed by the device key
+    #[command(after_help = crate::cli::args::KEY_ENVIRONMENT)]
     Csr(CsrArgs),
     /// Check a certificate against the device key, store it with the key and print the AWS profile
+    #[command(after_help = crate::cli::args::KEY_ENVIRONMENT)]
     InstallCert(InstallCertArgs),
 }
 
