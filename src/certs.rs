@@ -7,6 +7,7 @@
 //! the service refuses ([`leaf_problems`], for warnings and hints; it never refuses by itself).
 
 use crate::keys::{Curve, PublicKey};
+use crate::userfile;
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use x509_parser::certificate::X509Certificate;
@@ -36,14 +37,14 @@ pub struct Certificate {
 /// Certificate problems.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A certificate file could not be read.
+    /// A certificate file could not be read (missing, not a regular file, too large).
     #[error("cannot read certificate file {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: userfile::Error,
     },
     /// The source holds no `CERTIFICATE` PEM block.
     #[error("{what} holds no CERTIFICATE PEM block{hint}")]
@@ -552,12 +553,14 @@ fn is_certificate_label(label: &str) -> bool {
     label == "CERTIFICATE" || label == "X509 CERTIFICATE"
 }
 
-/// Reads a PEM file of one or more certificates (the first is the leaf for `--certificate`).
+/// Reads a PEM file of one or more certificates (the first is the leaf for `--certificate`): a regular
+/// file of at most [`userfile::Kind::Certificates`]' size.
 pub fn load_pem_file(path: &Path) -> Result<Vec<Certificate>, Error> {
-    let data = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data =
+        userfile::read(path, userfile::Kind::Certificates).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_pem_bundle(&data, &path.display().to_string())
 }
 

@@ -18,3 +18,4 @@ pub mod secret;
 pub mod session;
 pub mod signer;
 pub mod sigv4x509;
+pub mod userfile;

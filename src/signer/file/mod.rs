@@ -35,14 +35,14 @@ pub const PASSWORD_ENV: &str = "ROLESANYWHERE_PKCS8_PASSWORD";
 /// Key file problems. Every message names the file; none contains a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file could not be read.
+    /// The file could not be read (missing, not a regular file, too large).
     #[error("cannot read private key file {path}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O failure.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: crate::userfile::Error,
     },
     /// The file is not in any key format we know.
     #[error(

@@ -1,0 +1,236 @@
+//! Hostile input files (issue 14, items 7 to 10): FIFOs, devices, huge files, huge certificate
+//! counts, and key files whose parameters would panic a crate or cost minutes of key derivation.
+//!
+//! Every run goes through [`run_within`]: a regression that blocks or turns slow fails the test after
+//! a few seconds instead of hanging the suite.
+
+use super::common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long a refusal may take; generous for a debug build on a loaded machine. The refusals these
+/// tests expect take milliseconds.
+const LIMIT: Duration = Duration::from_secs(5);
+
+/// Runs `cmd`, killing it (and failing the test) if it runs longer than `limit`.
+fn run_within(mut cmd: Command, limit: Duration) -> Run {
+    let start = Instant::now();
+    let out = hsm_tests::output_within(&mut cmd, limit);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stdout_bytes: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// An env with a leaf (`leaf.pem`, `leaf.key`) and a FIFO `fifo` nobody writes to.
+fn hostile_env() -> Env {
+    let env = Env::new();
+    env.leaf("leaf");
+    mkfifo(&env.path("fifo"));
+    env
+}
+
+/// `credential-process` with `leaf.pem`, `leaf.key` and the ARNs against `url`, with `replace`
+/// swapping in other values for flags (by name) and `extra` appended.
+fn agent(
+    env: &Env,
+    url: &str,
+    replace: &[(&str, &str)],
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> Run {
+    let cert = env.p("leaf.pem");
+    let key = env.p("leaf.key");
+    let mut args = vec![
+        "credential-process",
+        "--certificate",
+        &cert,
+        "--private-key",
+        &key,
+        "--trust-anchor-arn",
+        TRUST_ANCHOR,
+        "--profile-arn",
+        PROFILE,
+        "--role-arn",
+        ROLE,
+        "--endpoint",
+        url,
+    ];
+    for (flag, value) in replace {
+        match args.iter().position(|a| a == flag) {
+            Some(i) => args[i + 1] = value,
+            None => args.extend([*flag, *value]),
+        }
+    }
+    args.extend_from_slice(extra);
+    run_within(env.cmd(&args, vars), LIMIT)
+}
+
+/// The FIFO and a character device, with the word the message uses for each.
+fn non_regular(env: &Env) -> [(String, &'static str); 2] {
+    [
+        (env.p("fifo"), "a FIFO (named pipe), not a regular file"),
+        ("/dev/zero".into(), "a character device, not a regular file"),
+    ]
+}
+
+#[test]
+fn issue_14_certificate_key_and_intermediates_must_be_regular_files() {
+    let env = hostile_env();
+    let emu = env.emulator();
+    for (path, found) in non_regular(&env) {
+        for (flag, what) in [
+            ("--certificate", "cannot read certificate file"),
+            ("--private-key", "cannot read private key file"),
+            ("--intermediates", "cannot read certificate file"),
+        ] {
+            let run = agent(&env, &emu.url(), &[(flag, &path)], &[], &[]);
+            run.assert_failure(2, &[&format!("{what} {path}: it is {found}")]);
+        }
+    }
+    assert!(emu.decisions().is_empty());
+}
+
+#[test]
+fn issue_14_password_file_must_be_a_regular_file() {
+    let env = hostile_env();
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        &env.p("leaf.key"),
+        "-out",
+        &env.p("enc.key"),
+        "-passout",
+        "pass:pw",
+    ]);
+    let emu = env.emulator();
+    for (path, found) in non_regular(&env) {
+        let run = agent(
+            &env,
+            &emu.url(),
+            &[
+                ("--private-key", &env.p("enc.key")),
+                ("--pkcs8-password-file", &path),
+            ],
+            &[],
+            &[],
+        );
+        run.assert_failure(
+            2,
+            &[&format!(
+                "cannot read private key password from file {path}: it is {found}"
+            )],
+        );
+    }
+    assert!(emu.decisions().is_empty());
+}
+
+#[test]
+fn issue_14_pkcs11_module_must_be_a_regular_file_before_dlopen() {
+    let env = hostile_env();
+    for (path, found) in non_regular(&env) {
+        let lib = agent(
+            &env,
+            "http://127.0.0.1:9",
+            &[
+                ("--certificate", "pkcs11:token=t;object=k"),
+                ("--private-key", "pkcs11:token=t;object=k"),
+            ],
+            &["--pkcs11-lib", &path],
+            &[],
+        );
+        lib.assert_failure(
+            2,
+            &[&format!("cannot load PKCS#11 module {path}: it is {found}")],
+        );
+        let uri = format!("pkcs11:token=t;object=k?module-path={path}");
+        let run = agent(
+            &env,
+            "http://127.0.0.1:9",
+            &[("--certificate", &uri), ("--private-key", &uri)],
+            &[],
+            &[],
+        );
+        run.assert_failure(
+            2,
+            &[&format!("cannot load PKCS#11 module {path}: it is {found}")],
+        );
+    }
+}
+
+#[test]
+fn issue_14_ca_bundle_must_be_a_regular_file() {
+    let env = hostile_env();
+    // Nothing listens there: the bundle is read (and refused) before any connection.
+    let url = "https://127.0.0.1:9";
+    for variable in ["AWS_CA_BUNDLE", "SSL_CERT_FILE"] {
+        for (path, found) in non_regular(&env) {
+            let run = agent(&env, url, &[], &[], &[(variable, &path)]);
+            run.assert_failure(
+                2,
+                &[&format!(
+                    "cannot load CA bundle {path} (from {variable}): it is {found}"
+                )],
+            );
+        }
+    }
+}
+
+/// A sparse file of `len` bytes: its size is what is refused, nothing has to be written.
+fn sparse(env: &Env, name: &str, len: u64) -> String {
+    std::fs::File::create(env.path(name))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    env.p(name)
+}
+
+#[test]
+fn issue_14_oversized_files_are_refused_by_size_naming_the_cap() {
+    let env = hostile_env();
+    let emu = env.emulator();
+    let cert = sparse(&env, "huge.pem", 3 << 20);
+    agent(&env, &emu.url(), &[("--certificate", &cert)], &[], &[]).assert_failure(
+        2,
+        &[&format!(
+            "cannot read certificate file {cert}: it is 3145728 bytes, more than the 2097152 \
+             bytes (2 MiB) accepted for a certificate file"
+        )],
+    );
+    let key = sparse(&env, "huge.key", 2 << 20);
+    agent(&env, &emu.url(), &[("--private-key", &key)], &[], &[]).assert_failure(
+        2,
+        &[&format!(
+            "cannot read private key file {key}: it is 2097152 bytes, more than the 1048576 \
+             bytes (1 MiB) accepted for a private key file"
+        )],
+    );
+    let bundle = sparse(&env, "huge-ca.pem", 9 << 20);
+    agent(
+        &env,
+        "https://127.0.0.1:9",
+        &[],
+        &[],
+        &[("AWS_CA_BUNDLE", &bundle)],
+    )
+    .assert_failure(
+        2,
+        &[&format!(
+            "cannot load CA bundle {bundle} (from AWS_CA_BUNDLE): it is 9437184 bytes, more than \
+             the 8388608 bytes (8 MiB) accepted for a CA bundle"
+        )],
+    );
+    assert!(emu.decisions().is_empty());
+}
