@@ -58,12 +58,10 @@ fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
             source,
         };
         // Read like every file the user names: a regular file (a FIFO would block, /dev/zero would
-        // grow without end) of bounded size.
+        // grow without end) of bounded size, and a bounded number of certificates.
         let pem =
             userfile::read(&b.path, userfile::Kind::CaBundle).map_err(|e| fail(Box::new(e)))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(Box::new(e)))?;
+        let certs = bundle_certificates(&pem).map_err(fail)?;
         if certs.is_empty() {
             return Err(fail("the file holds no CERTIFICATE block".into()));
         }
@@ -72,6 +70,28 @@ fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
         }
     }
     Ok(roots)
+}
+
+/// Most certificates read from a CA bundle: system bundles hold about 150 roots.
+const MAX_BUNDLE_CERTIFICATES: usize = 1000;
+
+/// The certificates of a PEM bundle; a malformed block, or more than [`MAX_BUNDLE_CERTIFICATES`], is an
+/// error.
+fn bundle_certificates(
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut certs = Vec::new();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        if certs.len() == MAX_BUNDLE_CERTIFICATES {
+            return Err(format!(
+                "the file holds more than {MAX_BUNDLE_CERTIFICATES} certificates; a CA bundle holds \
+                 trust roots, which are far fewer"
+            )
+            .into());
+        }
+        certs.push(c?);
+    }
+    Ok(certs)
 }
 
 /// The system's trust roots; `env` looks up environment variables.

@@ -234,3 +234,101 @@ fn issue_14_oversized_files_are_refused_by_size_naming_the_cap() {
     );
     assert!(emu.decisions().is_empty());
 }
+
+/// `copies` copies of the PEM file `name`, written to `out`.
+fn repeat_pem(env: &Env, name: &str, copies: usize, out: &str) -> String {
+    let pem = std::fs::read_to_string(env.path(name)).unwrap();
+    std::fs::write(env.path(out), pem.repeat(copies)).unwrap();
+    env.p(out)
+}
+
+#[test]
+fn issue_14_forty_thousand_intermediates_are_refused_quickly() {
+    let env = hostile_env();
+    let emu = env.emulator();
+    // 40,000 certificates (about 24 MB): refused by size before anything is parsed.
+    let many = repeat_pem(&env, "ca.pem", 40_000, "many.pem");
+    let run = agent(&env, &emu.url(), &[("--intermediates", &many)], &[], &[]);
+    run.assert_failure(2, &["accepted for a certificate file"]);
+    assert!(emu.decisions().is_empty());
+}
+
+#[test]
+fn issue_14_more_than_a_hundred_certificates_are_refused_by_count() {
+    let env = hostile_env();
+    let emu = env.emulator();
+    let bundle = repeat_pem(&env, "ca.pem", 101, "bundle.pem");
+    agent(&env, &emu.url(), &[("--intermediates", &bundle)], &[], &[])
+        .assert_failure(2, &[&format!("{bundle} holds more than 100 certificates")]);
+    // The same for a full-chain --certificate file: the leaf and 100 more.
+    let leaf = std::fs::read_to_string(env.path("leaf.pem")).unwrap();
+    let ca = std::fs::read_to_string(env.path("ca.pem")).unwrap();
+    std::fs::write(env.path("full.pem"), leaf + &ca.repeat(100)).unwrap();
+    let full = env.p("full.pem");
+    agent(&env, &emu.url(), &[("--certificate", &full)], &[], &[])
+        .assert_failure(2, &[&format!("{full} holds more than 100 certificates")]);
+    // A hundred is fine (the root is the trust anchor's and not sent).
+    let hundred = repeat_pem(&env, "ca.pem", 100, "hundred.pem");
+    agent(&env, &emu.url(), &[("--intermediates", &hundred)], &[], &[]).credentials();
+}
+
+#[test]
+fn issue_14_a_ca_bundle_of_more_than_a_thousand_certificates_is_refused() {
+    let env = hostile_env();
+    let bundle = repeat_pem(&env, "ca.pem", 1001, "roots.pem");
+    agent(
+        &env,
+        "https://127.0.0.1:9",
+        &[],
+        &[],
+        &[("AWS_CA_BUNDLE", &bundle)],
+    )
+    .assert_failure(
+        2,
+        &[&format!(
+            "cannot load CA bundle {bundle} (from AWS_CA_BUNDLE): the file holds more than 1000 \
+             certificates"
+        )],
+    );
+}
+
+#[test]
+fn issue_14_a_key_after_many_certificate_blocks_loads_in_linear_time() {
+    let env = hostile_env();
+    let key = std::fs::read_to_string(env.path("leaf.key")).unwrap();
+    // Just under the 1 MiB cap: about 17,000 blocks before the key.
+    let block = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let blocks = ((1 << 20) - key.len() - 64) / block.len();
+    std::fs::write(env.path("many.key"), block.repeat(blocks) + &key).unwrap();
+    let run = run_within(
+        env.cmd(
+            &[
+                "sign-string",
+                "--private-key",
+                &env.p("many.key"),
+                "--certificate",
+                &env.p("leaf.pem"),
+            ],
+            &[],
+        ),
+        LIMIT,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.is_empty());
+    // 40,000 blocks (2.4 MB) is over the key file cap: refused before scanning.
+    std::fs::write(env.path("more.key"), block.repeat(40_000) + &key).unwrap();
+    let run = run_within(
+        env.cmd(
+            &[
+                "sign-string",
+                "--private-key",
+                &env.p("more.key"),
+                "--certificate",
+                &env.p("leaf.pem"),
+            ],
+            &[],
+        ),
+        LIMIT,
+    );
+    run.assert_failure(2, &["accepted for a private key file"]);
+}

@@ -310,6 +310,13 @@ impl Walker<'_, '_> {
                 self.keys.push(key);
             } else if bag_id.is_oid(&CERT_BAG) {
                 if let Some(cert) = cert_bag(value).map_err(self.m())? {
+                    // The same cap as a PEM bundle: ordering and chain building stay cheap.
+                    if self.certificates.len() == crate::certs::MAX_BUNDLE {
+                        return Err(self.ctx.malformed_msg(format!(
+                            "the PKCS#12 file holds more than {} certificates",
+                            crate::certs::MAX_BUNDLE
+                        )));
+                    }
                     self.certificates.push(cert.to_vec());
                 }
             } else if bag_id.is_oid(&SAFE_CONTENTS_BAG) {

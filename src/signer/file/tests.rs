@@ -643,6 +643,110 @@ fn pem_with_a_certificate_before_the_key_loads_the_key() {
     assert!(matches!(only_cert, Error::NoKey { .. }), "{only_cert}");
 }
 
+/// Issue 14: a key after 40,000 certificate blocks (2.4 MB, over the file cap, so given as bytes) was
+/// found in quadratic time (23 s): every skipped block got a buffer the size of the whole file.
+#[test]
+fn issue_14_a_key_after_forty_thousand_pem_blocks_is_found_in_linear_time() {
+    let cert = der::pem::encode_string(
+        "CERTIFICATE",
+        der::pem::LineEnding::LF,
+        &read("ec-p256.crt.der"),
+    )
+    .unwrap();
+    let mut data = cert.repeat(40_000 * 60 / cert.len());
+    data.push_str(&"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n".repeat(40_000));
+    let data = [data.as_bytes(), &read("ec-p256.pkcs8.pem")].concat();
+    assert!(data.len() > 2_400_000, "{}", data.len());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            load_bytes(&data, "many-blocks.pem", &KeyOptions::default())
+                .map(|k| k.signer.public_key().clone())
+                .map_err(|e| e.to_string()),
+        );
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("scanning the PEM blocks took more than 5 s");
+    assert_eq!(got.unwrap(), openssl_public_key("ec-p256.pkcs8.pem"));
+    // Blocks without a key: one mention of each label, not one per block.
+    let only = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".repeat(1000);
+    let e = load_bytes(only.as_bytes(), "certs.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .ends_with("holds no private key: only PEM blocks labelled CERTIFICATE"),
+        "{e}"
+    );
+}
+
+/// A PFX without MAC whose AuthenticatedSafe is one `data` ContentInfo holding `bags`.
+fn pfx_with_bags(bags: &[Vec<u8>]) -> Vec<u8> {
+    use crate::keys::der_tlv;
+    let safe_contents = der_tlv(0x30, &bags.concat());
+    let data = |content: &[u8]| {
+        der_tlv(
+            0x30,
+            &[
+                der_tlv(0x06, DATA_OID),
+                der_tlv(0xa0, &der_tlv(0x04, content)),
+            ]
+            .concat(),
+        )
+    };
+    let auth_safe = data(&der_tlv(0x30, &data(&safe_contents)));
+    der_tlv(0x30, &[der_tlv(0x02, &[3]), auth_safe].concat())
+}
+
+/// `1.2.840.113549.1.7.1` (PKCS#7 data), encoded.
+const DATA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+
+/// A SafeBag of `bag_oid` (encoded) around `value`.
+fn safe_bag(bag_oid: &[u8], value: &[u8]) -> Vec<u8> {
+    use crate::keys::der_tlv;
+    der_tlv(
+        0x30,
+        &[der_tlv(0x06, bag_oid), der_tlv(0xa0, value)].concat(),
+    )
+}
+
+#[test]
+fn pkcs12_with_more_than_a_hundred_certificates_is_refused() {
+    use crate::keys::der_tlv;
+    // certBag { x509Certificate, [0] OCTET STRING cert }
+    let x509_cert_oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.22.1");
+    let cert_bag_oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.3");
+    let key_bag_oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.1");
+    let cert = read("ec-p256.crt.der");
+    let cert_bag = safe_bag(
+        cert_bag_oid.as_bytes(),
+        &der_tlv(
+            0x30,
+            &[
+                der_tlv(0x06, x509_cert_oid.as_bytes()),
+                der_tlv(0xa0, &der_tlv(0x04, &cert)),
+            ]
+            .concat(),
+        ),
+    );
+    let (_, key_der) = der::pem::decode_vec(&read("ec-p256.pkcs8.pem")).unwrap();
+    let key_bag = safe_bag(key_bag_oid.as_bytes(), &key_der);
+    let mut bags = vec![key_bag];
+    bags.extend(std::iter::repeat_n(cert_bag, 100));
+    let key = load_bytes(&pfx_with_bags(&bags), "hundred.p12", &KeyOptions::default()).unwrap();
+    assert_eq!(key.certificates.len(), 100);
+    bags.push(bags[1].clone());
+    let e = load_bytes(&pfx_with_bags(&bags), "many.p12", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .ends_with("many.p12: the PKCS#12 file holds more than 100 certificates"),
+        "{e}"
+    );
+}
+
 #[test]
 fn debug_output_shows_path_and_public_key_only() {
     let key = load_ok("ec-p256.sec1.pem");
