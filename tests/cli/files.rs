@@ -332,3 +332,63 @@ fn issue_14_a_key_after_many_certificate_blocks_loads_in_linear_time() {
     );
     run.assert_failure(2, &["accepted for a private key file"]);
 }
+
+/// A fixture of `testdata/keys/hostile/` (made by its `make.py` from keys openssl made).
+fn hostile_key(name: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    path_str(&root.join("testdata/keys/hostile").join(name))
+}
+
+/// `sign-string` with `key` and the fixtures' password file, under the watchdog.
+fn sign_with(env: &Env, key: &str) -> Run {
+    let password = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys/password.txt");
+    run_within(
+        env.cmd(
+            &[
+                "sign-string",
+                "--private-key",
+                key,
+                "--pkcs8-password-file",
+                &path_str(&password),
+            ],
+            &[],
+        ),
+        LIMIT,
+    )
+}
+
+#[test]
+fn issue_14_key_parameters_that_panicked_a_crate_are_usage_errors() {
+    let env = Env::new();
+    for (name, want) in [
+        (
+            "pbes2-scrypt-n0.pem",
+            "scrypt cost N is 0; it must be a power of two, at least 2",
+        ),
+        (
+            "pbes2-des3-iv-4.pem",
+            "the DES-EDE3-CBC IV has 4 bytes, not 8",
+        ),
+    ] {
+        let key = hostile_key(name);
+        let run = sign_with(&env, &key);
+        run.assert_failure(
+            2,
+            &[&format!("cannot parse private key file {key}: {want}")],
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn issue_14_pkcs12_with_twelve_costly_bags_is_refused_before_deriving() {
+    let env = Env::new();
+    let key = hostile_key("p12-12-bags-10m.p12");
+    sign_with(&env, &key).assert_failure(
+        2,
+        &[&format!(
+            "private key file {key} needs 120000000 key-derivation iterations in all, above this \
+             program's limit of 30000000 per file"
+        )],
+    );
+}
