@@ -28,6 +28,8 @@ pub enum Kind {
     PrivateKey,
     /// A PIN or password file: only its first line is used.
     Secret,
+    /// Another program's configuration file read for a hint (`SOFTHSM2_CONF`).
+    Config,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             Kind::CaBundle => 8 << 20,
             Kind::PrivateKey => 1 << 20,
             Kind::Secret => crate::secret::MAX_FILE_LEN,
+            Kind::Config => 1 << 20,
         }
     }
 
@@ -47,6 +50,7 @@ impl Kind {
             Kind::CaBundle => "a CA bundle",
             Kind::PrivateKey => "a private key file",
             Kind::Secret => "a PIN or password file",
+            Kind::Config => "a configuration file",
         }
     }
 
@@ -55,6 +59,7 @@ impl Kind {
             Kind::Secret => "point to a file holding only the secret",
             Kind::PrivateKey => "point to the key file itself",
             Kind::Certificates | Kind::CaBundle => "point to a PEM file of certificates",
+            Kind::Config => "point to the configuration file itself",
         }
     }
 }
@@ -309,6 +314,7 @@ mod tests {
             Kind::CaBundle,
             Kind::PrivateKey,
             Kind::Secret,
+            Kind::Config,
         ] {
             let f = File::create(&p).unwrap();
             // Sparse: the size is what counts, nothing is written or read.
