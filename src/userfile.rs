@@ -202,7 +202,7 @@ fn read_capped(mut file: File, size: u64, kind: Kind) -> Result<Zeroizing<Vec<u8
             if filled >= limit {
                 return Err(Error::TooLarge { size: None, kind });
             }
-            let mut bigger = Zeroizing::new(vec![0u8; (filled * 2).clamp(4096, limit)]);
+            let mut bigger = Zeroizing::new(vec![0u8; (filled * 2).max(4096).min(limit)]);
             bigger[..filled].copy_from_slice(&buf[..filled]);
             buf = bigger;
         }
