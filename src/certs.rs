@@ -7,7 +7,9 @@
 //! the service refuses ([`leaf_problems`], for warnings and hints; it never refuses by itself).
 
 use crate::keys::{Curve, PublicKey};
+use crate::userfile;
 use base64::Engine as _;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::error::X509Error;
@@ -17,6 +19,11 @@ use x509_parser::x509::X509Name;
 /// Largest number of intermediates the service accepts in `X-Amz-X509-Chain`.
 pub const MAX_CHAIN: usize = 5;
 
+/// Most certificates read from one PEM file (`--certificate`, `--intermediates`): a chain has at
+/// most [`MAX_CHAIN`] intermediates, so a hundred leaves room for bundles with unrelated CAs while a
+/// hostile file cannot make us parse and compare without end.
+pub const MAX_BUNDLE: usize = 100;
+
 /// A parsed certificate with the fields the agent uses.
 #[derive(Clone)]
 pub struct Certificate {
@@ -25,6 +32,9 @@ pub struct Certificate {
     serial: Vec<u8>,
     subject: String,
     issuer: String,
+    /// The subject and issuer names as encoded: chain building matches these bytes.
+    subject_raw: Vec<u8>,
+    issuer_raw: Vec<u8>,
     not_before: time::OffsetDateTime,
     not_after: time::OffsetDateTime,
     version: u32,
@@ -36,14 +46,23 @@ pub struct Certificate {
 /// Certificate problems.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A certificate file could not be read.
+    /// A certificate file could not be read (missing, not a regular file, too large).
     #[error("cannot read certificate file {}", crate::text::path(path))]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: userfile::Error,
+    },
+    /// More certificates than any chain or bundle needs.
+    #[error(
+        "{what} holds more than {MAX_BUNDLE} certificates; give only the leaf and the \
+         intermediates that issued it"
+    )]
+    TooManyCertificates {
+        /// The file or source.
+        what: String,
     },
     /// The source holds no `CERTIFICATE` PEM block.
     #[error("{what} holds no CERTIFICATE PEM block{hint}")]
@@ -91,14 +110,12 @@ pub enum Error {
     },
     /// More intermediates than the service accepts.
     #[error(
-        "certificate chain above {leaf} has {count} intermediates, at most {MAX_CHAIN} are accepted; \
-         leave out certificates the trust anchor already holds"
+        "certificate chain above {leaf} has more than {MAX_CHAIN} intermediates, at most \
+         {MAX_CHAIN} are accepted; leave out certificates the trust anchor already holds"
     )]
     ChainTooLong {
         /// The leaf's subject.
         leaf: String,
-        /// Intermediates found.
-        count: usize,
     },
 }
 
@@ -144,6 +161,8 @@ impl Certificate {
             serial,
             subject: rfc4514(x509.subject()),
             issuer: rfc4514(x509.issuer()),
+            subject_raw: x509.subject().as_raw().to_vec(),
+            issuer_raw: x509.issuer().as_raw().to_vec(),
             not_before: x509.validity().not_before.to_datetime(),
             not_after: x509.validity().not_after.to_datetime(),
             version: x509.version().0 + 1,
@@ -245,7 +264,8 @@ impl Certificate {
 
     /// True when the certificate is self-signed (a root: the trust anchor's business, not the chain's).
     pub fn is_self_signed(&self) -> bool {
-        self.is_issued_by(self)
+        // The name check first: it is cheap, and most certificates fail it.
+        self.subject_raw == self.issuer_raw && self.is_issued_by(self)
     }
 }
 
@@ -481,8 +501,9 @@ pub fn leaf_problems(cert: &Certificate, now: time::OffsetDateTime) -> Vec<LeafP
     found
 }
 
-/// Parses every `CERTIFICATE` block of a PEM bundle; `what` names the source in errors. Other blocks
-/// (keys, parameters) and text between blocks are skipped.
+/// Parses every `CERTIFICATE` block of a PEM bundle, at most [`MAX_BUNDLE`]; `what` names the source
+/// in errors. Other blocks (keys, parameters) and text between blocks are skipped. One pass over the
+/// lines: time is linear in the size of the input.
 pub fn parse_pem_bundle(pem: &[u8], what: &str) -> Result<Vec<Certificate>, Error> {
     let mut certs = Vec::new();
     let mut block: Option<(String, Vec<u8>)> = None;
@@ -513,6 +534,13 @@ pub fn parse_pem_bundle(pem: &[u8], what: &str) -> Result<Vec<Certificate>, Erro
                         return Err(pem_error(index, "BEGIN and END labels differ"));
                     }
                     if is_certificate_label(label) {
+                        // Checked as certificates are found, so a huge file costs no more parsing
+                        // than the cap allows.
+                        if certs.len() == MAX_BUNDLE {
+                            return Err(Error::TooManyCertificates {
+                                what: what.to_string(),
+                            });
+                        }
                         let der = base64::engine::general_purpose::STANDARD
                             .decode(&*body)
                             .map_err(|_| pem_error(index, "invalid base64"))?;
@@ -552,42 +580,54 @@ fn is_certificate_label(label: &str) -> bool {
     label == "CERTIFICATE" || label == "X509 CERTIFICATE"
 }
 
-/// Reads a PEM file of one or more certificates (the first is the leaf for `--certificate`).
+/// Reads a PEM file of one or more certificates (the first is the leaf for `--certificate`): a regular
+/// file of at most [`userfile::Kind::Certificates`]' size and [`MAX_BUNDLE`] certificates.
 pub fn load_pem_file(path: &Path) -> Result<Vec<Certificate>, Error> {
-    let data = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data =
+        userfile::read(path, userfile::Kind::Certificates).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_pem_bundle(&data, &crate::text::path(path))
 }
 
 /// Orders `candidates` into the chain above `leaf`: issuer order, leaf excluded, duplicates,
 /// self-signed roots and unrelated certificates dropped, at most [`MAX_CHAIN`].
+///
+/// Candidates are indexed by their encoded subject, so each step looks up the certificates named as
+/// the current one's issuer instead of scanning (and verifying signatures across) the whole pool, and
+/// building stops as soon as the chain is too long: the work is linear in the number of candidates.
 pub fn build_chain(
     leaf: &Certificate,
     candidates: Vec<Certificate>,
 ) -> Result<Vec<Certificate>, Error> {
-    let mut pool: Vec<Certificate> = Vec::with_capacity(candidates.len());
+    let mut seen: HashSet<Vec<u8>> = HashSet::with_capacity(candidates.len());
+    let mut by_subject: HashMap<Vec<u8>, Vec<Certificate>> = HashMap::new();
     for c in candidates {
-        // A root is the trust anchor's: sending it wastes one of the five slots.
-        if c != *leaf && !pool.contains(&c) && !c.is_self_signed() {
-            pool.push(c);
+        if c != *leaf && seen.insert(c.der.clone()) {
+            by_subject.entry(c.subject_raw.clone()).or_default().push(c);
         }
     }
     let mut chain: Vec<Certificate> = Vec::new();
     // Every step removes a certificate from the pool, so a loop of cross-signed CAs still ends.
     loop {
         let current = chain.last().unwrap_or(leaf);
-        let Some(i) = pool.iter().position(|c| current.is_issued_by(c)) else {
+        let Some(named) = by_subject.get_mut(&current.issuer_raw) else {
             break;
         };
-        chain.push(pool.remove(i));
-    }
-    if chain.len() > MAX_CHAIN {
-        return Err(Error::ChainTooLong {
-            leaf: leaf.subject(),
-            count: chain.len(),
-        });
+        // A root is the trust anchor's: sending it wastes one of the five slots.
+        let Some(i) = named
+            .iter()
+            .position(|c| current.is_issued_by(c) && !c.is_self_signed())
+        else {
+            break;
+        };
+        chain.push(named.remove(i));
+        if chain.len() > MAX_CHAIN {
+            return Err(Error::ChainTooLong {
+                leaf: leaf.subject(),
+            });
+        }
     }
     Ok(chain)
 }
@@ -849,11 +889,11 @@ mod tests {
 
         let leaf = pki.cert("leaf", "/CN=leaf", "P-256", Some("c7"));
         let err = build_chain(&leaf, all).unwrap_err();
+        assert!(matches!(&err, Error::ChainTooLong { .. }), "{err:?}");
         assert!(
-            matches!(&err, Error::ChainTooLong { count: 7, .. }),
-            "{err:?}"
+            err.to_string().contains("CN=leaf") && err.to_string().contains("more than 5"),
+            "{err}"
         );
-        assert!(err.to_string().contains("CN=leaf"), "{err}");
     }
 
     #[test]
@@ -958,6 +998,58 @@ mod tests {
             parse_pem_bundle(mismatched.as_bytes(), "x"),
             Err(Error::Pem { .. })
         ));
+    }
+
+    /// Issue 14: more than [`MAX_BUNDLE`] certificates is refused, and parsing stops there.
+    #[test]
+    fn parse_pem_bundle_refuses_more_than_a_hundred_certificates() {
+        let root = std::fs::read_to_string(vectors().join("root-ca.pem")).unwrap();
+        assert_eq!(
+            parse_pem_bundle(root.repeat(MAX_BUNDLE).as_bytes(), "ok.pem")
+                .unwrap()
+                .len(),
+            MAX_BUNDLE
+        );
+        let err = parse_pem_bundle(root.repeat(MAX_BUNDLE + 1).as_bytes(), "many.pem").unwrap_err();
+        assert!(matches!(&err, Error::TooManyCertificates { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "many.pem holds more than 100 certificates; give only the leaf and the intermediates \
+             that issued it"
+        );
+        // A broken certificate after the hundredth is not even parsed: the count stops first.
+        let broken = root.repeat(MAX_BUNDLE)
+            + "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            parse_pem_bundle(broken.as_bytes(), "x"),
+            Err(Error::TooManyCertificates { .. })
+        ));
+    }
+
+    /// Issue 14: chain building was quadratic in the candidates (27 s for 40,000 intermediates):
+    /// every candidate was compared with every other and checked for a self-signature.
+    #[test]
+    fn build_chain_is_linear_in_the_number_of_candidates() {
+        // 20,000 distinct certificates (signature bytes changed) that issue nothing here.
+        let base = rsa_leaf().der().to_vec();
+        let mut candidates: Vec<Certificate> = (0..20_000u32)
+            .map(|i| {
+                let mut der = base.clone();
+                let n = der.len();
+                der[n - 4..].copy_from_slice(&i.to_be_bytes());
+                Certificate::from_der(der).unwrap()
+            })
+            .collect();
+        candidates.push(intermediate());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(build_chain(&p384_leaf(), candidates).map_err(|e| e.to_string()));
+        });
+        let chain = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("building the chain took more than 5 s")
+            .unwrap();
+        assert_eq!(chain, vec![intermediate()]);
     }
 
     #[test]

@@ -21,3 +21,4 @@ pub mod session;
 pub mod signer;
 pub mod sigv4x509;
 pub mod text;
+pub mod userfile;

@@ -4,6 +4,7 @@
 //! the caller gives; a terminal prompt is only ever offered when stdin is a real terminal, so services
 //! and CI fail fast with a message instead of hanging.
 
+use crate::userfile;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -57,29 +58,16 @@ pub enum Source {
 /// A secret could not be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A secret file could not be read.
+    /// A secret file could not be read (missing, not a regular file, larger than any secret).
     #[error("cannot read {what} from file {path}", path = crate::text::path(path))]
     File {
         /// What the secret is for (`PKCS#11 user PIN`, …).
         what: String,
         /// The file.
         path: PathBuf,
-        /// The I/O failure.
+        /// Why.
         #[source]
-        source: std::io::Error,
-    },
-    /// A secret file larger than any PIN or password.
-    #[error(
-        "{what} file {path} is larger than {max} bytes: point to a file holding only the secret",
-        path = crate::text::path(path)
-    )]
-    FileTooLarge {
-        /// What the secret is for.
-        what: String,
-        /// The file.
-        path: PathBuf,
-        /// The limit.
-        max: u64,
+        source: crate::userfile::Error,
     },
     /// A secret that is not valid UTF-8.
     #[error(
@@ -110,26 +98,14 @@ pub enum Error {
     },
 }
 
-/// Reads a secret from the first line of `path`.
+/// Reads a secret from the first line of `path`, a regular file of at most [`MAX_FILE_LEN`] bytes:
+/// `pin-source=file:/dev/zero`, a FIFO or a wrong path to a huge file fails at once, never hangs.
 pub fn read_file(path: &Path, what: &str) -> Result<Secret, Error> {
-    use std::io::Read as _;
-    let file_error = |source| Error::File {
+    let raw = userfile::read(path, userfile::Kind::Secret).map_err(|source| Error::File {
         what: what.into(),
         path: path.into(),
         source,
-    };
-    // Bounded: `pin-source=file:/dev/zero` (or a wrong path to a huge file) must fail, not hang.
-    let mut raw = Zeroizing::new(Vec::new());
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_LEN + 1).read_to_end(&mut raw))
-        .map_err(file_error)?;
-    if raw.len() as u64 > MAX_FILE_LEN {
-        return Err(Error::FileTooLarge {
-            what: what.into(),
-            path: path.into(),
-            max: MAX_FILE_LEN,
-        });
-    }
+    })?;
     let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // Refused rather than "repaired": a PIN altered by lossy decoding would cost the token a try.
@@ -155,7 +131,7 @@ pub fn from_env(name: &str, what: &str) -> Result<Option<Secret>, Error> {
     }
 }
 
-/// Largest secret file read: PINs and passwords are short.
+/// Largest secret file read: PINs and passwords are short (the cap [`userfile`] applies to secrets).
 pub const MAX_FILE_LEN: u64 = 64 * 1024;
 
 /// True when an interactive prompt is allowed (stdin is a terminal).
@@ -228,8 +204,34 @@ mod tests {
     #[test]
     fn huge_or_endless_secret_files_are_refused() {
         let e = read_file(Path::new("/dev/zero"), "PKCS#11 user PIN").unwrap_err();
-        assert!(matches!(e, Error::FileTooLarge { .. }), "{e}");
+        assert!(
+            matches!(
+                &e,
+                Error::File {
+                    source: userfile::Error::NotRegular { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("/dev/zero"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(MAX_FILE_LEN + 1)
+            .unwrap();
+        let e = read_file(&p, "PKCS#11 user PIN").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::File {
+                    source: userfile::Error::TooLarge { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! stderr. Failure paths must leave stdout empty.
 
 mod common;
+#[path = "cli/files.rs"]
+mod files;
 
 use common::*;
 use rolesanywhere_emulator::ca::{IssueRequest, KeyType};

@@ -15,6 +15,7 @@ pub mod swtpm;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// True when missing simulators must fail the tests rather than skip them: the one skip-or-fail
 /// rule of the workspace (the PKCS#11 unit tests and the CLI tests call this too).
@@ -101,6 +102,56 @@ pub fn run_agent(args: &[&str], env: &[(&str, &str)]) -> Run {
     cmd.env("TSS2_LOG", "all+none");
     cmd.envs(env.iter().copied());
     cmd.output().expect("cannot start the agent binary").into()
+}
+
+/// Runs `cmd` with stdin closed and its output captured, like [`Command::output`], but kills it (only
+/// this child) and panics when it runs longer than `limit`: a test of something that must fail fast
+/// (a FIFO, a hostile file) then fails after `limit` instead of hanging the suite.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    use std::process::Stdio;
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start the program under test");
+    fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            out
+        })
+    }
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("cannot wait for the child") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+    };
+    let (stdout, stderr) = (collect(stdout), collect(stderr));
+    let Some(status) = status else {
+        panic!(
+            "{:?} still running after {limit:?}, killed; stderr so far:\n{}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 #[cfg(test)]

@@ -681,3 +681,52 @@ fn softhsm_token_directory_unreadable_by_this_user_is_named() {
         assert!(stderr.contains(&needle), "{needle}: {stderr}");
     }
 }
+
+/// Issue 14: a PIN file that is a FIFO (nobody writing) or a device is refused at once, naming it,
+/// for the user PIN (`pin-source=file:`) and the context-specific PIN alike.
+#[test]
+fn issue_14_pin_files_must_be_regular_files() {
+    let Some((hsm, emu)) = setup() else { return };
+    token_with_key(&hsm, &emu, "EC:prime256v1", "aa", &["--always-auth"]);
+    let fifo = hsm.dir().join("pin-fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = fifo.to_str().unwrap().to_string();
+    let run = |cert: &str, extra: &[&str]| -> Run {
+        let mut cmd = std::process::Command::new(hsm_tests::agent_bin());
+        cmd.arg("credential-process")
+            .args(["--pkcs11-lib", LIB, "--certificate", cert])
+            .args(extra)
+            .args(emu.args())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(hsm.env());
+        hsm_tests::output_within(&mut cmd, Duration::from_secs(10)).into()
+    };
+    for (path, found) in [
+        (fifo.as_str(), "a FIFO (named pipe), not a regular file"),
+        ("/dev/zero", "a character device, not a regular file"),
+    ] {
+        let by_source = format!("pkcs11:token=ra;object=aa?pin-source=file:{path}");
+        let r = run(&by_source, &[]);
+        assert_eq!(r.code, 2, "pin-source {path}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+        let want = format!("the user PIN of PKCS#11 token \"ra\" from file {path}: it is {found}");
+        assert!(r.stderr.contains(&want), "{want}\n{}", r.stderr);
+
+        let by_value = format!("pkcs11:token=ra;object=aa?pin-value={PIN}");
+        let r = run(&by_value, &["--pkcs11-context-pin-file", path]);
+        assert_eq!(r.code, 2, "context PIN {path}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+        let want = format!("from file {path}: it is {found}");
+        assert!(
+            r.stderr.contains("context-specific PIN") && r.stderr.contains(&want),
+            "{want}\n{}",
+            r.stderr
+        );
+    }
+    assert_eq!(emu.requests(), 0);
+}

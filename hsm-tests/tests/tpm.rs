@@ -942,3 +942,45 @@ fn issue14_tampered_key_file_exits_2_naming_the_file_and_the_fix() {
     }
     assert_eq!(emu.requests(), 1);
 }
+
+/// Issue 14: a TPM password file that is a FIFO (nobody writing) or a device is refused at once,
+/// naming it, for the key and the parent password alike.
+#[test]
+fn issue_14_tpm_password_files_must_be_regular_files() {
+    let Some((t, emu)) = setup() else { return };
+    let (key, cert) = key_and_cert(&t, &emu, "p256.tss2.pem", "EC", &["group:P-256"]);
+    let tcti = t.tcti();
+    let fifo = t.path("pw-fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = path_str(&fifo);
+    for flag in ["--tpm-key-password-file", "--tpm-parent-password-file"] {
+        for (path, found) in [
+            (fifo.as_str(), "a FIFO (named pipe), not a regular file"),
+            ("/dev/zero", "a character device, not a regular file"),
+        ] {
+            let mut cmd = std::process::Command::new(hsm_tests::agent_bin());
+            cmd.args([
+                "credential-process",
+                "--certificate",
+                &cert,
+                "--private-key",
+            ])
+            .args([key.as_str(), "--tpm-tcti", &tcti, flag, path])
+            .args(emu.args())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TSS2_LOG", "all+none");
+            let out = hsm_tests::output_within(&mut cmd, std::time::Duration::from_secs(10));
+            let r = Run::from(out);
+            assert_eq!(r.code, 2, "{flag} {path}: {}", r.stderr);
+            assert!(r.stdout.is_empty(), "{}", r.stdout);
+            let want = format!("from file {path}: it is {found}");
+            assert!(r.stderr.contains(&want), "{want}\n{}", r.stderr);
+        }
+    }
+    assert_eq!(emu.requests(), 0);
+}

@@ -312,7 +312,7 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         let e = Err::<(), _>(signer::Error::from(signer::file::Error::Read {
             path: "/k.pem".into(),
-            source: io,
+            source: io.into(),
         }))
         .context("cannot load the signing identity")
         .unwrap_err();

@@ -17,12 +17,15 @@ use time::OffsetDateTime;
 
 /// Reads the first certificate of a PEM file (or of a DER file).
 pub fn read_certificate(path: &Path) -> Result<Certificate, Error> {
-    let data = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.into(),
-        source,
-    })?;
+    let data =
+        crate::userfile::read(path, crate::userfile::Kind::Certificates).map_err(|source| {
+            Error::Read {
+                path: path.into(),
+                source,
+            }
+        })?;
     let parsed = if data.starts_with(&[0x30]) {
-        Certificate::from_der(data)
+        Certificate::from_der(data.to_vec())
     } else {
         certs::parse_pem_bundle(&data, &crate::text::path(path)).map(|mut c| c.remove(0))
     };
@@ -84,7 +87,8 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
         Target::File(p) => Device::File(
             p.clone(),
             target::open_signer(&args.private_key, &args.device)?,
-            std::fs::read(p).is_ok_and(|d| crate::signer::identity::is_tss2_pem(&d)),
+            crate::userfile::read(p, crate::userfile::Kind::PrivateKey)
+                .is_ok_and(|d| crate::signer::identity::is_tss2_pem(&d)),
         ),
     };
     let (key, key_desc) = match &device {
@@ -353,14 +357,16 @@ fn write_aws_config(path: &Path, profile: &Profile) -> Result<(), Error> {
             "a path in the profile contains a line break, which a config file cannot hold".into(),
         ));
     }
-    let existing = match std::fs::read(path) {
-        Ok(data) => String::from_utf8(data).map_err(|_| {
+    let existing = match crate::userfile::read(path, crate::userfile::Kind::Config) {
+        Ok(data) => String::from_utf8(data.to_vec()).map_err(|_| {
             Error::Usage(format!(
                 "{} is not UTF-8 text, which the AWS SDKs cannot read either; fix or move it first",
                 path.display()
             ))
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(crate::userfile::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            String::new()
+        }
         Err(source) => {
             return Err(Error::Read {
                 path: path.into(),

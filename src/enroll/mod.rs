@@ -114,9 +114,9 @@ pub enum Error {
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O failure.
+        /// Why (missing, not a regular file, over its size cap, …).
         #[source]
-        source: std::io::Error,
+        source: crate::userfile::Error,
     },
     /// Standard output could not be written.
     #[error("cannot write to standard output")]

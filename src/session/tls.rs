@@ -7,6 +7,7 @@
 //! certificate (the handshake signatures are still checked); the warning about it is the CLI's job.
 
 use super::{ClientOptions, Error};
+use crate::userfile;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -56,10 +57,11 @@ fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
             variable: b.variable,
             source,
         };
-        let certs = CertificateDer::pem_file_iter(&b.path)
-            .map_err(|e| fail(Box::new(e)))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(Box::new(e)))?;
+        // Read like every file the user names: a regular file (a FIFO would block, /dev/zero would
+        // grow without end) of bounded size, and a bounded number of certificates.
+        let pem =
+            userfile::read(&b.path, userfile::Kind::CaBundle).map_err(|e| fail(Box::new(e)))?;
+        let certs = bundle_certificates(&pem).map_err(fail)?;
         if certs.is_empty() {
             return Err(fail("the file holds no CERTIFICATE block".into()));
         }
@@ -68,6 +70,28 @@ fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
         }
     }
     Ok(roots)
+}
+
+/// Most certificates read from a CA bundle: system bundles hold about 150 roots.
+const MAX_BUNDLE_CERTIFICATES: usize = 1000;
+
+/// The certificates of a PEM bundle; a malformed block, or more than [`MAX_BUNDLE_CERTIFICATES`], is an
+/// error.
+fn bundle_certificates(
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut certs = Vec::new();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        if certs.len() == MAX_BUNDLE_CERTIFICATES {
+            return Err(format!(
+                "the file holds more than {MAX_BUNDLE_CERTIFICATES} certificates; a CA bundle holds \
+                 trust roots, which are far fewer"
+            )
+            .into());
+        }
+        certs.push(c?);
+    }
+    Ok(certs)
 }
 
 /// The system's trust roots; `env` looks up environment variables.
@@ -95,7 +119,19 @@ fn system_roots(env: &dyn Fn(&str) -> Option<OsString>) -> Vec<CertificateDer<'s
 
 /// The certificates in `file` and in the files of each of `dirs`, each once.
 fn load_paths(file: Option<PathBuf>, dirs: &[PathBuf]) -> Vec<CertificateDer<'static>> {
-    let mut certs = rustls_native_certs::load_certs_from_paths(file.as_deref(), None).certs;
+    // The file is read like a CA bundle (`SSL_CERT_FILE` is also one, and reports its errors as
+    // such); rustls-native-certs would block on a FIFO and read /dev/zero until memory runs out. It
+    // reads only the regular files of the directories.
+    let mut certs = file.map_or_else(Vec::new, |f| {
+        userfile::read(&f, userfile::Kind::CaBundle).map_or_else(
+            |_| Vec::new(),
+            |pem| {
+                CertificateDer::pem_slice_iter(&pem)
+                    .map_while(Result::ok)
+                    .collect()
+            },
+        )
+    });
     for dir in dirs {
         certs.extend(rustls_native_certs::load_certs_from_paths(None, Some(dir)).certs);
     }

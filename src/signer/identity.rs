@@ -10,6 +10,7 @@ use super::pkcs11::{is_pkcs11_uri, redact_uri};
 use super::{Error, Signer, file, pkcs11};
 use crate::certs::{self, Certificate};
 use crate::secret::Secret;
+use crate::userfile;
 use std::path::{Path, PathBuf};
 
 /// Options that select and unlock a key and its certificate (all commands share them).
@@ -197,13 +198,15 @@ pub fn open_key(opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
     }
 }
 
-/// Reads a key file into memory that is wiped on drop (it may hold an unencrypted private key).
+/// Reads a key file (a regular file of at most 1 MiB) into memory that is wiped on drop: it may hold
+/// an unencrypted private key.
 fn read_key_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
-    let data = std::fs::read(path).map_err(|source| file::Error::Read {
-        path: path.into(),
-        source,
-    })?;
-    Ok(zeroize::Zeroizing::new(data))
+    let data =
+        userfile::read(path, userfile::Kind::PrivateKey).map_err(|source| file::Error::Read {
+            path: path.into(),
+            source,
+        })?;
+    Ok(data)
 }
 
 /// True for a PEM whose first block is `TSS2 PRIVATE KEY`.

@@ -57,9 +57,11 @@ struct Block {
     der: Zeroizing<Vec<u8>>,
 }
 
+/// One pass over the lines, in time linear in the file's size: skipped blocks are stepped over without
+/// decoding or buffering anything, and only the key block is decoded.
 fn pem(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
     let mut lines = data.split(|&b| b == b'\n').map(<[u8]>::trim_ascii_end);
-    let mut seen = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     while let Some(line) = lines.next() {
         let Some(label) = line
             .strip_prefix(b"-----BEGIN ")
@@ -68,11 +70,14 @@ fn pem(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
             continue;
         };
         let label = String::from_utf8_lossy(label).into_owned();
-        let block = read_block(ctx, &label, &mut lines, data.len())?;
-        if SKIPPED_LABELS.contains(&label.as_str()) {
-            seen.push(label);
+        if let Some(skipped) = SKIPPED_LABELS.iter().find(|l| **l == label) {
+            skip_block(ctx, &label, &mut lines)?;
+            if !seen.contains(skipped) {
+                seen.push(skipped);
+            }
             continue;
         }
+        let block = read_block(ctx, &label, &mut lines, data.len())?;
         if block.encrypted {
             return Err(Error::LegacyEncryptedPem {
                 path: ctx.path.into(),
@@ -117,7 +122,27 @@ fn pem_hint(label: &str) -> &'static str {
     }
 }
 
-/// Reads the body of a block whose BEGIN line has been consumed, up to its END line.
+/// Steps over the body of a block whose BEGIN line has been consumed, up to its END line. The body is
+/// not decoded: these blocks are not ours to check (`--certificate` reads the certificates).
+fn skip_block<'a>(
+    ctx: &Ctx<'_>,
+    label: &str,
+    lines: &mut impl Iterator<Item = &'a [u8]>,
+) -> Result<(), Error> {
+    let end = format!("-----END {label}-----");
+    for line in lines {
+        if line == end.as_bytes() {
+            return Ok(());
+        }
+        if line.starts_with(b"-----") {
+            return Err(ctx.unrecognized(&format!("PEM block {label} has no END line")));
+        }
+    }
+    Err(ctx.unrecognized(&format!("PEM block {label} is truncated (no END line)")))
+}
+
+/// Reads the body of a block whose BEGIN line has been consumed, up to its END line. Called once per
+/// file (for the key block), so sizing its buffer by the whole file costs linear time.
 fn read_block<'a>(
     ctx: &Ctx<'_>,
     label: &str,

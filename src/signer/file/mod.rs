@@ -26,7 +26,7 @@ use crate::keys::PublicKey;
 use crate::secret::{self, Secret, Source};
 use crate::signer::{KeyOptions, Signer};
 use crate::sigv4x509::Digest;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::path::{Path, PathBuf};
 
 /// The environment variable holding the key file password.
@@ -35,14 +35,14 @@ pub const PASSWORD_ENV: &str = "ROLESANYWHERE_PKCS8_PASSWORD";
 /// Key file problems. Every message names the file; none contains a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file could not be read.
+    /// The file could not be read (missing, not a regular file, too large).
     #[error("cannot read private key file {path}", path = crate::text::path(path))]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O failure.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: crate::userfile::Error,
     },
     /// The file is not in any key format we know.
     #[error(
@@ -137,6 +137,23 @@ pub enum Error {
         /// Its value in the file.
         value: u64,
         /// Our limit.
+        limit: u64,
+    },
+    /// The key derivations of the whole file cost more than this program's budget per file (checked
+    /// before any derivation the count covers: the MAC and every item not itself inside encrypted
+    /// content; an item found inside is charged before its own derivation).
+    #[error(
+        "private key file {path} needs {total} key-derivation iterations in all, above this \
+         program's limit of {limit} per file; re-export it with default parameters (`openssl \
+         pkcs12 -export`, or `openssl pkcs8 -topk8 -v2 aes-256-cbc` for a key file)"
+    )]
+    KdfBudget {
+        /// The file.
+        path: PathBuf,
+        /// The iterations the file asks for so far (PBKDF2 and PKCS#12 KDF iterations per derived
+        /// hash block; scrypt counts N·r·p).
+        total: u64,
+        /// Our budget.
         limit: u64,
     },
     /// An encryption, KDF or MAC algorithm we do not implement.
@@ -275,12 +292,14 @@ struct PasswordPolicy {
     prompt: bool,
 }
 
-/// What parsing needs: the file name for messages and the password, resolved at most once.
+/// What parsing needs: the file name for messages, the password (resolved at most once) and the
+/// key-derivation work spent so far on this file.
 struct Ctx<'a> {
     path: &'a Path,
     opts: &'a KeyOptions,
     policy: PasswordPolicy,
     password: OnceCell<pbe::Password>,
+    kdf_spent: Cell<u64>,
 }
 
 impl<'a> Ctx<'a> {
@@ -290,7 +309,29 @@ impl<'a> Ctx<'a> {
             opts,
             policy,
             password: OnceCell::new(),
+            kdf_spent: Cell::new(0),
         }
+    }
+
+    /// Fails with [`Error::KdfBudget`] unless `planned` more iterations (see
+    /// [`pbe::MAX_FILE_KDF_ITERATIONS`]) fit in what is left of the file's budget.
+    fn check_kdf_budget(&self, planned: u64) -> Result<(), Error> {
+        let total = self.kdf_spent.get().saturating_add(planned);
+        if total > pbe::MAX_FILE_KDF_ITERATIONS {
+            return Err(Error::KdfBudget {
+                path: self.path.into(),
+                total,
+                limit: pbe::MAX_FILE_KDF_ITERATIONS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Charges a derivation of `cost` iterations to the file's budget, before it is made.
+    fn charge_kdf(&self, cost: u64) -> Result<(), Error> {
+        self.check_kdf_budget(cost)?;
+        self.kdf_spent.set(self.kdf_spent.get() + cost);
+        Ok(())
     }
 
     /// The password sources in priority order.

@@ -2,8 +2,11 @@
 //!
 //! Owns: PBES2 (PBKDF2-HMAC-SHA1/224/256/384/512 or scrypt, with AES-CBC/GCM or 3DES) through the
 //! `pkcs5` crate; the PKCS#12 PBE schemes (`pbeWithSHAAnd3-KeyTripleDES-CBC`, `…128BitRC2-CBC`,
-//! `…40BitRC2-CBC`) and the RFC 7292 appendix B key derivation, written here; and the limits on KDF
-//! parameters, checked BEFORE any derivation so a hostile file cannot hang us or exhaust memory.
+//! `…40BitRC2-CBC`) and the RFC 7292 appendix B key derivation, written here; and the checks of KDF
+//! and cipher parameters, made BEFORE any derivation so a hostile file cannot hang us, exhaust
+//! memory or panic a crate: PBES2 parameters are read with our own DER reader first (`pkcs5` panics
+//! on scrypt N=0 and on a 3DES IV under 8 bytes), each item has limits, and the whole file a
+//! key-derivation budget ([`MAX_FILE_KDF_ITERATIONS`], charged through the caller's context).
 //! Every derived key, IV and plaintext lives in a zeroizing buffer. It never retries: a failed
 //! decryption is reported once as "wrong password or corrupt file".
 //!
@@ -25,6 +28,16 @@ pub(super) const MAX_ITERATIONS: u64 = 10_000_000;
 pub(super) const MAX_SCRYPT_N: u64 = 1 << 20;
 /// Most scrypt memory accepted, computed as 128·N·r·p bytes.
 pub(super) const MAX_SCRYPT_MEMORY: u64 = 256 << 20;
+/// Largest scrypt `r` and `p` (what `pkcs5` can represent; openssl's defaults are 8 and 1).
+const MAX_SCRYPT_R_P: u64 = u16::MAX as u64;
+/// Longest PBES2 salt (what `pkcs5` can hold; openssl writes 8 or 16 bytes).
+const MAX_SALT_LEN: u64 = 32;
+/// Most key-derivation work one file may ask for, over all its items (the PKCS#12 MAC and every
+/// bag), in iterations: PBKDF2 and the PKCS#12 KDF count each iteration once per hash block they
+/// derive (a 3DES key and IV from SHA-1 are three blocks), scrypt counts N·r·p (about as long as that
+/// many PBKDF2-HMAC-SHA256 iterations). Three items at the per-item limit, so any single item the
+/// per-item limits allow still fits, while a file repeating costly items cannot take minutes.
+pub(super) const MAX_FILE_KDF_ITERATIONS: u64 = 3 * MAX_ITERATIONS;
 
 const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 const PBKDF2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.12");
@@ -72,8 +85,11 @@ impl Password {
 
 /// A parsed and checked encryption scheme, ready to decrypt once a password is known.
 pub(super) enum Scheme {
-    /// PBES2, decrypted by `pkcs5`.
-    Pbes2(pkcs5::pbes2::Parameters),
+    /// PBES2, decrypted by `pkcs5`, with its key-derivation cost.
+    Pbes2 {
+        params: pkcs5::pbes2::Parameters,
+        cost: u64,
+    },
     /// A PKCS#12 PBE scheme: SHA-1 KDF, then 3DES-CBC (`rc2_bits` None) or RC2-CBC.
     Pkcs12 {
         key_len: usize,
@@ -122,16 +138,31 @@ impl Scheme {
         })
     }
 
-    /// Decrypts `data` with `password`. Any failure of padding is "wrong password or corrupt file".
+    /// The key-derivation work decrypting costs, in the units of [`MAX_FILE_KDF_ITERATIONS`].
+    pub(super) fn cost(&self) -> u64 {
+        match self {
+            Scheme::Pbes2 { cost, .. } => *cost,
+            // The key, then the 8-byte IV, each from SHA-1 (20-byte blocks).
+            Scheme::Pkcs12 {
+                key_len,
+                iterations,
+                ..
+            } => iterations.saturating_mul(key_len.div_ceil(20) as u64 + 1),
+        }
+    }
+
+    /// Decrypts `data` with `password`, after charging [`Self::cost`] to the file's budget. Any
+    /// failure of padding is "wrong password or corrupt file".
     pub(super) fn decrypt(
         &self,
         ctx: &Ctx<'_>,
         data: &[u8],
         password: &Password,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        ctx.charge_kdf(self.cost())?;
         let mut buf = Zeroizing::new(data.to_vec());
         let plain_len = match self {
-            Scheme::Pbes2(params) => params
+            Scheme::Pbes2 { params, .. } => params
                 .decrypt_in_place(password.utf8(), &mut buf)
                 .map_err(|e| match e {
                     pkcs5::Error::DecryptFailed => ctx.wrong_password(),
@@ -172,26 +203,154 @@ impl Scheme {
 }
 
 fn pbes2(ctx: &Ctx<'_>, algorithm: Tlv<'_>) -> Result<Scheme, Error> {
-    let scheme = match pkcs5::EncryptionScheme::from_der(algorithm.raw) {
+    // Our own reading first: `pkcs5` panics on some parameters (scrypt N=0, a 3DES IV shorter than
+    // 8 bytes) and reports others only as it derives. Whatever it does not cover (an algorithm we do
+    // not support, a malformed structure) is left to `pkcs5`'s parser and explained below.
+    let checked = check_pbes2(ctx, algorithm)?;
+    let params = match pkcs5::EncryptionScheme::from_der(algorithm.raw) {
         Ok(pkcs5::EncryptionScheme::Pbes2(p)) => p,
         Ok(_) => return Err(ctx.malformed_msg("PBES2 parameters do not parse")),
         Err(e) => return Err(explain_pbes2(ctx, algorithm, e)),
     };
-    match &scheme.kdf {
-        pkcs5::pbes2::Kdf::Pbkdf2(p) => {
-            check_iterations(ctx, "PBKDF2 iteration count", u64::from(p.iteration_count))?
-        }
-        pkcs5::pbes2::Kdf::Scrypt(p) => check_scrypt(
-            ctx,
-            p.cost_parameter,
-            u64::from(p.block_size),
-            u64::from(p.parallelization),
-        )?,
-        other => {
-            return Err(ctx.unsupported_algorithm(&format!("PBES2 key derivation {}", other.oid())));
-        }
+    // Parameters `pkcs5` accepts but we could not read are not used unchecked.
+    let cost = checked.ok_or_else(|| ctx.malformed_msg("PBES2 parameters do not parse"))?;
+    Ok(Scheme::Pbes2 { params, cost })
+}
+
+/// Ciphers of PBES2: name, key length and IV (GCM: nonce) length in bytes.
+const PBES2_CIPHERS: [(ObjectIdentifier, &str, usize, usize); 6] = [
+    (pkcs5::pbes2::AES_128_CBC_OID, "AES-128-CBC", 16, 16),
+    (pkcs5::pbes2::AES_192_CBC_OID, "AES-192-CBC", 24, 16),
+    (pkcs5::pbes2::AES_256_CBC_OID, "AES-256-CBC", 32, 16),
+    (pkcs5::pbes2::AES_128_GCM_OID, "AES-128-GCM", 16, 12),
+    (pkcs5::pbes2::AES_256_GCM_OID, "AES-256-GCM", 32, 12),
+    (pkcs5::pbes2::DES_EDE3_CBC_OID, "DES-EDE3-CBC", 24, 8),
+];
+
+/// PBKDF2 pseudo-random functions and their output length in bytes; absent means HMAC-SHA1.
+const PBKDF2_PRFS: [(&str, usize); 5] = [
+    ("1.2.840.113549.2.7", 20),
+    ("1.2.840.113549.2.8", 28),
+    ("1.2.840.113549.2.9", 32),
+    ("1.2.840.113549.2.10", 48),
+    ("1.2.840.113549.2.11", 64),
+];
+
+/// Checks every PBES2 parameter a crate could choke on and returns the key-derivation cost; `None`
+/// when the structure is not one we read (an unsupported algorithm, a malformed structure: `pkcs5`
+/// then says which).
+///
+/// ```text
+/// PBES2-params  ::= SEQUENCE { keyDerivationFunc AlgorithmIdentifier, encryptionScheme AlgorithmIdentifier }
+/// PBKDF2-params ::= SEQUENCE { salt OCTET STRING, iterationCount INTEGER (1..MAX),
+///                              keyLength INTEGER (1..MAX) OPTIONAL, prf AlgorithmIdentifier DEFAULT hmacWithSHA1 }
+/// scrypt-params ::= SEQUENCE { salt OCTET STRING, costParameter INTEGER (1..MAX), blockSize INTEGER (1..MAX),
+///                              parallelizationParameter INTEGER (1..MAX), keyLength INTEGER (1..MAX) OPTIONAL }
+/// encryptionScheme parameters: the IV (GCM: the nonce) as an OCTET STRING
+/// ```
+fn check_pbes2(ctx: &Ctx<'_>, algorithm: Tlv<'_>) -> Result<Option<u64>, Error> {
+    let structure = (|| {
+        let mut r = algorithm.reader();
+        r.expect(asn1::OID, "PBES2")?;
+        let mut p = r.expect(asn1::SEQUENCE, "PBES2-params")?.reader();
+        let mut kdf = p.expect(asn1::SEQUENCE, "keyDerivationFunc")?.reader();
+        let mut enc = p.expect(asn1::SEQUENCE, "encryptionScheme")?.reader();
+        let kdf_oid = kdf.expect(asn1::OID, "keyDerivationFunc")?;
+        let kdf_params = kdf.expect(asn1::SEQUENCE, "keyDerivationFunc parameters")?;
+        let enc_oid = enc.expect(asn1::OID, "encryptionScheme")?;
+        let iv = enc.expect(asn1::OCTET_STRING, "encryptionScheme IV")?;
+        Ok::<_, asn1::Asn1Error>((kdf_oid, kdf_params, enc_oid, iv))
+    })();
+    let Ok((kdf_oid, kdf_params, enc_oid, iv)) = structure else {
+        return Ok(None);
+    };
+    let Some(&(_, cipher, key_len, iv_len)) = PBES2_CIPHERS.iter().find(|c| enc_oid.is_oid(&c.0))
+    else {
+        return Ok(None);
+    };
+    if iv.value.len() != iv_len {
+        return Err(ctx.malformed_msg(format!(
+            "the {cipher} IV has {} bytes, not {iv_len}",
+            iv.value.len()
+        )));
     }
-    Ok(Scheme::Pbes2(scheme))
+    let int = |t: Tlv<'_>, what: &str| t.as_u64(what).map_err(|e| ctx.malformed_msg(e.0));
+    let mut r = kdf_params.reader();
+    let Ok(salt) = r.expect(asn1::OCTET_STRING, "salt") else {
+        return Ok(None);
+    };
+    check_salt(ctx, salt.value)?;
+    fn next<'t>(ctx: &Ctx<'_>, r: &mut asn1::Reader<'t>, what: &str) -> Result<Tlv<'t>, Error> {
+        r.next(what).map_err(|e| ctx.malformed_msg(e.0))
+    }
+    let (cost, key_length) = if kdf_oid.is_oid(&PBKDF2) {
+        let iterations = int(
+            next(ctx, &mut r, "PBKDF2 iteration count")?,
+            "PBKDF2 iteration count",
+        )?;
+        check_iterations(ctx, "PBKDF2 iteration count", iterations)?;
+        let key_length = match r.peek_tag() {
+            Some(asn1::INTEGER) => Some(int(next(ctx, &mut r, "key length")?, "PBES2 key length")?),
+            _ => None,
+        };
+        let prf_len = match r.peek_tag() {
+            None => 20,
+            Some(_) => {
+                let prf = next(ctx, &mut r, "prf")?;
+                let Ok(prf_oid) = prf.reader().expect(asn1::OID, "prf") else {
+                    return Ok(None);
+                };
+                let found = PBKDF2_PRFS.iter().find(|(o, _)| prf_oid.oid_string() == *o);
+                let Some(&(_, len)) = found else {
+                    return Ok(None);
+                };
+                len
+            }
+        };
+        // PBKDF2 derives the key in blocks of the PRF's output, each costing every iteration.
+        let blocks = key_len.div_ceil(prf_len) as u64;
+        (iterations.saturating_mul(blocks), key_length)
+    } else if kdf_oid.is_oid(&SCRYPT) {
+        let n = int(next(ctx, &mut r, "scrypt cost N")?, "scrypt cost N")?;
+        let block_size = int(
+            next(ctx, &mut r, "scrypt block size r")?,
+            "scrypt block size r",
+        )?;
+        let parallel = int(
+            next(ctx, &mut r, "scrypt parallelization p")?,
+            "scrypt parallelization p",
+        )?;
+        let key_length = match r.peek_tag() {
+            Some(_) => Some(int(next(ctx, &mut r, "key length")?, "PBES2 key length")?),
+            None => None,
+        };
+        check_scrypt(ctx, n, block_size, parallel)?;
+        (
+            n.saturating_mul(block_size).saturating_mul(parallel),
+            key_length,
+        )
+    } else {
+        return Ok(None);
+    };
+    if let Some(k) = key_length
+        && k != key_len as u64
+    {
+        return Err(ctx.malformed_msg(format!(
+            "PBES2 key length {k} does not match the {key_len}-byte key of {cipher}"
+        )));
+    }
+    Ok(Some(cost))
+}
+
+/// A salt `pkcs5` can hold and that salts something.
+fn check_salt(ctx: &Ctx<'_>, salt: &[u8]) -> Result<(), Error> {
+    if salt.is_empty() {
+        return Err(ctx.malformed_msg("the PBES2 salt is empty"));
+    }
+    if salt.len() as u64 > MAX_SALT_LEN {
+        return Err(ctx.kdf_limit("PBES2 salt length", salt.len() as u64, MAX_SALT_LEN));
+    }
+    Ok(())
 }
 
 /// Why `pkcs5` refused the parameters: an algorithm we do not support, or a malformed structure.
@@ -266,9 +425,28 @@ pub(super) fn check_iterations(
     Ok(())
 }
 
+/// RFC 7914: N a power of two greater than 1, r and p positive; then our limits. `pkcs5` panics on
+/// N=0 and `scrypt` refuses r=0 or p=0 only while deriving.
 fn check_scrypt(ctx: &Ctx<'_>, n: u64, r: u64, p: u64) -> Result<(), Error> {
+    if n < 2 || !n.is_power_of_two() {
+        return Err(ctx.malformed_msg(format!(
+            "scrypt cost N is {n}; it must be a power of two, at least 2"
+        )));
+    }
+    if r == 0 {
+        return Err(ctx.malformed_msg("scrypt block size r is 0"));
+    }
+    if p == 0 {
+        return Err(ctx.malformed_msg("scrypt parallelization p is 0"));
+    }
     if n > MAX_SCRYPT_N {
         return Err(ctx.kdf_limit("scrypt cost N", n, MAX_SCRYPT_N));
+    }
+    if r > MAX_SCRYPT_R_P {
+        return Err(ctx.kdf_limit("scrypt block size r", r, MAX_SCRYPT_R_P));
+    }
+    if p > MAX_SCRYPT_R_P {
+        return Err(ctx.kdf_limit("scrypt parallelization p", p, MAX_SCRYPT_R_P));
     }
     let memory = 128u64.saturating_mul(n).saturating_mul(r).saturating_mul(p);
     if memory > MAX_SCRYPT_MEMORY {

@@ -84,8 +84,17 @@ pub(super) fn open(ctx: &Ctx<'_>, der: &[u8]) -> Result<Opened, Error> {
     let safe_bytes = explicit_octets(&mut ci, "authSafe").map_err(m)?;
 
     // The MAC is checked first: it tells a wrong password apart from a damaged file before any bag
-    // is decrypted. Its parameters are checked before the password is asked for.
+    // is decrypted. Its parameters are checked before the password is asked for, and so is the
+    // key-derivation work of the whole file: the MAC and every item outside encrypted content (what
+    // is inside is charged as it is found).
     let mac = mac_data.map(|d| Mac::parse(ctx, d)).transpose()?;
+    let mut plan = Plan::default();
+    plan.auth_safe(ctx, safe_bytes)?;
+    ctx.check_kdf_budget(
+        mac.as_ref()
+            .map_or(0, |m| m.iterations)
+            .saturating_add(plan.cost),
+    )?;
     let mut walker = Walker {
         ctx,
         password: None,
@@ -108,23 +117,97 @@ pub(super) fn open(ctx: &Ctx<'_>, der: &[u8]) -> Result<Opened, Error> {
         certificates,
         ..
     } = walker;
-    let key = match keys.len() {
-        0 => {
-            return Err(Error::NoKey {
-                path: ctx.path.into(),
-                what: "the PKCS#12 file has no private key bag".into(),
-            });
-        }
-        1 => keys.remove(0),
-        n => {
-            return Err(ctx.malformed_msg(format!(
-                "the PKCS#12 file holds {n} private keys; export the one to use into its own file"
-            )));
-        }
+    // The walk stops at a second key.
+    let Some(key) = keys.pop() else {
+        return Err(Error::NoKey {
+            path: ctx.path.into(),
+            what: "the PKCS#12 file has no private key bag".into(),
+        });
     };
     let public = ctx.public_key(&key)?;
     let certificates = order_certificates(&public, certificates);
     Ok(Opened { key, certificates })
+}
+
+/// What the AuthenticatedSafe asks for that can be seen without decrypting anything: the
+/// key-derivation work of each encryptedData and of the shrouded key bags of the `data` contents, and
+/// whether it holds more than one key. Reads the structure the walk reads and derives nothing.
+#[derive(Default)]
+struct Plan {
+    /// Key-derivation work, in the units of [`pbe::MAX_FILE_KDF_ITERATIONS`].
+    cost: u64,
+    /// Key bags (plain or shrouded) seen.
+    keys: usize,
+}
+
+impl Plan {
+    fn auth_safe(&mut self, ctx: &Ctx<'_>, safe_bytes: &[u8]) -> Result<(), Error> {
+        let m = |e: Asn1Error| ctx.malformed_msg(format!("PKCS#12 {}", e.0));
+        let safes = asn1::single(safe_bytes, asn1::SEQUENCE, "AuthenticatedSafe").map_err(m)?;
+        let mut safes = safes.reader();
+        while !safes.is_empty() {
+            let info = safes.expect(asn1::SEQUENCE, "ContentInfo").map_err(m)?;
+            let mut r = info.reader();
+            let content_type = r.expect(asn1::OID, "ContentInfo contentType").map_err(m)?;
+            if content_type.is_oid(&DATA) {
+                self.safe_contents(ctx, explicit_octets(&mut r, "data").map_err(m)?, 0)?;
+            } else if content_type.is_oid(&ENCRYPTED_DATA) {
+                let wrapper = r.expect(asn1::CONTEXT_0, "encryptedData").map_err(m)?;
+                let ed = asn1::single(wrapper.value, asn1::SEQUENCE, "EncryptedData").map_err(m)?;
+                let mut ed = ed.reader();
+                ed.expect(asn1::INTEGER, "EncryptedData version")
+                    .map_err(m)?;
+                let mut eci = ed
+                    .expect(asn1::SEQUENCE, "EncryptedContentInfo")
+                    .map_err(m)?
+                    .reader();
+                eci.expect(asn1::OID, "EncryptedContentInfo contentType")
+                    .map_err(m)?;
+                let alg = eci
+                    .expect(asn1::SEQUENCE, "content encryption")
+                    .map_err(m)?;
+                self.cost = self.cost.saturating_add(Scheme::parse(ctx, alg)?.cost());
+            }
+            // Other content types are refused by the walk, with its reason.
+        }
+        Ok(())
+    }
+
+    fn safe_contents(&mut self, ctx: &Ctx<'_>, bytes: &[u8], depth: usize) -> Result<(), Error> {
+        let m = |e: Asn1Error| ctx.malformed_msg(format!("PKCS#12 {}", e.0));
+        if depth > MAX_NESTING {
+            return Err(ctx.malformed_msg("PKCS#12 safeContentsBags nest too deeply"));
+        }
+        let contents = asn1::single(bytes, asn1::SEQUENCE, "SafeContents").map_err(m)?;
+        let mut bags = contents.reader();
+        while !bags.is_empty() {
+            let mut r = bags.expect(asn1::SEQUENCE, "SafeBag").map_err(m)?.reader();
+            let bag_id = r.expect(asn1::OID, "bagId").map_err(m)?;
+            let mut wrapper = r.expect(asn1::CONTEXT_0, "bagValue").map_err(m)?.reader();
+            let value = wrapper.next("bagValue").map_err(m)?;
+            if bag_id.is_oid(&KEY_BAG) || bag_id.is_oid(&SHROUDED_KEY_BAG) {
+                self.keys += 1;
+                if self.keys > 1 {
+                    return Err(several_keys(ctx));
+                }
+            }
+            if bag_id.is_oid(&SHROUDED_KEY_BAG) {
+                let (alg, _) = pbe::encrypted_private_key_info(ctx, value.raw)?;
+                self.cost = self.cost.saturating_add(Scheme::parse(ctx, alg)?.cost());
+            } else if bag_id.is_oid(&SAFE_CONTENTS_BAG) {
+                self.safe_contents(ctx, value.raw, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Only one key is used: a file holding more is refused at the second, before parsing (or
+/// decrypting) it.
+fn several_keys(ctx: &Ctx<'_>) -> Error {
+    ctx.malformed_msg(
+        "the PKCS#12 file holds more than one private key; export the one to use into its own file",
+    )
 }
 
 /// `[0] EXPLICIT OCTET STRING` (the `content` of a `data` ContentInfo): the octets.
@@ -186,6 +269,9 @@ impl<'a> Mac<'a> {
     /// that matched (see [`Password::with_empty_bmp`]).
     fn verify(&self, ctx: &Ctx<'_>, data: &[u8]) -> Result<Password, Error> {
         let password = ctx.password()?;
+        // One MAC key (one hash block): the retry with the other empty-password encoding is not
+        // charged again.
+        ctx.charge_kdf(self.iterations)?;
         let candidates = std::iter::once(password.clone()).chain(password.with_empty_bmp());
         for candidate in candidates {
             let key = pbe::pkcs12_kdf(
@@ -299,6 +385,11 @@ impl Walker<'_, '_> {
                 r.finish("SafeBag").map_err(&m)?;
                 (bag_id, value)
             };
+            if (bag_id.is_oid(&KEY_BAG) || bag_id.is_oid(&SHROUDED_KEY_BAG))
+                && !self.keys.is_empty()
+            {
+                return Err(several_keys(self.ctx));
+            }
             if bag_id.is_oid(&KEY_BAG) {
                 let key = pkcs8::parse(self.ctx, value.raw)?;
                 self.keys.push(key);
@@ -310,6 +401,13 @@ impl Walker<'_, '_> {
                 self.keys.push(key);
             } else if bag_id.is_oid(&CERT_BAG) {
                 if let Some(cert) = cert_bag(value).map_err(self.m())? {
+                    // The same cap as a PEM bundle: ordering and chain building stay cheap.
+                    if self.certificates.len() == crate::certs::MAX_BUNDLE {
+                        return Err(self.ctx.malformed_msg(format!(
+                            "the PKCS#12 file holds more than {} certificates",
+                            crate::certs::MAX_BUNDLE
+                        )));
+                    }
                     self.certificates.push(cert.to_vec());
                 }
             } else if bag_id.is_oid(&SAFE_CONTENTS_BAG) {

@@ -552,6 +552,147 @@ fn absurd_pkcs12_pbe_iterations_are_refused_before_deriving() {
     assert_kdf_refused(&pfx, "PKCS#12 PBE iteration count", "2147483648");
 }
 
+/// Issue 14 (8): PBES2 parameters that panicked `pkcs5` (scrypt N=0; a 3DES IV shorter than 8
+/// bytes) or that are out of range, in keys openssl made with one DER field edited
+/// (`testdata/keys/hostile/make.py`). Each is refused by name, with or without a password: the
+/// parameters are checked before a password is asked for and before anything is derived.
+#[test]
+fn issue_14_pbes2_parameters_are_checked_before_the_crate_sees_them() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "pbes2-scrypt-n0.pem",
+            "scrypt cost N is 0; it must be a power of two, at least 2",
+        ),
+        (
+            "pbes2-scrypt-n1.pem",
+            "scrypt cost N is 1; it must be a power of two, at least 2",
+        ),
+        (
+            "pbes2-scrypt-n3.pem",
+            "scrypt cost N is 3; it must be a power of two, at least 2",
+        ),
+        ("pbes2-scrypt-r0.pem", "scrypt block size r is 0"),
+        ("pbes2-scrypt-p0.pem", "scrypt parallelization p is 0"),
+        (
+            "pbes2-scrypt-r70000.pem",
+            "asks for scrypt block size r 70000, above this program's limit of 65535",
+        ),
+        ("pbes2-scrypt-salt-empty.pem", "the PBES2 salt is empty"),
+        (
+            "pbes2-scrypt-keylen-huge.pem",
+            "PBES2 key length 2147483648 does not match the 32-byte key of AES-256-CBC",
+        ),
+        (
+            "pbes2-scrypt-keylen-16.pem",
+            "PBES2 key length 16 does not match the 32-byte key of AES-256-CBC",
+        ),
+        (
+            "pbes2-pbkdf2-iterations-0.pem",
+            "PBKDF2 iteration count is 0",
+        ),
+        ("pbes2-pbkdf2-salt-empty.pem", "the PBES2 salt is empty"),
+        (
+            "pbes2-pbkdf2-salt-64.pem",
+            "asks for PBES2 salt length 64, above this program's limit of 32",
+        ),
+        (
+            "pbes2-pbkdf2-keylen-0.pem",
+            "PBES2 key length 0 does not match the 16-byte key of AES-128-CBC",
+        ),
+        (
+            "pbes2-des3-iv-4.pem",
+            "the DES-EDE3-CBC IV has 4 bytes, not 8",
+        ),
+        (
+            "pbes2-des3-iv-16.pem",
+            "the DES-EDE3-CBC IV has 16 bytes, not 8",
+        ),
+        (
+            "pbes2-aes-iv-15.pem",
+            "the AES-128-CBC IV has 15 bytes, not 16",
+        ),
+        (
+            "pbes2-aes-iv-empty.pem",
+            "the AES-128-CBC IV has 0 bytes, not 16",
+        ),
+    ];
+    for (name, want) in cases {
+        let data = read(&format!("hostile/{name}"));
+        for opts in [with_password(PASSWORD), KeyOptions::default()] {
+            let data = data.clone();
+            let start = std::time::Instant::now();
+            let got = std::panic::catch_unwind(move || {
+                load_bytes(&data, name, &opts).err().map(|e| chain(&e))
+            });
+            let msg = got
+                .unwrap_or_else(|_| panic!("{name}: panicked"))
+                .unwrap_or_else(|| panic!("{name}: accepted"));
+            assert!(msg.contains(want), "{name}: {msg}");
+            assert!(msg.contains(name), "{name}: {msg}");
+            assert!(!msg.contains(PASSWORD), "{msg}");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(2),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Issue 14 (10): twelve items of 10,000,000 PBKDF2 iterations each in a small PKCS#12 file took
+/// 38 s (openssl takes as long): the limit was per item. The whole file's cost is now summed and
+/// refused before any derivation.
+#[test]
+fn issue_14_pkcs12_kdf_cost_is_budgeted_per_file_before_deriving() {
+    let data = read("hostile/p12-12-bags-10m.p12");
+    for opts in [with_password(PASSWORD), KeyOptions::default()] {
+        let data = data.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                load_bytes(&data, "p12-12-bags-10m.p12", &opts)
+                    .err()
+                    .map(|e| (matches!(e, Error::KdfBudget { .. }), chain(&e))),
+            );
+        });
+        let (budget, msg) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("derived keys instead of refusing the file")
+            .expect("accepted");
+        assert!(budget, "{msg}");
+        assert!(
+            msg.contains(
+                "p12-12-bags-10m.p12 needs 120000000 key-derivation iterations in all, above this \
+                 program's limit of 30000000 per file"
+            ),
+            "{msg}"
+        );
+    }
+}
+
+/// Issue 14 (10): a bag inside encrypted content is only seen after that content is decrypted; it
+/// is charged to the same budget before its own key is derived.
+#[test]
+fn issue_14_pkcs12_kdf_budget_covers_bags_inside_encrypted_content() {
+    let data = read("hostile/p12-hidden-bag.p12");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            load_bytes(&data, "p12-hidden-bag.p12", &with_password(PASSWORD))
+                .err()
+                .map(|e| chain(&e)),
+        );
+    });
+    let msg = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("derived the hidden bag's key instead of refusing it")
+        .expect("accepted");
+    // 1 iteration to open the content, then 3 × 10,000,000 for the 3DES key and IV.
+    assert!(
+        msg.contains("needs 30000001 key-derivation iterations in all"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn legacy_encrypted_pem_is_refused_with_a_conversion_hint() {
     let e = load("refused.legacy-encrypted.pem", &with_password(PASSWORD))
@@ -641,6 +782,134 @@ fn pem_with_a_certificate_before_the_key_loads_the_key() {
         .err()
         .unwrap();
     assert!(matches!(only_cert, Error::NoKey { .. }), "{only_cert}");
+}
+
+/// Issue 14: a key after 40,000 certificate blocks (2.4 MB, over the file cap, so given as bytes) was
+/// found in quadratic time (23 s): every skipped block got a buffer the size of the whole file.
+#[test]
+fn issue_14_a_key_after_forty_thousand_pem_blocks_is_found_in_linear_time() {
+    let cert = der::pem::encode_string(
+        "CERTIFICATE",
+        der::pem::LineEnding::LF,
+        &read("ec-p256.crt.der"),
+    )
+    .unwrap();
+    let mut data = cert.repeat(40_000 * 60 / cert.len());
+    data.push_str(&"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n".repeat(40_000));
+    let data = [data.as_bytes(), &read("ec-p256.pkcs8.pem")].concat();
+    assert!(data.len() > 2_400_000, "{}", data.len());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            load_bytes(&data, "many-blocks.pem", &KeyOptions::default())
+                .map(|k| k.signer.public_key().clone())
+                .map_err(|e| e.to_string()),
+        );
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("scanning the PEM blocks took more than 5 s");
+    assert_eq!(got.unwrap(), openssl_public_key("ec-p256.pkcs8.pem"));
+    // Blocks without a key: one mention of each label, not one per block.
+    let only = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".repeat(1000);
+    let e = load_bytes(only.as_bytes(), "certs.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .ends_with("holds no private key: only PEM blocks labelled CERTIFICATE"),
+        "{e}"
+    );
+}
+
+/// A PFX without MAC whose AuthenticatedSafe is one `data` ContentInfo holding `bags`.
+fn pfx_with_bags(bags: &[Vec<u8>]) -> Vec<u8> {
+    use crate::keys::der_tlv;
+    let safe_contents = der_tlv(0x30, &bags.concat());
+    let data = |content: &[u8]| {
+        der_tlv(
+            0x30,
+            &[
+                der_tlv(0x06, DATA_OID),
+                der_tlv(0xa0, &der_tlv(0x04, content)),
+            ]
+            .concat(),
+        )
+    };
+    let auth_safe = data(&der_tlv(0x30, &data(&safe_contents)));
+    der_tlv(0x30, &[der_tlv(0x02, &[3]), auth_safe].concat())
+}
+
+/// `1.2.840.113549.1.7.1` (PKCS#7 data), encoded.
+const DATA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+
+/// A SafeBag of `bag_oid` (encoded) around `value`.
+fn safe_bag(bag_oid: &[u8], value: &[u8]) -> Vec<u8> {
+    use crate::keys::der_tlv;
+    der_tlv(
+        0x30,
+        &[der_tlv(0x06, bag_oid), der_tlv(0xa0, value)].concat(),
+    )
+}
+
+#[test]
+fn pkcs12_with_more_than_a_hundred_certificates_is_refused() {
+    use crate::keys::der_tlv;
+    // certBag { x509Certificate, [0] OCTET STRING cert }
+    let x509_cert_oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.22.1");
+    let cert_bag_oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.3");
+    let key_bag_oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.1");
+    let cert = read("ec-p256.crt.der");
+    let cert_bag = safe_bag(
+        cert_bag_oid.as_bytes(),
+        &der_tlv(
+            0x30,
+            &[
+                der_tlv(0x06, x509_cert_oid.as_bytes()),
+                der_tlv(0xa0, &der_tlv(0x04, &cert)),
+            ]
+            .concat(),
+        ),
+    );
+    let (_, key_der) = der::pem::decode_vec(&read("ec-p256.pkcs8.pem")).unwrap();
+    let key_bag = safe_bag(key_bag_oid.as_bytes(), &key_der);
+    let mut bags = vec![key_bag];
+    bags.extend(std::iter::repeat_n(cert_bag, 100));
+    let key = load_bytes(&pfx_with_bags(&bags), "hundred.p12", &KeyOptions::default()).unwrap();
+    assert_eq!(key.certificates.len(), 100);
+    bags.push(bags[1].clone());
+    let e = load_bytes(&pfx_with_bags(&bags), "many.p12", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .ends_with("many.p12: the PKCS#12 file holds more than 100 certificates"),
+        "{e}"
+    );
+}
+
+/// Only one key is used, so a second key bag is refused before it is parsed: a file of hundreds of
+/// RSA keys costs no more than one.
+#[test]
+fn pkcs12_with_a_second_key_is_refused_at_the_second_key() {
+    let key_bag_oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.1");
+    let (_, rsa) = der::pem::decode_vec(&read("rsa4096.pkcs8.pem")).unwrap();
+    let bag = safe_bag(key_bag_oid.as_bytes(), &rsa);
+    let one = pfx_with_bags(std::slice::from_ref(&bag));
+    assert!(load_bytes(&one, "one.p12", &KeyOptions::default()).is_ok());
+    let many = pfx_with_bags(&vec![bag; 400]);
+    let start = std::time::Instant::now();
+    let e = load_bytes(&many, "many.p12", &KeyOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().ends_with(
+            "many.p12: the PKCS#12 file holds more than one private key; export the one to use \
+             into its own file"
+        ),
+        "{e}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
 }
 
 #[test]

@@ -129,10 +129,22 @@ pub(crate) fn load_path(path: &Path) -> Result<Module, Error> {
             path: path.to_path_buf(),
         });
     }
-    if !path.exists() {
+    // Before dlopen: the loader opens the path itself, and opening a FIFO blocks it forever. The
+    // check opens without blocking and looks at what it opened (anyone who can swap the path between
+    // this check and dlopen could as well put their own library there).
+    if let Err(e) = crate::userfile::check_regular(path) {
+        let reason = match e {
+            crate::userfile::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                "no such file".into()
+            }
+            crate::userfile::Error::NotRegular { found } => format!(
+                "it is {found}, not a regular file; give the path of the module's shared library"
+            ),
+            other => other.to_string(),
+        };
         return Err(Error::Module {
             path: path.to_path_buf(),
-            reason: "no such file".into(),
+            reason,
             hint: String::new(),
         });
     }
@@ -173,6 +185,33 @@ mod tests {
             e.contains("/nonexistent/libnothing.so") && e.contains("no such file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_fifo_or_device_is_refused_before_dlopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("module.so");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // dlopen of a FIFO without a writer never returns: run it where a hang fails the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(load_path(&p).err().map(|e| e.to_string()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("loading a FIFO as the module blocked")
+            .unwrap_or_default();
+        assert!(e.contains("module.so") && e.contains("a FIFO"), "{e}");
+        let e = load_path(Path::new("/dev/zero"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("a character device"), "{e}");
     }
 
     #[test]

@@ -117,8 +117,10 @@ fn softhsm_diagnosis(conf_env: Option<&OsStr>) -> String {
     } else {
         String::new()
     };
-    let text = match std::fs::read_to_string(&conf) {
-        Ok(t) => t,
+    // Read like every file the user names (SOFTHSM2_CONF may be anything): regular and bounded.
+    let raw = crate::userfile::read(&conf, crate::userfile::Kind::Config);
+    let text = match raw {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) => {
             return format!("{origin}, which cannot be read by this user: {e}{unset_advice}");
         }
@@ -222,6 +224,28 @@ mod tests {
         assert!(diag(&conf).ends_with("holds 1 token(s)"), "{}", diag(&conf));
         std::fs::write(&conf, "log.level = ERROR\n").unwrap();
         assert!(diag(&conf).contains("sets no directories.tokendir"));
+    }
+
+    /// Issue 14 (7): SOFTHSM2_CONF is read only if it is a regular file, and only so much of it.
+    #[test]
+    fn diagnosis_of_a_fifo_or_device_configuration_does_not_block() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("conf-fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(softhsm_diagnosis(Some(fifo.as_os_str())));
+        });
+        let text = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reading SOFTHSM2_CONF blocked");
+        assert!(text.contains("it is a FIFO (named pipe)"), "{text}");
+        let text = softhsm_diagnosis(Some(OsStr::new("/dev/zero")));
+        assert!(text.contains("it is a character device"), "{text}");
     }
 
     #[test]
