@@ -435,6 +435,71 @@ fn debug_shows_signing_steps_but_never_secrets() {
     }
 }
 
+/// A `credential_process` line cannot easily be edited on a fleet: ROLESANYWHERE_DEBUG turns debug
+/// output on without touching it, and 0 / false / off / empty leave it off.
+#[test]
+fn debug_environment_variable_turns_debug_on_without_touching_stdout() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let password = "pkcs8-env-pass-Wx4";
+    encrypt_leaf_key(&env, password);
+    std::fs::copy(env.path("leaf.pem"), env.path("enc.pem")).unwrap();
+    let emu = env.emulator();
+    for on in ["1", "true", "yes"] {
+        let run = env.credential_process_env(
+            &emu.url(),
+            "enc",
+            &[],
+            &[
+                ("ROLESANYWHERE_DEBUG", on),
+                ("ROLESANYWHERE_PKCS8_PASSWORD", password),
+            ],
+        );
+        // `credentials` asserts stdout is exactly the one JSON line.
+        let creds = run.credentials();
+        assert!(
+            run.stderr.contains("rolesanywhere-agent: debug: ")
+                && run.stderr.contains("string to sign"),
+            "ROLESANYWHERE_DEBUG={on}: no debug lines:\n{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .lines()
+                .all(|l| l.starts_with("rolesanywhere-agent: debug: ")),
+            "ROLESANYWHERE_DEBUG={on}: unexpected stderr:\n{}",
+            run.stderr
+        );
+        for secret in [
+            creds["SecretAccessKey"].as_str().unwrap(),
+            creds["SessionToken"].as_str().unwrap(),
+            password,
+        ] {
+            assert!(
+                !run.stderr.contains(secret),
+                "secret leaked:\n{}",
+                run.stderr
+            );
+        }
+    }
+    for off in ["0", "false", "off", "no", ""] {
+        let run = env.credential_process_env(
+            &emu.url(),
+            "enc",
+            &[],
+            &[
+                ("ROLESANYWHERE_DEBUG", off),
+                ("ROLESANYWHERE_PKCS8_PASSWORD", password),
+            ],
+        );
+        run.credentials();
+        assert_eq!(
+            run.stderr, "",
+            "ROLESANYWHERE_DEBUG={off:?} must leave debug off"
+        );
+    }
+}
+
 #[test]
 fn boto3_gets_credentials_through_credential_process() {
     let python = std::process::Command::new("python3")

@@ -7,6 +7,10 @@ use crate::secret::Secret;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The environment variable that has the effect of `--debug` (any value but 0, false, no, off or
+/// empty turns it on).
+pub const DEBUG_ENV: &str = "ROLESANYWHERE_DEBUG";
+
 /// Top level.
 #[derive(Debug, Parser)]
 #[command(
@@ -102,8 +106,9 @@ pub struct KeyArgs {
     /// Pick the latest-expiring matching store certificate (not available on this platform).
     #[arg(long)]
     pub use_latest_expiring_certificate: bool,
-    /// Print diagnostics on stderr (never secrets).
-    #[arg(long)]
+    /// Print diagnostics on stderr (never secrets). ROLESANYWHERE_DEBUG=1 does the same without
+    /// editing a credential_process line; 0, false, no, off or empty leave it off.
+    #[arg(long, env = DEBUG_ENV, value_parser = clap::builder::FalseyValueParser::new())]
     pub debug: bool,
 }
 
