@@ -746,14 +746,43 @@ fn os_certificate_store_flags_are_refused_on_linux() {
     run.assert_failure(2, &["--cert-selector", "--certificate"]);
 }
 
+/// `version` and `--version`: the version first (as the reference helper prints it), then the git
+/// revision of the build and the signing backends compiled in.
 #[test]
-fn version_prints_the_version_only() {
+fn version_names_the_revision_and_the_backends() {
     let env = Env::new();
-    let run = env.run(&["version"], &[]);
-    assert_eq!(
-        (run.code, run.stdout.as_str(), run.stderr.as_str()),
-        (0, concat!(env!("CARGO_PKG_VERSION"), "\n"), "")
-    );
+    let backends = if cfg!(feature = "tpm") {
+        "file, pkcs11, tpm"
+    } else {
+        "file, pkcs11"
+    };
+    for (args, prefix) in [
+        (&["version"][..], ""),
+        (&["--version"][..], "rolesanywhere-agent "),
+    ] {
+        let run = env.run(args, &[]);
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{args:?}");
+        let line = run
+            .stdout
+            .strip_prefix(prefix)
+            .and_then(|l| l.strip_suffix('\n'))
+            .unwrap_or_else(|| panic!("{args:?}: {:?}", run.stdout));
+        let rest = line
+            .strip_prefix(concat!(env!("CARGO_PKG_VERSION"), " (revision "))
+            .unwrap_or_else(|| panic!("{args:?}: {line:?}"));
+        let (revision, rest) = rest
+            .split_once("; ")
+            .unwrap_or_else(|| panic!("{args:?}: {line:?}"));
+        assert_eq!(rest, format!("backends: {backends})"), "{args:?}");
+        if option_env!("RA_BUILD_REVISION").is_none() {
+            let hex = revision.strip_suffix("-dirty").unwrap_or(revision);
+            assert!(
+                revision == "unknown"
+                    || (hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{args:?}: revision {revision:?}"
+            );
+        }
+    }
 }
 
 #[test]

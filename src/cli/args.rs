@@ -15,7 +15,7 @@ pub const DEBUG_ENV: &str = "ROLESANYWHERE_DEBUG";
 #[derive(Debug, Parser)]
 #[command(
     name = "rolesanywhere-agent",
-    version,
+    version = super::version::text(),
     about = "IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or key files",
     args_override_self = true
 )]

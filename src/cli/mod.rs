@@ -8,6 +8,7 @@
 pub mod args;
 pub mod commands;
 pub mod settings;
+pub mod version;
 
 use crate::{arn, certs, session, signer, sigv4x509};
 use clap::Parser;
@@ -58,7 +59,7 @@ fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
             debug,
         } => commands::read_certificate_data(&certificate, &key, debug, out),
         Settings::Version => {
-            writeln!(out, "{}", env!("CARGO_PKG_VERSION"))?;
+            writeln!(out, "{}", version::text())?;
             Ok(())
         }
     }
