@@ -106,8 +106,8 @@ pub struct KeyArgs {
     /// Pick the latest-expiring matching store certificate (not available on this platform).
     #[arg(long)]
     pub use_latest_expiring_certificate: bool,
-    /// Print diagnostics on stderr (never secrets). ROLESANYWHERE_DEBUG=1 does the same without
-    /// editing a credential_process line; 0, false, no, off or empty leave it off.
+    /// Print diagnostics on stderr, never secrets (or set ROLESANYWHERE_DEBUG to any value but 0,
+    /// false, no, off or empty).
     #[arg(long, env = DEBUG_ENV, value_parser = clap::builder::FalseyValueParser::new())]
     pub debug: bool,
 }
