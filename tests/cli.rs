@@ -437,6 +437,71 @@ fn debug_shows_signing_steps_but_never_secrets() {
     }
 }
 
+/// A `credential_process` line cannot easily be edited on a fleet: ROLESANYWHERE_DEBUG turns debug
+/// output on without touching it, and 0 / false / off / empty leave it off.
+#[test]
+fn debug_environment_variable_turns_debug_on_without_touching_stdout() {
+    let env = Env::new();
+    env.leaf("leaf");
+    let password = "pkcs8-env-pass-Wx4";
+    encrypt_leaf_key(&env, password);
+    std::fs::copy(env.path("leaf.pem"), env.path("enc.pem")).unwrap();
+    let emu = env.emulator();
+    for on in ["1", "true", "yes"] {
+        let run = env.credential_process_env(
+            &emu.url(),
+            "enc",
+            &[],
+            &[
+                ("ROLESANYWHERE_DEBUG", on),
+                ("ROLESANYWHERE_PKCS8_PASSWORD", password),
+            ],
+        );
+        // `credentials` asserts stdout is exactly the one JSON line.
+        let creds = run.credentials();
+        assert!(
+            run.stderr.contains("rolesanywhere-agent: debug: ")
+                && run.stderr.contains("string to sign"),
+            "ROLESANYWHERE_DEBUG={on}: no debug lines:\n{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .lines()
+                .all(|l| l.starts_with("rolesanywhere-agent: debug: ")),
+            "ROLESANYWHERE_DEBUG={on}: unexpected stderr:\n{}",
+            run.stderr
+        );
+        for secret in [
+            creds["SecretAccessKey"].as_str().unwrap(),
+            creds["SessionToken"].as_str().unwrap(),
+            password,
+        ] {
+            assert!(
+                !run.stderr.contains(secret),
+                "secret leaked:\n{}",
+                run.stderr
+            );
+        }
+    }
+    for off in ["0", "false", "off", "no", ""] {
+        let run = env.credential_process_env(
+            &emu.url(),
+            "enc",
+            &[],
+            &[
+                ("ROLESANYWHERE_DEBUG", off),
+                ("ROLESANYWHERE_PKCS8_PASSWORD", password),
+            ],
+        );
+        run.credentials();
+        assert_eq!(
+            run.stderr, "",
+            "ROLESANYWHERE_DEBUG={off:?} must leave debug off"
+        );
+    }
+}
+
 #[test]
 fn boto3_gets_credentials_through_credential_process() {
     let python = std::process::Command::new("python3")
@@ -683,14 +748,43 @@ fn os_certificate_store_flags_are_refused_on_linux() {
     run.assert_failure(2, &["--cert-selector", "--certificate"]);
 }
 
+/// `version` and `--version`: the version first (as the reference helper prints it), then the git
+/// revision of the build and the signing backends compiled in.
 #[test]
-fn version_prints_the_version_only() {
+fn version_names_the_revision_and_the_backends() {
     let env = Env::new();
-    let run = env.run(&["version"], &[]);
-    assert_eq!(
-        (run.code, run.stdout.as_str(), run.stderr.as_str()),
-        (0, concat!(env!("CARGO_PKG_VERSION"), "\n"), "")
-    );
+    let backends = if cfg!(feature = "tpm") {
+        "file, pkcs11, tpm"
+    } else {
+        "file, pkcs11"
+    };
+    for (args, prefix) in [
+        (&["version"][..], ""),
+        (&["--version"][..], "rolesanywhere-agent "),
+    ] {
+        let run = env.run(args, &[]);
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{args:?}");
+        let line = run
+            .stdout
+            .strip_prefix(prefix)
+            .and_then(|l| l.strip_suffix('\n'))
+            .unwrap_or_else(|| panic!("{args:?}: {:?}", run.stdout));
+        let rest = line
+            .strip_prefix(concat!(env!("CARGO_PKG_VERSION"), " (revision "))
+            .unwrap_or_else(|| panic!("{args:?}: {line:?}"));
+        let (revision, rest) = rest
+            .split_once("; ")
+            .unwrap_or_else(|| panic!("{args:?}: {line:?}"));
+        assert_eq!(rest, format!("backends: {backends})"), "{args:?}");
+        if option_env!("RA_BUILD_REVISION").is_none() {
+            let hex = revision.strip_suffix("-dirty").unwrap_or(revision);
+            assert!(
+                revision == "unknown"
+                    || (hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{args:?}: revision {revision:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 pub mod ca;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 mod der;

@@ -5,156 +5,15 @@
 //! the command's output (the URL line, ARNs); diagnostics go to stderr.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
-use clap::{Args, Parser, Subcommand};
-use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType, write_private};
+use clap::Parser as _;
+use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, write_private};
+use rolesanywhere_emulator::cli::{CaCommand, Cli, Command, InitArgs, IssueArgs, ServeArgs};
 use rolesanywhere_emulator::config::Config;
 use rolesanywhere_emulator::server::{self, ServeOptions, Tls};
 use time::OffsetDateTime;
-
-#[derive(Parser)]
-#[command(
-    name = "rolesanywhere-emulator",
-    version,
-    about = "A local IAM Roles Anywhere CreateSession endpoint and test CA"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve CreateSession on loopback; prints `listening on URL` first.
-    Serve(ServeArgs),
-    /// Test CA operations.
-    #[command(subcommand)]
-    Ca(CaCommand),
-    /// Create a CA, a client certificate and a ready config in DIR; print the three ARNs.
-    Init(InitArgs),
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// Configuration file (TOML).
-    #[arg(long)]
-    config: PathBuf,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
-    /// Serve plain HTTP instead of HTTPS.
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_ca_out"])]
-    http: bool,
-    /// TLS certificate chain (PEM); default: a fresh certificate from a throwaway CA.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Where to write the throwaway TLS CA (use it as AWS_CA_BUNDLE).
-    #[arg(long, conflicts_with = "tls_cert")]
-    tls_ca_out: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-enum CaCommand {
-    /// Create a root CA in DIR (ca.pem, ca.key).
-    Init {
-        /// CA directory.
-        #[arg(long)]
-        dir: PathBuf,
-        /// ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.
-        #[arg(long, default_value = "ec-p256")]
-        key_type: KeyType,
-        /// The CA's common name.
-        #[arg(long, default_value = "rolesanywhere-emulator test CA")]
-        cn: String,
-    },
-    /// Create an intermediate CA in OUT_DIR signed by the CA in DIR.
-    Intermediate {
-        /// Issuing CA directory.
-        #[arg(long)]
-        dir: PathBuf,
-        /// New intermediate CA directory.
-        #[arg(long)]
-        out_dir: PathBuf,
-        /// The intermediate's common name.
-        #[arg(long, default_value = "rolesanywhere-emulator intermediate CA")]
-        cn: String,
-    },
-    /// Issue a certificate.
-    Issue(Box<IssueArgs>),
-    /// Revoke a certificate; rewrites DIR/crl.pem.
-    Revoke {
-        /// CA directory.
-        #[arg(long)]
-        dir: PathBuf,
-        /// The certificate to revoke (PEM).
-        #[arg(long)]
-        certificate: PathBuf,
-    },
-}
-
-#[derive(Args)]
-#[command(group(clap::ArgGroup::new("key").required(true).args(["csr", "public_key", "new_key"])))]
-struct IssueArgs {
-    /// CA directory.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Certify the key of this PKCS#10 request (its signature is checked).
-    #[arg(long)]
-    csr: Option<PathBuf>,
-    /// Certify this public key (PEM SubjectPublicKeyInfo).
-    #[arg(long)]
-    public_key: Option<PathBuf>,
-    /// Generate a key of this type.
-    #[arg(long, requires = "key_out")]
-    new_key: Option<KeyType>,
-    /// Where to write the new key (PKCS#8 PEM, mode 0600).
-    #[arg(long, requires = "new_key")]
-    key_out: Option<PathBuf>,
-    /// Subject, e.g. "CN=host,O=Example".
-    #[arg(long)]
-    subject: String,
-    /// Subject alternative name (dns:, uri:, ip:, email:); repeatable.
-    #[arg(long)]
-    san: Vec<String>,
-    /// Validity in days from one hour ago.
-    #[arg(long, conflicts_with_all = ["not_before", "not_after"])]
-    days: Option<u32>,
-    /// Start of validity (RFC 3339).
-    #[arg(long, requires = "not_after")]
-    not_before: Option<String>,
-    /// End of validity (RFC 3339).
-    #[arg(long, requires = "not_before")]
-    not_after: Option<String>,
-    /// Leave digitalSignature out of keyUsage.
-    #[arg(long)]
-    no_digital_signature: bool,
-    /// Issue a CA certificate.
-    #[arg(long)]
-    ca: bool,
-    /// Where to write the certificate (PEM).
-    #[arg(long)]
-    out: PathBuf,
-}
-
-#[derive(Args)]
-struct InitArgs {
-    /// Directory for the CA, client certificate and config.
-    #[arg(long)]
-    dir: PathBuf,
-    /// CA key type.
-    #[arg(long, default_value = "ec-p256")]
-    key_type: KeyType,
-    /// Client key type.
-    #[arg(long, default_value = "ec-p256")]
-    client_key_type: KeyType,
-}
 
 /// A failure and the exit code it maps to.
 struct Failure {

@@ -8,11 +8,15 @@ use crate::signer::KeyOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The environment variable that has the effect of `--debug` (any value but 0, false, no, off or
+/// empty turns it on).
+pub const DEBUG_ENV: &str = "ROLESANYWHERE_DEBUG";
+
 /// Top level.
 #[derive(Debug, Parser)]
 #[command(
     name = "rolesanywhere-agent",
-    version,
+    version = super::version::text(),
     about = "IAM Roles Anywhere credentials from keys in PKCS#11 tokens, TPMs or key files",
     args_override_self = true,
     // No styling escapes of clap's own, so that `render().ansi()` holds the arguments exactly as
@@ -143,8 +147,9 @@ pub struct KeyArgs {
     /// Pick the latest-expiring matching store certificate (not available on this platform).
     #[arg(long)]
     pub use_latest_expiring_certificate: bool,
-    /// Print diagnostics on stderr (never secrets).
-    #[arg(long)]
+    /// Print diagnostics on stderr, never secrets (or set ROLESANYWHERE_DEBUG to any value but 0,
+    /// false, no, off or empty).
+    #[arg(long, env = DEBUG_ENV, value_parser = clap::builder::FalseyValueParser::new())]
     pub debug: bool,
 }
 

@@ -10,6 +10,7 @@ pub mod args;
 pub mod commands;
 pub mod output;
 pub mod settings;
+pub mod version;
 
 pub use output::stderr_line;
 
@@ -69,7 +70,7 @@ fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
             debug,
         } => commands::read_certificate_data(&certificate, &key, debug, out),
         Settings::Version => {
-            writeln!(out, "{}", env!("CARGO_PKG_VERSION"))?;
+            writeln!(out, "{}", version::text())?;
             Ok(())
         }
     }
