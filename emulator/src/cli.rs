@@ -121,7 +121,7 @@ pub struct IssueArgs {
     /// Subject alternative name (dns:, uri:, ip:, email:); repeatable.
     #[arg(long)]
     pub san: Vec<String>,
-    /// Validity in days from one hour ago.
+    /// Validity in days from one hour ago (default without --days/--not-after: 30 days).
     #[arg(long, conflicts_with_all = ["not_before", "not_after"])]
     pub days: Option<u32>,
     /// Start of validity (RFC 3339).
