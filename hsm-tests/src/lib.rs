@@ -92,6 +92,23 @@ impl From<Output> for Run {
 
 /// Runs the agent with `args` and a clean environment plus `env` (PATH and HOME are kept).
 pub fn run_agent(args: &[&str], env: &[(&str, &str)]) -> Run {
+    agent_command(args, env)
+        .output()
+        .expect("cannot start the agent binary")
+        .into()
+}
+
+/// Like [`run_agent`], but kills the agent after `limit` ([`output_within`]): a hang fails the test
+/// with a message instead of stalling the run. Returns the run and how long it took.
+pub fn run_agent_within(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Run, Duration) {
+    let start = Instant::now();
+    let out = output_within(&mut agent_command(args, env), limit);
+    (out.into(), start.elapsed())
+}
+
+/// The agent binary with `args`, a cleared environment but `PATH`, `HOME`, `TSS2_LOG=all+none`
+/// and `env`.
+fn agent_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(agent_bin());
     cmd.args(args).env_clear();
     for k in ["PATH", "HOME"] {
@@ -101,7 +118,7 @@ pub fn run_agent(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
     cmd.env("TSS2_LOG", "all+none");
     cmd.envs(env.iter().copied());
-    cmd.output().expect("cannot start the agent binary").into()
+    cmd
 }
 
 /// Runs `cmd` with stdin closed and its output captured, like [`Command::output`], but kills it (only

@@ -5,7 +5,7 @@
 
 use hsm_tests::emu::Emu;
 use hsm_tests::swtpm::{Behaviour, CONTROL_OK, HostileTpm, Swtpm};
-use hsm_tests::{Run, run_agent, skip};
+use hsm_tests::{Run, run_agent, run_agent_within, skip};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -611,57 +611,6 @@ fn sign_string_digest_the_keys_scheme_forbids_names_the_scheme_and_the_fix() {
         }
         assert!(!r.stderr.contains("TPM_RC_SCHEME"), "{}", r.stderr);
     }
-}
-
-/// Like [`run_agent`], but kills the agent after `limit`: a hang fails the test with a message
-/// instead of stalling the test run. Returns the run and how long it took.
-fn run_agent_within(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Run, Duration) {
-    use std::io::Read as _;
-    let mut cmd = std::process::Command::new(hsm_tests::agent_bin());
-    cmd.args(args).env_clear();
-    for k in ["PATH", "HOME"] {
-        if let Some(v) = std::env::var_os(k) {
-            cmd.env(k, v);
-        }
-    }
-    cmd.env("TSS2_LOG", "all+none").envs(env.iter().copied());
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("cannot start the agent binary");
-    let pipe_reader = |mut p: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = p.read_to_end(&mut v);
-            String::from_utf8_lossy(&v).into_owned()
-        })
-    };
-    let out = pipe_reader(Box::new(child.stdout.take().unwrap()));
-    let err = pipe_reader(Box::new(child.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait for the agent") {
-            break st;
-        }
-        if start.elapsed() > limit {
-            // Only the child this test started.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the agent hung: no exit within {limit:?} ({}); stderr so far: {}",
-                args.join(" "),
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = start.elapsed();
-    let run = Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    };
-    (run, took)
 }
 
 /// A tpm2-openssl EC P-256 key file under the owner hierarchy (public test data; no TPM is needed

@@ -7,24 +7,11 @@
 use super::common::*;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a refusal may take; generous for a debug build on a loaded machine. The refusals these
 /// tests expect take milliseconds.
 const LIMIT: Duration = Duration::from_secs(5);
-
-/// Runs `cmd`, killing it (and failing the test) if it runs longer than `limit`.
-fn run_within(mut cmd: Command, limit: Duration) -> Run {
-    let start = Instant::now();
-    let out = hsm_tests::output_within(&mut cmd, limit);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stdout_bytes: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
-}
 
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
@@ -48,30 +35,15 @@ fn agent(
     extra: &[&str],
     vars: &[(&str, &str)],
 ) -> Run {
-    let cert = env.p("leaf.pem");
-    let key = env.p("leaf.key");
-    let mut args = vec![
-        "credential-process",
-        "--certificate",
-        &cert,
-        "--private-key",
-        &key,
-        "--trust-anchor-arn",
-        TRUST_ANCHOR,
-        "--profile-arn",
-        PROFILE,
-        "--role-arn",
-        ROLE,
-        "--endpoint",
-        url,
-    ];
+    let mut args = env.credential_args(url, "leaf", &[]);
     for (flag, value) in replace {
         match args.iter().position(|a| a == flag) {
-            Some(i) => args[i + 1] = value,
-            None => args.extend([*flag, *value]),
+            Some(i) => args[i + 1] = value.to_string(),
+            None => args.extend([flag.to_string(), value.to_string()]),
         }
     }
-    args.extend_from_slice(extra);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_within(env.cmd(&args, vars), LIMIT)
 }
 

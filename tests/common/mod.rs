@@ -236,14 +236,20 @@ max_session_duration = 43200
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Run {
-        let cert = self.p(&format!("{name}.pem"));
-        let key = self.p(&format!("{name}.key"));
-        let mut args = vec![
+        let args = self.credential_args(url, name, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&args, env)
+    }
+
+    /// The `credential-process` arguments for NAME.pem / NAME.key and the ARNs against `url`,
+    /// plus `extra`.
+    pub fn credential_args(&self, url: &str, name: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
             "credential-process",
             "--certificate",
-            &cert,
+            &self.p(&format!("{name}.pem")),
             "--private-key",
-            &key,
+            &self.p(&format!("{name}.key")),
             "--trust-anchor-arn",
             TRUST_ANCHOR,
             "--profile-arn",
@@ -252,9 +258,26 @@ max_session_duration = 43200
             ROLE,
             "--endpoint",
             url,
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args, env)
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+}
+
+/// Runs `cmd`, killing it and failing the test if it runs longer than `limit`
+/// ([`hsm_tests::output_within`]): a regression that blocks fails instead of hanging the suite.
+pub fn run_within(mut cmd: Command, limit: Duration) -> Run {
+    let start = Instant::now();
+    let out = hsm_tests::output_within(&mut cmd, limit);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stdout_bytes: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
     }
 }
 
