@@ -10,6 +10,7 @@ pub mod ca;
 pub mod config;
 pub mod crypto;
 mod der;
+mod path;
 mod pem;
 pub mod server;
 pub mod verifier;
