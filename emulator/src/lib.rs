@@ -10,6 +10,7 @@ pub mod ca;
 pub mod config;
 pub mod crypto;
 mod der;
+pub mod files;
 mod path;
 mod pem;
 pub mod server;
