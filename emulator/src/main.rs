@@ -187,7 +187,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(a: ServeArgs) -> Result<(), Failure> {
-    let config = Config::from_file(&a.config).map_err(usage)?;
+    let settings = rolesanywhere_emulator::config::Settings::from_file(&a.config).map_err(usage)?;
     let tls = if a.http {
         Tls::None
     } else if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
@@ -202,14 +202,15 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
             ca_out: a.tls_ca_out,
         }
     };
-    let running = server::spawn(
-        config,
+    let running = server::spawn_with(
+        settings.config,
+        settings.limits,
         ServeOptions {
             listen: a.listen,
             tls,
         },
     )
-    .map_err(operational)?;
+    .map_err(|e| classify(e.into()))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", running.url())
         .and_then(|()| out.flush())
@@ -383,6 +384,8 @@ fn classify(error: anyhow::Error) -> Failure {
             if let Some(e) = cause.downcast_ref::<ca::Error>() {
                 Some(e.is_usage())
             } else if let Some(e) = cause.downcast_ref::<files::Error>() {
+                Some(e.is_usage())
+            } else if let Some(e) = cause.downcast_ref::<server::Error>() {
                 Some(e.is_usage())
             } else if cause.is::<BadArgument>() {
                 Some(true)

@@ -857,6 +857,23 @@ fn usage_mistakes_exit_2_and_system_failures_exit_1_issue_14_item_17() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+    // TLS files that are not usable are a configuration mistake too.
+    std::fs::write(tmp.path().join("config.toml"), "region = \"us-east-1\"\n").expect("config");
+    let out = emulator(&[
+        "serve",
+        "--config",
+        p(&tmp.path().join("config.toml")),
+        "--tls-cert",
+        p(&tmp.path().join("nope.pem")),
+        "--tls-key",
+        p(&tmp.path().join("nope.key")),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A directory that cannot be created is the system's refusal, not a usage mistake.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "x").expect("write");
