@@ -3,13 +3,13 @@
 //!
 //! Owns the CA directory layout (`ca.pem`, `ca.key` 0600, `chain.pem` for intermediates,
 //! `issued.txt`, `revoked.txt`, `crl.pem`). It is for tests and demos: it must not be mistaken for
-//! a production CA, and it must never print or log private keys.
+//! a production CA, and it must never print or log private keys. Files reach the disk through
+//! [`crate::files`] (keys 0600, never through a link).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{Context, anyhow, bail};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, RevokedCertParams,
@@ -21,7 +21,105 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::crypto::{self, PublicKey};
-use crate::der;
+use crate::{der, files};
+
+/// What went wrong in a CA operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory already holds a CA.
+    #[error("{} already holds a CA (ca.key); choose another directory or remove it", dir.display())]
+    CaExists {
+        /// The CA directory.
+        dir: PathBuf,
+    },
+    /// A file the operation needs could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file holds something other than what it should (no certificate, a key that does not
+    /// belong to the certificate, a bad serial list).
+    #[error("{}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request cannot be issued as asked: subject, SAN, validity or key type.
+    #[error("{0}")]
+    Request(String),
+    /// The CSR or public key to certify is unusable.
+    #[error("{0}")]
+    KeyToCertify(String),
+    /// The certificate to revoke was not issued by this CA.
+    #[error(
+        "certificate {subject} (serial {serial}) was not issued by this CA ({ca}); revoke it with its issuer"
+    )]
+    NotIssuedHere {
+        /// The certificate's subject.
+        subject: String,
+        /// Its serial, base 10.
+        serial: String,
+        /// This CA's subject.
+        ca: String,
+    },
+    /// A directory could not be created.
+    #[error("cannot create {}", dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing an output file failed or was refused.
+    #[error(transparent)]
+    File(#[from] files::Error),
+    /// Key generation, encoding or signing failed.
+    #[error("{what}: {reason}")]
+    Crypto {
+        /// What was being done.
+        what: &'static str,
+        /// The library's words.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// True for mistakes in the arguments or input files (exit 2); false when the system or a
+    /// library failed (exit 1).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::CaExists { .. }
+            | Error::Read { .. }
+            | Error::BadFile { .. }
+            | Error::Request(_)
+            | Error::KeyToCertify(_)
+            | Error::NotIssuedHere { .. } => true,
+            Error::File(f) => f.is_usage(),
+            Error::CreateDir { .. } | Error::Crypto { .. } => false,
+        }
+    }
+}
+
+fn crypto<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Crypto {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn bad_file(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::BadFile {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
 
 /// Key types the CA can generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +165,8 @@ impl KeyType {
 }
 
 impl FromStr for KeyType {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<KeyType> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<KeyType, Error> {
         [
             KeyType::EcP256,
             KeyType::EcP384,
@@ -80,7 +178,7 @@ impl FromStr for KeyType {
         .into_iter()
         .find(|k| k.name() == s)
         .ok_or_else(|| {
-            anyhow!("unknown key type {s:?} (expected ec-p256, ec-p384, ec-p521, rsa-2048, rsa-3072 or rsa-4096)")
+            Error::Request(format!("unknown key type {s:?} (expected ec-p256, ec-p384, ec-p521, rsa-2048, rsa-3072 or rsa-4096)"))
         })
     }
 }
@@ -101,7 +199,7 @@ struct GeneratedKey {
     spki: Vec<u8>,
 }
 
-fn generate_key(kind: KeyType) -> anyhow::Result<GeneratedKey> {
+fn generate_key(kind: KeyType) -> Result<GeneratedKey, Error> {
     use p521::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
     let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
     let (pkcs8, spki) = match kind {
@@ -111,17 +209,19 @@ fn generate_key(kind: KeyType) -> anyhow::Result<GeneratedKey> {
             } else {
                 &rcgen::PKCS_ECDSA_P384_SHA384
             };
-            let kp = KeyPair::generate_for(alg).context("cannot generate an EC key")?;
+            let kp = KeyPair::generate_for(alg).map_err(crypto("cannot generate an EC key"))?;
             (kp.serialize_der(), kp.subject_public_key_info())
         }
         KeyType::EcP521 => {
             let sk =
                 <p521::SecretKey as p521::elliptic_curve::Generate>::generate_from_rng(&mut rng);
-            let der = sk.to_pkcs8_der().context("cannot encode the P-521 key")?;
+            let der = sk
+                .to_pkcs8_der()
+                .map_err(crypto("cannot encode the P-521 key"))?;
             let spki = sk
                 .public_key()
                 .to_public_key_der()
-                .context("cannot encode the P-521 public key")?;
+                .map_err(crypto("cannot encode the P-521 public key"))?;
             (der.as_bytes().to_vec(), spki.as_bytes().to_vec())
         }
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
@@ -131,12 +231,12 @@ fn generate_key(kind: KeyType) -> anyhow::Result<GeneratedKey> {
                 _ => 4096,
             };
             let sk = rsa::RsaPrivateKey::new(&mut rng, bits)
-                .with_context(|| format!("cannot generate an RSA-{bits} key"))?;
+                .map_err(crypto("cannot generate an RSA key"))?;
             let der = rsa::pkcs8::EncodePrivateKey::to_pkcs8_der(&sk)
-                .context("cannot encode the RSA key")?;
+                .map_err(crypto("cannot encode the RSA key"))?;
             let spki =
                 rsa::pkcs8::EncodePublicKey::to_public_key_der(&rsa::RsaPublicKey::from(&sk))
-                    .context("cannot encode the RSA public key")?;
+                    .map_err(crypto("cannot encode the RSA public key"))?;
             (der.as_bytes().to_vec(), spki.as_bytes().to_vec())
         }
     };
@@ -239,18 +339,10 @@ impl std::fmt::Debug for Issued {
     }
 }
 
-/// Writes `contents` to `path`, readable by the owner only.
-pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+/// Writes a private key to `path` as a new 0600 file renamed into place; refuses a symbolic
+/// link or special file there ([`files::write_private`]).
+pub fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
+    Ok(files::write_private(path, contents.as_bytes())?)
 }
 
 fn random_serial() -> SerialNumber {
@@ -261,12 +353,12 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn parse_subject(subject: &str) -> anyhow::Result<DistinguishedName> {
+fn parse_subject(subject: &str) -> Result<DistinguishedName, Error> {
     let mut dn = DistinguishedName::new();
     for part in subject.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| anyhow!("subject component {part:?} is not NAME=value"))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            Error::Request(format!("subject component {part:?} is not NAME=value"))
+        })?;
         let ty = match k.trim().to_ascii_uppercase().as_str() {
             "CN" => DnType::CommonName,
             "O" => DnType::OrganizationName,
@@ -275,24 +367,30 @@ fn parse_subject(subject: &str) -> anyhow::Result<DistinguishedName> {
             "ST" => DnType::StateOrProvinceName,
             "L" => DnType::LocalityName,
             other => {
-                bail!("subject attribute {other:?} is not supported (use CN, O, OU, C, ST, L)")
+                return Err(Error::Request(format!(
+                    "subject attribute {other:?} is not supported (use CN, O, OU, C, ST, L)"
+                )));
             }
         };
         dn.push(ty, v.trim());
     }
     if dn.iter().next().is_none() {
-        bail!("subject {subject:?} is empty (expected e.g. \"CN=host,O=Example\")");
+        return Err(Error::Request(format!(
+            "subject {subject:?} is empty (expected e.g. \"CN=host,O=Example\")"
+        )));
     }
     Ok(dn)
 }
 
-fn parse_san(san: &str) -> anyhow::Result<SanType> {
-    let (kind, value) = san
-        .split_once(':')
-        .ok_or_else(|| anyhow!("SAN {san:?} has no kind (expected dns:, uri:, ip: or email:)"))?;
+fn parse_san(san: &str) -> Result<SanType, Error> {
+    let (kind, value) = san.split_once(':').ok_or_else(|| {
+        Error::Request(format!(
+            "SAN {san:?} has no kind (expected dns:, uri:, ip: or email:)"
+        ))
+    })?;
     let ia5 = |v: &str| {
         rcgen::string::Ia5String::try_from(v.to_string())
-            .map_err(|_| anyhow!("SAN {san:?} is not ASCII"))
+            .map_err(|_| Error::Request(format!("SAN {san:?} is not ASCII")))
     };
     Ok(match kind.to_ascii_lowercase().as_str() {
         "dns" => SanType::DnsName(ia5(value)?),
@@ -301,9 +399,13 @@ fn parse_san(san: &str) -> anyhow::Result<SanType> {
         "ip" => SanType::IpAddress(
             value
                 .parse()
-                .map_err(|_| anyhow!("SAN {san:?} is not an IP address"))?,
+                .map_err(|_| Error::Request(format!("SAN {san:?} is not an IP address")))?,
         ),
-        other => bail!("SAN kind {other:?} is not supported (use dns, uri, ip or email)"),
+        other => {
+            return Err(Error::Request(format!(
+                "SAN kind {other:?} is not supported (use dns, uri, ip or email)"
+            )));
+        }
     })
 }
 
@@ -325,11 +427,14 @@ fn sign_certificate(
     params: &CertificateParams,
     spki_der: &[u8],
     issuer: &Issuer<'_, &KeyPair>,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, Error> {
     let draft = params
         .signed_by(&Placeholder(vec![4u8; 65]), issuer)
-        .context("cannot build the certificate")?;
-    let broken = || anyhow!("internal error: unexpected certificate layout from rcgen");
+        .map_err(crypto("cannot build the certificate"))?;
+    let broken = || Error::Crypto {
+        what: "internal error",
+        reason: "unexpected certificate layout from rcgen".into(),
+    };
     let parts = der::signed_parts(draft.der()).ok_or_else(broken)?;
     let (tbs, _) = der::read_tlv(parts.tbs).ok_or_else(broken)?;
     let mut fields = der::children(tbs.content).ok_or_else(broken)?;
@@ -337,10 +442,10 @@ fn sign_certificate(
     if fields.len() < 7 || fields[0].tag != 0xa0 || fields[6].tag != 0x30 {
         return Err(broken());
     }
-    let (spki_tlv, rest) =
-        der::read_tlv(spki_der).ok_or_else(|| anyhow!("public key is not DER"))?;
+    let (spki_tlv, rest) = der::read_tlv(spki_der)
+        .ok_or_else(|| Error::KeyToCertify("public key is not DER".into()))?;
     if !rest.is_empty() {
-        bail!("public key has trailing bytes");
+        return Err(Error::KeyToCertify("public key has trailing bytes".into()));
     }
     fields[6] = spki_tlv;
     let tbs_content: Vec<u8> = fields
@@ -351,7 +456,7 @@ fn sign_certificate(
     let signature = issuer
         .key()
         .sign(&new_tbs)
-        .context("cannot sign the certificate")?;
+        .map_err(crypto("cannot sign the certificate"))?;
     let mut bits = vec![0u8];
     bits.extend_from_slice(&signature);
     let mut cert = new_tbs;
@@ -364,35 +469,41 @@ fn key_identifier(spki_der: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, spki_der).as_ref()[..20].to_vec()
 }
 
-fn read(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-fn signing_key(kind: KeyType, pkcs8: &SecretKeyDer) -> anyhow::Result<KeyPair> {
+fn signing_key(kind: KeyType, pkcs8: &SecretKeyDer) -> Result<KeyPair, Error> {
     let alg = match kind {
         KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
-        KeyType::EcP521 => bail!(
-            "a CA key cannot be ec-p521 (this CA signs with ring, which has no P-521); use ec-p256, ec-p384 or rsa-*"
-        ),
+        KeyType::EcP521 => {
+            return Err(Error::Request(
+                "a CA key cannot be ec-p521 (this CA signs with ring, which has no P-521); use ec-p256, ec-p384 or rsa-*".into(),
+            ));
+        }
     };
     let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.0.as_slice());
     KeyPair::from_pkcs8_der_and_sign_algo(&der, alg)
-        .context("generated CA key is not usable for signing")
+        .map_err(crypto("generated CA key is not usable for signing"))
 }
 
 impl Ca {
     /// Creates a self-signed root CA in `dir` (created if missing; refused if it already holds one).
-    pub fn init(dir: &Path, key_type: KeyType, cn: &str) -> anyhow::Result<Ca> {
+    pub fn init(dir: &Path, key_type: KeyType, cn: &str) -> Result<Ca, Error> {
+        refuse_existing_ca(dir)?;
         let generated = generate_key(key_type)?;
         let key = signing_key(key_type, &generated.pkcs8)?;
         prepare_dir(dir)?;
         let now = OffsetDateTime::now_utc();
-        let params = ca_params(cn, now, &generated.spki)?;
+        let params = ca_params(cn, now, &generated.spki);
         let cert = params
             .self_signed(&key)
-            .context("cannot self-sign the CA certificate")?;
+            .map_err(crypto("cannot self-sign the CA certificate"))?;
         let ca = Ca {
             dir: dir.to_path_buf(),
             cert_pem: cert.pem(),
@@ -404,25 +515,28 @@ impl Ca {
     }
 
     /// Loads a CA from `dir` (`ca.pem`, `ca.key`).
-    pub fn load(dir: &Path) -> anyhow::Result<Ca> {
-        let cert_pem = read(&dir.join("ca.pem"))?;
+    pub fn load(dir: &Path) -> Result<Ca, Error> {
+        let cert_path = dir.join("ca.pem");
+        let cert_pem = read(&cert_path)?;
         let cert_der = crate::pem::decode_label(&cert_pem, "CERTIFICATE")
-            .map_err(|e| anyhow!("{}: {e}", dir.join("ca.pem").display()))?
+            .map_err(|e| bad_file(&cert_path, e))?
             .into_iter()
             .next()
-            .ok_or_else(|| anyhow!("{} holds no CERTIFICATE", dir.join("ca.pem").display()))?;
+            .ok_or_else(|| bad_file(&cert_path, "holds no CERTIFICATE"))?;
         let key_path = dir.join("ca.key");
         let key_pem = read(&key_path)?;
         let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| anyhow!("{} is not a usable PKCS#8 CA key: {e}", key_path.display()))?;
+            .map_err(|e| bad_file(&key_path, format!("not a usable PKCS#8 CA key: {e}")))?;
         let (_, cert) = X509Certificate::from_der(&cert_der)
-            .map_err(|e| anyhow!("{} is not a certificate: {e}", dir.join("ca.pem").display()))?;
+            .map_err(|e| bad_file(&cert_path, format!("not a certificate: {e}")))?;
         if cert.public_key().raw != key.subject_public_key_info().as_slice() {
-            bail!(
-                "{} does not belong to the certificate in {}",
-                key_path.display(),
-                dir.join("ca.pem").display()
-            );
+            return Err(bad_file(
+                &key_path,
+                format!(
+                    "does not belong to the certificate in {}",
+                    cert_path.display()
+                ),
+            ));
         }
         Ok(Ca {
             dir: dir.to_path_buf(),
@@ -444,17 +558,24 @@ impl Ca {
 
     /// Creates an intermediate CA in `dir`, signed by this CA, with a key of this CA's type.
     /// `dir/chain.pem` holds the intermediates up to (not including) the root, issuer order.
-    pub fn intermediate(&self, dir: &Path, cn: &str) -> anyhow::Result<Ca> {
+    pub fn intermediate(&self, dir: &Path, cn: &str) -> Result<Ca, Error> {
+        refuse_existing_ca(dir)?;
+        let cert_path = self.dir.join("ca.pem");
         let (_, own) = X509Certificate::from_der(&self.cert_der)
-            .map_err(|e| anyhow!("CA certificate does not parse: {e}"))?;
-        let own_key = PublicKey::from_spki(own.public_key())?;
-        let key_type = KeyType::from_public_key(&own_key)
-            .ok_or_else(|| anyhow!("CA key type cannot be reproduced for an intermediate"))?;
+            .map_err(|e| bad_file(&cert_path, format!("not a certificate: {e}")))?;
+        let own_key =
+            PublicKey::from_spki(own.public_key()).map_err(|e| bad_file(&cert_path, e))?;
+        let key_type = KeyType::from_public_key(&own_key).ok_or_else(|| {
+            bad_file(
+                &cert_path,
+                "the CA's key type cannot be reproduced for an intermediate",
+            )
+        })?;
         let generated = generate_key(key_type)?;
         let key = signing_key(key_type, &generated.pkcs8)?;
         prepare_dir(dir)?;
         let now = OffsetDateTime::now_utc();
-        let params = ca_params(cn, now, &generated.spki)?;
+        let params = ca_params(cn, now, &generated.spki);
         let der = sign_certificate(&params, &generated.spki, &self.issuer()?)?;
         let cert_pem = crate::pem::encode("CERTIFICATE", &der);
         let parent_chain = std::fs::read_to_string(self.dir.join("chain.pem")).unwrap_or_default();
@@ -468,12 +589,16 @@ impl Ca {
         Ok(ca)
     }
 
-    fn issuer(&self) -> anyhow::Result<Issuer<'_, &KeyPair>> {
-        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key)
-            .context("CA certificate cannot be used as an issuer")
+    fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, Error> {
+        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key).map_err(|e| {
+            bad_file(
+                &self.dir.join("ca.pem"),
+                format!("cannot be used as an issuer: {e}"),
+            )
+        })
     }
 
-    fn save(&self, key: &GeneratedKey, chain: Option<String>) -> anyhow::Result<()> {
+    fn save(&self, key: &GeneratedKey, chain: Option<String>) -> Result<(), Error> {
         write_private(
             &self.dir.join("ca.key"),
             &crate::pem::encode("PRIVATE KEY", &key.pkcs8.0),
@@ -486,9 +611,11 @@ impl Ca {
     }
 
     /// Issues a certificate.
-    pub fn issue(&self, req: &IssueRequest) -> anyhow::Result<Issued> {
+    pub fn issue(&self, req: &IssueRequest) -> Result<Issued, Error> {
         if req.not_after <= req.not_before {
-            bail!("not_after must be later than not_before");
+            return Err(Error::Request(
+                "not_after must be later than not_before".into(),
+            ));
         }
         let (spki, key_pem) = match &req.key {
             KeySource::NewKey(kind) => {
@@ -501,13 +628,18 @@ impl Ca {
             KeySource::Csr(bytes) => (csr_public_key(bytes)?, None),
             KeySource::PublicKeyPem(pem) => {
                 let der = crate::pem::decode_label(pem, "PUBLIC KEY")
-                    .map_err(|e| anyhow!("public key PEM: {e}"))?
+                    .map_err(|e| Error::KeyToCertify(format!("public key PEM: {e}")))?
                     .into_iter()
                     .next()
-                    .ok_or_else(|| anyhow!("public key PEM holds no PUBLIC KEY block"))?;
-                let (_, spki) = SubjectPublicKeyInfo::from_der(&der)
-                    .map_err(|e| anyhow!("public key is not a SubjectPublicKeyInfo: {e}"))?;
-                PublicKey::from_spki(&spki).context("public key cannot be certified")?;
+                    .ok_or_else(|| {
+                        Error::KeyToCertify("public key PEM holds no PUBLIC KEY block".into())
+                    })?;
+                let (_, spki) = SubjectPublicKeyInfo::from_der(&der).map_err(|e| {
+                    Error::KeyToCertify(format!("public key is not a SubjectPublicKeyInfo: {e}"))
+                })?;
+                PublicKey::from_spki(&spki).map_err(|e| {
+                    Error::KeyToCertify(format!("public key cannot be certified: {e}"))
+                })?;
                 (der, None)
             }
         };
@@ -517,7 +649,7 @@ impl Ca {
             .sans
             .iter()
             .map(|s| parse_san(s))
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_, _>>()?;
         params.not_before = req.not_before;
         params.not_after = req.not_after;
         params.serial_number = Some(random_serial());
@@ -539,15 +671,16 @@ impl Ca {
         }
         let der = sign_certificate(&params, &spki, &self.issuer()?)?;
         let (_, cert) = X509Certificate::from_der(&der)
-            .map_err(|e| anyhow!("internal error: issued certificate does not parse: {e}"))?;
+            .map_err(crypto("internal error: issued certificate does not parse"))?;
         let serial_decimal = cert.tbs_certificate.serial.to_string();
-        let mut index = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("issued.txt"))
-            .with_context(|| format!("cannot open {}", self.dir.join("issued.txt").display()))?;
-        writeln!(index, "{}\t{}", hex::encode(cert.raw_serial()), req.subject)
-            .with_context(|| format!("cannot write {}", self.dir.join("issued.txt").display()))?;
+        let index_path = self.dir.join("issued.txt");
+        let mut index = files::open_append(&index_path)?;
+        writeln!(index, "{}\t{}", hex::encode(cert.raw_serial()), req.subject).map_err(
+            |source| files::Error::Write {
+                path: index_path.clone(),
+                source,
+            },
+        )?;
         Ok(Issued {
             cert_pem: crate::pem::encode("CERTIFICATE", &der),
             key_pem,
@@ -556,30 +689,40 @@ impl Ca {
     }
 
     /// Revokes a certificate issued by this CA; rewrites the cumulative `crl.pem` and returns its path.
-    pub fn revoke(&self, cert_pem: &str) -> anyhow::Result<PathBuf> {
+    pub fn revoke(&self, cert_pem: &str) -> Result<PathBuf, Error> {
         let der = crate::pem::decode_label(cert_pem, "CERTIFICATE")
-            .map_err(|e| anyhow!("certificate to revoke: {e}"))?
+            .map_err(|e| Error::Request(format!("certificate to revoke: {e}")))?
             .into_iter()
             .next()
-            .ok_or_else(|| anyhow!("certificate to revoke: no CERTIFICATE block"))?;
+            .ok_or_else(|| Error::Request("certificate to revoke: no CERTIFICATE block".into()))?;
         let (_, cert) = X509Certificate::from_der(&der)
-            .map_err(|e| anyhow!("certificate to revoke does not parse: {e}"))?;
+            .map_err(|e| Error::Request(format!("certificate to revoke does not parse: {e}")))?;
+        let cert_path = self.dir.join("ca.pem");
         let (_, own) = X509Certificate::from_der(&self.cert_der)
-            .map_err(|e| anyhow!("CA certificate does not parse: {e}"))?;
-        let own_key = PublicKey::from_spki(own.public_key())?;
+            .map_err(|e| bad_file(&cert_path, format!("not a certificate: {e}")))?;
+        let own_key =
+            PublicKey::from_spki(own.public_key()).map_err(|e| bad_file(&cert_path, e))?;
         if cert.issuer().as_raw() != own.subject().as_raw()
             || crypto::verify_signed_object(&der, &cert.signature_algorithm, &own_key).is_err()
         {
-            bail!(
-                "certificate {} (serial {}) was not issued by this CA ({}); revoke it with its issuer",
-                cert.subject(),
-                cert.tbs_certificate.serial,
-                own.subject()
-            );
+            return Err(Error::NotIssuedHere {
+                subject: cert.subject().to_string(),
+                serial: cert.tbs_certificate.serial.to_string(),
+                ca: own.subject().to_string(),
+            });
         }
         let revoked_path = self.dir.join("revoked.txt");
         let mut serials: Vec<String> = std::fs::read_to_string(&revoked_path)
-            .unwrap_or_default()
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(String::new())
+                } else {
+                    Err(Error::Read {
+                        path: revoked_path.clone(),
+                        source: e,
+                    })
+                }
+            })?
             .lines()
             .map(str::to_string)
             .filter(|l| !l.is_empty())
@@ -592,7 +735,7 @@ impl Ca {
         let mut revoked_certs = Vec::new();
         for s in &serials {
             let bytes = hex::decode(s)
-                .map_err(|_| anyhow!("{} holds a bad serial {s:?}", revoked_path.display()))?;
+                .map_err(|_| bad_file(&revoked_path, format!("holds a bad serial {s:?}")))?;
             revoked_certs.push(RevokedCertParams {
                 serial_number: SerialNumber::from_slice(&bytes),
                 revocation_time: now,
@@ -609,7 +752,7 @@ impl Ca {
             key_identifier_method: KeyIdMethod::PreSpecified(key_identifier(own.public_key().raw)),
         }
         .signed_by(&self.issuer()?)
-        .context("cannot sign the CRL")?;
+        .map_err(crypto("cannot sign the CRL"))?;
         write_file(&revoked_path, &format!("{}\n", serials.join("\n")))?;
         let crl_path = self.dir.join("crl.pem");
         write_file(&crl_path, &crate::pem::encode("X509 CRL", crl.der()))?;
@@ -617,22 +760,30 @@ impl Ca {
     }
 }
 
-fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
+    Ok(files::write_public(path, contents.as_bytes())?)
 }
 
-fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    if dir.join("ca.key").exists() {
-        bail!(
-            "{} already holds a CA (ca.key); choose another directory or remove it",
-            dir.display()
-        );
+/// A CA directory is never reused: its `ca.key` (a file, or a link to one, dangling or not) says a
+/// CA lives there, and overwriting it would orphan every certificate the old key issued.
+fn refuse_existing_ca(dir: &Path) -> Result<(), Error> {
+    if std::fs::symlink_metadata(dir.join("ca.key")).is_ok() {
+        return Err(Error::CaExists {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(())
 }
 
-fn ca_params(cn: &str, now: OffsetDateTime, spki: &[u8]) -> anyhow::Result<CertificateParams> {
+fn prepare_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    refuse_existing_ca(dir)
+}
+
+fn ca_params(cn: &str, now: OffsetDateTime, spki: &[u8]) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
@@ -647,26 +798,28 @@ fn ca_params(cn: &str, now: OffsetDateTime, spki: &[u8]) -> anyhow::Result<Certi
     params.serial_number = Some(random_serial());
     params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(spki));
     params.use_authority_key_identifier_extension = true;
-    Ok(params)
+    params
 }
 
-fn csr_public_key(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+fn csr_public_key(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    let bad = |m: String| Error::KeyToCertify(m);
     let der = if bytes.starts_with(b"-----BEGIN") {
-        let text = std::str::from_utf8(bytes).map_err(|_| anyhow!("CSR PEM is not UTF-8"))?;
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("CSR PEM is not UTF-8".into()))?;
         crate::pem::decode_all(text)
-            .map_err(|e| anyhow!("CSR PEM: {e}"))?
+            .map_err(|e| bad(format!("CSR PEM: {e}")))?
             .into_iter()
             .find(|(l, _)| l == "CERTIFICATE REQUEST" || l == "NEW CERTIFICATE REQUEST")
             .map(|(_, d)| d)
-            .ok_or_else(|| anyhow!("CSR PEM holds no CERTIFICATE REQUEST block"))?
+            .ok_or_else(|| bad("CSR PEM holds no CERTIFICATE REQUEST block".into()))?
     } else {
         bytes.to_vec()
     };
-    let (_, csr) =
-        X509CertificationRequest::from_der(&der).map_err(|e| anyhow!("CSR does not parse: {e}"))?;
+    let (_, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| bad(format!("CSR does not parse: {e}")))?;
     let spki = &csr.certification_request_info.subject_pki;
-    let key = PublicKey::from_spki(spki).context("CSR key cannot be certified")?;
+    let key =
+        PublicKey::from_spki(spki).map_err(|e| bad(format!("CSR key cannot be certified: {e}")))?;
     crypto::verify_signed_object(&der, &csr.signature_algorithm, &key)
-        .map_err(|e| anyhow!("CSR self-signature is invalid ({e}); refusing to certify a key whose possession is not proven"))?;
+        .map_err(|e| bad(format!("CSR self-signature is invalid ({e}); refusing to certify a key whose possession is not proven")))?;
     Ok(spki.raw.to_vec())
 }

@@ -1,10 +1,11 @@
-//! The emulator's configuration: region, trust anchors (certificates and CRLs), profiles, roles and
-//! injected faults, read from TOML.
+//! The emulator's configuration: region, trust anchors (certificates and CRLs), profiles, roles,
+//! injected faults and the server's connection limits, read from TOML.
 //!
 //! Owns loading and validating the configuration, including reading the PEM files it names and
 //! checking each CRL's signature against its anchor. It must not start servers or read the clock.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
@@ -12,6 +13,17 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::crypto::{self, PublicKey};
+use crate::server::Limits;
+
+/// Everything a configuration file says: what the verifier checks ([`Config`]) and how the server
+/// treats connections and what it keeps ([`Limits`], the optional `[server]` table).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Region, anchors, profiles, roles and faults.
+    pub config: Config,
+    /// Connection cap, timeouts and the number of decisions kept.
+    pub limits: Limits,
+}
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -100,6 +112,17 @@ struct RawConfig {
     roles: Vec<RawRole>,
     #[serde(default)]
     faults: Vec<RawFault>,
+    server: Option<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_connections: Option<u64>,
+    handshake_timeout_seconds: Option<f64>,
+    request_timeout_seconds: Option<f64>,
+    idle_timeout_seconds: Option<f64>,
+    decisions_kept: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -155,16 +178,29 @@ fn default_duration() -> u32 {
 
 impl Config {
     /// Reads and validates a configuration file; relative paths in it are relative to its folder.
+    /// The `[server]` table is validated too; [`Settings::from_file`] returns it.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Config::from_toml_str(&text, base)
-            .with_context(|| format!("invalid config file {}", path.display()))
+        Settings::from_file(path).map(|s| s.config)
     }
 
     /// Parses and validates TOML; relative paths are resolved against `base_dir`.
     pub fn from_toml_str(s: &str, base_dir: &Path) -> anyhow::Result<Config> {
+        Settings::from_toml_str(s, base_dir).map(|s| s.config)
+    }
+}
+
+impl Settings {
+    /// Reads and validates a configuration file; relative paths in it are relative to its folder.
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Settings::from_toml_str(&text, base)
+            .with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses and validates TOML; relative paths are resolved against `base_dir`.
+    pub fn from_toml_str(s: &str, base_dir: &Path) -> anyhow::Result<Settings> {
         let raw: RawConfig =
             toml::from_str(s).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
         if !is_region(&raw.region) {
@@ -265,15 +301,66 @@ impl Config {
                 times: f.times,
             });
         }
-        Ok(Config {
-            region: raw.region,
-            trust_anchors,
-            profiles,
-            roles,
-            faults,
+        let limits = match raw.server {
+            Some(server) => server_limits(server)?,
+            None => Limits::default(),
+        };
+        Ok(Settings {
+            config: Config {
+                region: raw.region,
+                trust_anchors,
+                profiles,
+                roles,
+                faults,
+            },
+            limits,
         })
     }
+}
 
+/// The `[server]` table over [`Limits::default`].
+fn server_limits(raw: RawServer) -> anyhow::Result<Limits> {
+    let mut limits = Limits::default();
+    if let Some(n) = raw.max_connections {
+        if !(1..=65536).contains(&n) {
+            bail!("server.max_connections: {n} is outside 1..65536");
+        }
+        limits.max_connections = n as usize;
+    }
+    let seconds = |key: &str, v: Option<f64>, slot: &mut Duration| -> anyhow::Result<()> {
+        if let Some(v) = v {
+            if !(v.is_finite() && (0.05..=3600.0).contains(&v)) {
+                bail!("server.{key}: {v} is outside 0.05..3600 seconds");
+            }
+            *slot = Duration::from_secs_f64(v);
+        }
+        Ok(())
+    };
+    seconds(
+        "handshake_timeout_seconds",
+        raw.handshake_timeout_seconds,
+        &mut limits.handshake_timeout,
+    )?;
+    seconds(
+        "request_timeout_seconds",
+        raw.request_timeout_seconds,
+        &mut limits.request_timeout,
+    )?;
+    seconds(
+        "idle_timeout_seconds",
+        raw.idle_timeout_seconds,
+        &mut limits.idle_timeout,
+    )?;
+    if let Some(n) = raw.decisions_kept {
+        if n > 1_000_000 {
+            bail!("server.decisions_kept: {n} is above 1000000");
+        }
+        limits.decisions_kept = n as usize;
+    }
+    Ok(limits)
+}
+
+impl Config {
     /// The trust anchor with this ARN.
     pub fn trust_anchor(&self, arn: &str) -> Option<&TrustAnchor> {
         self.trust_anchors.iter().find(|a| a.arn == arn)

@@ -11,6 +11,8 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 mod der;
+pub mod files;
+mod path;
 mod pem;
 pub mod server;
 pub mod verifier;

@@ -33,8 +33,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(a) => serve(a),
-        Command::Ca(c) => ca(c).map_err(operational),
-        Command::Init(a) => init(a).map_err(operational),
+        Command::Ca(c) => ca(c).map_err(classify),
+        Command::Init(a) => init(a).map_err(classify),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(a: ServeArgs) -> Result<(), Failure> {
-    let config = Config::from_file(&a.config).map_err(usage)?;
+    let settings = rolesanywhere_emulator::config::Settings::from_file(&a.config).map_err(usage)?;
     let tls = if a.http {
         Tls::None
     } else if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
@@ -61,14 +61,15 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
             ca_out: a.tls_ca_out,
         }
     };
-    let running = server::spawn(
-        config,
+    let running = server::spawn_with(
+        settings.config,
+        settings.limits,
         ServeOptions {
             listen: a.listen,
             tls,
         },
     )
-    .map_err(operational)?;
+    .map_err(|e| classify(e.into()))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", running.url())
         .and_then(|()| out.flush())
@@ -90,8 +91,12 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
 }
 
 fn parse_time(s: &str, flag: &str) -> anyhow::Result<OffsetDateTime> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| anyhow!("{flag} {s:?} is not RFC 3339 (e.g. 2026-03-01T12:00:00Z): {e}"))
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        BadArgument(format!(
+            "{flag} {s:?} is not RFC 3339 (e.g. 2026-03-01T12:00:00Z): {e}"
+        ))
+        .into()
+    })
 }
 
 fn ca(c: CaCommand) -> anyhow::Result<()> {
@@ -110,8 +115,12 @@ fn ca(c: CaCommand) -> anyhow::Result<()> {
         }
         CaCommand::Issue(a) => issue(*a)?,
         CaCommand::Revoke { dir, certificate } => {
-            let pem = std::fs::read_to_string(&certificate)
-                .with_context(|| format!("cannot read {}", certificate.display()))?;
+            let pem = std::fs::read_to_string(&certificate).map_err(|source| {
+                rolesanywhere_emulator::ca::Error::Read {
+                    path: certificate.clone(),
+                    source,
+                }
+            })?;
             let crl = Ca::load(&dir)?.revoke(&pem)?;
             eprintln!("revoked; CRL written to {}", crl.display());
         }
@@ -120,16 +129,18 @@ fn ca(c: CaCommand) -> anyhow::Result<()> {
 }
 
 fn issue(a: IssueArgs) -> anyhow::Result<()> {
+    if let Some(path) = &a.key_out {
+        rolesanywhere_emulator::files::check_private_path(path)?;
+    }
     let ca = Ca::load(&a.dir)?;
+    let read_error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| rolesanywhere_emulator::ca::Error::Read { path, source }
+    };
     let key = if let Some(path) = &a.csr {
-        KeySource::Csr(
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-        )
+        KeySource::Csr(std::fs::read(path).map_err(read_error(path))?)
     } else if let Some(path) = &a.public_key {
-        KeySource::PublicKeyPem(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        )
+        KeySource::PublicKeyPem(std::fs::read_to_string(path).map_err(read_error(path))?)
     } else if let Some(kind) = a.new_key {
         KeySource::NewKey(kind)
     } else {
@@ -151,8 +162,7 @@ fn issue(a: IssueArgs) -> anyhow::Result<()> {
     if let (Some(path), Some(key_pem)) = (&a.key_out, &issued.key_pem) {
         write_private(path, key_pem)?;
     }
-    std::fs::write(&a.out, &issued.cert_pem)
-        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    rolesanywhere_emulator::files::write_public(&a.out, issued.cert_pem.as_bytes())?;
     eprintln!(
         "issued serial {} to {}",
         issued.serial_decimal,
@@ -170,14 +180,18 @@ fn uuid_v4() -> String {
 }
 
 fn init(a: InitArgs) -> anyhow::Result<()> {
+    // Refuse before the CA exists: a CA without its client would make a second run fail too.
+    rolesanywhere_emulator::files::check_private_path(&a.dir.join("client.key"))?;
     let ca_dir = a.dir.join("ca");
     let ca = Ca::init(&ca_dir, a.key_type, "rolesanywhere-emulator demo CA")?;
     let issued = ca.issue(&IssueRequest::new(
         "CN=demo-client,O=rolesanywhere-emulator",
         KeySource::NewKey(a.client_key_type),
     ))?;
-    std::fs::write(a.dir.join("client.pem"), &issued.cert_pem)
-        .with_context(|| format!("cannot write {}", a.dir.join("client.pem").display()))?;
+    rolesanywhere_emulator::files::write_public(
+        &a.dir.join("client.pem"),
+        issued.cert_pem.as_bytes(),
+    )?;
     if let Some(key) = &issued.key_pem {
         write_private(&a.dir.join("client.key"), key)?;
     }
@@ -198,10 +212,9 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
          [[roles]]\narn = \"{role}\"\nmax_session_duration = 3600\n"
     );
     let config_path = a.dir.join("config.toml");
-    std::fs::write(&config_path, &config)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    rolesanywhere_emulator::files::write_public(&config_path, config.as_bytes())?;
     // Prove the written config loads before telling the user to use it.
-    Config::from_file(&config_path)?;
+    Config::from_file(&config_path).context("internal error: the configuration just written")?;
     println!("TRUST_ANCHOR_ARN={anchor}");
     println!("PROFILE_ARN={profile}");
     println!("ROLE_ARN={role}");
@@ -213,4 +226,36 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         a.dir.join("client.key").display()
     );
     Ok(())
+}
+
+/// An argument value that cannot be used (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadArgument(String);
+
+/// The one place a failure's class is decided: the first error in the chain that knows whether it
+/// is a usage or configuration mistake (exit 2) decides; anything else is operational (exit 1).
+fn classify(error: anyhow::Error) -> Failure {
+    use rolesanywhere_emulator::{ca, files};
+    let is_usage = error
+        .chain()
+        .find_map(|cause| {
+            if let Some(e) = cause.downcast_ref::<ca::Error>() {
+                Some(e.is_usage())
+            } else if let Some(e) = cause.downcast_ref::<files::Error>() {
+                Some(e.is_usage())
+            } else if let Some(e) = cause.downcast_ref::<server::Error>() {
+                Some(e.is_usage())
+            } else if cause.is::<BadArgument>() {
+                Some(true)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(false);
+    if is_usage {
+        usage(error)
+    } else {
+        operational(error)
+    }
 }

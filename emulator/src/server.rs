@@ -4,15 +4,19 @@
 //! Owns sockets, TLS, the runtime thread and credential minting. It must not log or record
 //! credentials, and it must not make verification decisions of its own.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -20,9 +24,124 @@ use base64::Engine as _;
 use rand::Rng as _;
 use time::OffsetDateTime;
 use time::macros::format_description;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, FaultKind};
+use crate::files;
 use crate::verifier::{self, Accepted, HttpRequest, Refusal};
+
+/// Largest request head (request line and headers) accepted, HTTP/1 and HTTP/2 alike. A
+/// CreateSession head with five RSA-4096 intermediates is about 20 KiB.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest request body accepted; a CreateSession body is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest text (message, serial, session name) kept in a [`Decision`] or logged, before the
+/// short "… (N more bytes)" marker; requests choose much of that text.
+pub const MAX_TEXT_BYTES: usize = 512;
+/// Most concurrent HTTP/2 streams per connection.
+const MAX_STREAMS: u32 = 32;
+/// Descriptors kept free for the listener, the runtime, log output and one connection waiting to
+/// be admitted when the cap is lowered to fit the process's open-file limit.
+const FD_RESERVE: u64 = 32;
+/// How long a connection accepted at the cap waits for another to close.
+const ADMIT_WAIT: Duration = Duration::from_millis(250);
+/// At most one "at the connection cap" log line per this interval.
+const OVERLOAD_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How the server treats connections and how much it remembers: the `[server]` table of the
+/// configuration ([`crate::config::Settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections open at once (lowered to fit the open-file limit). At the cap, the
+    /// connection that has waited longest without a request in flight is closed to admit the new
+    /// one; when every connection has a request in flight, the new one waits briefly, then is
+    /// closed.
+    pub max_connections: usize,
+    /// Time for a TLS handshake to complete.
+    pub handshake_timeout: Duration,
+    /// Time from a request's first byte until its head has arrived, and again for its body.
+    pub request_timeout: Duration,
+    /// Time a connection may stay open with no request in flight and nothing received.
+    pub idle_timeout: Duration,
+    /// How many decisions [`Running::decisions`] keeps (the most recent ones).
+    pub decisions_kept: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            decisions_kept: 1000,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A TLS certificate or key file could not be read.
+    #[error("cannot read the TLS {what} {}", path.display())]
+    TlsRead {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS certificate or key file holds something unusable.
+    #[error("{}: {reason}", path.display())]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The certificate and key files do not make a TLS configuration.
+    #[error("TLS certificate and key are not usable together: {0}")]
+    TlsMismatch(String),
+    /// The throwaway TLS CA or server certificate could not be made.
+    #[error("cannot create the throwaway TLS certificate: {0}")]
+    SelfIssued(String),
+    /// `--tls-ca-out` could not be written.
+    #[error("cannot write the TLS CA certificate")]
+    TlsCaOut(#[source] files::Error),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listening socket, runtime or server thread could not be set up.
+    #[error("cannot start the server: {what}")]
+    Start {
+        /// What failed.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True when the TLS files or the output path given are wrong (exit 2); false when the system
+    /// failed (exit 1).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::TlsRead { .. } | Error::TlsFile { .. } | Error::TlsMismatch(_) => true,
+            Error::TlsCaOut(e) => e.is_usage(),
+            Error::SelfIssued(_) | Error::Listen { .. } | Error::Start { .. } => false,
+        }
+    }
+}
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -53,7 +172,8 @@ pub enum Tls {
     },
 }
 
-/// What the emulator decided about one request.
+/// What the emulator decided about one request. Text that a request can choose is escaped and
+/// cut to [`MAX_TEXT_BYTES`] ([`bounded_text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// HTTP status sent (0 when a "hang" fault never answered).
@@ -70,11 +190,41 @@ pub struct Decision {
     pub serial_decimal: Option<String>,
 }
 
+impl Decision {
+    /// Bytes of text this decision holds (what [`Limits::decisions_kept`] multiplies).
+    pub fn text_bytes(&self) -> usize {
+        self.message.len()
+            + self.error_type.as_ref().map_or(0, String::len)
+            + self.role_session_name.as_ref().map_or(0, String::len)
+            + self.serial_decimal.as_ref().map_or(0, String::len)
+    }
+}
+
+/// The last [`Limits::decisions_kept`] decisions, oldest first.
+struct DecisionLog {
+    kept: Mutex<VecDeque<Decision>>,
+    capacity: usize,
+}
+
+impl DecisionLog {
+    fn push(&self, d: Decision) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        while kept.len() >= self.capacity {
+            kept.pop_front();
+        }
+        kept.push_back(d);
+    }
+}
+
 /// A running emulator; stops when dropped.
 pub struct Running {
     url: String,
     tls_ca_pem: Option<String>,
-    decisions: Arc<Mutex<Vec<Decision>>>,
+    decisions: Arc<DecisionLog>,
+    max_connections: usize,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,12 +248,21 @@ impl Running {
         self.tls_ca_pem.clone()
     }
 
-    /// Every request seen so far, in order.
+    /// The most recent decisions ([`Limits::decisions_kept`] of them at most), oldest first.
     pub fn decisions(&self) -> Vec<Decision> {
         self.decisions
+            .kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The connection cap in force: [`Limits::max_connections`], lowered if the process's
+    /// open-file limit would not leave room for it.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 }
 
@@ -120,36 +279,47 @@ impl Drop for Running {
 
 struct AppState {
     config: Config,
-    decisions: Arc<Mutex<Vec<Decision>>>,
+    limits: Limits,
+    decisions: Arc<DecisionLog>,
     faults: Mutex<VecDeque<FaultKind>>,
 }
 
+/// Starts the emulator with [`Limits::default`]; see [`spawn_with`].
+pub fn spawn(config: Config, opts: ServeOptions) -> Result<Running, Error> {
+    spawn_with(config, Limits::default(), opts)
+}
+
 /// Starts the emulator on its own thread and tokio runtime; returns once it listens.
-pub fn spawn(config: Config, opts: ServeOptions) -> anyhow::Result<Running> {
+pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<Running, Error> {
     let (acceptor, tls_ca_pem) = match &opts.tls {
         Tls::None => (None, None),
         Tls::SelfIssued { ca_out } => {
             let (cfg, ca_pem) = self_issued_tls()?;
             if let Some(path) = ca_out {
-                std::fs::write(path, &ca_pem).with_context(|| {
-                    format!("cannot write the TLS CA certificate to {}", path.display())
-                })?;
+                files::write_public(path, ca_pem.as_bytes()).map_err(Error::TlsCaOut)?;
             }
             (Some(cfg), Some(ca_pem))
         }
         Tls::Files { cert, key } => (Some(file_tls(cert, key)?), None),
     };
-    let listener = std::net::TcpListener::bind(opts.listen)
-        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(|source| Error::Listen {
+        addr: opts.listen,
+        source,
+    })?;
+    let start = |what| move |source| Error::Start { what, source };
     listener
         .set_nonblocking(true)
-        .context("cannot make the listening socket non-blocking")?;
+        .map_err(start("cannot make the listening socket non-blocking"))?;
     let addr = listener
         .local_addr()
-        .context("cannot read the listening address")?;
+        .map_err(start("cannot read the listening address"))?;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");
-    let decisions = Arc::new(Mutex::new(Vec::new()));
+    let max_connections = fit_open_file_limit(limits.max_connections);
+    let decisions = Arc::new(DecisionLog {
+        kept: Mutex::new(VecDeque::with_capacity(limits.decisions_kept.min(1024))),
+        capacity: limits.decisions_kept,
+    });
     let faults = config
         .faults
         .iter()
@@ -157,6 +327,7 @@ pub fn spawn(config: Config, opts: ServeOptions) -> anyhow::Result<Running> {
         .collect();
     let state = Arc::new(AppState {
         config,
+        limits: limits.clone(),
         decisions: decisions.clone(),
         faults: Mutex::new(faults),
     });
@@ -164,29 +335,306 @@ pub fn spawn(config: Config, opts: ServeOptions) -> anyhow::Result<Running> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the tokio runtime")?;
+        .map_err(start("cannot start the tokio runtime"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let conns = Arc::new(Conns::new(max_connections));
     let thread = std::thread::Builder::new()
         .name("rolesanywhere-emulator".into())
         .spawn(move || {
-            rt.block_on(accept_loop(listener, state, acceptor, rx));
+            rt.block_on(accept_loop(listener, state, acceptor, conns, limits, rx));
             // Hanging connections (the "hang" fault) must not keep the process alive.
             rt.shutdown_background();
         })
-        .context("cannot start the server thread")?;
+        .map_err(start("cannot start the server thread"))?;
     Ok(Running {
         url,
         tls_ca_pem,
         decisions,
+        max_connections,
         shutdown: Some(tx),
         thread: Some(thread),
     })
+}
+
+/// Lowers `requested` so that the connections, plus [`FD_RESERVE`], fit the open-file limit: past
+/// that limit `accept` fails and nobody, real clients included, gets in.
+fn fit_open_file_limit(requested: usize) -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let Some(soft) = soft else {
+        return requested;
+    };
+    let room = usize::try_from(soft.saturating_sub(FD_RESERVE))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if room < requested {
+        log_line(&serde_json::json!({
+            "event": "limit",
+            "message": format!(
+                "max_connections lowered from {requested} to {room}: the open-file limit is {soft}"
+            ),
+        }));
+        room
+    } else {
+        requested
+    }
+}
+
+/// One connection's progress, as the connection cap and the timeouts see it.
+struct Slot {
+    state: Mutex<SlotState>,
+    /// Woken on every transition below and on eviction, so the connection's task re-reads its
+    /// deadline.
+    changed: Notify,
+}
+
+struct SlotState {
+    /// Requests whose response has not been produced yet.
+    in_flight: usize,
+    /// When the connection last had nothing to do (accepted, handshake done, response sent).
+    quiet_since: Instant,
+    /// When the first byte after `quiet_since` arrived, while no request is in flight.
+    reading_since: Option<Instant>,
+    /// Closed to admit a newer connection at the cap.
+    evicted: bool,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            state: Mutex::new(SlotState {
+                in_flight: 0,
+                quiet_since: Instant::now(),
+                reading_since: None,
+                evicted: false,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes arrived: when nothing is in flight, a request (or a TLS handshake) has started.
+    fn on_bytes(&self) {
+        let mut s = self.lock();
+        if s.in_flight == 0 && s.reading_since.is_none() {
+            s.reading_since = Some(Instant::now());
+            drop(s);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The TLS handshake is done: the connection now waits for its first request.
+    fn ready(&self) {
+        let mut s = self.lock();
+        s.quiet_since = Instant::now();
+        s.reading_since = None;
+        drop(s);
+        self.changed.notify_one();
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        let mut s = self.lock();
+        s.in_flight += 1;
+        s.reading_since = None;
+        drop(s);
+        self.changed.notify_one();
+        InFlight(self.clone())
+    }
+
+    fn end(&self) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if s.in_flight == 0 {
+            s.quiet_since = Instant::now();
+            s.reading_since = None;
+        }
+        drop(s);
+        self.changed.notify_one();
+    }
+
+    /// When the connection must be closed if nothing changes; `None` while a request is in
+    /// flight (its body read has its own deadline; the answer is ours to give).
+    fn deadline(&self, limits: &Limits) -> Option<Instant> {
+        let s = self.lock();
+        if s.evicted {
+            Some(Instant::now())
+        } else if s.in_flight > 0 {
+            None
+        } else if let Some(t) = s.reading_since {
+            Some(t + limits.request_timeout)
+        } else {
+            Some(s.quiet_since + limits.idle_timeout)
+        }
+    }
+
+    /// Since when the connection has waited for the client, or `None` while it has work.
+    fn waiting_since(&self) -> Option<Instant> {
+        let s = self.lock();
+        (s.in_flight == 0 && !s.evicted).then(|| s.reading_since.unwrap_or(s.quiet_since))
+    }
+
+    fn evict(&self) -> bool {
+        let mut s = self.lock();
+        if s.in_flight > 0 || s.evicted {
+            return false;
+        }
+        s.evicted = true;
+        drop(s);
+        self.changed.notify_one();
+        true
+    }
+
+    fn is_evicted(&self) -> bool {
+        self.lock().evicted
+    }
+}
+
+/// A request in flight on a connection; ends when dropped (the response is produced, or the
+/// connection went away).
+struct InFlight(Arc<Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// Every open connection, for the cap.
+struct Conns {
+    slots: Mutex<HashMap<u64, Arc<Slot>>>,
+    next_id: AtomicU64,
+    permits: Arc<Semaphore>,
+}
+
+impl Conns {
+    fn new(cap: usize) -> Conns {
+        Conns {
+            slots: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            permits: Arc::new(Semaphore::new(cap)),
+        }
+    }
+
+    fn register(self: &Arc<Self>) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot::new());
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, slot.clone());
+        Registration {
+            conns: self.clone(),
+            id,
+            slot,
+        }
+    }
+
+    /// Closes the connection that has waited longest for its client; false when every
+    /// connection has a request in flight.
+    fn evict_quietest(&self) -> bool {
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut candidates: Vec<(Instant, Arc<Slot>)> = slots
+            .into_iter()
+            .filter_map(|s| s.waiting_since().map(|t| (t, s)))
+            .collect();
+        candidates.sort_by_key(|(t, _)| *t);
+        // A candidate may have started a request since it was looked at; try the next one.
+        candidates.iter().any(|(_, s)| s.evict())
+    }
+
+    /// A permit for a new connection: at once when below the cap, else after closing the
+    /// quietest connection, else none after [`ADMIT_WAIT`].
+    async fn admit(&self) -> (Option<OwnedSemaphorePermit>, bool) {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return (Some(p), false);
+        }
+        let evicted = self.evict_quietest();
+        let permit = tokio::time::timeout(ADMIT_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        (permit, evicted)
+    }
+}
+
+/// A connection's entry in [`Conns`]; removed when dropped.
+struct Registration {
+    conns: Arc<Conns>,
+    id: u64,
+    slot: Arc<Slot>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.conns
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// A socket that tells its [`Slot`] when bytes arrive.
+struct Watched<T> {
+    inner: T,
+    slot: Arc<Slot>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.slot.on_bytes();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 async fn accept_loop(
     listener: std::net::TcpListener,
     state: Arc<AppState>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    conns: Arc<Conns>,
+    limits: Limits,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -199,41 +647,168 @@ async fn accept_loop(
         }
     };
     let app = axum::Router::new().fallback(handle).with_state(state);
+    let mut overload = Overload::default();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else {
                     // Out of descriptors and similar: back off instead of spinning.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (permit, evicted) = conns.admit().await;
+                overload.note(permit.is_some(), evicted);
+                let Some(permit) = permit else {
+                    // Every connection has a request in flight: this one is closed unserved.
                     continue;
                 };
                 // TLS 1.3 writes a NewSessionTicket and then the response as two small segments; with
                 // Nagle on, the response waits for the client's delayed ACK (~40 ms).
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let svc = hyper_util::service::TowerToHyperService::new(app);
-                    let builder = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    );
-                    match acceptor {
-                        Some(acc) => {
-                            if let Ok(tls) = acc.accept(stream).await {
-                                let _ = builder
-                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                                    .await;
-                            }
-                        }
-                        None => {
-                            let _ = builder
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                                .await;
-                        }
-                    }
-                });
+                let registration = conns.register();
+                tokio::spawn(serve_connection(
+                    stream,
+                    permit,
+                    registration,
+                    acceptor.clone(),
+                    app.clone(),
+                    limits.clone(),
+                ));
             }
+        }
+    }
+}
+
+/// Counts connections closed at the cap and logs them at most once per [`OVERLOAD_LOG_INTERVAL`].
+#[derive(Default)]
+struct Overload {
+    evicted: u64,
+    refused: u64,
+    last_log: Option<Instant>,
+}
+
+impl Overload {
+    fn note(&mut self, admitted: bool, evicted: bool) {
+        self.evicted += u64::from(evicted);
+        self.refused += u64::from(!admitted);
+        if self.evicted + self.refused == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_some_and(|t| now.duration_since(t) < OVERLOAD_LOG_INTERVAL)
+        {
+            return;
+        }
+        log_line(&serde_json::json!({
+            "event": "connections",
+            "message": format!(
+                "at the connection cap: closed {} idle connections to admit new ones and {} new connections while every connection was busy",
+                self.evicted, self.refused
+            ),
+        }));
+        self.evicted = 0;
+        self.refused = 0;
+        self.last_log = Some(now);
+    }
+}
+
+fn http_builder() -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(MAX_STREAMS);
+    builder
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    _permit: OwnedSemaphorePermit,
+    registration: Registration,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    limits: Limits,
+) {
+    let slot = registration.slot.clone();
+    let io = Watched {
+        inner: stream,
+        slot: slot.clone(),
+    };
+    let svc_slot = slot.clone();
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let in_flight = svc_slot.begin();
+        let app = app.clone();
+        async move {
+            let response = tower::ServiceExt::oneshot(app, req).await;
+            drop(in_flight);
+            response
+        }
+    });
+    let builder = http_builder();
+    match acceptor {
+        Some(acc) => {
+            let Some(tls) = handshake(acc, io, &slot, limits.handshake_timeout).await else {
+                return;
+            };
+            slot.ready();
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+            watch(conn, &slot, &limits).await;
+        }
+        None => {
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+            watch(conn, &slot, &limits).await;
+        }
+    }
+}
+
+/// The TLS handshake, bounded by `timeout` and abandoned on eviction.
+async fn handshake<T: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: tokio_rustls::TlsAcceptor,
+    io: T,
+    slot: &Slot,
+    timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<T>> {
+    let accept = acceptor.accept(io);
+    tokio::pin!(accept);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            done = &mut accept => return done.ok(),
+            _ = &mut deadline => return None,
+            _ = slot.changed.notified() => {
+                if slot.is_evicted() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Drives a connection until it ends, its deadline ([`Slot::deadline`]) passes or it is evicted;
+/// dropping the connection future closes the socket.
+async fn watch<F: Future>(conn: F, slot: &Slot, limits: &Limits) {
+    tokio::pin!(conn);
+    loop {
+        let deadline = slot.deadline(limits);
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return;
+        }
+        let expiry = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut conn => return,
+            _ = slot.changed.notified() => {}
+            _ = expiry => {}
         }
     }
 }
@@ -241,24 +816,28 @@ async fn accept_loop(
 fn rustls_config(
     certs: Vec<rustls::pki_types::CertificateDer<'static>>,
     key: rustls::pki_types::PrivateKeyDer<'static>,
-) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .context("cannot configure TLS versions")?
+    .map_err(|e| format!("cannot configure TLS versions: {e}"))?
     .with_no_client_auth()
     .with_single_cert(certs, key)
-    .context("TLS certificate and key are not usable together")?;
+    .map_err(|e| e.to_string())?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-fn self_issued_tls() -> anyhow::Result<(tokio_rustls::TlsAcceptor, String)> {
+fn self_issued_tls() -> Result<(tokio_rustls::TlsAcceptor, String), Error> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
-    let ca_key = KeyPair::generate().context("cannot generate the TLS CA key")?;
+    let failed = |what: &str| {
+        let what = what.to_string();
+        move |e: rcgen::Error| Error::SelfIssued(format!("{what}: {e}"))
+    };
+    let ca_key = KeyPair::generate().map_err(failed("cannot generate the TLS CA key"))?;
     let mut ca_params = CertificateParams::default();
     ca_params.distinguished_name = rcgen::DistinguishedName::new();
     ca_params.distinguished_name.push(
@@ -272,44 +851,54 @@ fn self_issued_tls() -> anyhow::Result<(tokio_rustls::TlsAcceptor, String)> {
     ca_params.not_after = now + time::Duration::days(30);
     let ca_cert = ca_params
         .self_signed(&ca_key)
-        .context("cannot sign the TLS CA certificate")?;
+        .map_err(failed("cannot sign the TLS CA certificate"))?;
     let ca_pem = ca_cert.pem();
     let issuer = Issuer::new(ca_params, ca_key);
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .context("cannot prepare the TLS server certificate")?;
+        .map_err(failed("cannot prepare the TLS server certificate"))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + time::Duration::days(30);
-    let key = KeyPair::generate().context("cannot generate the TLS server key")?;
+    let key = KeyPair::generate().map_err(failed("cannot generate the TLS server key"))?;
     let cert = params
         .signed_by(&key, &issuer)
-        .context("cannot sign the TLS server certificate")?;
+        .map_err(failed("cannot sign the TLS server certificate"))?;
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    let acceptor = rustls_config(vec![cert.der().clone()], key_der)?;
+    let acceptor = rustls_config(vec![cert.der().clone()], key_der).map_err(Error::SelfIssued)?;
     Ok((acceptor, ca_pem))
 }
 
 fn file_tls(
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    let cert_bytes = std::fs::read(cert)
-        .with_context(|| format!("cannot read the TLS certificate {}", cert.display()))?;
+) -> Result<tokio_rustls::TlsAcceptor, Error> {
+    let bad = |path: &std::path::Path, reason: &str| Error::TlsFile {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let cert_bytes = std::fs::read(cert).map_err(|source| Error::TlsRead {
+        what: "certificate",
+        path: cert.to_path_buf(),
+        source,
+    })?;
     let certs = rustls_pemfile::certs(&mut cert_bytes.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
+        .map_err(|_| bad(cert, "not a PEM certificate chain"))?;
     if certs.is_empty() {
-        bail!("{} holds no CERTIFICATE block", cert.display());
+        return Err(bad(cert, "holds no CERTIFICATE block"));
     }
-    let key_bytes =
-        std::fs::read(key).with_context(|| format!("cannot read the TLS key {}", key.display()))?;
+    let key_bytes = std::fs::read(key).map_err(|source| Error::TlsRead {
+        what: "key",
+        path: key.to_path_buf(),
+        source,
+    })?;
     let key_der = rustls_pemfile::private_key(&mut key_bytes.as_slice())
-        .map_err(|_| anyhow!("{} is not a PEM private key", key.display()))?
-        .ok_or_else(|| anyhow!("{} holds no private key block", key.display()))?;
-    rustls_config(certs, key_der)
+        .map_err(|_| bad(key, "not a PEM private key"))?
+        .ok_or_else(|| bad(key, "holds no private key block"))?;
+    rustls_config(certs, key_der).map_err(Error::TlsMismatch)
 }
 
 fn log_line(v: &serde_json::Value) {
@@ -317,7 +906,41 @@ fn log_line(v: &serde_json::Value) {
     let _ = writeln!(err, "{v}");
 }
 
+/// The only way text a request chose (paths, header values, ARNs, certificate names inside
+/// messages) reaches the log and the kept decisions: control and bidirectional-formatting
+/// characters become `\u{..}`, and the result is cut to [`MAX_TEXT_BYTES`] on a character
+/// boundary, with a marker saying how much was cut.
+pub fn bounded_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_TEXT_BYTES) + 32);
+    for (i, c) in s.char_indices() {
+        let escaped = c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        let width = if escaped { 10 } else { c.len_utf8() };
+        if out.len() + width > MAX_TEXT_BYTES {
+            out.push_str(&format!("… ({} more bytes)", s.len() - i));
+            break;
+        }
+        if escaped {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn bounded(d: Decision) -> Decision {
+    Decision {
+        message: bounded_text(&d.message),
+        role_session_name: d.role_session_name.as_deref().map(bounded_text),
+        serial_decimal: d.serial_decimal.as_deref().map(bounded_text),
+        ..d
+    }
+}
+
+/// Logs and keeps a decision, its text through [`bounded`] first.
 fn record(state: &AppState, d: Decision, extra: serde_json::Value) {
+    let d = bounded(d);
     let mut line = serde_json::json!({
         "ts": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "event": "decision",
@@ -332,11 +955,7 @@ fn record(state: &AppState, d: Decision, extra: serde_json::Value) {
         obj.extend(more);
     }
     log_line(&line);
-    state
-        .decisions
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(d);
+    state.decisions.push(d);
 }
 
 fn error_response(status: u16, error_type: &str, message: &str) -> Response {
@@ -364,25 +983,50 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let fault = state
-        .faults
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pop_front();
     let refusal = |status: u16, error_type: &str, message: String, serial: Option<String>| {
+        // The client gets the same bounded message that is logged: a 60 KB path is not echoed.
+        let resp = error_response(status, error_type, &bounded_text(&message));
         let d = Decision {
             status,
             error_type: Some(error_type.to_string()),
-            message: message.clone(),
+            message,
             role_session_name: None,
             duration_seconds: None,
             serial_decimal: serial,
         };
         record(&state, d, serde_json::json!({}));
-        error_response(status, error_type, &message)
+        resp
     };
+    let limit = state.limits.request_timeout;
+    let body = match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return refusal(
+                413,
+                "ValidationException",
+                format!("request body is larger than {MAX_BODY_BYTES} bytes or was cut off"),
+                None,
+            );
+        }
+        Err(_) => {
+            return refusal(
+                408,
+                "RequestTimeoutException",
+                format!(
+                    "request body did not arrive within {} s",
+                    limit.as_secs_f64()
+                ),
+                None,
+            );
+        }
+    };
+    let fault = state
+        .faults
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop_front();
     match fault {
         Some(FaultKind::Hang) => {
             record(
@@ -568,4 +1212,49 @@ pub fn uuid_text(b: &[u8; 16]) -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_text_escapes_controls_and_cuts_on_a_character_boundary() {
+        assert_eq!(bounded_text("plain"), "plain");
+        assert_eq!(
+            bounded_text("a\u{1b}[31m\nb\u{202e}c"),
+            "a\\u{1b}[31m\\u{a}b\\u{202e}c"
+        );
+        let long = "é".repeat(1000);
+        let cut = bounded_text(&long);
+        let (kept, marker) = cut.split_once('…').expect("marker");
+        assert!(kept.len() <= MAX_TEXT_BYTES && kept.chars().all(|c| c == 'é'));
+        assert_eq!(marker, format!(" ({} more bytes)", 2000 - kept.len()));
+    }
+
+    #[test]
+    fn decision_log_keeps_only_the_newest() {
+        let log = DecisionLog {
+            kept: Mutex::new(VecDeque::new()),
+            capacity: 3,
+        };
+        for status in 1..=5 {
+            log.push(Decision {
+                status,
+                error_type: None,
+                message: String::new(),
+                role_session_name: None,
+                duration_seconds: None,
+                serial_decimal: None,
+            });
+        }
+        let kept: Vec<u16> = log
+            .kept
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|d| d.status)
+            .collect();
+        assert_eq!(kept, [3, 4, 5]);
+    }
 }

@@ -1,5 +1,6 @@
 //! The CreateSession verifier: SigV4-X509 canonicalization, the request signature, the certificate
-//! chain against the trust anchor, revocation, and the profile/role/duration rules.
+//! chain against the trust anchor (RFC 5280 constraints in [`crate::path`]), revocation, and the
+//! profile/role/duration rules.
 //!
 //! Pure: it takes the request bytes, the configuration and "now" and returns a decision. It owns
 //! its own canonicalization (never the agent's, so a client bug cannot cancel out) and must not do
@@ -708,12 +709,6 @@ fn check_chain(
             ))
         })?;
         within_validity(cert, now)?;
-        if i > 0 && !matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
-            return Err(deny(format!(
-                "Untrusted signing certificate: chain certificate {} is not a CA",
-                cert.subject()
-            )));
-        }
         if let Some(a) = anchors
             .iter()
             .find(|a| a.as_raw() == cert.as_raw() || signed_by(cert, a))
@@ -740,6 +735,15 @@ fn check_chain(
         )));
     };
     within_validity(root, now)?;
+    // The certificates the anchor vouches for, from the one it issued down to the leaf; a chain
+    // that repeats the anchor itself does not make it a path member twice.
+    let below: Vec<&X509Certificate<'_>> = path[..used]
+        .iter()
+        .rev()
+        .filter(|c| c.as_raw() != root.as_raw())
+        .collect();
+    crate::path::check(root, &below)
+        .map_err(|e| deny(format!("Untrusted signing certificate: {e}")))?;
     for crl_der in &anchor.crls {
         let Ok((_, crl)) = CertificateRevocationList::from_der(crl_der) else {
             return Err(deny(format!(

@@ -123,7 +123,11 @@ fn ca_init_writes_a_self_signed_ca_with_a_private_key_file() {
         );
     }
     let again = emulator(&["ca", "init", "--dir", p(&tmp.path().join("ec-p256"))]);
-    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an existing CA is a usage error"
+    );
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a CA"));
 }
 
@@ -299,7 +303,7 @@ fn ca_issue_certifies_openssl_csr_and_public_key_and_refuses_a_forged_csr() {
         "--out",
         p(&tmp.path().join("no.pem")),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a forged CSR is bad input");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("CSR self-signature is invalid"), "{err}");
     assert!(!tmp.path().join("no.pem").exists());
@@ -348,7 +352,11 @@ fn ca_issue_honours_validity_and_key_usage_flags() {
         ],
         &cert,
     ));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad --not-before is a usage error"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--not-before"));
 }
 
@@ -431,7 +439,11 @@ fn ca_revoke_writes_a_cumulative_crl_openssl_verifies() {
         "--certificate",
         p(&certs[2]),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "revoking with the wrong CA is a usage error"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("was not issued by this CA"));
 }
 
@@ -552,5 +564,324 @@ fn ca_issue_new_rsa_4096_key() {
         check.status.success(),
         "{}",
         String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// Runs the emulator under `/bin/sh -c 'umask 000; exec …'` so that only explicit modes matter.
+fn emulator_with_umask(umask: &str, args: &[&str]) -> Output {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_rolesanywhere-emulator"))
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("run rolesanywhere-emulator")
+}
+
+#[test]
+fn key_out_replaces_a_world_readable_file_with_a_0600_key_issue_14_item_15() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root)]);
+    let key = tmp.path().join("client.key");
+    std::fs::write(&key, "old public content\n").expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let cert = tmp.path().join("client.pem");
+    // umask 000: the file's mode must come from the code, not from the environment.
+    let out = emulator_with_umask(
+        "000",
+        &issue_new_key(&root, "ec-p256", &key, "CN=c", &[], &cert),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&key), 0o600, "the new key is readable by others");
+    let check = openssl(&["pkey", "-in", p(&key), "-noout"]);
+    assert!(check.status.success(), "the key file holds no key");
+    assert_eq!(mode(&cert), 0o644);
+}
+
+#[test]
+fn key_out_through_a_symlink_is_refused_issue_14_item_15() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root)]);
+    let target = tmp.path().join("shared.txt");
+    std::fs::write(&target, "public\n").expect("write");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let link = tmp.path().join("client.key");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let cert = tmp.path().join("client.pem");
+    let out = emulator(&issue_new_key(&root, "ec-p256", &link, "CN=c", &[], &cert));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("symbolic link") && err.contains("client.key"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("target"),
+        "public\n"
+    );
+    assert!(!cert.exists(), "a certificate without its key was written");
+}
+
+#[test]
+fn ca_keys_are_never_written_through_links_issue_14_item_15() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let outside = tmp.path().join("outside.key");
+    // `ca init` and `ca intermediate` into a directory whose ca.key is a dangling link.
+    let linked = |dir: &Path| {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, dir.join("ca.key")).expect("symlink");
+    };
+    let root = tmp.path().join("root");
+    linked(&root);
+    let out = emulator(&["ca", "init", "--dir", p(&root)]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!outside.exists(), "ca init wrote a key through a link");
+
+    let good = tmp.path().join("good");
+    ok(&["ca", "init", "--dir", p(&good)]);
+    let inter = tmp.path().join("inter");
+    linked(&inter);
+    let out = emulator(&[
+        "ca",
+        "intermediate",
+        "--dir",
+        p(&good),
+        "--out-dir",
+        p(&inter),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !outside.exists(),
+        "ca intermediate wrote a key through a link"
+    );
+
+    // init: the client key.
+    let demo = tmp.path().join("demo");
+    std::fs::create_dir_all(&demo).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, demo.join("client.key")).expect("symlink");
+    let out = emulator(&["init", "--dir", p(&demo)]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !outside.exists(),
+        "init wrote the client key through a link"
+    );
+    assert!(out.stdout.is_empty(), "ARNs printed for a refused init");
+    assert!(
+        !demo.join("ca").exists(),
+        "init created a CA before refusing"
+    );
+}
+
+#[test]
+fn every_written_key_is_0600_and_every_public_file_0644_issue_14_item_15() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let demo = tmp.path().join("demo");
+    std::fs::create_dir_all(&demo).expect("mkdir");
+    std::fs::write(demo.join("client.key"), "old\n").expect("write");
+    std::fs::set_permissions(
+        demo.join("client.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let out = emulator_with_umask("000", &["init", "--dir", p(&demo)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inter = tmp.path().join("inter");
+    let out = emulator_with_umask(
+        "077",
+        &[
+            "ca",
+            "intermediate",
+            "--dir",
+            p(&demo.join("ca")),
+            "--out-dir",
+            p(&inter),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in [
+        demo.join("client.key"),
+        demo.join("ca/ca.key"),
+        inter.join("ca.key"),
+    ] {
+        assert_eq!(mode(&key), 0o600, "{}", key.display());
+    }
+    for public in [
+        demo.join("client.pem"),
+        demo.join("config.toml"),
+        demo.join("ca/ca.pem"),
+        demo.join("ca/issued.txt"),
+        inter.join("ca.pem"),
+        inter.join("chain.pem"),
+    ] {
+        assert_eq!(mode(&public), 0o644, "{}", public.display());
+    }
+}
+
+#[test]
+fn init_on_an_existing_ca_exits_2_issue_14_item_17() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let demo = tmp.path().join("demo");
+    ok(&["init", "--dir", p(&demo)]);
+    let before = std::fs::read(demo.join("ca/ca.key")).expect("ca.key");
+    let out = emulator(&["init", "--dir", p(&demo)]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a CA"));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read(demo.join("ca/ca.key")).expect("ca.key"),
+        before
+    );
+}
+
+#[test]
+fn usage_mistakes_exit_2_and_system_failures_exit_1_issue_14_item_17() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    ok(&["ca", "init", "--dir", p(&root)]);
+    let out_pem = tmp.path().join("c.pem");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "ca".into(),
+                "issue".into(),
+                "--dir".into(),
+                p(&tmp.path().join("no-ca")).into(),
+                "--new-key".into(),
+                "ec-p256".into(),
+                "--key-out".into(),
+                p(&tmp.path().join("k")).into(),
+                "--subject".into(),
+                "CN=x".into(),
+                "--out".into(),
+                p(&out_pem).into(),
+            ],
+            "cannot read",
+        ),
+        (
+            vec![
+                "ca".into(),
+                "issue".into(),
+                "--dir".into(),
+                p(&root).into(),
+                "--new-key".into(),
+                "ec-p256".into(),
+                "--key-out".into(),
+                p(&tmp.path().join("k")).into(),
+                "--subject".into(),
+                "XX=x".into(),
+                "--out".into(),
+                p(&out_pem).into(),
+            ],
+            "not supported",
+        ),
+        (
+            vec![
+                "ca".into(),
+                "issue".into(),
+                "--dir".into(),
+                p(&root).into(),
+                "--csr".into(),
+                p(&tmp.path().join("missing.csr")).into(),
+                "--subject".into(),
+                "CN=x".into(),
+                "--out".into(),
+                p(&out_pem).into(),
+            ],
+            "missing.csr",
+        ),
+        (
+            vec![
+                "ca".into(),
+                "init".into(),
+                "--dir".into(),
+                p(&tmp.path().join("p521")).into(),
+                "--key-type".into(),
+                "ec-p521".into(),
+            ],
+            "ec-p521",
+        ),
+        (
+            vec![
+                "serve".into(),
+                "--config".into(),
+                p(&tmp.path().join("missing.toml")).into(),
+                "--http".into(),
+            ],
+            "missing.toml",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = emulator(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // TLS files that are not usable are a configuration mistake too.
+    std::fs::write(tmp.path().join("config.toml"), "region = \"us-east-1\"\n").expect("config");
+    let out = emulator(&[
+        "serve",
+        "--config",
+        p(&tmp.path().join("config.toml")),
+        "--tls-cert",
+        p(&tmp.path().join("nope.pem")),
+        "--tls-key",
+        p(&tmp.path().join("nope.key")),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A directory that cannot be created is the system's refusal, not a usage mistake.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").expect("write");
+    let out = emulator(&["ca", "init", "--dir", p(&file.join("sub"))]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

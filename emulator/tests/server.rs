@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType};
-use rolesanywhere_emulator::config::Config;
-use rolesanywhere_emulator::server::{self, Running, ServeOptions, Tls};
+use rolesanywhere_emulator::config::{Config, Settings};
+use rolesanywhere_emulator::server::{self, Limits, Running, ServeOptions, Tls};
 use support::*;
 
 struct Env {
@@ -555,6 +555,23 @@ fn config_errors_name_the_key_and_the_problem() {
             format!("{base}[[roles]]\narn = \"{ROLE}\"\nmax_session_duration = 60\n"),
             "roles[0].max_session_duration",
         ),
+        (
+            format!("{base}[server]\nmax_connections = 0\n"),
+            "server.max_connections",
+        ),
+        (
+            format!("{base}[server]\nidle_timeout_seconds = 0\n"),
+            "server.idle_timeout_seconds",
+        ),
+        (
+            format!("{base}[server]\nrequest_timeout_seconds = 1e9\n"),
+            "server.request_timeout_seconds",
+        ),
+        (
+            format!("{base}[server]\ndecisions_kept = 2000000\n"),
+            "server.decisions_kept",
+        ),
+        (format!("{base}[server]\nbacklog = 5\n"), "backlog"),
     ];
     for (toml, key) in cases {
         let msg = config_error(&toml);
@@ -857,4 +874,65 @@ fn leaves_from_p384_and_rsa_roots_are_accepted() {
         let r = env.call(&id, |_| {});
         assert_eq!(r.status, 201, "{}: {}", root_type.name(), r.body);
     }
+}
+
+#[test]
+fn server_table_sets_the_limits_and_decisions_kept_bounds_the_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root");
+    let toml = format!(
+        "{}[server]\nmax_connections = 7\nhandshake_timeout_seconds = 2\nrequest_timeout_seconds = 1.5\nidle_timeout_seconds = 0.25\ndecisions_kept = 3\n",
+        config_toml(tmp.path(), "", "")
+    );
+    let settings = Settings::from_toml_str(&toml, tmp.path()).expect("settings");
+    assert_eq!(
+        settings.limits,
+        Limits {
+            max_connections: 7,
+            handshake_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_millis(1500),
+            idle_timeout: Duration::from_millis(250),
+            decisions_kept: 3,
+        }
+    );
+    assert_eq!(
+        Settings::from_toml_str(&config_toml(tmp.path(), "", ""), tmp.path())
+            .expect("settings")
+            .limits,
+        Limits::default()
+    );
+    let server = server::spawn_with(
+        settings.config,
+        settings.limits,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: Tls::None,
+        },
+    )
+    .expect("spawn");
+    assert_eq!(server.max_connections(), 7);
+    let env = Env {
+        _tmp: tmp,
+        root,
+        server,
+    };
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    for _ in 0..4 {
+        assert_eq!(env.call(&id, |c| c.region = "eu-west-1".into()).status, 403);
+    }
+    assert_eq!(env.call(&id, |_| {}).status, 201);
+    let kept: Vec<u16> = env.server.decisions().iter().map(|d| d.status).collect();
+    assert_eq!(kept, [403, 403, 201]);
+}
+
+#[test]
+fn oversized_body_is_refused_with_413() {
+    let env = start();
+    let id = leaf(&env.root, KeyType::EcP256, "c");
+    let big = format!(
+        "{{\"durationSeconds\":900,\"pad\":\"{}\"}}",
+        "x".repeat(70 * 1024)
+    );
+    let r = env.call(&id, |c| c.body = big);
+    assert_refused(&r, 413, "ValidationException", "larger than 65536 bytes");
 }

@@ -259,7 +259,9 @@ pub fn send(
         req.body.len(),
         req.body
     ));
-    let tcp = TcpStream::connect(addr)?;
+    // Bounded connect too: a server that stopped accepting must fail the test, not hang it.
+    let sock: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect_timeout(&sock, timeout)?;
     tcp.set_read_timeout(Some(timeout))?;
     let mut buf = Vec::new();
     match tls_ca {
@@ -343,4 +345,68 @@ pub fn config_toml(dir: &Path, extra_profile: &str, extra: &str) -> String {
          [[roles]]\narn = \"{ROLE}\"\nmax_session_duration = 7200\n",
         dir.join("root/ca.pem").display()
     )
+}
+
+/// One HTTP/1.1 request on a kept-alive connection: writes `request`, reads the status line,
+/// the headers and a `content-length` body.
+pub fn exchange(
+    conn: &mut std::io::BufReader<TcpStream>,
+    request: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::BufRead as _;
+    conn.get_mut().write_all(request)?;
+    let mut line = String::new();
+    if conn.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        if conn.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len];
+    conn.read_exact(&mut body)?;
+    Ok((status, String::from_utf8_lossy(&body).to_string()))
+}
+
+/// Waits up to `within` for the peer to close `stream` (end of file or reset), reading and
+/// discarding whatever it sends first; returns how long that took, or what it sent if it did not.
+pub fn wait_closed(
+    stream: &mut (impl std::io::Read + ?Sized),
+    within: Duration,
+) -> Result<Duration, String> {
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < within {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(started.elapsed()),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Ok(started.elapsed()),
+        }
+    }
+    Err(format!(
+        "still open after {within:?}; received {:?}",
+        String::from_utf8_lossy(&seen)
+    ))
 }
