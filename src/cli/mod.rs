@@ -169,12 +169,12 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     EXIT_OPERATIONAL
 }
 
+/// The core classifies its own errors; a backend failing while signing is classified like one failing
+/// while opening the key (`From<signer::Error> for SignError`).
 fn sigv4x509_exit_code(e: &sigv4x509::Error) -> i32 {
-    match e {
-        sigv4x509::Error::ChainTooLong(_) => EXIT_USAGE,
-        // A backend failing while signing is classified like one failing while opening the key.
-        sigv4x509::Error::Sign(s) => signer_exit_code(s),
-        sigv4x509::Error::MalformedSignature { .. } => EXIT_OPERATIONAL,
+    match e.class() {
+        signer::ErrorClass::Configuration => EXIT_USAGE,
+        signer::ErrorClass::Operational => EXIT_OPERATIONAL,
     }
 }
 
@@ -296,7 +296,8 @@ mod tests {
             assert_eq!(code(signer::Error::from(e)), EXIT_OPERATIONAL, "{text}");
         }
         // The same rule when the backend fails while signing the request.
-        let signing = |e: P11| session::Error::Sign(sigv4x509::Error::Sign(signer::Error::from(e)));
+        let signing =
+            |e: P11| session::Error::Sign(sigv4x509::Error::Sign(signer::Error::from(e).into()));
         assert_eq!(code(signing(missing_pin())), EXIT_USAGE);
         assert_eq!(
             code(signing(P11::Call {

@@ -53,9 +53,12 @@ pub enum Error {
     /// The options do not make sense together (a usage error).
     #[error("{0}")]
     Usage(String),
-    /// The device key could not be opened or refused to sign.
+    /// The device key could not be opened.
     #[error(transparent)]
     Signer(#[from] crate::signer::Error),
+    /// The device key refused to sign or returned a malformed signature.
+    #[error(transparent)]
+    Sign(#[from] crate::signer::SignError),
     /// A device answered with something we cannot use (a key of the wrong kind, malformed data).
     #[error("{0}")]
     Unexpected(String),
@@ -183,6 +186,7 @@ impl Error {
             #[cfg(feature = "tpm")]
             Error::Tpm(t) => t.is_configuration(),
             Error::Signer(s) => s.is_configuration(),
+            Error::Sign(s) => s.class() == crate::signer::ErrorClass::Configuration,
             _ => false,
         }
     }
