@@ -120,6 +120,13 @@ pub enum Error {
     },
 }
 
+/// A certificate file or chain that cannot be used is the user's to fix.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        rolesanywhere_core::ErrorClass::Configuration
+    }
+}
+
 impl Certificate {
     /// Parses DER.
     pub fn from_der(der: Vec<u8>) -> Result<Certificate, Error> {

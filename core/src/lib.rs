@@ -22,4 +22,4 @@ pub mod sigv4x509;
 
 pub use digest::{Digest, HashAlg};
 pub use key::{Curve, KeyError, KeyKind, PublicKey};
-pub use signer::{ErrorClass, SignError, Signer};
+pub use signer::{Classify, ErrorClass, SignError, Signer};

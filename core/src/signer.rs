@@ -33,6 +33,13 @@ pub enum ErrorClass {
     Operational,
 }
 
+/// An error that knows its [`ErrorClass`]: every module error the program's boundary (the CLI) may
+/// meet implements it, so the exit code is the raising module's judgement, not the front's guess.
+pub trait Classify {
+    /// Configuration mistake or operational failure.
+    fn class(&self) -> ErrorClass;
+}
+
 /// Why a [`Signer`] produced no usable signature.
 #[derive(Debug)]
 pub enum SignError {
@@ -75,6 +82,12 @@ impl SignError {
             SignError::Device { class, .. } => *class,
             SignError::MalformedSignature { .. } => ErrorClass::Operational,
         }
+    }
+}
+
+impl Classify for SignError {
+    fn class(&self) -> ErrorClass {
+        SignError::class(self)
     }
 }
 

@@ -14,7 +14,7 @@
 
 pub use crate::{Digest, HashAlg};
 
-use crate::{ErrorClass, KeyKind, PublicKey, SignError, Signer};
+use crate::{Classify, ErrorClass, KeyKind, PublicKey, SignError, Signer};
 use base64::Engine as _;
 use std::fmt::Write as _;
 
@@ -39,6 +39,12 @@ impl Error {
             Error::Sign(s) => s.class(),
             Error::ChainTooLong(_) => ErrorClass::Configuration,
         }
+    }
+}
+
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        Error::class(self)
     }
 }
 

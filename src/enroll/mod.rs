@@ -166,6 +166,17 @@ pub enum Error {
     TpmUnsupported(String),
 }
 
+/// As [`Error::is_usage`] says.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        if self.is_usage() {
+            rolesanywhere_core::ErrorClass::Configuration
+        } else {
+            rolesanywhere_core::ErrorClass::Operational
+        }
+    }
+}
+
 impl Error {
     /// True for usage and configuration errors (exit code 2: bad flags, files, certificates, a key that
     /// is not the certificate's, an object or file that already exists); false when a device, the
@@ -186,7 +197,7 @@ impl Error {
             #[cfg(feature = "tpm")]
             Error::Tpm(t) => t.is_configuration(),
             Error::Signer(s) => s.is_configuration(),
-            Error::Sign(s) => s.class() == crate::signer::ErrorClass::Configuration,
+            Error::Sign(s) => s.class() == rolesanywhere_core::ErrorClass::Configuration,
             _ => false,
         }
     }

@@ -20,7 +20,7 @@ pub mod tpm;
 
 pub use identity::{Identity, KeyOptions, open, open_key};
 pub use rolesanywhere_core::encoding;
-pub use rolesanywhere_core::{ErrorClass, SignError, Signer};
+pub use rolesanywhere_core::{Classify, ErrorClass, SignError, Signer};
 
 use crate::keys::PublicKey;
 
@@ -75,6 +75,17 @@ pub enum Error {
     Encoding(#[from] encoding::Error),
 }
 
+/// As [`Error::is_configuration`] says.
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        if self.is_configuration() {
+            ErrorClass::Configuration
+        } else {
+            ErrorClass::Operational
+        }
+    }
+}
+
 impl Error {
     /// True for mistakes the user fixes in the configuration: files, certificates, secrets, a key
     /// that is not the certificate's, and each hardware backend's own configuration mistakes (bad
@@ -95,12 +106,7 @@ impl Error {
 /// as when opening.
 impl From<Error> for SignError {
     fn from(e: Error) -> SignError {
-        let class = if e.is_configuration() {
-            ErrorClass::Configuration
-        } else {
-            ErrorClass::Operational
-        };
-        SignError::device(class, e)
+        SignError::device(Classify::class(&e), e)
     }
 }
 
