@@ -180,6 +180,13 @@ pub enum Error {
     NoFipsEndpoint(String),
 }
 
+/// A malformed ARN or region is the user's to fix.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        rolesanywhere_core::ErrorClass::Configuration
+    }
+}
+
 const PARTITIONS: [&str; 3] = ["aws", "aws-cn", "aws-us-gov"];
 
 /// Parses and validates `text` as an ARN of `kind`.

@@ -6,6 +6,7 @@
 //! business; this module only avoids sending a chain that cannot work, and names what about a leaf
 //! the service refuses ([`leaf_problems`], for warnings and hints; it never refuses by itself).
 
+use crate::keys::PublicKeyDer as _;
 use crate::keys::{Curve, PublicKey};
 use crate::userfile;
 use base64::Engine as _;
@@ -16,8 +17,8 @@ use x509_parser::error::X509Error;
 use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::X509Name;
 
-/// Largest number of intermediates the service accepts in `X-Amz-X509-Chain`.
-pub const MAX_CHAIN: usize = 5;
+/// Largest number of intermediates the service accepts in `X-Amz-X509-Chain` (the core's limit).
+pub const MAX_CHAIN: usize = rolesanywhere_core::sigv4x509::MAX_CHAIN;
 
 /// Most certificates read from one PEM file (`--certificate`, `--intermediates`): a chain has at
 /// most [`MAX_CHAIN`] intermediates, so a hundred leaves room for bundles with unrelated CAs while a
@@ -117,6 +118,13 @@ pub enum Error {
         /// The leaf's subject.
         leaf: String,
     },
+}
+
+/// A certificate file or chain that cannot be used is the user's to fix.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        rolesanywhere_core::ErrorClass::Configuration
+    }
 }
 
 impl Certificate {
@@ -287,6 +295,16 @@ impl PartialEq for Certificate {
 }
 
 impl Eq for Certificate {}
+
+/// What the signing core reads of a certificate.
+impl rolesanywhere_core::sigv4x509::CertificateDer for Certificate {
+    fn der(&self) -> &[u8] {
+        Certificate::der(self)
+    }
+    fn serial_decimal(&self) -> String {
+        Certificate::serial_decimal(self)
+    }
+}
 
 /// ECDSA signatures ring cannot check: P-521 with any SHA-2, and any curve with SHA-512.
 fn verify_ecdsa_fallback(sig_oid: &str, tbs: &[u8], sig: &[u8], key: &PublicKey) -> bool {

@@ -4,14 +4,15 @@
 //! write nothing but the command's output to `out`; diagnostics and warnings go to stderr, and no
 //! secret is ever written anywhere but the credential JSON on `out`.
 
+use super::Failure;
 use super::args::FormatArg;
+use super::failure::Context as _;
 use super::settings::SessionSettings;
 use crate::certs::{self, Certificate};
 use crate::keys::KeyKind;
 use crate::session::Client;
 use crate::signer::{self, KeyOptions, Signer};
 use crate::sigv4x509::{self, HashAlg};
-use anyhow::Context;
 use base64::Engine as _;
 use serde::Serialize;
 use std::io::Write;
@@ -29,12 +30,12 @@ fn debug_line(text: &str) {
 /// `credential-process`: one CreateSession call, credentials as the credential_process JSON.
 ///
 /// `out` is the process's stdout (see `cli::run`); a closed one is refused before anything else.
-pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> Result<(), Failure> {
     if stdout_was_closed() {
-        anyhow::bail!(
+        return Err(Failure::operational(anyhow::anyhow!(
             "cannot write to stdout: it was closed when the agent started, so the credentials \
              would be lost; give credential-process a pipe or a file as its output"
-        );
+        )));
     }
     if !s.client.verify_tls {
         super::stderr_line(
@@ -100,7 +101,7 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> anyhow::R
             expiration: &creds.expiration,
         },
     )
-    .context("cannot encode the credentials")?;
+    .map_err(|e| Failure::operational(e).context("cannot encode the credentials"))?;
     json.push(b'\n');
     write_out(out, &json)
 }
@@ -146,7 +147,7 @@ pub fn sign_string(
     format: FormatArg,
     debug: bool,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> Result<(), Failure> {
     if debug {
         debug_line(&format!(
             "sign-string: private key {}, certificate {}",
@@ -179,7 +180,7 @@ pub fn sign_string(
 
 /// The signer alone: sign-string needs no certificate, but when one is given the pair is checked like
 /// for credential-process.
-fn open_signer(key: &KeyOptions, debug: bool) -> anyhow::Result<Box<dyn Signer>> {
+fn open_signer(key: &KeyOptions, debug: bool) -> Result<Box<dyn Signer>, Failure> {
     if key.certificate.is_some() {
         let identity = signer::open(key).context("cannot load the signing identity")?;
         if debug {
@@ -235,7 +236,7 @@ impl CertificateData {
 ///
 /// This is the seam for token certificates: a `pkcs11:` source is resolved with `key` (module, PIN)
 /// and yields one entry per matching certificate, each with its own URI.
-pub fn certificate_data(source: &str, key: &KeyOptions) -> anyhow::Result<Vec<CertificateData>> {
+pub fn certificate_data(source: &str, key: &KeyOptions) -> Result<Vec<CertificateData>, Failure> {
     Ok(certificates(source, key)?
         .iter()
         .map(|(cert, uri)| CertificateData::of(cert, uri.clone()))
@@ -246,7 +247,7 @@ pub fn certificate_data(source: &str, key: &KeyOptions) -> anyhow::Result<Vec<Ce
 fn certificates(
     source: &str,
     key: &KeyOptions,
-) -> anyhow::Result<Vec<(Certificate, Option<String>)>> {
+) -> Result<Vec<(Certificate, Option<String>)>, Failure> {
     if signer::pkcs11::is_pkcs11_uri(source) {
         let opts = KeyOptions {
             certificate: Some(source.to_string()),
@@ -271,7 +272,7 @@ pub fn read_certificate_data(
     key: &KeyOptions,
     debug: bool,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> Result<(), Failure> {
     if debug {
         let from = if signer::pkcs11::is_pkcs11_uri(source) {
             format!(
@@ -308,14 +309,16 @@ pub fn read_certificate_data(
         .iter()
         .map(|(cert, uri)| CertificateData::of(cert, uri.clone()))
     {
-        text.push_str(&serde_json::to_string(&c).context("cannot encode certificate data")?);
+        let json = serde_json::to_string(&c)
+            .map_err(|e| Failure::operational(e).context("cannot encode certificate data"))?;
+        text.push_str(&json);
         text.push('\n');
     }
     write_out(out, text.as_bytes())
 }
 
-fn write_out(out: &mut dyn Write, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Failure> {
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .context("cannot write to stdout")
+        .map_err(|e| Failure::operational(e).context("cannot write to stdout"))
 }

@@ -8,14 +8,17 @@
 
 pub mod args;
 pub mod commands;
+pub mod failure;
 pub mod output;
 pub mod settings;
 pub mod version;
 
+pub use failure::Failure;
 pub use output::stderr_line;
 
-use crate::{arn, certs, session, signer, sigv4x509};
+use crate::session;
 use clap::Parser;
+use rolesanywhere_core::ErrorClass;
 use settings::Settings;
 use std::ffi::OsString;
 use std::io::Write;
@@ -49,7 +52,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 }
 
-fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
+fn execute(command: args::Command, out: &mut dyn Write) -> Result<(), Failure> {
     // Enrollment has its own arguments and never touches the network: it needs no session settings.
     if let args::Command::Enroll(cmd) = command {
         settings::check_enroll(&cmd)?;
@@ -70,7 +73,7 @@ fn execute(command: args::Command, out: &mut dyn Write) -> anyhow::Result<()> {
             debug,
         } => commands::read_certificate_data(&certificate, &key, debug, out),
         Settings::Version => {
-            writeln!(out, "{}", version::text())?;
+            writeln!(out, "{}", version::text()).map_err(Failure::operational)?;
             Ok(())
         }
     }
@@ -99,9 +102,9 @@ fn clap_error(e: &clap::Error, out: &mut dyn Write) -> i32 {
 }
 
 /// Prints the error chain and its hints; returns the exit code.
-fn report(e: &anyhow::Error) -> i32 {
-    stderr_line(&format!("{PROGRAM}: {}", chain_text(e)));
-    for cause in e.chain() {
+fn report(e: &Failure) -> i32 {
+    stderr_line(&format!("{PROGRAM}: {}", chain_text(e.error())));
+    for cause in e.error().chain() {
         if let Some(hint) = cause
             .downcast_ref::<session::Error>()
             .and_then(session::Error::hint)
@@ -136,65 +139,24 @@ pub(crate) fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// The one place exit codes are decided: walk the chain outward-in to the first error we know.
-pub fn exit_code(e: &anyhow::Error) -> i32 {
-    for cause in e.chain() {
-        if let Some(s) = cause.downcast_ref::<crate::enroll::Error>() {
-            return if s.is_usage() {
-                EXIT_USAGE
-            } else {
-                EXIT_OPERATIONAL
-            };
-        }
-        if cause.is::<settings::Error>() || cause.is::<arn::Error>() || cause.is::<certs::Error>() {
-            return EXIT_USAGE;
-        }
-        if let Some(s) = cause.downcast_ref::<session::Error>() {
-            return match s {
-                session::Error::Endpoint { .. }
-                | session::Error::Proxy { .. }
-                | session::Error::CaBundle { .. }
-                | session::Error::Tls(_) => EXIT_USAGE,
-                session::Error::Sign(s) => sigv4x509_exit_code(s),
-                _ => EXIT_OPERATIONAL,
-            };
-        }
-        if let Some(s) = cause.downcast_ref::<sigv4x509::Error>() {
-            return sigv4x509_exit_code(s);
-        }
-        if let Some(s) = cause.downcast_ref::<signer::Error>() {
-            return signer_exit_code(s);
-        }
-    }
-    EXIT_OPERATIONAL
-}
-
-fn sigv4x509_exit_code(e: &sigv4x509::Error) -> i32 {
-    match e {
-        sigv4x509::Error::ChainTooLong(_) => EXIT_USAGE,
-        // A backend failing while signing is classified like one failing while opening the key.
-        sigv4x509::Error::Sign(s) => signer_exit_code(s),
-        sigv4x509::Error::MalformedSignature { .. } => EXIT_OPERATIONAL,
-    }
-}
-
-/// Devices failing or refusing is operational; configuration mistakes are usage errors
-/// ([`signer::Error::is_configuration`], shared with `enroll`).
-fn signer_exit_code(e: &signer::Error) -> i32 {
-    if e.is_configuration() {
-        EXIT_USAGE
-    } else {
-        EXIT_OPERATIONAL
+/// The one place exit codes are decided: from the class the failing module gave its error.
+pub fn exit_code(e: &Failure) -> i32 {
+    match e.class() {
+        ErrorClass::Configuration => EXIT_USAGE,
+        ErrorClass::Operational => EXIT_OPERATIONAL,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{signer, sigv4x509};
     use anyhow::Context as _;
+    use rolesanywhere_core::Classify;
 
-    fn code(e: impl std::error::Error + Send + Sync + 'static) -> i32 {
-        exit_code(&Err::<(), _>(e).context("outer context").unwrap_err())
+    /// The exit code of `e` under an outer message, as commands wrap them.
+    fn code(e: impl Classify + std::error::Error + Send + Sync + 'static) -> i32 {
+        exit_code(&failure::Context::context(Err::<(), _>(e), "outer context").unwrap_err())
     }
 
     #[test]
@@ -221,6 +183,25 @@ mod tests {
     }
 
     #[test]
+    fn context_keeps_the_class_of_the_module_error() {
+        let f = failure::Context::context(
+            Err::<(), _>(signer::Error::NoPrivateKey),
+            "cannot load the signing identity",
+        )
+        .unwrap_err();
+        assert_eq!(f.class(), ErrorClass::Configuration);
+        let text = chain_text(f.error());
+        assert!(
+            text.starts_with("cannot load the signing identity: no private key given"),
+            "{text}"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let f = Failure::operational(io).context("cannot write to stdout");
+        assert_eq!(f.class(), ErrorClass::Operational);
+        assert_eq!(chain_text(f.error()), "cannot write to stdout: broken pipe");
+    }
+
+    #[test]
     fn operational_failures_exit_1() {
         assert_eq!(
             code(session::Error::Service {
@@ -237,7 +218,9 @@ mod tests {
             EXIT_OPERATIONAL
         );
         assert_eq!(
-            exit_code(&anyhow::anyhow!("cannot write to stdout")),
+            exit_code(&Failure::operational(anyhow::anyhow!(
+                "cannot write to stdout"
+            ))),
             EXIT_OPERATIONAL
         );
     }
@@ -296,7 +279,8 @@ mod tests {
             assert_eq!(code(signer::Error::from(e)), EXIT_OPERATIONAL, "{text}");
         }
         // The same rule when the backend fails while signing the request.
-        let signing = |e: P11| session::Error::Sign(sigv4x509::Error::Sign(signer::Error::from(e)));
+        let signing =
+            |e: P11| session::Error::Sign(sigv4x509::Error::Sign(signer::Error::from(e).into()));
         assert_eq!(code(signing(missing_pin())), EXIT_USAGE);
         assert_eq!(
             code(signing(P11::Call {

@@ -133,6 +133,13 @@ pub enum Error {
     NotUtf8(String),
 }
 
+/// Every settings error is a usage or configuration mistake.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        rolesanywhere_core::ErrorClass::Configuration
+    }
+}
+
 /// Validates `command`; `env` looks up environment variables.
 pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
     match command {

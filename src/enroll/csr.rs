@@ -21,6 +21,7 @@
 
 use super::names::{San, Subject, parse_san, parse_subject};
 use super::{Error, args::CsrArgs, files, target};
+use crate::keys::CurveOid as _;
 use crate::keys::{KeyKind, OID_EC, OID_RSA, PublicKey, der_tlv, der_uint};
 use crate::signer::Signer;
 use crate::sigv4x509::Digest;
@@ -186,7 +187,8 @@ pub fn run(args: &CsrArgs, out: &mut dyn std::io::Write) -> Result<(), Error> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::signer::Error as SignerError;
+    use crate::keys::PublicKeyDer as _;
+    use crate::signer::SignError as SignerError;
     use std::path::{Path, PathBuf};
     use std::process::Command;
 

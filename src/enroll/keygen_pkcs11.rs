@@ -12,6 +12,7 @@
 
 use super::{DeviceArgs, Error, KeyType};
 use crate::certs::Certificate;
+use crate::keys::CurveOid as _;
 use crate::keys::{Curve, KeyKind, PublicKey, der_tlv};
 use crate::signer::pkcs11::ffi::{Attr, Session, bool_attr, ulong};
 use crate::signer::pkcs11::find::{self, KeyObject, Token};

@@ -53,9 +53,12 @@ pub enum Error {
     /// The options do not make sense together (a usage error).
     #[error("{0}")]
     Usage(String),
-    /// The device key could not be opened or refused to sign.
+    /// The device key could not be opened.
     #[error(transparent)]
     Signer(#[from] crate::signer::Error),
+    /// The device key refused to sign or returned a malformed signature.
+    #[error(transparent)]
+    Sign(#[from] crate::signer::SignError),
     /// A device answered with something we cannot use (a key of the wrong kind, malformed data).
     #[error("{0}")]
     Unexpected(String),
@@ -163,6 +166,17 @@ pub enum Error {
     TpmUnsupported(String),
 }
 
+/// As [`Error::is_usage`] says.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        if self.is_usage() {
+            rolesanywhere_core::ErrorClass::Configuration
+        } else {
+            rolesanywhere_core::ErrorClass::Operational
+        }
+    }
+}
+
 impl Error {
     /// True for usage and configuration errors (exit code 2: bad flags, files, certificates, a key that
     /// is not the certificate's, an object or file that already exists); false when a device, the
@@ -183,6 +197,7 @@ impl Error {
             #[cfg(feature = "tpm")]
             Error::Tpm(t) => t.is_configuration(),
             Error::Signer(s) => s.is_configuration(),
+            Error::Sign(s) => s.class() == rolesanywhere_core::ErrorClass::Configuration,
             _ => false,
         }
     }

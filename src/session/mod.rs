@@ -1000,7 +1000,7 @@ mod client_tests {
         fn public_key(&self) -> &PublicKey {
             &self.public
         }
-        fn sign(&self, _digest: &Digest) -> Result<Vec<u8>, crate::signer::Error> {
+        fn sign(&self, _digest: &Digest) -> Result<Vec<u8>, crate::signer::SignError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(vec![0xab; 256])
         }

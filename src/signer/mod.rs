@@ -1,13 +1,17 @@
 //! Signing backends behind one small trait.
 //!
 //! A backend holds a private key somewhere (a key file, a PKCS#11 token, a TPM) and signs a
-//! [`Digest`] that only the core can create. Output is always in one canonical form: PKCS#1 v1.5
-//! signature bytes for RSA, DER `SEQUENCE { r, s }` for ECDSA. Conversions from device formats live in
-//! [`encoding`]. Construction does all I/O (loading, login, key lookup) so failures surface before any
-//! network call.
+//! [`Digest`](rolesanywhere_core::Digest) that only hashing can make. Output is always in one canonical
+//! form: PKCS#1 v1.5 signature bytes for RSA, DER `SEQUENCE { r, s }` for ECDSA. Conversions from
+//! device formats live in [`encoding`]. Construction does all I/O (loading, login, key lookup) so
+//! failures surface before any network call.
+//!
+//! The port itself ([`Signer`], [`SignError`]) and [`encoding`] belong to the signing core
+//! (`rolesanywhere-core`) and are re-exported here; this module's [`Error`] is the open-time error,
+//! and a backend's signing failure reaches the core as a [`SignError`] carrying it, classified by
+//! [`Error::is_configuration`].
 
 mod asn1;
-pub mod encoding;
 pub mod file;
 pub mod identity;
 pub mod pkcs11;
@@ -15,26 +19,10 @@ pub mod pkcs11;
 pub mod tpm;
 
 pub use identity::{Identity, KeyOptions, open, open_key};
+pub use rolesanywhere_core::encoding;
+pub use rolesanywhere_core::{Classify, ErrorClass, SignError, Signer};
 
-use crate::keys::{KeyKind, PublicKey};
-use crate::sigv4x509::Digest;
-
-/// A private key that can sign digests. Blocking, object safe, shareable across threads.
-pub trait Signer: Send + Sync {
-    /// The public half of the key, as the device reports it.
-    fn public_key(&self) -> &PublicKey;
-
-    /// The kind of key; the core derives the algorithm name from it.
-    fn key_kind(&self) -> KeyKind {
-        self.public_key().kind()
-    }
-
-    /// Signs `digest`: RSASSA-PKCS1-v1_5 over the DigestInfo for RSA, ECDSA (DER) for EC keys.
-    fn sign(&self, digest: &Digest) -> Result<Vec<u8>, Error>;
-
-    /// Where the key lives, for messages (a path, a URI without PIN, a TPM handle). Never a secret.
-    fn describe(&self) -> String;
-}
+use crate::keys::PublicKey;
 
 /// Failures of signing backends.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +75,17 @@ pub enum Error {
     Encoding(#[from] encoding::Error),
 }
 
+/// As [`Error::is_configuration`] says.
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        if self.is_configuration() {
+            ErrorClass::Configuration
+        } else {
+            ErrorClass::Operational
+        }
+    }
+}
+
 impl Error {
     /// True for mistakes the user fixes in the configuration: files, certificates, secrets, a key
     /// that is not the certificate's, and each hardware backend's own configuration mistakes (bad
@@ -100,6 +99,14 @@ impl Error {
             Error::Encoding(_) => false,
             _ => true,
         }
+    }
+}
+
+/// A backend's failure while signing, for the core: transparent (the message is the backend's), classified
+/// as when opening.
+impl From<Error> for SignError {
+    fn from(e: Error) -> SignError {
+        SignError::device(Classify::class(&e), e)
     }
 }
 

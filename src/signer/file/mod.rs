@@ -272,12 +272,12 @@ impl Signer for FileSigner {
     fn public_key(&self) -> &PublicKey {
         &self.public
     }
-    fn sign(&self, digest: &Digest) -> Result<Vec<u8>, crate::signer::Error> {
+    fn sign(&self, digest: &Digest) -> Result<Vec<u8>, crate::signer::SignError> {
         self.key.sign(digest).map_err(|e| {
-            Error::Sign {
+            crate::signer::Error::from(Error::Sign {
                 path: self.path.clone(),
                 source: Box::new(e),
-            }
+            })
             .into()
         })
     }

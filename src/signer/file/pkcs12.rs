@@ -22,6 +22,7 @@ use super::pbe::{self, Hash, Password, Scheme};
 use super::sign::PrivateKey;
 use super::{Ctx, Error, pkcs8};
 use crate::keys::PublicKey;
+use crate::keys::PublicKeyDer as _;
 use crate::signer::asn1::{self, Asn1Error, Reader, Tlv};
 use der::asn1::ObjectIdentifier;
 use zeroize::Zeroizing;

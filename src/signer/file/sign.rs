@@ -7,6 +7,7 @@
 //! RustCrypto key types zeroize themselves on drop; this module keeps no other copy of the secret.
 
 use super::{Ctx, Error};
+use crate::keys::CurveOid as _;
 use crate::keys::{Curve, PublicKey};
 use crate::signer::encoding;
 use crate::sigv4x509::Digest;

@@ -2,6 +2,7 @@
 //! openssl, which also recorded each key's public half as openssl sees it) and against openssl itself.
 
 use super::*;
+use crate::keys::PublicKeyDer as _;
 use crate::keys::{Curve, KeyKind};
 use crate::sigv4x509::HashAlg;
 

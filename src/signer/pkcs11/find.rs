@@ -10,6 +10,8 @@ use super::error::{CallError, Error, call};
 use super::ffi::{Attr, Session, TokenInfo, ulong};
 use super::module::Module;
 use super::uri::{ObjectType, Pkcs11Uri};
+use crate::keys::CurveOid as _;
+use crate::keys::PublicKeyDer as _;
 use crate::keys::{Curve, PublicKey};
 use cryptoki_sys::{CK_OBJECT_CLASS, CK_OBJECT_HANDLE, CK_SLOT_ID};
 use spki::der::{Decode, asn1::ObjectIdentifier};

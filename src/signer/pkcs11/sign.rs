@@ -244,8 +244,10 @@ impl Signer for Pkcs11Signer {
         &self.public
     }
 
-    fn sign(&self, digest: &Digest) -> Result<Vec<u8>, crate::signer::Error> {
-        Ok(self.sign_digest(digest)?)
+    fn sign(&self, digest: &Digest) -> Result<Vec<u8>, crate::signer::SignError> {
+        Ok(self
+            .sign_digest(digest)
+            .map_err(crate::signer::Error::from)?)
     }
 
     fn describe(&self) -> String {

@@ -4,6 +4,7 @@
 
 use super::swtpm::Swtpm;
 use super::*;
+use crate::keys::PublicKeyDer as _;
 use crate::secret::Secret;
 use crate::sigv4x509::{Digest, HashAlg};
 use std::path::PathBuf;

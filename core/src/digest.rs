@@ -1,7 +1,8 @@
 //! The digest handed to signing backends: the only way a backend ever sees data to sign.
 //!
-//! Its constructors are `pub(crate)` and hash the message themselves, so a backend can never be handed
-//! a raw message (and hardware never signs anything but a digest).
+//! Its only constructors hash the message themselves, and there is none that takes digest bytes, so a
+//! backend can never be handed a raw message, nor bytes that merely claim to be a hash (and hardware
+//! never signs anything but a digest). See ADR 0001.
 
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
@@ -38,7 +39,7 @@ impl HashAlg {
     }
 }
 
-/// A message digest, created only by this crate's core from the message itself.
+/// A message digest, only ever made by hashing the message itself.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Digest {
     alg: HashAlg,
@@ -46,8 +47,9 @@ pub struct Digest {
 }
 
 impl Digest {
-    /// Hashes `message` with `alg`.
-    pub(crate) fn compute(alg: HashAlg, message: &[u8]) -> Self {
+    /// Hashes `message` with `alg`. The core calls it for what it signs; outside the core, only code
+    /// that signs a structure it built itself (a CSR) and backend tests do.
+    pub fn compute(alg: HashAlg, message: &[u8]) -> Self {
         let bytes = match alg {
             HashAlg::Sha256 => Sha256::digest(message).to_vec(),
             HashAlg::Sha384 => Sha384::digest(message).to_vec(),
@@ -57,7 +59,7 @@ impl Digest {
     }
 
     /// SHA-256 of `message`.
-    pub(crate) fn sha256(message: &[u8]) -> Self {
+    pub fn sha256(message: &[u8]) -> Self {
         Self::compute(HashAlg::Sha256, message)
     }
 
