@@ -7,7 +7,7 @@
 //! a log line or `Debug` output.
 
 mod endpoint;
-mod response;
+pub(crate) mod response;
 mod tls;
 
 pub use endpoint::Endpoint;

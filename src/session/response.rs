@@ -51,7 +51,7 @@ struct RawCredentials {
 }
 
 /// Parses a success body into credentials.
-pub(super) fn parse_credentials(raw: &[u8]) -> Result<Credentials, Error> {
+pub(crate) fn parse_credentials(raw: &[u8]) -> Result<Credentials, Error> {
     let malformed = |reason: &str| Error::MalformedResponse {
         reason: reason.to_string(),
     };
@@ -108,7 +108,7 @@ pub(super) fn parse_credentials(raw: &[u8]) -> Result<Credentials, Error> {
 }
 
 /// Builds the error for a non-success answer from `X-Amzn-ErrorType` and the JSON body.
-pub(super) fn service_error(
+pub(crate) fn service_error(
     url: String,
     status: u16,
     headers: &reqwest::header::HeaderMap,
