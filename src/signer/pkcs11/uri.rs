@@ -112,32 +112,41 @@ fn encode(out: &mut String, value: &[u8], keep: fn(u8) -> bool) {
     }
 }
 
-/// `raw` with the value of every `pin-value` attribute replaced by `<redacted>`, so a user's URI can
-/// go into a message or a debug line. Looks in the query (where the attribute belongs) and in the path
-/// (where a user may put it by mistake: the parse error then quotes the URI). Text that is not a
-/// `pkcs11:` URI (a key file path, a TPM handle) comes back unchanged.
+/// `raw` cut where `pin-value` first appears (in any case, any character percent-encoded) and
+/// `pin-value=<redacted>` put in its place, so that an argument can go into a message or a debug
+/// line. Everything after that point may be PIN: a PIN with an unencoded `&`, `;` or `#` runs into
+/// what looks like further attributes, and a malformed argument (`PKCS11:`, a leading space, `&`
+/// for `?`, a percent-encoded name, a key file path) cannot be split into attributes reliably.
+/// Text without `pin-value` comes back unchanged.
 pub fn redact(raw: &str) -> String {
-    let is_uri = raw
-        .get(..PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX));
-    if !is_uri {
-        return raw.to_string();
+    match pin_value_at(raw) {
+        Some(at) => format!("{}pin-value=<redacted>", &raw[..at]),
+        None => raw.to_string(),
     }
-    let (scheme, rest) = raw.split_at(PREFIX.len());
-    let hide = |attr: &str| match attr.split_once('=') {
-        Some((name, _)) if name.eq_ignore_ascii_case("pin-value") => format!("{name}=<redacted>"),
-        _ => attr.to_string(),
+}
+
+/// Byte offset of the first `pin-value` in `raw`, matched case-insensitively with any character
+/// possibly written as `%XX`.
+fn pin_value_at(raw: &str) -> Option<usize> {
+    const NAME: &[u8] = b"pin-value";
+    let b = raw.as_bytes();
+    let matches_at = |mut i: usize| {
+        for want in NAME {
+            let hex = b
+                .get(i + 1..i + 3)
+                .filter(|_| b.get(i) == Some(&b'%'))
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b.get(i), hex) {
+                (_, Some(v)) if v.eq_ignore_ascii_case(want) => i += 3,
+                (Some(c), _) if c.eq_ignore_ascii_case(want) => i += 1,
+                _ => return false,
+            }
+        }
+        true
     };
-    let join = |part: &str, sep: char| {
-        part.split(sep)
-            .map(hide)
-            .collect::<Vec<_>>()
-            .join(&sep.to_string())
-    };
-    match rest.split_once('?') {
-        Some((path, query)) => format!("{scheme}{}?{}", join(path, ';'), join(query, '&')),
-        None => format!("{scheme}{}", join(rest, ';')),
-    }
+    // Every match starts with an ASCII byte ('p', 'P' or '%'), so the offset is a char boundary.
+    (0..b.len()).find(|&i| matches_at(i))
 }
 
 const PREFIX: &str = "pkcs11:";
@@ -177,6 +186,12 @@ fn pct_decode(value: &str, name: &str, raw: &str) -> Result<Vec<u8>, Error> {
     }
     Ok(out)
 }
+
+/// The reason given for a malformed URI from its `pin-value` on, where any text may be PIN.
+const PIN_PART_MALFORMED: &str = "the part from pin-value on is malformed (not shown: it may hold \
+     the PIN); pin-value is a query attribute written in lower case after '?' \
+     (pkcs11:token=…?pin-value=…), and '%', '&', ';' and '#' in the PIN must be percent-encoded \
+     (%25, %26, %3B, %23); or use pin-source=file:/PATH";
 
 fn split_attr<'a>(attr: &'a str, raw: &str) -> Result<(&'a str, &'a str), Error> {
     match attr.split_once('=') {
@@ -223,24 +238,21 @@ impl Pkcs11Uri {
             .into_iter()
             .flat_map(|q| q.split('&'))
             .map(|a| (a, true));
+        // From the first `pin-value` on, any text may be PIN (see `redact`): errors about attributes
+        // there quote nothing, and `pin-value` anywhere but as a query attribute's exact name is
+        // refused, so that no other attribute (printed in messages) can carry a PIN.
+        let pin_at = pin_value_at(raw);
         for (attr, in_query) in path_attrs.chain(query_attrs) {
             if attr.is_empty() {
                 continue;
             }
-            let (name, value) = split_attr(attr, raw)?;
-            if name.starts_with("x-") {
-                continue;
+            let offset = attr.as_ptr() as usize - raw.as_ptr() as usize;
+            let may_hold_pin = pin_at.is_some_and(|p| offset + attr.len() > p);
+            let result = uri.set_attr(attr, in_query, raw, &mut seen);
+            if may_hold_pin && result.is_err() {
+                return Err(bad_uri(raw, PIN_PART_MALFORMED.into()));
             }
-            if seen.iter().any(|s| s == name) {
-                return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
-            }
-            seen.push(name.to_string());
-            let bytes = pct_decode(value, name, raw)?;
-            if in_query {
-                uri.set_query_attr(name, bytes, raw)?;
-            } else {
-                uri.set_path_attr(name, bytes, raw)?;
-            }
+            result?;
         }
         if uri.pin_value.is_some() && uri.pin_source.is_some() {
             return Err(bad_uri(
@@ -249,6 +261,34 @@ impl Pkcs11Uri {
             ));
         }
         Ok(uri)
+    }
+
+    /// One `name=value` attribute of the path (`in_query` false) or the query; `seen` holds the
+    /// names so far.
+    fn set_attr(
+        &mut self,
+        attr: &str,
+        in_query: bool,
+        raw: &str,
+        seen: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        let (name, value) = split_attr(attr, raw)?;
+        if name.starts_with("x-") {
+            return Ok(());
+        }
+        if !(in_query && name == "pin-value") && pin_value_at(attr).is_some() {
+            return Err(bad_uri(raw, PIN_PART_MALFORMED.into()));
+        }
+        if seen.iter().any(|s| s == name) {
+            return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
+        }
+        seen.push(name.to_string());
+        let bytes = pct_decode(value, name, raw)?;
+        if in_query {
+            self.set_query_attr(name, bytes, raw)
+        } else {
+            self.set_path_attr(name, bytes, raw)
+        }
     }
 
     fn set_path_attr(&mut self, name: &str, bytes: Vec<u8>, raw: &str) -> Result<(), Error> {
@@ -614,13 +654,70 @@ mod tests {
     }
 
     #[test]
-    fn redact_hides_the_whole_pin_value_and_leaves_other_sources_alone() {
+    fn redact_cuts_at_pin_value_and_leaves_other_sources_alone() {
+        // "34&module-path=/x.so" may be the rest of a PIN typed without encoding its '&'.
         assert_eq!(
             redact("pkcs11:token=a?pin-value=12;34&module-path=/x.so"),
-            "pkcs11:token=a?pin-value=<redacted>&module-path=/x.so"
+            "pkcs11:token=a?pin-value=<redacted>"
+        );
+        assert_eq!(
+            redact("pkcs11:token=a?module-path=/x.so&PIN%2dValue=12"),
+            "pkcs11:token=a?module-path=/x.so&pin-value=<redacted>"
         );
         assert_eq!(redact("/etc/key.pem"), "/etc/key.pem");
         assert_eq!(redact("pkcs11:token=a;object=b"), "pkcs11:token=a;object=b");
+    }
+
+    /// `text` percent-decoded (where `%XX` is valid) and lower-cased: a PIN found however written.
+    fn decoded_lower(text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .filter(|_| b[i] == b'%')
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(v) => (out.push(v), i += 3),
+                None => (out.push(b[i]), i += 1),
+            };
+        }
+        String::from_utf8_lossy(&out).to_lowercase()
+    }
+
+    /// Issue 14, item 3: arguments the `pkcs11_uri` fuzz target found printing (some of) their PIN,
+    /// one file each in `testdata/fuzz-regressions/pkcs11_uri/`. Each PIN holds the marker `Zq9Kw3`.
+    #[test]
+    fn fuzz_regressions_never_show_the_pin() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/fuzz-regressions/pkcs11_uri");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let raw = std::fs::read_to_string(&path).unwrap();
+            let mut shown = vec![redact(&raw)];
+            match Pkcs11Uri::parse(&raw) {
+                Err(e) => shown.push(format!("{e}\n{e:?}")),
+                Ok(u) => {
+                    shown.extend([u.to_string(), format!("{u:?}"), u.token_part().to_string()])
+                }
+            }
+            for text in shown {
+                assert!(
+                    !decoded_lower(&text).contains("zq9kw3"),
+                    "{}: the PIN shows in {text:?}",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+        assert!(
+            checked >= 8,
+            "regression inputs missing from {}",
+            dir.display()
+        );
     }
 
     #[test]
