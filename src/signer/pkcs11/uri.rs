@@ -239,8 +239,9 @@ impl Pkcs11Uri {
             .flat_map(|q| q.split('&'))
             .map(|a| (a, true));
         // From the first `pin-value` on, any text may be PIN (see `redact`): errors about attributes
-        // there quote nothing, and `pin-value` anywhere but as a query attribute's exact name is
-        // refused, so that no other attribute (printed in messages) can carry a PIN.
+        // there quote nothing, and `pin-value` anywhere but as a query attribute's exact name (in a
+        // value, a vendor attribute, another spelling) is refused, so that no printed attribute can
+        // carry a PIN.
         let pin_at = pin_value_at(raw);
         for (attr, in_query) in path_attrs.chain(query_attrs) {
             if attr.is_empty() {
@@ -273,11 +274,13 @@ impl Pkcs11Uri {
         seen: &mut Vec<String>,
     ) -> Result<(), Error> {
         let (name, value) = split_attr(attr, raw)?;
-        if name.starts_with("x-") {
-            return Ok(());
-        }
+        // Checked before vendor attributes are skipped: a PIN after `x-pin-value=` with an
+        // unencoded ';' or '&' would otherwise spill into the attributes that follow.
         if !(in_query && name == "pin-value") && pin_value_at(attr).is_some() {
             return Err(bad_uri(raw, PIN_PART_MALFORMED.into()));
+        }
+        if name.starts_with("x-") {
+            return Ok(());
         }
         if seen.iter().any(|s| s == name) {
             return Err(bad_uri(raw, format!("attribute {name:?} appears twice")));
