@@ -15,6 +15,9 @@ pub mod arn;
 pub mod certs;
 pub mod cli;
 pub mod enroll;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod secret;
 pub mod session;

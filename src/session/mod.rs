@@ -10,7 +10,7 @@
 
 mod endpoint;
 mod proxy;
-mod response;
+pub(crate) mod response;
 mod tls;
 
 pub use endpoint::Endpoint;

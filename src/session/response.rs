@@ -56,7 +56,7 @@ struct RawCredentials {
 }
 
 /// Parses a success body into credentials.
-pub(super) fn parse_credentials(raw: &[u8]) -> Result<Credentials, Error> {
+pub(crate) fn parse_credentials(raw: &[u8]) -> Result<Credentials, Error> {
     let malformed = |reason: &str| Error::MalformedResponse {
         reason: reason.to_string(),
     };
@@ -135,7 +135,7 @@ pub(super) fn utc_text(t: time::OffsetDateTime) -> String {
 }
 
 /// Builds the error for a non-success answer from `X-Amzn-ErrorType` and the JSON body.
-pub(super) fn service_error(
+pub(crate) fn service_error(
     url: String,
     status: u16,
     headers: &reqwest::header::HeaderMap,

@@ -733,4 +733,56 @@ mod tests {
         let u = Pkcs11Uri::parse("pkcs11:token=t;object=o;id=%01;type=cert").unwrap();
         assert_eq!(u.token_part().to_string(), "pkcs11:token=t");
     }
+    /// `text` percent-decoded (where `%XX` is valid) and lower-cased: a PIN found however written.
+    fn decoded_lower(text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .filter(|_| b[i] == b'%')
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(v) => (out.push(v), i += 3),
+                None => (out.push(b[i]), i += 1),
+            };
+        }
+        String::from_utf8_lossy(&out).to_lowercase()
+    }
+
+    /// Issue 14, item 3: arguments the `pkcs11_uri` fuzz target found printing (some of) their PIN,
+    /// one file each in `testdata/fuzz-regressions/pkcs11_uri/`. Each PIN holds the marker `Zq9Kw3`.
+    #[test]
+    fn fuzz_regressions_never_show_the_pin() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/fuzz-regressions/pkcs11_uri");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let raw = std::fs::read_to_string(&path).unwrap();
+            let mut shown = vec![crate::text::arg(&raw)];
+            match Pkcs11Uri::parse(&raw) {
+                Err(e) => shown.push(format!("{}\n{e:?}", crate::cli::error_text(&e))),
+                Ok(u) => {
+                    shown.extend([u.to_string(), format!("{u:?}"), u.token_part().to_string()])
+                }
+            }
+            for text in shown {
+                assert!(
+                    !decoded_lower(&text).contains("zq9kw3"),
+                    "{}: the PIN shows in {text:?}",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+        assert!(
+            checked >= 10,
+            "regression inputs missing from {}",
+            dir.display()
+        );
+    }
+
 }

@@ -102,12 +102,20 @@ impl Drop for State {
     }
 }
 
-/// Loads a `TSS2 PRIVATE KEY` file's key into the TPM named by `opts`.
-///
-/// Order: parse and check the file (no TPM yet), open the TCTI, obtain passwords (a prompt only on a
-/// terminal), bring up the parent, start the sessions the key needs (salted with the parent), load,
-/// release the parent. On any error the ESYS context's drop flushes what was created.
-pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmSigner, Error> {
+/// A key file decoded and checked without the TPM: everything loading needs from the file.
+pub(crate) struct CheckedKeyFile {
+    kf: keyfile::TpmKeyFile,
+    public: Public,
+    private: Private,
+    info: sign::KeyInfo,
+    steps: Vec<policy::Step>,
+    needs: auth::NeedsAuth,
+}
+
+/// The part of [`open_key_file`] that reads only the file: decoding, the public area, the policy and
+/// whether a password is needed. Separate so that hostile files are refused before any TPM I/O (and
+/// so the fuzz target reaches it without a TPM).
+pub(crate) fn check_key_file(data: &[u8], path: &Path) -> Result<CheckedKeyFile, Error> {
     let desc = format!("TPM key {}", crate::text::path(path));
     let file_err = |source| Error::KeyFile {
         path: path.to_path_buf(),
@@ -143,6 +151,31 @@ pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmS
     } else {
         auth::NeedsAuth::Yes
     };
+    Ok(CheckedKeyFile {
+        kf,
+        public,
+        private,
+        info,
+        steps,
+        needs,
+    })
+}
+
+/// Loads a `TSS2 PRIVATE KEY` file's key into the TPM named by `opts`.
+///
+/// Order: parse and check the file (no TPM yet), open the TCTI, obtain passwords (a prompt only on a
+/// terminal), bring up the parent, start the sessions the key needs (salted with the parent), load,
+/// release the parent. On any error the ESYS context's drop flushes what was created.
+pub fn open_key_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<TpmSigner, Error> {
+    let desc = format!("TPM key {}", crate::text::path(path));
+    let CheckedKeyFile {
+        kf,
+        public,
+        private,
+        info,
+        steps,
+        needs,
+    } = check_key_file(data, path)?;
 
     let mut tpm = Tpm::open_resolved(opts)?;
     let key_pw = if needs == auth::NeedsAuth::No && !steps.is_empty() {
