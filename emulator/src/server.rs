@@ -17,7 +17,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use rand::Rng as _;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -296,9 +295,11 @@ fn file_tls(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::{self, PemObject as _};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let cert_bytes = std::fs::read(cert)
         .with_context(|| format!("cannot read the TLS certificate {}", cert.display()))?;
-    let certs = rustls_pemfile::certs(&mut cert_bytes.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&cert_bytes)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
     if certs.is_empty() {
@@ -306,9 +307,10 @@ fn file_tls(
     }
     let key_bytes =
         std::fs::read(key).with_context(|| format!("cannot read the TLS key {}", key.display()))?;
-    let key_der = rustls_pemfile::private_key(&mut key_bytes.as_slice())
-        .map_err(|_| anyhow!("{} is not a PEM private key", key.display()))?
-        .ok_or_else(|| anyhow!("{} holds no private key block", key.display()))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => anyhow!("{} holds no private key block", key.display()),
+        _ => anyhow!("{} is not a PEM private key", key.display()),
+    })?;
     rustls_config(certs, key_der)
 }
 
@@ -474,9 +476,13 @@ async fn handle(
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+    // Both alphabets have a power-of-two length (32, 64), so masking a random byte is uniform.
+    debug_assert!(alphabet.len().is_power_of_two());
+    let mut bytes = vec![0u8; len];
+    crate::ca::fill_random(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(alphabet[usize::from(*b) & (alphabet.len() - 1)]))
         .collect()
 }
 
@@ -508,7 +514,7 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
     let account = arn_field(&acc.role_arn, 4);
     let role_name = acc.role_arn.rsplit('/').next().unwrap_or("");
     let mut token = vec![0u8; 320];
-    rand::rng().fill(&mut token[..]);
+    crate::ca::fill_random(&mut token);
     let digest = ring::digest::digest(&ring::digest::SHA256, acc.serial_decimal.as_bytes());
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest.as_ref()[..16]);

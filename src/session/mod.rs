@@ -792,8 +792,10 @@ fn request_body(req: &SessionRequest) -> Vec<u8> {
 
 /// `base · 2^(attempt-1)`, jittered by ±50% so that many servers do not retry in step.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    use rand::Rng;
-    let factor: f64 = rand::rng().random_range(0.5..1.5);
+    // 53 random bits give a uniform fraction in [0, 1); without a random source (never on Linux
+    // after boot) the nominal wait is used.
+    let unit = getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64);
+    let factor = 0.5 + unit;
     nominal_backoff(base, attempt).mul_f64(factor)
 }
 
