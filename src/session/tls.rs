@@ -46,7 +46,9 @@ pub(super) fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error>
         .map_err(Error::Tls)?;
     let mut config = if opts.verify_tls {
         builder
-            .with_root_certificates(root_store(opts.ca_bundle.as_ref())?)
+            .with_root_certificates(root_store(opts.ca_bundle.as_ref(), &|name| {
+                std::env::var_os(name)
+            })?)
             .with_no_client_auth()
     } else {
         builder
@@ -58,11 +60,20 @@ pub(super) fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error>
     Ok(config)
 }
 
-fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
+/// The trust roots; `env` looks up environment variables.
+fn root_store(
+    bundle: Option<&CaBundle>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
-    if !bundle.is_some_and(CaBundle::replaces_system_roots) {
-        roots.add_parsable_certificates(system_roots(&|name| std::env::var_os(name)));
-    }
+    let system = match bundle {
+        Some(b) if b.replaces_system_roots() => Vec::new(),
+        // The bundle is SSL_CERT_FILE, read (strictly) below: of OpenSSL's pair only the
+        // directories are left to read, and the file is parsed once.
+        Some(_) => load_paths(None, &cert_dirs(env)),
+        None => system_roots(env),
+    };
+    roots.add_parsable_certificates(system);
     if let Some(b) = bundle {
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::CaBundle {
             path: b.path.clone(),
@@ -116,17 +127,22 @@ fn system_roots(env: &dyn Fn(&str) -> Option<OsString>) -> Vec<CertificateDer<'s
     let file = env("SSL_CERT_FILE")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
-    let dirs: Vec<PathBuf> = env("SSL_CERT_DIR")
+    let dirs = cert_dirs(env);
+    if file.is_none() && dirs.is_empty() {
+        return platform_roots();
+    }
+    load_paths(file, &dirs)
+}
+
+/// The directories of `SSL_CERT_DIR` (a `:`-separated list; empty entries skipped).
+fn cert_dirs(env: &dyn Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    env("SSL_CERT_DIR")
         .map(|v| {
             std::env::split_paths(&v)
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         })
-        .unwrap_or_default();
-    if file.is_none() && dirs.is_empty() {
-        return platform_roots();
-    }
-    load_paths(file, &dirs)
+        .unwrap_or_default()
 }
 
 /// The certificates in `file` and in the files of each of `dirs`, each once.
@@ -330,12 +346,21 @@ mod tests {
             path: path.clone(),
             variable,
         };
-        let aws = root_store(Some(&bundle("AWS_CA_BUNDLE"))).unwrap();
+        let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            format!("{vectors}/create-session-p256/leaf.pem"),
+            dir.path().join("a.pem"),
+        )
+        .unwrap();
+        let with_dir = |name: &str| (name == "SSL_CERT_DIR").then(|| dir.path().into());
+        let aws = root_store(Some(&bundle("AWS_CA_BUNDLE")), &with_dir).unwrap();
         assert_eq!(aws.roots.len(), 1, "AWS_CA_BUNDLE alone is trusted");
-        // SSL_CERT_FILE is read as OpenSSL does: with SSL_CERT_DIR, not instead of it.
-        let system = system_roots(&|name| std::env::var_os(name)).len();
-        let ssl = root_store(Some(&bundle("SSL_CERT_FILE"))).unwrap();
-        assert!(ssl.roots.len() > system, "{} <= {system}", ssl.roots.len());
+        // SSL_CERT_FILE is read as OpenSSL does: with SSL_CERT_DIR, not instead of it, and once.
+        let ssl = root_store(Some(&bundle("SSL_CERT_FILE")), &with_dir).unwrap();
+        assert_eq!(ssl.roots.len(), 2);
+        let ssl = root_store(Some(&bundle("SSL_CERT_FILE")), &|_| None).unwrap();
+        assert_eq!(ssl.roots.len(), 1, "the file is parsed once");
     }
 
     #[test]
