@@ -14,8 +14,9 @@ Subcommands:
                        of one command, medians of N runs; appends a result line
   compare              print the ours / needroleshere table of a callgrind results file
 
-Each run is started with posix_spawn and reaped with os.wait4, so CPU time (user + sys) and peak
-RSS (ru_maxrss) are the child's own, not this script's. A run that exits non-zero or prints no
+Each run is started with posix_spawn and reaped with os.wait4, so CPU time (user + sys) is the
+child's own, not this script's. Peak RSS comes from a second run of each under /usr/bin/time -f %M:
+ru_maxrss of a posix_spawn child includes this script's RSS (see cmd_row). A run that exits non-zero or prints no
 credentials fails the row: a failed row shows the error, never a number.
 """
 
@@ -92,7 +93,7 @@ def cmd_row(a):
     stalls = 0
     # One unmeasured warm-up: page cache, dynamic loader, the service's first connection.
     for i in range(a.runs + 1):
-        code, wall, cpu, maxrss = spawn_wait(argv, env, out, err)
+        code, wall, cpu, _ = spawn_wait(argv, env, out, err)
         why = check_output(code, out, err)
         if why:
             result["error"] = f"run {i} failed: {why}"
@@ -103,7 +104,14 @@ def cmd_row(a):
         cpus.append(cpu)
         if wall - cpu >= STALL_S:
             stalls += 1
-        rss.append(maxrss)
+        # Not the child's ru_maxrss: posix_spawn shares this script's memory until exec, and Linux
+        # carries the high-water mark across exec, so it reports Python's RSS when that is larger.
+        # /usr/bin/time forks from a small process.
+        try:
+            rss.append(rss_once(argv, env, a.workdir))
+        except (RuntimeError, OSError) as e:
+            result["error"] = f"run {i} (peak RSS) failed: {e}"
+            break
     else:
         if stalls:
             sep = "; " if result["notes"] else ""
