@@ -9,9 +9,14 @@ Subcommands:
   wait-port HOST PORT  return once something accepts connections there (polls, no fixed sleep)
   count-p11 LOG        print the PKCS#11 call counts of a pkcs11-spy log
   tpm-proxy            count TPM commands between a TCTI and swtpm (see tpm_proxy below)
+  connect-proxy        an HTTP CONNECT proxy that sends every tunnel to one loopback port
+  callgrind            instructions (valgrind --tool=callgrind) and peak RSS (/usr/bin/time -f %M)
+                       of one command, medians of N runs; appends a result line
+  compare              print the ours / needroleshere table of a callgrind results file
 
-Each run is started with posix_spawn and reaped with os.wait4, so CPU time (user + sys) and peak
-RSS (ru_maxrss) are the child's own, not this script's. A run that exits non-zero or prints no
+Each run is started with posix_spawn and reaped with os.wait4, so CPU time (user + sys) is the
+child's own, not this script's. Peak RSS comes from a second run of each under /usr/bin/time -f %M:
+ru_maxrss of a posix_spawn child includes this script's RSS (see cmd_row). A run that exits non-zero or prints no
 credentials fails the row: a failed row shows the error, never a number.
 """
 
@@ -88,7 +93,7 @@ def cmd_row(a):
     stalls = 0
     # One unmeasured warm-up: page cache, dynamic loader, the service's first connection.
     for i in range(a.runs + 1):
-        code, wall, cpu, maxrss = spawn_wait(argv, env, out, err)
+        code, wall, cpu, _ = spawn_wait(argv, env, out, err)
         why = check_output(code, out, err)
         if why:
             result["error"] = f"run {i} failed: {why}"
@@ -99,7 +104,14 @@ def cmd_row(a):
         cpus.append(cpu)
         if wall - cpu >= STALL_S:
             stalls += 1
-        rss.append(maxrss)
+        # Not the child's ru_maxrss: posix_spawn shares this script's memory until exec, and Linux
+        # carries the high-water mark across exec, so it reports Python's RSS when that is larger.
+        # /usr/bin/time forks from a small process.
+        try:
+            rss.append(rss_once(argv, env, a.workdir))
+        except (RuntimeError, OSError) as e:
+            result["error"] = f"run {i} (peak RSS) failed: {e}"
+            break
     else:
         if stalls:
             sep = "; " if result["notes"] else ""
@@ -270,6 +282,139 @@ def tpm_proxy(a):
         f.write(f"{count[0]}\n")
 
 
+def connect_proxy(a):
+    """An HTTP/1.1 CONNECT proxy on 127.0.0.1 that tunnels every CONNECT to 127.0.0.1:--to-port.
+
+    needroleshere has no endpoint option: it always calls https://rolesanywhere.REGION.amazonaws.com.
+    Through this proxy (HTTPS_PROXY, which both clients honour) that name reaches the emulator
+    without touching /etc/hosts; TLS still runs end to end between client and emulator. Prints
+    "listening PORT" first; runs until killed.
+    """
+
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle(c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = c.recv(4096)
+            if not data or len(head) > 16384:
+                c.close()
+                return
+            head += data
+        head, _, rest = head.partition(b"\r\n\r\n")
+        if not head.startswith(b"CONNECT "):
+            c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+            return
+        u = socket.create_connection(("127.0.0.1", a.to_port))
+        u.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if rest:
+            u.sendall(rest)
+        threading.Thread(target=pump, args=(c, u), daemon=True).start()
+        pump(u, c)
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    print(f"listening {listener.getsockname()[1]}", flush=True)
+    while True:
+        c, _ = listener.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def callgrind_once(argv, env, workdir):
+    """Instructions executed by argv (all its threads), or raises with the run's error."""
+    outfile = os.path.join(workdir, "callgrind.out")
+    out = os.path.join(workdir, "cg.stdout")
+    err = os.path.join(workdir, "cg.stderr")
+    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}", "--log-file=/dev/null"]
+    code, _, _, _ = spawn_wait(vg + argv, env, out, err)
+    why = check_output(code, out, err)
+    if why:
+        raise RuntimeError(why)
+    with open(outfile) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no summary line in the callgrind output")
+
+
+def rss_once(argv, env, workdir):
+    """Peak RSS in KiB, as /usr/bin/time -f %M reports it."""
+    out = os.path.join(workdir, "rss.stdout")
+    err = os.path.join(workdir, "rss.stderr")
+    rss = os.path.join(workdir, "rss.txt")
+    code, _, _, _ = spawn_wait(["/usr/bin/time", "-f", "%M", "-o", rss] + argv, env, out, err)
+    why = check_output(code, out, err)
+    if why:
+        raise RuntimeError(why)
+    with open(rss) as f:
+        return int(f.read().split()[-1])
+
+
+def cmd_callgrind(a):
+    env = dict(os.environ)
+    for kv in a.env or []:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    argv = a.argv[1:] if a.argv and a.argv[0] == "--" else a.argv
+    if not argv:
+        sys.exit("measure.py callgrind: no command given")
+    result = {"row": a.name, "client": a.client, "runs": a.runs, "notes": a.notes or ""}
+    try:
+        instr = [callgrind_once(argv, env, a.workdir) for _ in range(a.runs)]
+        rss = [rss_once(argv, env, a.workdir) for _ in range(a.runs)]
+        result.update(instructions=statistics.median(instr), peak_rss_kib=statistics.median(rss),
+                      instructions_all=instr)
+        print(f"bench: {a.name} / {a.client}: {statistics.median(instr) / 1e6:.1f} M instructions, "
+              f"{statistics.median(rss) / 1024:.1f} MiB", file=sys.stderr)
+    except (RuntimeError, OSError) as e:
+        result["error"] = str(e)
+        print(f"bench: {a.name} / {a.client}: {e}", file=sys.stderr)
+    with open(a.results, "a") as f:
+        f.write(json.dumps(result) + "\n")
+
+
+def cmd_compare(a):
+    rows = {}
+    with open(a.results) as f:
+        for line in f:
+            r = json.loads(line)
+            rows.setdefault(r["row"], {})[r["client"]] = r
+    print("| setup | instructions: ours | needroleshere | ours / theirs | peak RSS: ours | needroleshere | notes |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, by in rows.items():
+        ours, theirs = by.get("ours", {}), by.get("needroleshere", {})
+
+        def instr(r):
+            return f"{r['instructions'] / 1e6:.1f} M" if "instructions" in r else f"error: {r.get('error', 'not run')}"
+
+        def rss(r):
+            return f"{r['peak_rss_kib'] / 1024:.1f} MiB" if "peak_rss_kib" in r else "-"
+
+        ratio = "-"
+        if "instructions" in ours and "instructions" in theirs:
+            ratio = f"{ours['instructions'] / theirs['instructions']:.2f}"
+        notes = "; ".join(n for n in (ours.get("notes"), theirs.get("notes")) if n)
+        print(f"| {name} | {instr(ours)} | {instr(theirs)} | {ratio} | {rss(ours)} | {rss(theirs)} | {notes} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -311,6 +456,25 @@ def main():
     x.add_argument("--tpm-port", type=int, required=True)
     x.add_argument("--count-out", required=True)
     x.set_defaults(func=tpm_proxy)
+
+    cp = sub.add_parser("connect-proxy")
+    cp.add_argument("--to-port", type=int, required=True)
+    cp.set_defaults(func=connect_proxy)
+
+    g = sub.add_parser("callgrind")
+    g.add_argument("--name", required=True)
+    g.add_argument("--client", required=True, choices=["ours", "needroleshere"])
+    g.add_argument("--runs", type=int, required=True)
+    g.add_argument("--results", required=True)
+    g.add_argument("--workdir", required=True)
+    g.add_argument("--notes")
+    g.add_argument("--env", action="append", metavar="K=V")
+    g.add_argument("argv", nargs=argparse.REMAINDER)
+    g.set_defaults(func=cmd_callgrind)
+
+    cmp_ = sub.add_parser("compare")
+    cmp_.add_argument("results")
+    cmp_.set_defaults(func=cmd_compare)
 
     a = p.parse_args()
     a.func(a)

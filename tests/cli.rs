@@ -174,6 +174,17 @@ fn https_endpoint_is_trusted_through_aws_ca_bundle() {
     env.credential_process_env(&emu.url(), "leaf", &[], &[("SSL_CERT_FILE", &bundle)])
         .credentials();
 
+    // AWS_CA_BUNDLE replaces the other roots, as in botocore: with another CA in it, the server's CA
+    // in SSL_CERT_FILE no longer counts (issue 9).
+    let other = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors/root-ca.pem");
+    let run = env.credential_process_env(
+        &emu.url(),
+        "leaf",
+        &[],
+        &[("SSL_CERT_FILE", &bundle), ("AWS_CA_BUNDLE", other)],
+    );
+    run.assert_failure(1, &["is not trusted (1 attempt)", "UnknownIssuer"]);
+
     let run = env.credential_process(&emu.url(), "leaf", &["--no-verify-ssl"]);
     run.credentials();
     assert!(

@@ -347,7 +347,7 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
 
 fn random_serial() -> SerialNumber {
     let mut bytes = [0u8; 16];
-    rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+    fill_random(&mut bytes);
     // Positive and exactly 16 bytes: no sign bit, no leading zero byte.
     bytes[0] = (bytes[0] & 0x7f).max(1);
     SerialNumber::from_slice(&bytes)
@@ -822,4 +822,10 @@ fn csr_public_key(bytes: &[u8]) -> Result<Vec<u8>, Error> {
     crypto::verify_signed_object(&der, &csr.signature_algorithm, &key)
         .map_err(|e| bad(format!("CSR self-signature is invalid ({e}); refusing to certify a key whose possession is not proven")))?;
     Ok(spki.raw.to_vec())
+}
+
+/// Fills `buf` from the operating system's random source. The emulator cannot issue serials or
+/// credentials without one, and on Linux the source only fails before the pool is first seeded at boot.
+pub fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system's random source is available");
 }

@@ -194,7 +194,9 @@ fn create_temp(
 ) -> std::io::Result<(PathBuf, std::fs::File)> {
     let mut last = None;
     for _ in 0..16 {
-        let suffix: u64 = rand::random();
+        let mut bytes = [0u8; 8];
+        crate::ca::fill_random(&mut bytes);
+        let suffix = u64::from_le_bytes(bytes);
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".{suffix:016x}.tmp"));

@@ -173,7 +173,7 @@ fn issue(a: IssueArgs) -> anyhow::Result<()> {
 
 fn uuid_v4() -> String {
     let mut b = [0u8; 16];
-    rand::Rng::fill(&mut rand::rng(), &mut b[..]);
+    rolesanywhere_emulator::ca::fill_random(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     server::uuid_text(&b)

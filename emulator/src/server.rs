@@ -21,7 +21,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use rand::Rng as _;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -875,6 +874,8 @@ fn file_tls(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<tokio_rustls::TlsAcceptor, Error> {
+    use rustls::pki_types::pem::{self, PemObject as _};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |path: &std::path::Path, reason: &str| Error::TlsFile {
         path: path.to_path_buf(),
         reason: reason.to_string(),
@@ -884,7 +885,7 @@ fn file_tls(
         path: cert.to_path_buf(),
         source,
     })?;
-    let certs = rustls_pemfile::certs(&mut cert_bytes.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&cert_bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| bad(cert, "not a PEM certificate chain"))?;
     if certs.is_empty() {
@@ -895,9 +896,10 @@ fn file_tls(
         path: key.to_path_buf(),
         source,
     })?;
-    let key_der = rustls_pemfile::private_key(&mut key_bytes.as_slice())
-        .map_err(|_| bad(key, "not a PEM private key"))?
-        .ok_or_else(|| bad(key, "holds no private key block"))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => bad(key, "holds no private key block"),
+        _ => bad(key, "not a PEM private key"),
+    })?;
     rustls_config(certs, key_der).map_err(Error::TlsMismatch)
 }
 
@@ -1118,9 +1120,13 @@ async fn handle(
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+    // Both alphabets have a power-of-two length (32, 64), so masking a random byte is uniform.
+    debug_assert!(alphabet.len().is_power_of_two());
+    let mut bytes = vec![0u8; len];
+    crate::ca::fill_random(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(alphabet[usize::from(*b) & (alphabet.len() - 1)]))
         .collect()
 }
 
@@ -1152,7 +1158,7 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
     let account = arn_field(&acc.role_arn, 4);
     let role_name = acc.role_arn.rsplit('/').next().unwrap_or("");
     let mut token = vec![0u8; 320];
-    rand::rng().fill(&mut token[..]);
+    crate::ca::fill_random(&mut token);
     let digest = ring::digest::digest(&ring::digest::SHA256, acc.serial_decimal.as_bytes());
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest.as_ref()[..16]);

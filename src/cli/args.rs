@@ -101,7 +101,7 @@ pub const SESSION_ENVIRONMENT: &str = concat!(
     "Environment:\n",
     key_environment_lines!(),
     "
-  AWS_CA_BUNDLE                      PEM file of CA certificates to trust as well
+  AWS_CA_BUNDLE                      PEM file of the CA certificates to trust, instead of the system's
   SSL_CERT_FILE, SSL_CERT_DIR        replace the system's trusted roots
   HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lower case): proxy for CreateSession
   AWS_USE_FIPS_ENDPOINT              true: as --use-fips-endpoint"

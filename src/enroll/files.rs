@@ -146,7 +146,7 @@ fn write_temp(
         ".{}.tmp-{}-{:016x}",
         name.to_string_lossy(),
         std::process::id(),
-        rand::random::<u64>()
+        getrandom::u64().map_err(std::io::Error::other)?
     ));
     let result = (|| {
         let mut f = OpenOptions::new()

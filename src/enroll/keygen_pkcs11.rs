@@ -125,6 +125,14 @@ impl TokenSession {
 }
 
 /// Fails if any object on the token has `id` or `label`.
+/// A CKA_ID for a key the URI does not name: 8 random bytes, as pkcs11-tool and p11tool leave it to
+/// the caller and a collision among one token's keys is then negligible.
+fn random_id() -> Result<Vec<u8>, Error> {
+    let mut id = vec![0u8; 8];
+    getrandom::fill(&mut id).map_err(Error::Random)?;
+    Ok(id)
+}
+
 fn refuse_existing(ts: &TokenSession, id: &[u8], label: &str) -> Result<(), Error> {
     let hint = "choose another id= and object= or delete the old objects first \
                 (pkcs11-tool --delete-object)"
@@ -210,7 +218,7 @@ pub fn generate(uri: &str, dev: &DeviceArgs, key_type: KeyType) -> Result<Public
         .id
         .clone()
         .filter(|i| !i.is_empty())
-        .unwrap_or_else(|| rand::random::<[u8; 8]>().to_vec());
+        .map_or_else(random_id, Ok)?;
     let ts = TokenSession::open(uri, dev, true)?;
     refuse_existing(&ts, &id, &label)?;
     let (mechanism, public, private) = key_templates(key_type, &id, &label);

@@ -121,6 +121,9 @@ pub enum Error {
         #[source]
         source: crate::userfile::Error,
     },
+    /// The system random source failed (drawing a new key's CKA_ID).
+    #[error("cannot draw a random key id from the system random source")]
+    Random(#[source] getrandom::Error),
     /// Standard output could not be written.
     #[error("cannot write to standard output")]
     Output(#[source] std::io::Error),

@@ -39,10 +39,9 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Verify the server's certificate (false only with `--no-verify-ssl`).
     pub verify_tls: bool,
-    /// Extra trust roots, added to the system roots: the PEM bundle from `AWS_CA_BUNDLE`, or from
-    /// `SSL_CERT_FILE` when that is unset or empty. (`SSL_CERT_FILE` and `SSL_CERT_DIR`, when
-    /// non-empty, also *replace* the platform's store as the system roots; an empty value counts as
-    /// unset. See `tls`.)
+    /// A PEM bundle of trust roots: from `AWS_CA_BUNDLE`, which then *replaces* the system roots (as
+    /// for botocore), or from `SSL_CERT_FILE` when that is unset or empty, read with `SSL_CERT_DIR`
+    /// instead of the platform's store as OpenSSL does (an empty value counts as unset). See `tls`.
     pub ca_bundle: Option<CaBundle>,
     /// The proxies to use ([`Proxies::from_env`]); the client reads no proxy variable itself.
     pub proxies: Proxies,
@@ -792,8 +791,10 @@ fn request_body(req: &SessionRequest) -> Vec<u8> {
 
 /// `base · 2^(attempt-1)`, jittered by ±50% so that many servers do not retry in step.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    use rand::Rng;
-    let factor: f64 = rand::rng().random_range(0.5..1.5);
+    // 53 random bits give a uniform fraction in [0, 1); without a random source (never on Linux
+    // after boot) the nominal wait is used.
+    let unit = getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64);
+    let factor = 0.5 + unit;
     nominal_backoff(base, attempt).mul_f64(factor)
 }
 

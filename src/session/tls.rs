@@ -1,7 +1,9 @@
-//! The TLS client configuration: rustls with ring, the system roots plus an optional PEM bundle.
+//! The TLS client configuration: rustls with ring and one source of trust roots.
 //!
-//! The system roots are the platform's store, or, as with OpenSSL, the certificates in
-//! `SSL_CERT_FILE` and `SSL_CERT_DIR` *instead* when either is set to a non-empty value.
+//! The roots are, in this order of precedence: the PEM bundle named by `AWS_CA_BUNDLE` *alone* (as
+//! botocore's `verify` takes it); as with OpenSSL, the certificates in `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR` when either is set to a non-empty value; otherwise the platform's store, which on
+//! Linux is its bundle file alone (see [`platform_roots`]).
 //!
 //! Owns trust decisions only. `--no-verify-ssl` swaps in a verifier that accepts any server
 //! certificate (the handshake signatures are still checked); the warning about it is the CLI's job.
@@ -17,13 +19,21 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// A PEM bundle of extra trust roots and the variable that named it.
+/// A PEM bundle of trust roots and the variable that named it.
 #[derive(Debug, Clone)]
 pub struct CaBundle {
     /// The file.
     pub path: PathBuf,
     /// `AWS_CA_BUNDLE` or `SSL_CERT_FILE`, for messages.
     pub variable: &'static str,
+}
+
+impl CaBundle {
+    /// `AWS_CA_BUNDLE` replaces the system roots, as it does for botocore and the AWS CLI; a bundle
+    /// from `SSL_CERT_FILE` joins `SSL_CERT_DIR` as OpenSSL reads them.
+    fn replaces_system_roots(&self) -> bool {
+        self.variable == "AWS_CA_BUNDLE"
+    }
 }
 
 /// Builds the rustls configuration reqwest is given.
@@ -36,7 +46,9 @@ pub(super) fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error>
         .map_err(Error::Tls)?;
     let mut config = if opts.verify_tls {
         builder
-            .with_root_certificates(root_store(opts.ca_bundle.as_ref())?)
+            .with_root_certificates(root_store(opts.ca_bundle.as_ref(), &|name| {
+                std::env::var_os(name)
+            })?)
             .with_no_client_auth()
     } else {
         builder
@@ -48,9 +60,20 @@ pub(super) fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error>
     Ok(config)
 }
 
-fn root_store(bundle: Option<&CaBundle>) -> Result<RootCertStore, Error> {
+/// The trust roots; `env` looks up environment variables.
+fn root_store(
+    bundle: Option<&CaBundle>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(system_roots(&|name| std::env::var_os(name)));
+    let system = match bundle {
+        Some(b) if b.replaces_system_roots() => Vec::new(),
+        // The bundle is SSL_CERT_FILE, read (strictly) below: of OpenSSL's pair only the
+        // directories are left to read, and the file is parsed once.
+        Some(_) => load_paths(None, &cert_dirs(env)),
+        None => system_roots(env),
+    };
+    roots.add_parsable_certificates(system);
     if let Some(b) = bundle {
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::CaBundle {
             path: b.path.clone(),
@@ -104,17 +127,22 @@ fn system_roots(env: &dyn Fn(&str) -> Option<OsString>) -> Vec<CertificateDer<'s
     let file = env("SSL_CERT_FILE")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
-    let dirs: Vec<PathBuf> = env("SSL_CERT_DIR")
+    let dirs = cert_dirs(env);
+    if file.is_none() && dirs.is_empty() {
+        return platform_roots();
+    }
+    load_paths(file, &dirs)
+}
+
+/// The directories of `SSL_CERT_DIR` (a `:`-separated list; empty entries skipped).
+fn cert_dirs(env: &dyn Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    env("SSL_CERT_DIR")
         .map(|v| {
             std::env::split_paths(&v)
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         })
-        .unwrap_or_default();
-    if file.is_none() && dirs.is_empty() {
-        return platform_roots();
-    }
-    load_paths(file, &dirs)
+        .unwrap_or_default()
 }
 
 /// The certificates in `file` and in the files of each of `dirs`, each once.
@@ -140,13 +168,26 @@ fn load_paths(file: Option<PathBuf>, dirs: &[PathBuf]) -> Vec<CertificateDer<'st
     certs
 }
 
-/// The platform's store. On Linux and other Unix systems this is what rustls-native-certs reads when
-/// neither variable is set (openssl-probe's well-known locations), found without looking at the
-/// variables (openssl-probe ignores paths that do not exist, such as "").
+/// The platform's store on Linux and other Unix systems: openssl-probe's well-known bundle file
+/// (Debian: `/etc/ssl/certs/ca-certificates.crt`), found without looking at the variables.
+///
+/// Only the file, not also the directory next to it as rustls-native-certs reads: the distributions'
+/// trust tools (update-ca-certificates, update-ca-trust) write the same roots to both, and parsing
+/// every PEM file of `/etc/ssl/certs` again cost 42 % of a whole `credential-process` (bench/). The
+/// directories are read only where no bundle file exists.
 #[cfg(all(unix, not(target_os = "macos")))]
 fn platform_roots() -> Vec<CertificateDer<'static>> {
     let probe = openssl_probe::probe();
-    load_paths(probe.cert_file, &probe.cert_dir)
+    store_roots(probe.cert_file, &probe.cert_dir)
+}
+
+/// The roots of a store found at `file` and `dirs`: the file when there is one, else the directories.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn store_roots(file: Option<PathBuf>, dirs: &[PathBuf]) -> Vec<CertificateDer<'static>> {
+    match file {
+        Some(file) => load_paths(Some(file), &[]),
+        None => load_paths(None, dirs),
+    }
 }
 
 /// The platform's store (Windows, macOS). A set-but-empty variable still hides it there; the
@@ -256,13 +297,70 @@ mod tests {
         });
         assert_eq!(empty.len(), unset.len());
         assert!(empty == unset, "an empty variable must count as unset");
-        // Without the variables, the same store rustls-native-certs reads.
+        // Without the variables, the roots rustls-native-certs finds, read from one source only.
         if std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("SSL_CERT_DIR").is_none()
         {
             let native = sorted(rustls_native_certs::load_native_certs().certs);
-            assert_eq!(unset.len(), native.len());
-            assert!(unset == native);
+            assert!(unset.iter().all(|c| native.contains(c)));
+            if let Some(file) = openssl_probe::probe().cert_file {
+                let pem = std::fs::read(file).unwrap();
+                let in_file = sorted(
+                    CertificateDer::pem_slice_iter(&pem)
+                        .map_while(Result::ok)
+                        .collect(),
+                );
+                assert!(
+                    unset == in_file,
+                    "the bundle file alone, not also the directory"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn the_store_is_its_bundle_file_not_also_its_directory() {
+        let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("certs");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(
+            format!("{vectors}/create-session-p256/leaf.pem"),
+            dir.join("only-in-dir.pem"),
+        )
+        .unwrap();
+        let file: PathBuf = format!("{vectors}/create-session-rsa/leaf.pem").into();
+        let file_roots = store_roots(Some(file.clone()), std::slice::from_ref(&dir));
+        assert_eq!(file_roots, load_paths(Some(file), &[]));
+        // Without a bundle file, the directory is the store.
+        assert_eq!(store_roots(None, &[dir]).len(), 1);
+    }
+
+    #[test]
+    fn aws_ca_bundle_replaces_the_system_roots() {
+        let path: PathBuf = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/vectors/create-session-rsa/leaf.pem"
+        )
+        .into();
+        let bundle = |variable| CaBundle {
+            path: path.clone(),
+            variable,
+        };
+        let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            format!("{vectors}/create-session-p256/leaf.pem"),
+            dir.path().join("a.pem"),
+        )
+        .unwrap();
+        let with_dir = |name: &str| (name == "SSL_CERT_DIR").then(|| dir.path().into());
+        let aws = root_store(Some(&bundle("AWS_CA_BUNDLE")), &with_dir).unwrap();
+        assert_eq!(aws.roots.len(), 1, "AWS_CA_BUNDLE alone is trusted");
+        // SSL_CERT_FILE is read as OpenSSL does: with SSL_CERT_DIR, not instead of it, and once.
+        let ssl = root_store(Some(&bundle("SSL_CERT_FILE")), &with_dir).unwrap();
+        assert_eq!(ssl.roots.len(), 2);
+        let ssl = root_store(Some(&bundle("SSL_CERT_FILE")), &|_| None).unwrap();
+        assert_eq!(ssl.roots.len(), 1, "the file is parsed once");
     }
 
     #[test]

@@ -784,5 +784,4 @@ mod tests {
             dir.display()
         );
     }
-
 }
