@@ -75,7 +75,7 @@ fn refusal(rest: &[u8]) {
     let e = fuzzing::create_session_refusal(status, header, body);
     let mut shown = e.to_string();
     if let Some(h) = e.hint() {
-        shown.push_str(h);
+        shown.push_str(&h);
     }
     let url_len = "https://rolesanywhere.eu-west-1.amazonaws.com/sessions".len();
     assert!(
