@@ -267,6 +267,10 @@ pub(super) fn check_iterations(
 }
 
 fn check_scrypt(ctx: &Ctx<'_>, n: u64, r: u64, p: u64) -> Result<(), Error> {
+    // pkcs5 takes log2(N) assuming a power of two, and panics on N = 0.
+    if n < 2 || !n.is_power_of_two() {
+        return Err(ctx.malformed_msg(format!("scrypt cost N {n} is not a power of two above 1")));
+    }
     if n > MAX_SCRYPT_N {
         return Err(ctx.kdf_limit("scrypt cost N", n, MAX_SCRYPT_N));
     }
