@@ -214,10 +214,10 @@ fn mutate_nth(nodes: &mut Vec<Node>, k: &mut usize, rng: &mut Rng) -> bool {
             return true;
         }
         *k -= 1;
-        if let Node::Tree(_, children) = &mut nodes[i] {
-            if mutate_nth(children, k, rng) {
-                return true;
-            }
+        if let Node::Tree(_, children) = &mut nodes[i]
+            && mutate_nth(children, k, rng)
+        {
+            return true;
         }
     }
     false
