@@ -7,7 +7,7 @@
 //! one before it (the first by the leaf's issuer), none twice, neither the leaf nor a self-signed one.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use rolesanywhere_agent::certs::{self, Certificate};
 use rolesanywhere_fuzz::{error_text, split_der};
 
@@ -74,4 +74,9 @@ fuzz_target!(|data: &[u8]| {
             error_text(&e);
         }
     }
+});
+
+// DER-aware mutation (rolesanywhere_fuzz::der_mutate) half the time, libFuzzer's own otherwise.
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    rolesanywhere_fuzz::der_mutate(data, size, max_size, seed)
 });

@@ -5,7 +5,7 @@
 //! Properties: no panic; no error text (Display chain or Debug) contains the password.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use rolesanywhere_agent::fuzzing;
 use rolesanywhere_fuzz::error_text;
 
@@ -17,4 +17,9 @@ fuzz_target!(|data: &[u8]| {
             "the password reached an error: {text}"
         );
     }
+});
+
+// DER-aware mutation (rolesanywhere_fuzz::der_mutate) half the time, libFuzzer's own otherwise.
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    rolesanywhere_fuzz::der_mutate(data, size, max_size, seed)
 });

@@ -1038,3 +1038,35 @@ fn unsupported_algorithm_points_to_the_extraction_commands() {
     );
     assert!(!e.contains("-export"), "{e}");
 }
+
+/// Issue 14: key files the `key_file` fuzz target found panicking, one per file in
+/// `testdata/fuzz-regressions/key_file/` (minimised with `cargo fuzz tmin`). Each must be refused
+/// with an error naming the file, never a panic.
+#[test]
+fn fuzz_regressions_are_refused_without_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fuzz-regressions/key_file");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let opts = with_password(PASSWORD);
+        let result = std::panic::catch_unwind(|| {
+            open_with(&data, &Ctx::new(&path, &opts, quiet())).map(|_| ())
+        });
+        match result {
+            Ok(Err(e)) => assert!(
+                chain(&e).contains(&*path.to_string_lossy()),
+                "{}",
+                chain(&e)
+            ),
+            Ok(Ok(())) => panic!("{} loaded", path.display()),
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 1,
+        "regression inputs missing from {}",
+        dir.display()
+    );
+}
