@@ -186,12 +186,52 @@ pub enum Error {
     /// `read-certificate-data` was given something other than a `pkcs11:` URI.
     #[error("{} is not a pkcs11: URI", crate::text::arg(.0))]
     NotAUri(String),
+    /// A URI given to key management does not name what the operation needs (the new key's label,
+    /// the key to store a certificate for, …).
+    #[error("{uri}: {reason}")]
+    TargetUri {
+        /// The URI (PIN-less).
+        uri: String,
+        /// What is missing or wrong, and what to write instead.
+        reason: String,
+    },
+    /// The token already holds an object key generation or certificate storage would duplicate.
+    #[error("{target}: the token already has {what}; {hint}")]
+    ObjectExists {
+        /// The URI (PIN-less).
+        target: String,
+        /// What was found.
+        what: String,
+        /// How to proceed.
+        hint: String,
+    },
+    /// The token did not return an attribute a newly generated key must have.
+    #[error("{target}: the token returned no {what} for the new key")]
+    NewKeyUnreadable {
+        /// The URI (PIN-less).
+        target: String,
+        /// The attribute, or why the public key is unusable.
+        what: String,
+    },
+    /// The system random source failed (drawing a new key's `CKA_ID`).
+    #[error("cannot draw a random key id from the system random source")]
+    RandomId(#[source] getrandom::Error),
+    /// A certificate to store could not be described as a token object.
+    #[error("cannot describe certificate {subject} as a token object: {reason}")]
+    CertificateObject {
+        /// The certificate's subject (escaped).
+        subject: String,
+        /// The parse failure.
+        reason: String,
+    },
 }
 
-impl Error {
-    /// True for problems the user fixes in the configuration (URI, module path, PIN source, which
-    /// objects are named) rather than device failures; front ends map it to the usage exit code.
-    pub fn is_configuration(&self) -> bool {
+/// Configuration: what the user fixes in the configuration (URI, module path, PIN source, which
+/// objects are named, an object that already exists); front ends map it to the usage exit code.
+/// Operational: the device failed or refused (wrong PIN, removed) or answered with something unusable.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        use rolesanywhere_core::ErrorClass::{Configuration, Operational};
         match self {
             Error::Uri { .. }
             | Error::NoModule { .. }
@@ -205,12 +245,17 @@ impl Error {
             | Error::UnsupportedKey { .. }
             | Error::NoMechanism { .. }
             | Error::Pin(_)
-            | Error::NotAUri(_) => true,
+            | Error::NotAUri(_)
+            | Error::TargetUri { .. }
+            | Error::ObjectExists { .. } => Configuration,
             Error::Call { .. }
             | Error::Login { .. }
             | Error::BadCertificate { .. }
             | Error::NoPublicKey { .. }
-            | Error::Signature { .. } => false,
+            | Error::Signature { .. }
+            | Error::NewKeyUnreadable { .. }
+            | Error::RandomId(_)
+            | Error::CertificateObject { .. } => Operational,
         }
     }
 }
