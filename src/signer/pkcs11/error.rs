@@ -374,6 +374,49 @@ mod tests {
         assert_eq!(c.to_string(), "C_Login: CKR_PIN_INCORRECT");
     }
 
+    /// Key management's own failures: an object that is already there or a URI that names no key
+    /// is the user's to fix (exit 2, as `enroll keygen` has always exited for an existing id); a
+    /// token that does not describe the key it just made, or no randomness, is not.
+    #[test]
+    fn key_management_errors_say_their_class() {
+        use rolesanywhere_core::{Classify, ErrorClass};
+        let configuration = [
+            Error::ObjectExists {
+                target: "pkcs11:token=ra".into(),
+                what: "an object labelled \"k\"".into(),
+                hint: "h".into(),
+            },
+            Error::TargetUri {
+                uri: "pkcs11:token=ra".into(),
+                reason: "r".into(),
+            },
+        ];
+        for e in configuration {
+            assert_eq!(e.class(), ErrorClass::Configuration, "{e}");
+        }
+        let operational = [
+            Error::NewKeyUnreadable {
+                target: "pkcs11:token=ra".into(),
+                what: "CKA_EC_POINT".into(),
+            },
+            Error::CertificateObject {
+                subject: "CN=x".into(),
+                reason: "r".into(),
+            },
+            Error::Call {
+                what: "token \"ra\"".into(),
+                call: CallError {
+                    function: "C_GenerateKeyPair",
+                    rv: cryptoki_sys::CKR_DEVICE_REMOVED,
+                },
+                hint: String::new(),
+            },
+        ];
+        for e in operational {
+            assert_eq!(e.class(), ErrorClass::Operational, "{e}");
+        }
+    }
+
     #[test]
     fn unknown_codes_are_shown_in_hex() {
         assert_eq!(
