@@ -76,9 +76,9 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
 
     // The device key first: nothing is stored, and no warning printed, for a foreign certificate.
     let device = match &target {
-        Target::Pkcs11(uri) => Device::Token(Box::new(super::keygen_pkcs11::open_for_install(
+        Target::Pkcs11(uri) => Device::Token(Box::new(crate::signer::pkcs11::open_for_install(
             uri,
-            &args.device,
+            args.device.pkcs11_lib.as_deref(),
         )?)),
         Target::TpmHandle(h) => Device::Handle(
             h.clone(),
@@ -190,7 +190,7 @@ pub fn run(args: &InstallCertArgs, out: &mut dyn std::io::Write) -> Result<(), E
             let stored_chain = if chain.is_empty() {
                 Ok(Vec::new())
             } else {
-                k.store_ca_certificates(&chain)
+                k.store_ca_certificates(&chain).map_err(Error::from)
             };
             match stored_chain {
                 Ok(cas) => {
@@ -408,7 +408,7 @@ fn write_aws_config(path: &Path, profile: &Profile) -> Result<(), Error> {
 /// The opened device key.
 enum Device {
     /// A token key with its read-write session (the certificate goes on the token).
-    Token(Box<super::keygen_pkcs11::TokenKey>),
+    Token(Box<crate::signer::pkcs11::TokenKey>),
     /// A persistent TPM key (`handle:…`).
     Handle(String, Box<dyn crate::signer::Signer>),
     /// A key file; true for a `TSS2 PRIVATE KEY` (TPM) file.

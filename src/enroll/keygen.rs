@@ -1,6 +1,7 @@
 //! `enroll keygen`: create a key pair on the device and print its public key (PEM).
 //!
-//! Dispatch only: a `pkcs11:` target goes to [`super::keygen_pkcs11`], a file or a persistent handle to
+//! Dispatch only: a `pkcs11:` target goes to the PKCS#11 backend's key management
+//! ([`crate::signer::pkcs11::generate_key`]), a file or a persistent handle to
 //! the TPM (`keygen_tpm`). Nothing is ever overwritten: an existing token object with the same id or
 //! label, an existing file or an occupied persistent handle is an error.
 
@@ -54,11 +55,26 @@ fn target(args: &KeygenArgs) -> Result<Target, Error> {
 /// `enroll keygen`.
 pub fn run(args: &KeygenArgs, out: &mut dyn std::io::Write) -> Result<(), Error> {
     let public = match target(args)? {
-        Target::Pkcs11(uri) => super::keygen_pkcs11::generate(&uri, &args.device, args.key_type)?,
+        Target::Pkcs11(uri) => generate_pkcs11(&uri, args)?,
         t => generate_tpm(&t, args)?,
     };
     out.write_all(super::csr::public_key_pem(&public).as_bytes())
         .map_err(Error::Output)
+}
+
+/// The token's key management generates the pair; this front reports where it went.
+fn generate_pkcs11(uri: &str, args: &KeygenArgs) -> Result<crate::keys::PublicKey, Error> {
+    let key = crate::signer::pkcs11::generate_key(
+        uri,
+        args.device.pkcs11_lib.as_deref(),
+        args.key_type.kind(),
+    )?;
+    crate::cli::stderr_line(&format!(
+        "rolesanywhere-agent: generated {} key {}",
+        key.public.kind(),
+        key.uri
+    ));
+    Ok(key.public)
 }
 
 #[cfg(feature = "tpm")]

@@ -6,7 +6,8 @@
 //!
 //! - [`args`]: the raw clap layer; [`target`]: what `--private-key` names and opening only its signer.
 //! - [`names`]: `--subject` and `--san` parsing into DER; [`csr`]: the PKCS#10 request.
-//! - [`keygen`]: key generation on a token ([`keygen_pkcs11`]) or in a TPM (`keygen_tpm`).
+//! - [`keygen`]: key generation on a token (the PKCS#11 backend's key management) or in a TPM
+//!   (`keygen_tpm`).
 //! - [`install`]: certificate checks, storage beside the key; [`profile`]: the `~/.aws/config` text;
 //!   [`awsconfig`]: putting that profile into an AWS config file in place.
 //! - [`files`]: atomic, no-overwrite file creation with explicit modes, and atomic in-place updates.
@@ -17,7 +18,6 @@ pub mod csr;
 pub mod files;
 pub mod install;
 pub mod keygen;
-pub mod keygen_pkcs11;
 #[cfg(feature = "tpm")]
 pub mod keygen_tpm;
 pub mod names;
@@ -121,30 +121,9 @@ pub enum Error {
         #[source]
         source: crate::userfile::Error,
     },
-    /// The system random source failed (drawing a new key's CKA_ID).
-    #[error("cannot draw a random key id from the system random source")]
-    Random(#[source] getrandom::Error),
     /// Standard output could not be written.
     #[error("cannot write to standard output")]
     Output(#[source] std::io::Error),
-    /// The token already holds an object the command would duplicate.
-    #[error("{target}: the token already has {what}; {hint}")]
-    Pkcs11Exists {
-        /// The URI.
-        target: String,
-        /// What was found.
-        what: String,
-        /// How to proceed.
-        hint: String,
-    },
-    /// The token did not return an attribute it must have.
-    #[error("{target}: the token returned no {what} for the new key")]
-    Pkcs11Missing {
-        /// The URI.
-        target: String,
-        /// The attribute.
-        what: String,
-    },
     /// The PKCS#11 backend could not open the token.
     #[error(transparent)]
     Pkcs11Backend(#[from] crate::signer::pkcs11::Error),
@@ -190,13 +169,15 @@ impl Error {
             | Error::San { .. }
             | Error::Usage(_)
             | Error::Exists { .. }
-            | Error::Pkcs11Exists { .. }
             | Error::Certificate { .. }
             | Error::Chain { .. }
             | Error::Read { .. }
             | Error::TpmUnsupported(_) => true,
             // The backends' own classification, as for the signing commands.
-            Error::Pkcs11Backend(p) => p.is_configuration(),
+            Error::Pkcs11Backend(p) => {
+                rolesanywhere_core::Classify::class(p)
+                    == rolesanywhere_core::ErrorClass::Configuration
+            }
             #[cfg(feature = "tpm")]
             Error::Tpm(t) => t.is_configuration(),
             Error::Signer(s) => s.is_configuration(),

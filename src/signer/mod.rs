@@ -89,11 +89,11 @@ impl Classify for Error {
 impl Error {
     /// True for mistakes the user fixes in the configuration: files, certificates, secrets, a key
     /// that is not the certificate's, and each hardware backend's own configuration mistakes (bad
-    /// URI, module or object not found, no PIN source: the backend's `is_configuration`). False when
+    /// URI, module or object not found, no PIN source: the backend's [`Classify`]). False when
     /// a device fails or refuses (wrong PIN, locked, removed) or returns a malformed signature.
     pub fn is_configuration(&self) -> bool {
         match self {
-            Error::Pkcs11(p) => p.is_configuration(),
+            Error::Pkcs11(p) => p.class() == ErrorClass::Configuration,
             #[cfg(feature = "tpm")]
             Error::Tpm(t) => t.is_configuration(),
             Error::Encoding(_) => false,

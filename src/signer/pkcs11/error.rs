@@ -186,12 +186,52 @@ pub enum Error {
     /// `read-certificate-data` was given something other than a `pkcs11:` URI.
     #[error("{} is not a pkcs11: URI", crate::text::arg(.0))]
     NotAUri(String),
+    /// A URI given to key management does not name what the operation needs (the new key's label,
+    /// the key to store a certificate for, …).
+    #[error("{uri}: {reason}")]
+    TargetUri {
+        /// The URI (PIN-less).
+        uri: String,
+        /// What is missing or wrong, and what to write instead.
+        reason: String,
+    },
+    /// The token already holds an object key generation or certificate storage would duplicate.
+    #[error("{target}: the token already has {what}; {hint}")]
+    ObjectExists {
+        /// The URI (PIN-less).
+        target: String,
+        /// What was found.
+        what: String,
+        /// How to proceed.
+        hint: String,
+    },
+    /// The token did not return an attribute a newly generated key must have.
+    #[error("{target}: the token returned no {what} for the new key")]
+    NewKeyUnreadable {
+        /// The URI (PIN-less).
+        target: String,
+        /// The attribute, or why the public key is unusable.
+        what: String,
+    },
+    /// The system random source failed (drawing a new key's `CKA_ID`).
+    #[error("cannot draw a random key id from the system random source")]
+    RandomId(#[source] getrandom::Error),
+    /// A certificate to store could not be described as a token object.
+    #[error("cannot describe certificate {subject} as a token object: {reason}")]
+    CertificateObject {
+        /// The certificate's subject (escaped).
+        subject: String,
+        /// The parse failure.
+        reason: String,
+    },
 }
 
-impl Error {
-    /// True for problems the user fixes in the configuration (URI, module path, PIN source, which
-    /// objects are named) rather than device failures; front ends map it to the usage exit code.
-    pub fn is_configuration(&self) -> bool {
+/// Configuration: what the user fixes in the configuration (URI, module path, PIN source, which
+/// objects are named, an object that already exists); front ends map it to the usage exit code.
+/// Operational: the device failed or refused (wrong PIN, removed) or answered with something unusable.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        use rolesanywhere_core::ErrorClass::{Configuration, Operational};
         match self {
             Error::Uri { .. }
             | Error::NoModule { .. }
@@ -205,12 +245,17 @@ impl Error {
             | Error::UnsupportedKey { .. }
             | Error::NoMechanism { .. }
             | Error::Pin(_)
-            | Error::NotAUri(_) => true,
+            | Error::NotAUri(_)
+            | Error::TargetUri { .. }
+            | Error::ObjectExists { .. } => Configuration,
             Error::Call { .. }
             | Error::Login { .. }
             | Error::BadCertificate { .. }
             | Error::NoPublicKey { .. }
-            | Error::Signature { .. } => false,
+            | Error::Signature { .. }
+            | Error::NewKeyUnreadable { .. }
+            | Error::RandomId(_)
+            | Error::CertificateObject { .. } => Operational,
         }
     }
 }
@@ -327,6 +372,49 @@ mod tests {
             rv: cryptoki_sys::CKR_PIN_INCORRECT,
         };
         assert_eq!(c.to_string(), "C_Login: CKR_PIN_INCORRECT");
+    }
+
+    /// Key management's own failures: an object that is already there or a URI that names no key
+    /// is the user's to fix (exit 2, as `enroll keygen` has always exited for an existing id); a
+    /// token that does not describe the key it just made, or no randomness, is not.
+    #[test]
+    fn key_management_errors_say_their_class() {
+        use rolesanywhere_core::{Classify, ErrorClass};
+        let configuration = [
+            Error::ObjectExists {
+                target: "pkcs11:token=ra".into(),
+                what: "an object labelled \"k\"".into(),
+                hint: "h".into(),
+            },
+            Error::TargetUri {
+                uri: "pkcs11:token=ra".into(),
+                reason: "r".into(),
+            },
+        ];
+        for e in configuration {
+            assert_eq!(e.class(), ErrorClass::Configuration, "{e}");
+        }
+        let operational = [
+            Error::NewKeyUnreadable {
+                target: "pkcs11:token=ra".into(),
+                what: "CKA_EC_POINT".into(),
+            },
+            Error::CertificateObject {
+                subject: "CN=x".into(),
+                reason: "r".into(),
+            },
+            Error::Call {
+                what: "token \"ra\"".into(),
+                call: CallError {
+                    function: "C_GenerateKeyPair",
+                    rv: cryptoki_sys::CKR_DEVICE_REMOVED,
+                },
+                hint: String::new(),
+            },
+        ];
+        for e in operational {
+            assert_eq!(e.class(), ErrorClass::Operational, "{e}");
+        }
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The only unsafe code of the PKCS#11 backend: a small, safe wrapper over one module's function list.
 //!
-//! Why not cryptoki's `Pkcs11`/`Session`: its `Session::sign` always runs its own `C_SignInit` (so a
-//! `CKU_CONTEXT_SPECIFIC` login cannot go between `C_SignInit` and `C_Sign`) and queries the length
-//! with a second `C_Sign`; and its function list is private, while asking the module for a second one
-//! does not work with the p11-kit proxy (each `C_GetFunctionList` there is a new, uninitialised
-//! instance whose session handles differ). So every call of this backend goes through the one list
-//! held here. Owns: loading the library, the calls, buffer handling. Must not: interpret results,
-//! retry logins, or keep PINs (they are borrowed for the duration of `C_Login` only).
+//! Why not cryptoki (docs/adr/0003-pkcs11-binding.md): its only single-part signing call runs its own
+//! `C_SignInit` (so a `CKU_CONTEXT_SPECIFIC` login cannot go between `C_SignInit` and `C_Sign`) and
+//! queries the length with a second `C_Sign`; and its function list is private, while asking the
+//! module for a second one does not work with the p11-kit proxy (each `C_GetFunctionList` there is a
+//! new, separate instance whose sessions the first does not know). So every call of this backend goes
+//! through the one list held here. Owns: loading the library, the calls, buffer handling. Must not:
+//! interpret results, retry logins, or keep PINs (they are borrowed for the duration of `C_Login` only).
 #![allow(unsafe_code)]
 
 use super::error::CallError;
@@ -289,7 +289,6 @@ pub(crate) fn ulong(v: CK_ULONG) -> Vec<u8> {
 }
 
 /// A `CK_BBOOL` value as template bytes.
-#[allow(dead_code)] // used by the enrollment work (issue 5)
 pub(crate) fn bool_attr(v: bool) -> Vec<u8> {
     vec![if v {
         cryptoki_sys::CK_TRUE
@@ -495,7 +494,6 @@ impl Session {
     }
 
     /// `C_CreateObject`.
-    #[allow(dead_code)] // used by the enrollment work (issue 5)
     pub fn create_object(&self, attrs: &[Attr]) -> Result<CK_OBJECT_HANDLE, CallError> {
         let f = func!(self.lib, C_CreateObject);
         let mut tmpl = template(attrs);
@@ -513,7 +511,6 @@ impl Session {
     }
 
     /// `C_GenerateKeyPair` with a parameterless mechanism: returns (public, private) handles.
-    #[allow(dead_code)] // used by the enrollment work (issue 5)
     pub fn generate_key_pair(
         &self,
         mechanism: CK_MECHANISM_TYPE,
@@ -546,7 +543,6 @@ impl Session {
     }
 
     /// `C_DestroyObject`.
-    #[allow(dead_code)] // used by the enrollment work (issue 5)
     pub fn destroy_object(&self, object: CK_OBJECT_HANDLE) -> Result<(), CallError> {
         let f = func!(self.lib, C_DestroyObject);
         // SAFETY: plain handles.

@@ -90,7 +90,6 @@ pub(crate) fn token_uris(tokens: &[Token]) -> Vec<String> {
 }
 
 /// Exactly one token matching the URI's token part (the one to generate keys on, write to, …).
-#[allow(dead_code)] // used by the enrollment work (issue 5)
 pub(crate) fn select_token(module: &Module, uri: &Pkcs11Uri) -> Result<Token, Error> {
     let mut found = tokens(module, uri)?;
     match found.len() {

@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::certs;
+use crate::signer::KeyOptions;
 use crate::signer::Signer;
 use crate::sigv4x509::Digest;
 use hsm_tests::softhsm::{MODULE as SOFTHSM, PIN, SoftHsm};

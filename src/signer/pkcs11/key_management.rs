@@ -1,33 +1,34 @@
-//! PKCS#11 enrollment: key pair generation on a token, opening a key without a certificate, and
-//! storing the issued certificate as a token object beside the key.
+//! Key management on a token (parsec's per-provider `key_management`): key pair generation, opening
+//! a key without a certificate, and storing certificates as token objects beside the key.
 //!
 //! The private key is created so that it can never leave the token and can only sign: `CKA_TOKEN`,
 //! `CKA_PRIVATE`, `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, `CKA_SIGN` true and `CKA_DECRYPT`,
 //! `CKA_UNWRAP`, `CKA_DERIVE` false. Nothing on the token is overwritten: an object that already has the
-//! key's `CKA_ID` or label makes keygen fail, and another certificate for the key makes install-cert
-//! fail unless `--replace`. Module loading, URI parsing, token selection, login and key lookup are the
-//! PKCS#11 backend's building blocks, and the CSR is signed by the backend's own signer
-//! ([`crate::signer::pkcs11::open_key`]). keygen and install-cert each use one session logged in
-//! once: a PIN is asked for at most once per command.
+//! key's `CKA_ID` or label makes [`generate_key`] fail, and another certificate for the key makes
+//! [`TokenKey::store_certificate`] fail unless asked to replace it. Each operation uses one read-write
+//! session logged in once (a PIN is asked for at most once per command), through the module instance
+//! the signing path uses. Must not: print (the front reports what was done), retry a login, or
+//! overwrite or delete anything but a certificate it was asked to replace.
 
-use super::{DeviceArgs, Error, KeyType};
+use super::error::{CallError, Error};
+use super::ffi::{Attr, Session, bool_attr, ulong};
+use super::find::{self, KeyObject, Token};
+use super::uri::{ObjectType, Pkcs11Uri};
+use super::{module, pin};
 use crate::certs::Certificate;
 use crate::keys::CurveOid as _;
 use crate::keys::{Curve, KeyKind, PublicKey, der_tlv};
-use crate::signer::pkcs11::ffi::{Attr, Session, bool_attr, ulong};
-use crate::signer::pkcs11::find::{self, KeyObject, Token};
-use crate::signer::pkcs11::uri::{ObjectType, Pkcs11Uri};
-use crate::signer::pkcs11::{CallError, Error as P11Error, module, pin};
 use cryptoki_sys::{CK_MECHANISM_TYPE, CK_OBJECT_HANDLE};
+use std::path::{Path, PathBuf};
 
 /// DER `ECParameters` (a named-curve OID) for `CKA_EC_PARAMS`.
 fn ec_params(curve: Curve) -> Vec<u8> {
     der_tlv(0x06, curve.oid().as_bytes())
 }
 
-/// The mechanism and the public and private key templates for `key_type`.
-pub(crate) fn key_templates(
-    key_type: KeyType,
+/// The mechanism and the public and private key templates for a key of `kind`.
+fn key_templates(
+    kind: KeyKind,
     id: &[u8],
     label: &str,
 ) -> (CK_MECHANISM_TYPE, Vec<Attr>, Vec<Attr>) {
@@ -55,7 +56,7 @@ pub(crate) fn key_templates(
         (CKA_ID, id.to_vec()),
         (CKA_LABEL, label.as_bytes().to_vec()),
     ];
-    let mechanism = match key_type.kind() {
+    let mechanism = match kind {
         KeyKind::Ec(curve) => {
             public.push((CKA_EC_PARAMS, ec_params(curve)));
             CKM_EC_KEY_PAIR_GEN
@@ -70,16 +71,12 @@ pub(crate) fn key_templates(
 }
 
 /// `%XX` for every byte, as RFC 7512 writes binary `id` values.
-pub(crate) fn pct_encode(bytes: &[u8]) -> String {
+fn pct_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("%{b:02x}")).collect()
 }
 
 fn call(what: &str, call: CallError) -> Error {
-    Error::Pkcs11Backend(P11Error::Call {
-        what: what.to_string(),
-        call,
-        hint: String::new(),
-    })
+    super::error::call(what, call)
 }
 
 /// An open, logged-in session on the one token a URI names.
@@ -88,17 +85,19 @@ struct TokenSession {
     token: Token,
     uri: Pkcs11Uri,
     /// The module file actually loaded (from `--pkcs11-lib`, the URI, or the p11-kit proxy).
-    module_path: std::path::PathBuf,
+    module_path: PathBuf,
 }
 
 impl TokenSession {
-    fn open(raw: &str, dev: &DeviceArgs, rw: bool) -> Result<TokenSession, Error> {
+    /// A read-write session on the one token `raw` names, the user logged in with exactly one
+    /// `C_Login` (PIN from the URI's `pin-value`/`pin-source`, [`super::PIN_ENV`] or a prompt).
+    fn open(raw: &str, pkcs11_lib: Option<&Path>) -> Result<TokenSession, Error> {
         let uri = Pkcs11Uri::parse(raw)?;
-        let module = module::load(dev.pkcs11_lib.as_deref(), &[&uri])?;
+        let module = module::load(pkcs11_lib, &[&uri])?;
         let token = find::select_token(&module, &uri.token_part())?;
         let session = module
             .lib
-            .open_session(token.slot, rw)
+            .open_session(token.slot, true)
             .map_err(|e| call(&format!("token {:?}", token.info.label), e))?;
         pin::login_user(&session, &token.info, &[&uri])?;
         Ok(TokenSession {
@@ -124,15 +123,15 @@ impl TokenSession {
     }
 }
 
-/// Fails if any object on the token has `id` or `label`.
 /// A CKA_ID for a key the URI does not name: 8 random bytes, as pkcs11-tool and p11tool leave it to
 /// the caller and a collision among one token's keys is then negligible.
 fn random_id() -> Result<Vec<u8>, Error> {
     let mut id = vec![0u8; 8];
-    getrandom::fill(&mut id).map_err(Error::Random)?;
+    getrandom::fill(&mut id).map_err(Error::RandomId)?;
     Ok(id)
 }
 
+/// Fails if any object on the token has `id` or `label`.
 fn refuse_existing(ts: &TokenSession, id: &[u8], label: &str) -> Result<(), Error> {
     let hint = "choose another id= and object= or delete the old objects first \
                 (pkcs11-tool --delete-object)"
@@ -144,14 +143,14 @@ fn refuse_existing(ts: &TokenSession, id: &[u8], label: &str) -> Result<(), Erro
             .map_err(|e| call(&ts.what(), e))
     };
     if found((cryptoki_sys::CKA_ID, id.to_vec()))? {
-        return Err(Error::Pkcs11Exists {
+        return Err(Error::ObjectExists {
             target: ts.uri.to_string(),
             what: format!("an object with id {}", pct_encode(id)),
             hint,
         });
     }
     if found((cryptoki_sys::CKA_LABEL, label.as_bytes().to_vec()))? {
-        return Err(Error::Pkcs11Exists {
+        return Err(Error::ObjectExists {
             target: ts.uri.to_string(),
             what: format!("an object labelled {label:?}"),
             hint,
@@ -167,7 +166,7 @@ fn public_key_of(
     kind: KeyKind,
 ) -> Result<PublicKey, Error> {
     use cryptoki_sys::*;
-    let missing = |what: &str| Error::Pkcs11Missing {
+    let missing = |what: &str| Error::NewKeyUnreadable {
         target: ts.uri.to_string(),
         what: what.to_string(),
     };
@@ -188,7 +187,7 @@ fn public_key_of(
         KeyKind::Ec(_) => {
             let params = get(2).ok_or_else(|| missing("CKA_EC_PARAMS"))?;
             let point = get(3).ok_or_else(|| missing("CKA_EC_POINT"))?;
-            find::ec_public(&params, &point).map_err(|reason| Error::Pkcs11Missing {
+            find::ec_public(&params, &point).map_err(|reason| Error::NewKeyUnreadable {
                 target: ts.uri.to_string(),
                 what: format!("usable public key ({reason})"),
             })
@@ -201,38 +200,51 @@ fn public_key_of(
     }
 }
 
-/// Generates a key pair on the token named by `uri` (`object=` required; a random `id=` when absent).
-pub fn generate(uri: &str, dev: &DeviceArgs, key_type: KeyType) -> Result<PublicKey, Error> {
+/// A key pair [`generate_key`] made.
+#[derive(Debug)]
+pub struct GeneratedKey {
+    /// Its public half, as the token reports it.
+    pub public: PublicKey,
+    /// A URI that selects the private key (`type=private`; no PIN).
+    pub uri: String,
+}
+
+/// Generates a key pair of `kind` on the token named by `uri` (`object=` required; a random `id=`
+/// when absent), loading the module as the signing path does (`pkcs11_lib` first).
+pub fn generate_key(
+    uri: &str,
+    pkcs11_lib: Option<&Path>,
+    kind: KeyKind,
+) -> Result<GeneratedKey, Error> {
     let parsed = Pkcs11Uri::parse(uri)?;
     let Some(label) = parsed.object.clone().filter(|l| !l.is_empty()) else {
-        return Err(Error::Usage(format!(
-            "{parsed}: name the new key with object=LABEL (and id=%XX) in the URI"
-        )));
+        return Err(Error::TargetUri {
+            uri: parsed.to_string(),
+            reason: "name the new key with object=LABEL (and id=%XX) in the URI".into(),
+        });
     };
     if parsed.object_type.is_some_and(|t| t != ObjectType::Private) {
-        return Err(Error::Usage(format!(
-            "{parsed}: keygen creates a key pair; leave out type= or use type=private"
-        )));
+        return Err(Error::TargetUri {
+            uri: parsed.to_string(),
+            reason: "keygen creates a key pair; leave out type= or use type=private".into(),
+        });
     }
     let id = parsed
         .id
         .clone()
         .filter(|i| !i.is_empty())
         .map_or_else(random_id, Ok)?;
-    let ts = TokenSession::open(uri, dev, true)?;
+    let ts = TokenSession::open(uri, pkcs11_lib)?;
     refuse_existing(&ts, &id, &label)?;
-    let (mechanism, public, private) = key_templates(key_type, &id, &label);
+    let (mechanism, public, private) = key_templates(kind, &id, &label);
     let (pub_handle, _) = ts
         .session
         .generate_key_pair(mechanism, &public, &private)
         .map_err(|e| call(&ts.what(), e))?;
-    let key = public_key_of(&ts, pub_handle, key_type.kind())?;
-    crate::cli::stderr_line(&format!(
-        "rolesanywhere-agent: generated {} key {}",
-        key.kind(),
-        ts.object_uri(&label, &id, ObjectType::Private)
-    ));
-    Ok(key)
+    Ok(GeneratedKey {
+        public: public_key_of(&ts, pub_handle, kind)?,
+        uri: ts.object_uri(&label, &id, ObjectType::Private),
+    })
 }
 
 /// A private key found on a token through a logged-in session.
@@ -243,39 +255,38 @@ pub struct TokenKey {
     uri: String,
 }
 
-/// Finds the one private key `uri` names; `rw` when the session will write.
-fn open_key(raw: &str, dev: &DeviceArgs, rw: bool) -> Result<TokenKey, Error> {
-    let ts = TokenSession::open(raw, dev, rw)?;
+/// Opens the one private key `uri` names in a read-write session, for
+/// [`TokenKey::store_certificate`] and [`TokenKey::store_ca_certificates`].
+pub fn open_for_install(uri: &str, pkcs11_lib: Option<&Path>) -> Result<TokenKey, Error> {
+    let ts = TokenSession::open(uri, pkcs11_lib)?;
     if ts.uri.object.is_none() && ts.uri.id.is_none() {
-        return Err(Error::Usage(format!(
-            "{}: name the key with id= or object= in the URI",
-            ts.uri
-        )));
+        return Err(Error::TargetUri {
+            uri: ts.uri.to_string(),
+            reason: "name the key with id= or object= in the URI".into(),
+        });
     }
     let mut keys = find::private_keys(&ts.session, ts.uri.id.as_deref(), ts.uri.object.as_deref())
         .map_err(|e| call(&ts.what(), e))?;
     let key = match keys.len() {
         1 => keys.remove(0),
         0 => {
-            return Err(P11Error::KeyNotFound {
+            return Err(Error::KeyNotFound {
                 uri: ts.uri.to_string(),
                 hint: format!(
                     "; no private key on token {:?} has that id or label",
                     ts.token.info.label
                 ),
-            }
-            .into());
+            });
         }
         _ => {
-            return Err(P11Error::AmbiguousKey {
+            return Err(Error::AmbiguousKey {
                 uri: ts.uri.to_string(),
                 candidates: keys
                     .iter()
                     .map(|k| ts.object_uri(&k.label, &k.id, ObjectType::Private))
                     .collect::<Vec<_>>()
                     .join(", "),
-            }
-            .into());
+            });
         }
     };
     let uri = ts.object_uri(&key.label, &key.id, ObjectType::Private);
@@ -288,8 +299,9 @@ fn open_key(raw: &str, dev: &DeviceArgs, rw: bool) -> Result<TokenKey, Error> {
     })
 }
 
-/// Where `store_certificate` put the certificate.
-pub struct Stored {
+/// Where [`TokenKey::store_certificate`] put the certificate.
+#[derive(Debug)]
+pub struct StoredCertificate {
     /// A URI that selects the certificate (`type=cert`).
     pub certificate_uri: String,
     /// A URI that selects the private key (`type=private`).
@@ -299,14 +311,13 @@ pub struct Stored {
 }
 
 /// The `CKO_CERTIFICATE` template for `cert`, tied to the key by `id` and `label`.
-pub(crate) fn certificate_template(
-    cert: &Certificate,
-    id: &[u8],
-    label: &str,
-) -> Result<Vec<Attr>, String> {
+fn certificate_template(cert: &Certificate, id: &[u8], label: &str) -> Result<Vec<Attr>, Error> {
     use cryptoki_sys::*;
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let (_, x) = X509Certificate::from_der(cert.der()).map_err(|e| e.to_string())?;
+    let (_, x) = X509Certificate::from_der(cert.der()).map_err(|e| Error::CertificateObject {
+        subject: cert.subject().escape_debug().to_string(),
+        reason: e.to_string(),
+    })?;
     Ok(vec![
         (CKA_CLASS, ulong(CKO_CERTIFICATE)),
         (CKA_CERTIFICATE_TYPE, ulong(CKC_X_509)),
@@ -322,6 +333,7 @@ pub(crate) fn certificate_template(
 }
 
 /// Where [`TokenKey::store_ca_certificates`] put one CA certificate.
+#[derive(Debug)]
 pub struct StoredCa {
     /// The certificate's subject.
     pub subject: String,
@@ -334,7 +346,7 @@ pub struct StoredCa {
 /// The `CKA_ID` of a CA certificate object: its subjectKeyIdentifier (what chain builders look for),
 /// else SHA-1 of its public key as RFC 5280 §4.2.1.2 method 1 derives one. Never `key_id`: the key's
 /// id selects the key's own objects, and a CA certificate sharing it would be taken for the key's.
-pub(crate) fn ca_certificate_id(cert: &Certificate, key_id: &[u8]) -> Vec<u8> {
+fn ca_certificate_id(cert: &Certificate, key_id: &[u8]) -> Vec<u8> {
     use sha1::Digest as _;
     use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
     let parsed = X509Certificate::from_der(cert.der()).ok().map(|(_, x)| x);
@@ -363,7 +375,7 @@ pub(crate) fn ca_certificate_id(cert: &Certificate, key_id: &[u8]) -> Vec<u8> {
 
 /// The `CKA_LABEL` of a CA certificate object: `CA ` and its subject, which can never be the label
 /// of a key (keygen refuses labels already in use, and this one names a certificate).
-pub(crate) fn ca_certificate_label(cert: &Certificate, key_label: &str) -> String {
+fn ca_certificate_label(cert: &Certificate, key_label: &str) -> String {
     let label = format!("CA {}", cert.subject());
     if label == key_label {
         format!("{label} (certificate)")
@@ -374,19 +386,10 @@ pub(crate) fn ca_certificate_label(cert: &Certificate, key_label: &str) -> Strin
 
 /// The `CKO_CERTIFICATE` template for an intermediate CA certificate: public (`CKA_PRIVATE` false,
 /// readable without login by every process that signs), `CKA_CERTIFICATE_CATEGORY` authority (2).
-pub(crate) fn ca_certificate_template(
-    cert: &Certificate,
-    id: &[u8],
-    label: &str,
-) -> Result<Vec<Attr>, String> {
+fn ca_certificate_template(cert: &Certificate, id: &[u8], label: &str) -> Result<Vec<Attr>, Error> {
     let mut t = certificate_template(cert, id, label)?;
     t.push((cryptoki_sys::CKA_CERTIFICATE_CATEGORY, ulong(2)));
     Ok(t)
-}
-
-/// Opens the key `uri` names in a read-write session, for [`TokenKey::store_certificate`].
-pub fn open_for_install(uri: &str, dev: &DeviceArgs) -> Result<TokenKey, Error> {
-    open_key(uri, dev, true)
 }
 
 impl TokenKey {
@@ -401,25 +404,29 @@ impl TokenKey {
     }
 
     /// The PKCS#11 module file that was loaded to reach the key.
-    pub fn module_path(&self) -> &std::path::Path {
+    pub fn module_path(&self) -> &Path {
         &self.ts.module_path
     }
 
     /// Stores `cert` with the key's id and label. Another certificate with that id is refused, or
     /// with `replace` destroyed once the new one is in place; the identical certificate is left as is.
-    pub fn store_certificate(&self, cert: &Certificate, replace: bool) -> Result<Stored, Error> {
+    pub fn store_certificate(
+        &self,
+        cert: &Certificate,
+        replace: bool,
+    ) -> Result<StoredCertificate, Error> {
         let ts = &self.ts;
         let (id, label) = (&self.key.id, &self.key.label);
-        let stored = |written| Stored {
+        let stored = |written| StoredCertificate {
             certificate_uri: ts.object_uri(label, id, ObjectType::Cert),
             private_key_uri: self.uri.clone(),
             written,
         };
         if id.is_empty() {
-            return Err(Error::Usage(format!(
-                "{}: the key has no CKA_ID to tie a certificate to",
-                self.uri
-            )));
+            return Err(Error::TargetUri {
+                uri: self.uri.clone(),
+                reason: "the key has no CKA_ID to tie a certificate to".into(),
+            });
         }
         let old = find::find_objects(&ts.session, cryptoki_sys::CKO_CERTIFICATE, Some(id), None)
             .map_err(|e| call(&ts.what(), e))?;
@@ -435,13 +442,13 @@ impl TokenKey {
             others.push(h);
         }
         if !others.is_empty() && !replace {
-            return Err(Error::Pkcs11Exists {
+            return Err(Error::ObjectExists {
                 target: self.uri.clone(),
                 what: format!("another certificate with id {}", pct_encode(id)),
                 hint: "use --replace to install a renewed certificate".into(),
             });
         }
-        let template = certificate_template(cert, id, label).map_err(Error::Unexpected)?;
+        let template = certificate_template(cert, id, label)?;
         ts.session
             .create_object(&template)
             .map_err(|e| call(&ts.what(), e))?;
@@ -473,9 +480,10 @@ impl TokenKey {
             }
             let id = ca_certificate_id(cert, &self.key.id);
             let label = ca_certificate_label(cert, &self.key.label);
-            let template = ca_certificate_template(cert, &id, &label).map_err(Error::Unexpected)?;
-            ts.session.create_object(&template).map_err(|e| {
-                Error::Pkcs11Backend(P11Error::Call {
+            let template = ca_certificate_template(cert, &id, &label)?;
+            ts.session
+                .create_object(&template)
+                .map_err(|e| Error::Call {
                     what: format!(
                         "{}: storing the intermediate CA certificate {}",
                         ts.what(),
@@ -486,8 +494,7 @@ impl TokenKey {
                            the file gets the certificate and the chain, and the profile names it \
                            as --intermediates"
                         .into(),
-                })
-            })?;
+                })?;
             out.push(StoredCa {
                 subject: cert.subject(),
                 uri: ts.object_uri(&label, &id, ObjectType::Cert),
@@ -509,7 +516,7 @@ mod tests {
 
     #[test]
     fn private_key_template_is_sensitive_unextractable_and_sign_only() {
-        for kt in [KeyType::EcP256, KeyType::Rsa3072] {
+        for kt in [KeyKind::Ec(Curve::P256), KeyKind::Rsa { bits: 3072 }] {
             let (_, _, private) = key_templates(kt, &[1], "k");
             for (t, v) in [
                 (CKA_TOKEN, true),
@@ -529,14 +536,14 @@ mod tests {
 
     #[test]
     fn public_template_carries_curve_or_modulus_size() {
-        let (m, public, _) = key_templates(KeyType::EcP384, &[1], "k");
+        let (m, public, _) = key_templates(KeyKind::Ec(Curve::P384), &[1], "k");
         assert_eq!(m, CKM_EC_KEY_PAIR_GEN);
         assert!(has(
             &public,
             CKA_EC_PARAMS,
             &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]
         ));
-        let (m, public, _) = key_templates(KeyType::Rsa2048, &[1], "k");
+        let (m, public, _) = key_templates(KeyKind::Rsa { bits: 2048 }, &[1], "k");
         assert_eq!(m, CKM_RSA_PKCS_KEY_PAIR_GEN);
         assert!(has(&public, CKA_MODULUS_BITS, &ulong(2048)));
     }
