@@ -9,7 +9,7 @@
 //! files), and with `--aws-config` writes it into the AWS config file ([`super::awsconfig`]).
 
 use super::profile::{Profile, redact_uri};
-use super::target::{self, Target};
+use super::target::{self, KeySource as Target};
 use super::{Error, InstallCertArgs, files};
 use crate::certs::{self, Certificate};
 use std::path::{Path, PathBuf};

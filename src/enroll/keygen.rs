@@ -4,7 +4,7 @@
 //! the TPM (`keygen_tpm`). Nothing is ever overwritten: an existing token object with the same id or
 //! label, an existing file or an occupied persistent handle is an error.
 
-use super::target::Target;
+use super::target::KeySource as Target;
 use super::{Error, KeyType, KeygenArgs};
 use crate::keys::{Curve, KeyKind};
 

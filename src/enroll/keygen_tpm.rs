@@ -10,7 +10,7 @@
 //! with parameter encryption. TCTI, parent handling, sessions and the key-file encoding come from the
 //! TPM backend.
 
-use super::target::Target;
+use super::target::KeySource as Target;
 use super::{Error, KeyType, KeygenArgs, files};
 use crate::keys::{Curve, KeyKind, PublicKey};
 use crate::secret::Secret;

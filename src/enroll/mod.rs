@@ -198,7 +198,10 @@ impl Error {
             // The backends' own classification, as for the signing commands.
             Error::Pkcs11Backend(p) => p.is_configuration(),
             #[cfg(feature = "tpm")]
-            Error::Tpm(t) => t.is_configuration(),
+            Error::Tpm(t) => {
+                rolesanywhere_core::Classify::class(t)
+                    == rolesanywhere_core::ErrorClass::Configuration
+            }
             Error::Signer(s) => s.is_configuration(),
             Error::Sign(s) => s.class() == rolesanywhere_core::ErrorClass::Configuration,
             _ => false,

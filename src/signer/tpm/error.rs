@@ -542,29 +542,40 @@ impl std::fmt::Display for Rc {
     }
 }
 
-impl Error {
-    /// True when the user's configuration is at fault (a TCTI, key file, handle or password that
-    /// cannot work), as opposed to the TPM failing or refusing: the CLI exits 2 for these, 1 otherwise.
-    ///
-    /// Configuration: a bad TCTI string, an unreadable or refused key file (also when the TPM refuses
-    /// to load it), a key the agent cannot use, a bad or empty persistent handle, an overlong or
-    /// missing password. Device: the TPM refusing an authorisation (wrong password, lockout), a
-    /// failing, full, stuck or unreachable TPM, a malformed answer.
-    pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
+/// Configuration when the user's configuration is at fault (a TCTI, key file, handle or password
+/// that cannot work), operational when the TPM fails or refuses: the CLI exits 2 for the first, 1
+/// for the second.
+///
+/// Configuration: a bad TCTI string, an unreadable or refused key file (also when the TPM refuses
+/// to load it), a key the agent cannot use, a bad or empty persistent handle, an overlong or
+/// missing password. Operational: the TPM refusing an authorisation (wrong password, lockout), a
+/// failing, full, stuck or unreachable TPM, a malformed answer.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        use rolesanywhere_core::ErrorClass;
+        match self {
             Error::TctiSyntax { .. }
-                | Error::KeyFile { .. }
-                | Error::KeyRefused { .. }
-                | Error::UnsupportedKey { .. }
-                | Error::SchemeForbidsDigest { .. }
-                | Error::HandleSyntax(_)
-                | Error::HandleNotFound { .. }
-                | Error::AuthTooLong { .. }
-                | Error::Secret(_)
-        )
+            | Error::KeyFile { .. }
+            | Error::KeyRefused { .. }
+            | Error::UnsupportedKey { .. }
+            | Error::SchemeForbidsDigest { .. }
+            | Error::HandleSyntax(_)
+            | Error::HandleNotFound { .. }
+            | Error::AuthTooLong { .. }
+            | Error::Secret(_) => ErrorClass::Configuration,
+            Error::TctiOpen { .. }
+            | Error::Command { .. }
+            | Error::Malformed { .. }
+            | Error::Timeout { .. }
+            | Error::OpenTimeout { .. }
+            | Error::Unusable { .. }
+            | Error::Worker { .. }
+            | Error::Poisoned(_) => ErrorClass::Operational,
+        }
     }
+}
 
+impl Error {
     /// True when a ReadPublic found nothing at the handle (TPM_RC_HANDLE).
     pub(crate) fn is_absent_handle(&self) -> bool {
         self.absent_handle_rc().is_some()
