@@ -513,7 +513,7 @@ fn device_flags(
 /// The TCTI the key was opened with (flag, else environment, else the default), in canonical form.
 #[cfg(feature = "tpm")]
 fn resolved_tcti(d: &super::DeviceArgs) -> Result<String, Error> {
-    Ok(crate::signer::tpm::tcti::resolve(d.tpm_tcti.as_deref())?.text)
+    Ok(crate::signer::tpm::resolved_tcti(d.tpm_tcti.as_deref())?)
 }
 
 #[cfg(not(feature = "tpm"))]

@@ -209,6 +209,59 @@ pub enum Error {
     /// A password could not be obtained.
     #[error(transparent)]
     Secret(#[from] crate::secret::Error),
+    /// A `--tpm-pcrs` value that is not `BANK:LIST`.
+    #[error(
+        "invalid --tpm-pcrs {:?}: {reason} (expected BANK:LIST such as sha256:0,7)",
+        crate::text::redact(text)
+    )]
+    PcrSyntax {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A handle for a new persistent key or a parent that is not in the owner's persistent range.
+    #[error(
+        "{:?} is not a persistent handle; use 0x81000000..0x81ffffff (e.g. 0x81000010)",
+        crate::text::redact(.0)
+    )]
+    PersistentHandleSyntax(String),
+    /// The persistent handle a new key should go to already holds an object.
+    #[error(
+        "persistent handle {handle:#010x} is already in use; choose a free one (tpm2_getcap \
+         handles-persistent) or remove the old key with tpm2_evictcontrol"
+    )]
+    HandleOccupied {
+        /// The handle.
+        handle: u32,
+    },
+    /// A PCR policy was asked for a persistent key, which has nowhere to record it.
+    #[error(
+        "--tpm-pcrs needs a key file (the policy is recorded in it); use --private-key FILE \
+         instead of a persistent handle"
+    )]
+    PcrPolicyNeedsKeyFile,
+    /// The TPM has no such PCR in the bank a policy names.
+    #[error("the TPM has no PCR {pcr} in the requested bank; check --tpm-pcrs (tpm2_pcrread)")]
+    NoSuchPcr {
+        /// The PCR index.
+        pcr: u8,
+    },
+    /// tss-esapi refused to build a structure for a command (a template, a handle, a selection).
+    #[error("{what}")]
+    Prepare {
+        /// What was being built.
+        what: String,
+        /// tss-esapi's refusal.
+        #[source]
+        source: tss_esapi::Error,
+    },
+    /// The key the TPM created is not one the agent can sign with.
+    #[error("the TPM created an unusable key: {0}")]
+    NewKeyUnusable(String),
+    /// A policy's digest could not be computed from its commands.
+    #[error("cannot compute the key's policy digest: {0}")]
+    PolicyDigest(String),
     /// A previous panic while holding the TPM poisoned the lock: the TPM state is unknown.
     #[error("the TPM session for {0} is unusable after an earlier failure; restart the agent")]
     Poisoned(String),
@@ -562,7 +615,12 @@ impl rolesanywhere_core::Classify for Error {
             | Error::HandleSyntax(_)
             | Error::HandleNotFound { .. }
             | Error::AuthTooLong { .. }
-            | Error::Secret(_) => ErrorClass::Configuration,
+            | Error::Secret(_)
+            | Error::PcrSyntax { .. }
+            | Error::PersistentHandleSyntax(_)
+            | Error::HandleOccupied { .. }
+            | Error::PcrPolicyNeedsKeyFile
+            | Error::NoSuchPcr { .. } => ErrorClass::Configuration,
             Error::TctiOpen { .. }
             | Error::Command { .. }
             | Error::Malformed { .. }
@@ -570,6 +628,9 @@ impl rolesanywhere_core::Classify for Error {
             | Error::OpenTimeout { .. }
             | Error::Unusable { .. }
             | Error::Worker { .. }
+            | Error::Prepare { .. }
+            | Error::NewKeyUnusable(_)
+            | Error::PolicyDigest(_)
             | Error::Poisoned(_) => ErrorClass::Operational,
         }
     }
