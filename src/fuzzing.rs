@@ -44,7 +44,7 @@ pub fn key_file(data: &[u8]) -> Result<(), BoxError> {
 /// enrollment code writes what this reads) and runs the TPM backend's file checks on it as PEM.
 #[cfg(feature = "tpm")]
 pub fn tpm_key_der(der: &[u8]) -> Result<(), BoxError> {
-    use crate::signer::tpm::keyfile::TpmKeyFile;
+    use crate::signer::tpm::TpmKeyFile;
     use base64::Engine as _;
     let kf = TpmKeyFile::from_der(der)?;
     let again = TpmKeyFile::from_der(&kf.to_der())?;

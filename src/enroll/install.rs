@@ -9,7 +9,7 @@
 //! files), and with `--aws-config` writes it into the AWS config file ([`super::awsconfig`]).
 
 use super::profile::{Profile, redact_uri};
-use super::target::{self, Target};
+use super::target::{self, KeySource as Target};
 use super::{Error, InstallCertArgs, files};
 use crate::certs::{self, Certificate};
 use std::path::{Path, PathBuf};
@@ -513,7 +513,7 @@ fn device_flags(
 /// The TCTI the key was opened with (flag, else environment, else the default), in canonical form.
 #[cfg(feature = "tpm")]
 fn resolved_tcti(d: &super::DeviceArgs) -> Result<String, Error> {
-    Ok(crate::signer::tpm::tcti::resolve(d.tpm_tcti.as_deref())?.text)
+    Ok(crate::signer::tpm::resolved_tcti(d.tpm_tcti.as_deref())?)
 }
 
 #[cfg(not(feature = "tpm"))]

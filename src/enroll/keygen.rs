@@ -1,11 +1,11 @@
 //! `enroll keygen`: create a key pair on the device and print its public key (PEM).
 //!
 //! Dispatch only: a `pkcs11:` target goes to the PKCS#11 backend's key management
-//! ([`crate::signer::pkcs11::generate_key`]), a file or a persistent handle to
-//! the TPM (`keygen_tpm`). Nothing is ever overwritten: an existing token object with the same id or
+//! ([`crate::signer::pkcs11::generate_key`]), a file or a persistent handle to the TPM backend
+//! (`signer::tpm::generate`). Nothing is ever overwritten: an existing token object with the same id or
 //! label, an existing file or an occupied persistent handle is an error.
 
-use super::target::Target;
+use super::target::KeySource as Target;
 use super::{Error, KeyType, KeygenArgs};
 use crate::keys::{Curve, KeyKind};
 
@@ -77,9 +77,43 @@ fn generate_pkcs11(uri: &str, args: &KeygenArgs) -> Result<crate::keys::PublicKe
     Ok(key.public)
 }
 
+/// A TPM key through the backend's one generate call; a key file is written here, never over an
+/// existing file (checked before the TPM is touched, and again by the no-replace write).
 #[cfg(feature = "tpm")]
 fn generate_tpm(t: &Target, args: &KeygenArgs) -> Result<crate::keys::PublicKey, Error> {
-    super::keygen_tpm::generate(t, args)
+    use crate::signer::tpm::{self, Destination, KeySpec};
+    let (dest, text) = match t {
+        Target::File(p) => {
+            if std::fs::symlink_metadata(p).is_ok() {
+                return Err(Error::Exists {
+                    path: p.clone(),
+                    hint: "keygen never overwrites a key file; choose another name".into(),
+                });
+            }
+            (Destination::File(p.clone()), p.display().to_string())
+        }
+        Target::TpmHandle(h) => (Destination::Persistent(h.clone()), h.clone()),
+        Target::Pkcs11(u) => {
+            return Err(Error::Usage(format!(
+                "{} is not a TPM target",
+                crate::signer::pkcs11::redact_uri(u)
+            )));
+        }
+    };
+    let spec = KeySpec {
+        kind: args.key_type.kind(),
+        parent: args.tpm_parent.clone(),
+        pcrs: args.tpm_pcrs.clone(),
+    };
+    let generated = tpm::generate(
+        &dest,
+        &spec,
+        &super::target::key_options(&text, &args.device),
+    )?;
+    if let (Destination::File(path), Some(pem)) = (&dest, &generated.key_file) {
+        super::files::write_atomic(path, pem.as_bytes(), 0o600, super::files::Replace::Refuse)?;
+    }
+    Ok(generated.public)
 }
 
 #[cfg(not(feature = "tpm"))]

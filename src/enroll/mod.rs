@@ -6,8 +6,8 @@
 //!
 //! - [`args`]: the raw clap layer; [`target`]: what `--private-key` names and opening only its signer.
 //! - [`names`]: `--subject` and `--san` parsing into DER; [`csr`]: the PKCS#10 request.
-//! - [`keygen`]: key generation on a token (the PKCS#11 backend's key management) or in a TPM
-//!   (`keygen_tpm`).
+//! - [`keygen`]: key generation on a token (the PKCS#11 backend's key management) or in a TPM (the
+//!   TPM backend's `generate`).
 //! - [`install`]: certificate checks, storage beside the key; [`profile`]: the `~/.aws/config` text;
 //!   [`awsconfig`]: putting that profile into an AWS config file in place.
 //! - [`files`]: atomic, no-overwrite file creation with explicit modes, and atomic in-place updates.
@@ -18,8 +18,6 @@ pub mod csr;
 pub mod files;
 pub mod install;
 pub mod keygen;
-#[cfg(feature = "tpm")]
-pub mod keygen_tpm;
 pub mod names;
 pub mod profile;
 pub mod target;
@@ -131,16 +129,6 @@ pub enum Error {
     #[cfg(feature = "tpm")]
     #[error(transparent)]
     Tpm(#[from] crate::signer::tpm::Error),
-    /// A TPM command failed (the TPM's answer is the source).
-    #[cfg(feature = "tpm")]
-    #[error("{operation}")]
-    TpmCommand {
-        /// What we asked the TPM to do.
-        operation: String,
-        /// The TPM's response.
-        #[source]
-        source: tss_esapi::Error,
-    },
     /// TPM targets in a build without TPM support.
     #[error(
         "{0} is a TPM target, but this build has no TPM support (rebuild with the `tpm` feature)"
@@ -179,7 +167,10 @@ impl Error {
                     == rolesanywhere_core::ErrorClass::Configuration
             }
             #[cfg(feature = "tpm")]
-            Error::Tpm(t) => t.is_configuration(),
+            Error::Tpm(t) => {
+                rolesanywhere_core::Classify::class(t)
+                    == rolesanywhere_core::ErrorClass::Configuration
+            }
             Error::Signer(s) => s.is_configuration(),
             Error::Sign(s) => s.class() == rolesanywhere_core::ErrorClass::Configuration,
             _ => false,

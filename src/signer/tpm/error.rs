@@ -209,6 +209,59 @@ pub enum Error {
     /// A password could not be obtained.
     #[error(transparent)]
     Secret(#[from] crate::secret::Error),
+    /// A `--tpm-pcrs` value that is not `BANK:LIST`.
+    #[error(
+        "invalid --tpm-pcrs {:?}: {reason} (expected BANK:LIST such as sha256:0,7)",
+        crate::text::redact(text)
+    )]
+    PcrSyntax {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A handle for a new persistent key or a parent that is not in the owner's persistent range.
+    #[error(
+        "{:?} is not a persistent handle; use 0x81000000..0x81ffffff (e.g. 0x81000010)",
+        crate::text::redact(.0)
+    )]
+    PersistentHandleSyntax(String),
+    /// The persistent handle a new key should go to already holds an object.
+    #[error(
+        "persistent handle {handle:#010x} is already in use; choose a free one (tpm2_getcap \
+         handles-persistent) or remove the old key with tpm2_evictcontrol"
+    )]
+    HandleOccupied {
+        /// The handle.
+        handle: u32,
+    },
+    /// A PCR policy was asked for a persistent key, which has nowhere to record it.
+    #[error(
+        "--tpm-pcrs needs a key file (the policy is recorded in it); use --private-key FILE \
+         instead of a persistent handle"
+    )]
+    PcrPolicyNeedsKeyFile,
+    /// The TPM has no such PCR in the bank a policy names.
+    #[error("the TPM has no PCR {pcr} in the requested bank; check --tpm-pcrs (tpm2_pcrread)")]
+    NoSuchPcr {
+        /// The PCR index.
+        pcr: u8,
+    },
+    /// tss-esapi refused to build a structure for a command (a template, a handle, a selection).
+    #[error("{what}")]
+    Prepare {
+        /// What was being built.
+        what: String,
+        /// tss-esapi's refusal.
+        #[source]
+        source: tss_esapi::Error,
+    },
+    /// The key the TPM created is not one the agent can sign with.
+    #[error("the TPM created an unusable key: {0}")]
+    NewKeyUnusable(String),
+    /// A policy's digest could not be computed from its commands.
+    #[error("cannot compute the key's policy digest: {0}")]
+    PolicyDigest(String),
     /// A previous panic while holding the TPM poisoned the lock: the TPM state is unknown.
     #[error("the TPM session for {0} is unusable after an earlier failure; restart the agent")]
     Poisoned(String),
@@ -542,29 +595,48 @@ impl std::fmt::Display for Rc {
     }
 }
 
-impl Error {
-    /// True when the user's configuration is at fault (a TCTI, key file, handle or password that
-    /// cannot work), as opposed to the TPM failing or refusing: the CLI exits 2 for these, 1 otherwise.
-    ///
-    /// Configuration: a bad TCTI string, an unreadable or refused key file (also when the TPM refuses
-    /// to load it), a key the agent cannot use, a bad or empty persistent handle, an overlong or
-    /// missing password. Device: the TPM refusing an authorisation (wrong password, lockout), a
-    /// failing, full, stuck or unreachable TPM, a malformed answer.
-    pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
+/// Configuration when the user's configuration is at fault (a TCTI, key file, handle or password
+/// that cannot work), operational when the TPM fails or refuses: the CLI exits 2 for the first, 1
+/// for the second.
+///
+/// Configuration: a bad TCTI string, an unreadable or refused key file (also when the TPM refuses
+/// to load it), a key the agent cannot use, a bad or empty persistent handle, an overlong or
+/// missing password. Operational: the TPM refusing an authorisation (wrong password, lockout), a
+/// failing, full, stuck or unreachable TPM, a malformed answer.
+impl rolesanywhere_core::Classify for Error {
+    fn class(&self) -> rolesanywhere_core::ErrorClass {
+        use rolesanywhere_core::ErrorClass;
+        match self {
             Error::TctiSyntax { .. }
-                | Error::KeyFile { .. }
-                | Error::KeyRefused { .. }
-                | Error::UnsupportedKey { .. }
-                | Error::SchemeForbidsDigest { .. }
-                | Error::HandleSyntax(_)
-                | Error::HandleNotFound { .. }
-                | Error::AuthTooLong { .. }
-                | Error::Secret(_)
-        )
+            | Error::KeyFile { .. }
+            | Error::KeyRefused { .. }
+            | Error::UnsupportedKey { .. }
+            | Error::SchemeForbidsDigest { .. }
+            | Error::HandleSyntax(_)
+            | Error::HandleNotFound { .. }
+            | Error::AuthTooLong { .. }
+            | Error::Secret(_)
+            | Error::PcrSyntax { .. }
+            | Error::PersistentHandleSyntax(_)
+            | Error::HandleOccupied { .. }
+            | Error::PcrPolicyNeedsKeyFile
+            | Error::NoSuchPcr { .. } => ErrorClass::Configuration,
+            Error::TctiOpen { .. }
+            | Error::Command { .. }
+            | Error::Malformed { .. }
+            | Error::Timeout { .. }
+            | Error::OpenTimeout { .. }
+            | Error::Unusable { .. }
+            | Error::Worker { .. }
+            | Error::Prepare { .. }
+            | Error::NewKeyUnusable(_)
+            | Error::PolicyDigest(_)
+            | Error::Poisoned(_) => ErrorClass::Operational,
+        }
     }
+}
 
+impl Error {
     /// True when a ReadPublic found nothing at the handle (TPM_RC_HANDLE).
     pub(crate) fn is_absent_handle(&self) -> bool {
         self.absent_handle_rc().is_some()

@@ -12,20 +12,26 @@
 //! `FlushContext(parent)` + `Sign` + `FlushContext(key)`; with a matching persistent SRK the probe
 //! becomes two ReadPublic and CreatePrimary and its flush disappear. See [`command_count`].
 //!
-//! - [`tcti`]: which TPM, and the context wrapper that counts commands and puts a deadline on each.
-//! - [`keyfile`]: the key file format (decode and encode).
-//! - [`parent`]: SRK templates and parents.
-//! - [`auth`]: passwords and sessions.
-//! - [`policy`]: key-file policies.
-//! - [`sign`]: public areas, schemes and signature encodings.
+//! The backend's API: [`open_key_file`] and [`open_handle`] (signing keys; `check_key_file` for the fuzz target),
+//! [`generate`] (key management: new keys for enrollment), [`resolved_tcti`] and [`command_count`].
+//! Everything else is private to the backend:
+//!
+//! - `tcti`: which TPM, and the context wrapper that counts commands and puts a deadline on each.
+//! - `keyfile`: the key file format (decode and encode).
+//! - `parent`: SRK templates and parents.
+//! - `auth`: passwords and sessions.
+//! - `policy`: key-file policies.
+//! - `sign`: public areas, schemes and signature encodings.
+//! - `key_management`: creating keys, as key files or persistent.
 
-pub(crate) mod auth;
+mod auth;
 mod error;
-pub(crate) mod keyfile;
-pub(crate) mod parent;
-pub(crate) mod policy;
-pub(crate) mod sign;
-pub(crate) mod tcti;
+mod key_management;
+mod keyfile;
+mod parent;
+mod policy;
+mod sign;
+mod tcti;
 
 #[cfg(test)]
 #[path = "../../../hsm-tests/src/swtpm.rs"]
@@ -35,6 +41,10 @@ mod swtpm;
 mod tests;
 
 pub use error::{Error, Rc};
+pub use key_management::{Destination, Generated, KeySpec, generate};
+/// The key file decoder and encoder, for the fuzz targets only.
+#[cfg(feature = "fuzzing")]
+pub(crate) use keyfile::TpmKeyFile;
 
 use crate::keys::PublicKey;
 use crate::signer::{KeyOptions, Signer};
@@ -53,6 +63,12 @@ use tss_esapi::{
 /// `--debug`; tests use it to pin the cost of a credential fetch.
 pub fn command_count() -> u64 {
     tcti::command_count()
+}
+
+/// The TCTI a TPM command would use with `--tpm-tcti flag` (`None`: the environment's or the
+/// default), in `name:config` form: what enrollment records for later runs.
+pub fn resolved_tcti(flag: Option<&str>) -> Result<String, Error> {
+    Ok(tcti::resolve(flag)?.text)
 }
 
 /// A key loaded in a TPM, ready to sign. `Send + Sync`: the TPM context sits behind a mutex, so

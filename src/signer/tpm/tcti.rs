@@ -503,6 +503,7 @@ mod tests {
     }
 
     use super::super::swtpm::{Behaviour, CONTROL_OK, HostileTpm};
+    use rolesanywhere_core::Classify as _;
     use tss_esapi::handles::TpmHandle;
 
     fn spec_of(h: &HostileTpm) -> TctiSpec {
@@ -547,7 +548,7 @@ mod tests {
             start.elapsed()
         );
         assert!(matches!(e, Error::OpenTimeout { .. }), "{e:?}");
-        assert!(!e.is_configuration());
+        assert_eq!(e.class(), rolesanywhere_core::ErrorClass::Operational);
         let m = e.to_string();
         assert!(
             m.contains(&h.tcti()) && m.contains("within 1 s") && m.contains("--tpm-timeout"),

@@ -7,6 +7,7 @@ use super::*;
 use crate::keys::PublicKeyDer as _;
 use crate::secret::Secret;
 use crate::sigv4x509::{Digest, HashAlg};
+use rolesanywhere_core::{Classify as _, ErrorClass};
 use std::path::PathBuf;
 
 fn required() -> bool {
@@ -254,7 +255,7 @@ fn absent_persistent_handle_names_the_handle() {
     let Some(t) = tpm() else { return };
     let e = open_handle("handle:0x81000999", &opts_for(&t)).unwrap_err();
     // Issue 14 (17): a configuration mistake (exit 2), with the way to list the real handles.
-    assert!(e.is_configuration(), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::Configuration, "{e:?}");
     let e = e.to_string();
     assert!(
         e.contains("0x81000999")
@@ -274,7 +275,7 @@ fn absent_persistent_parent_is_a_configuration_error_naming_it() {
     kf.parent = 0x8100_0777;
     std::fs::write(&key, kf.to_pem()).unwrap();
     let e = open_file(&key, &opts_for(&t)).expect_err("no parent at 0x81000777");
-    assert!(e.is_configuration(), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::Configuration, "{e:?}");
     let e = e.to_string();
     assert!(
         e.contains("no parent key at TPM persistent handle 0x81000777")
@@ -358,7 +359,7 @@ fn key_from_another_parent_fails_to_load_with_a_hint() {
     let e = open_file(&key, &opts_for(&t)).expect_err("loaded under the wrong parent");
     // Issue 14 (17): the file does not fit this TPM or parent: configuration, exit 2.
     assert!(
-        matches!(e, Error::KeyRefused { .. }) && e.is_configuration(),
+        matches!(e, Error::KeyRefused { .. }) && e.class() == ErrorClass::Configuration,
         "{e:?}"
     );
     let e = e.to_string();

@@ -1,27 +1,30 @@
-//! TPM enrollment: a signing key created inside the TPM under the standard SRK or a persistent parent,
-//! written as a `TSS2 PRIVATE KEY` file (0600, never over an existing file) or made persistent.
+//! TPM key management: a signing key created inside the TPM under the standard SRK or a persistent
+//! parent, encoded as a `TSS2 PRIVATE KEY` file or made persistent at a handle.
 //!
 //! The key is `fixedTPM|fixedParent|sensitiveDataOrigin`, sign-only and unrestricted; RSA keys have
 //! scheme NULL (the signer picks it per signature), EC keys ECDSA-SHA256 (all the protocol uses). Its
-//! private part only exists wrapped by the parent, so the file is useless on any other TPM. With `--tpm-pcrs` the key gets an
-//! authPolicy of PolicyPCR over the PCR values read now (plus PolicyAuthValue when it has a password)
-//! and `userWithAuth` clear, so the password alone cannot unlock it; the key file lists the policy
-//! commands for the signer to replay. The key password travels to the TPM only in a salted session
-//! with parameter encryption. TCTI, parent handling, sessions and the key-file encoding come from the
-//! TPM backend.
+//! private part only exists wrapped by the parent, so the key file is useless on any other TPM. With
+//! PCRs the key gets an authPolicy of PolicyPCR over the PCR values read now (plus PolicyAuthValue
+//! when it has a password) and `userWithAuth` clear, so the password alone cannot unlock it; the key
+//! file lists the policy commands for the signer to replay. The key password travels to the TPM only
+//! in a salted session with parameter encryption.
+//!
+//! One call, [`generate`], does it all; the caller (enrollment) only writes the returned key file,
+//! with its own rules for files (atomic, 0600, never over an existing file). Must not: write files,
+//! or put a password anywhere but into an encrypted session.
 
-use super::target::Target;
-use super::{Error, KeyType, KeygenArgs, files};
+use super::Error;
+use super::auth::{self, NeedsAuth};
+use super::keyfile::{PolicyCommand, TpmKeyFile};
+use super::parent::{self, Parent, SrkKind};
+use super::policy::{CC_POLICY_AUTH_VALUE, CC_POLICY_PCR};
+use super::sign;
+use super::tcti::Tpm;
 use crate::keys::{Curve, KeyKind, PublicKey};
 use crate::secret::Secret;
-use crate::signer::tpm::auth::{self, NeedsAuth};
-use crate::signer::tpm::keyfile::{PolicyCommand, TpmKeyFile};
-use crate::signer::tpm::parent::{self, Parent, SrkKind};
-use crate::signer::tpm::policy::{CC_POLICY_AUTH_VALUE, CC_POLICY_PCR};
-use crate::signer::tpm::sign;
-use crate::signer::tpm::tcti::Tpm;
+use crate::signer::KeyOptions;
 use sha2::{Digest as _, Sha256};
-use std::path::Path;
+use std::path::PathBuf;
 use tss_esapi::{
     attributes::{ObjectAttributesBuilder, SessionAttributesBuilder},
     handles::{ObjectHandle, PersistentTpmHandle, TpmHandle},
@@ -44,19 +47,18 @@ use tss_esapi::{
 
 /// `--tpm-pcrs`: one PCR bank and the PCRs selected in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PcrSpec {
+struct PcrSpec {
     /// The bank's `TPM_ALG_ID` (SHA-1 0x0004, SHA-256 0x000B, SHA-384 0x000C).
-    pub alg: u16,
+    alg: u16,
     /// PCR indexes, ascending, no duplicates, each below 24.
-    pub pcrs: Vec<u8>,
+    pcrs: Vec<u8>,
 }
 
 /// Parses `sha256:0,7` (or `0,7`, meaning the SHA-256 bank).
-pub fn parse_pcrs(text: &str) -> Result<PcrSpec, Error> {
-    let bad = |why: &str| {
-        Error::Usage(format!(
-            "invalid --tpm-pcrs {text:?}: {why} (expected BANK:LIST such as sha256:0,7)"
-        ))
+fn parse_pcrs(text: &str) -> Result<PcrSpec, Error> {
+    let bad = |why: &str| Error::PcrSyntax {
+        text: text.to_string(),
+        reason: why.to_string(),
     };
     let (bank, list) = text.split_once(':').unwrap_or(("sha256", text));
     let alg = match bank.to_ascii_lowercase().as_str() {
@@ -80,7 +82,7 @@ pub fn parse_pcrs(text: &str) -> Result<PcrSpec, Error> {
 
 impl PcrSpec {
     /// Marshalled `TPML_PCR_SELECTION` with one 3-byte selection.
-    pub fn selection_bytes(&self) -> Vec<u8> {
+    fn selection_bytes(&self) -> Vec<u8> {
         let mut select = [0u8; 3];
         for &p in &self.pcrs {
             select[usize::from(p / 8)] |= 1 << (p % 8);
@@ -114,7 +116,7 @@ impl PcrSpec {
 }
 
 /// The `TPM2_PolicyPCR` parameter area the key file records: `TPM2B_DIGEST pcrDigest ‖ TPML_PCR_SELECTION`.
-pub fn policy_pcr_params(pcr_digest: &[u8], spec: &PcrSpec) -> Vec<u8> {
+fn policy_pcr_params(pcr_digest: &[u8], spec: &PcrSpec) -> Vec<u8> {
     let mut out = (pcr_digest.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(pcr_digest);
     out.extend(spec.selection_bytes());
@@ -128,7 +130,7 @@ pub fn policy_pcr_params(pcr_digest: &[u8], spec: &PcrSpec) -> Vec<u8> {
 /// PolicyPCR:       D = SHA256(D ‖ TPM_CC_PolicyPCR ‖ pcrs ‖ pcrDigest)
 /// PolicyAuthValue: D = SHA256(D ‖ TPM_CC_PolicyAuthValue)
 /// ```
-pub(crate) fn policy_digest(commands: &[PolicyCommand]) -> Result<[u8; 32], Error> {
+fn policy_digest(commands: &[PolicyCommand]) -> Result<[u8; 32], Error> {
     let mut d = [0u8; 32];
     for c in commands {
         let mut h = Sha256::new();
@@ -142,17 +144,17 @@ pub(crate) fn policy_digest(commands: &[PolicyCommand]) -> Result<[u8; 32], Erro
                     .params
                     .get(..2)
                     .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-                    .ok_or_else(|| Error::Unexpected("malformed PolicyPCR parameters".into()))?;
+                    .ok_or_else(|| Error::PolicyDigest("malformed PolicyPCR parameters".into()))?;
                 let digest = c
                     .params
                     .get(2..2 + n)
-                    .ok_or_else(|| Error::Unexpected("malformed PolicyPCR parameters".into()))?;
+                    .ok_or_else(|| Error::PolicyDigest("malformed PolicyPCR parameters".into()))?;
                 h.update(&c.params[2 + n..]);
                 h.update(digest);
             }
             CC_POLICY_AUTH_VALUE => {}
             other => {
-                return Err(Error::Unexpected(format!(
+                return Err(Error::PolicyDigest(format!(
                     "policy command {other:#x} is not supported"
                 )));
             }
@@ -170,16 +172,12 @@ fn parse_persistent(text: &str) -> Result<u32, Error> {
         .or_else(|| t.strip_prefix("0X"))
         .and_then(|h| u32::from_str_radix(h, 16).ok())
         .filter(|v| v >> 24 == 0x81)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{text:?} is not a persistent handle; use 0x81000000..0x81ffffff (e.g. 0x81000010)"
-            ))
-        })?;
+        .ok_or_else(|| Error::PersistentHandleSyntax(text.to_string()))?;
     Ok(v)
 }
 
 /// The key's public template.
-fn template(key_type: KeyType, auth_policy: Option<[u8; 32]>) -> tss_esapi::Result<Public> {
+fn template(kind: KeyKind, auth_policy: Option<[u8; 32]>) -> tss_esapi::Result<Public> {
     let attrs = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
@@ -196,7 +194,7 @@ fn template(key_type: KeyType, auth_policy: Option<[u8; 32]>) -> tss_esapi::Resu
             Some(d) => Digest::try_from(d.to_vec())?,
             None => Digest::default(),
         });
-    match key_type.kind() {
+    match kind {
         KeyKind::Ec(curve) => b
             .with_public_algorithm(PublicAlgorithm::Ecc)
             .with_ecc_parameters(
@@ -245,50 +243,63 @@ fn tpm2b(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Creates a key in the TPM for `target` (a new key file or a persistent handle).
-pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> {
-    let target_text = match target {
-        Target::File(p) => p.display().to_string(),
-        Target::TpmHandle(h) => h.clone(),
-        Target::Pkcs11(u) => {
-            return Err(Error::Usage(format!(
-                "{} is not a TPM target",
-                crate::signer::pkcs11::redact_uri(u)
-            )));
-        }
+/// Where a new key goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A new `TSS2 PRIVATE KEY` file: [`Generated::key_file`] is its content, for the caller to write.
+    File(PathBuf),
+    /// A persistent handle in the owner's range, `0x81……` with or without `handle:`.
+    Persistent(String),
+}
+
+/// What key to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Algorithm and size: EC P-256/P-384/P-521 or RSA 2048/3072.
+    pub kind: KeyKind,
+    /// The persistent parent (`0x81……`); `None`: the owner hierarchy's standard SRK.
+    pub parent: Option<String>,
+    /// A PCR policy, `BANK:LIST` such as `sha256:0,7` (key files only).
+    pub pcrs: Option<String>,
+}
+
+/// A key created in the TPM.
+#[derive(Debug)]
+pub struct Generated {
+    /// Its public key.
+    pub public: PublicKey,
+    /// For [`Destination::File`]: the `TSS2 PRIVATE KEY` PEM (public area and the private part
+    /// wrapped by the parent; nothing secret outside this TPM).
+    pub key_file: Option<String>,
+}
+
+/// Creates a signing key in the TPM for `dest`, with the TCTI and passwords of `opts` (its
+/// `private_key` names the key in messages). A persistent key is in place when this returns; a key
+/// file's content is returned for the caller to write.
+pub fn generate(dest: &Destination, spec: &KeySpec, opts: &KeyOptions) -> Result<Generated, Error> {
+    let target_text = match dest {
+        Destination::File(p) => p.display().to_string(),
+        Destination::Persistent(h) => h.clone(),
     };
     // Everything that can be checked without the TPM is checked first.
-    let persist = match target {
-        Target::TpmHandle(h) => Some(parse_persistent(h)?),
-        _ => None,
+    let persist = match dest {
+        Destination::Persistent(h) => Some(parse_persistent(h)?),
+        Destination::File(_) => None,
     };
-    if let Target::File(p) = target
-        && std::fs::symlink_metadata(p).is_ok()
-    {
-        return Err(Error::Exists {
-            path: p.clone(),
-            hint: "keygen never overwrites a key file; choose another name".into(),
-        });
-    }
-    let parent_handle = match &args.tpm_parent {
+    let parent_handle = match &spec.parent {
         Some(h) => parse_persistent(h)?,
         None => parent::OWNER,
     };
-    let pcrs = args.tpm_pcrs.as_deref().map(parse_pcrs).transpose()?;
+    let pcrs = spec.pcrs.as_deref().map(parse_pcrs).transpose()?;
     if pcrs.is_some() && persist.is_some() {
         // The policy commands live in the key file; a persistent handle has nowhere to keep them.
-        return Err(Error::Usage(
-            "--tpm-pcrs needs a key file (the policy is recorded in it); use --private-key FILE \
-             instead of a persistent handle"
-                .into(),
-        ));
+        return Err(Error::PcrPolicyNeedsKeyFile);
     }
-    let opts = super::target::key_options(&target_text, &args.device);
-    let key_password = auth::key_password(&opts, NeedsAuth::No, &target_text)?;
+    let key_password = auth::key_password(opts, NeedsAuth::No, &target_text)?;
     auth::check_len(&key_password, "TPM key password")?;
-    let parent_password = auth::parent_password(&opts)?;
+    let parent_password = auth::parent_password(opts)?;
 
-    let mut tpm = Tpm::open_resolved(&opts)?;
+    let mut tpm = Tpm::open_resolved(opts)?;
     if let Some(h) = persist {
         refuse_occupied(&mut tpm, h)?;
     }
@@ -311,8 +322,8 @@ pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> 
     } else {
         Some(policy_digest(&policy)?)
     };
-    let template = template(args.key_type, auth_policy).map_err(|e| Error::TpmCommand {
-        operation: "building the key template".into(),
+    let template = template(spec.kind, auth_policy).map_err(|e| Error::Prepare {
+        what: "building the key template".into(),
         source: e,
     })?;
 
@@ -322,7 +333,7 @@ pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> 
         &parent,
         template,
         &key_password,
-        target,
+        dest,
         persist,
         &parent_password,
         policy,
@@ -340,8 +351,8 @@ pub fn generate(target: &Target, args: &KeygenArgs) -> Result<PublicKey, Error> 
 /// Fails unless the persistent handle is free.
 fn refuse_occupied(tpm: &mut Tpm, handle: u32) -> Result<(), Error> {
     let desc = format!("persistent handle {handle:#010x}");
-    let th = TpmHandle::try_from(handle).map_err(|e| Error::TpmCommand {
-        operation: desc.clone(),
+    let th = TpmHandle::try_from(handle).map_err(|e| Error::Prepare {
+        what: desc.clone(),
         source: e,
     })?;
     // TPM_RC_HANDLE is the expected answer for a free handle; any other failure is reported
@@ -351,13 +362,10 @@ fn refuse_occupied(tpm: &mut Tpm, handle: u32) -> Result<(), Error> {
     }) {
         Ok(mut obj) => {
             let _ = tpm.local("Esys_TR_Close", &desc, move |c| c.tr_close(&mut obj));
-            Err(Error::Usage(format!(
-                "{desc} is already in use; choose a free one (tpm2_getcap handles-persistent) or \
-                 remove the old key with tpm2_evictcontrol"
-            )))
+            Err(Error::HandleOccupied { handle })
         }
         Err(e) if e.is_absent_handle() => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -365,18 +373,14 @@ fn refuse_occupied(tpm: &mut Tpm, handle: u32) -> Result<(), Error> {
 fn pcr_digest(tpm: &mut Tpm, spec: &PcrSpec) -> Result<Vec<u8>, Error> {
     let mut h = Sha256::new();
     for &p in &spec.pcrs {
-        let sel = spec.tss_selection(Some(p)).map_err(|e| Error::TpmCommand {
-            operation: format!("selecting PCR {p}"),
+        let sel = spec.tss_selection(Some(p)).map_err(|e| Error::Prepare {
+            what: format!("selecting PCR {p}"),
             source: e,
         })?;
         let (_, _, values) = tpm.run("TPM2_PCR_Read", &format!("PCR {p}"), move |c| {
             c.execute_without_session(|c| c.pcr_read(sel))
         })?;
-        let v = values.value().first().ok_or_else(|| {
-            Error::Usage(format!(
-                "the TPM has no PCR {p} in the requested bank; check --tpm-pcrs (tpm2_pcrread)"
-            ))
-        })?;
+        let v = values.value().first().ok_or(Error::NoSuchPcr { pcr: p })?;
         h.update(v.value());
     }
     Ok(h.finalize().to_vec())
@@ -409,12 +413,12 @@ fn create_and_store(
     parent: &Parent,
     template: Public,
     key_password: &Secret,
-    target: &Target,
+    dest: &Destination,
     persist: Option<u32>,
     owner_password: &Secret,
     policy: Vec<PolicyCommand>,
     parent_handle: u32,
-) -> Result<PublicKey, Error> {
+) -> Result<Generated, Error> {
     let (session, ours) = create_session(tpm, parent)?;
     let key_auth = auth::auth_value(key_password, &parent.desc)?;
     let parent_key = parent.handle;
@@ -428,18 +432,16 @@ fn create_and_store(
     }
     let created = created?;
     let public = sign::key_info(&created.out_public)
-        .map_err(|reason| Error::Unexpected(format!("the TPM created an unusable key: {reason}")))?
+        .map_err(Error::NewKeyUnusable)?
         .public;
 
-    match (target, persist) {
-        (Target::File(path), _) => {
-            let public_area = created
-                .out_public
-                .marshall()
-                .map_err(|e| Error::TpmCommand {
-                    operation: "encoding the key's public area".into(),
-                    source: e,
-                })?;
+    let mut key_file = None;
+    match (dest, persist) {
+        (Destination::File(_), _) => {
+            let public_area = created.out_public.marshall().map_err(|e| Error::Prepare {
+                what: "encoding the key's public area".into(),
+                source: e,
+            })?;
             let file = TpmKeyFile {
                 empty_auth: key_password.is_empty(),
                 policy,
@@ -449,23 +451,14 @@ fn create_and_store(
                 public: tpm2b(&public_area),
                 private: tpm2b(created.out_private.value()),
             };
-            write_key_file(path, &file)?;
+            key_file = Some(file.to_pem());
         }
         (_, Some(handle)) => {
             persist_key(tpm, parent, created, handle, owner_password, parent_handle)?
         }
         _ => {}
     }
-    Ok(public)
-}
-
-fn write_key_file(path: &Path, file: &TpmKeyFile) -> Result<(), Error> {
-    files::write_atomic(
-        path,
-        file.to_pem().as_bytes(),
-        0o600,
-        files::Replace::Refuse,
-    )
+    Ok(Generated { public, key_file })
 }
 
 /// Loads the new key and makes it persistent at `handle` (owner authorisation).
@@ -484,8 +477,8 @@ fn persist_key(
             c.load(parent_key, created.out_private, created.out_public)
         })
     })?;
-    let persistent = PersistentTpmHandle::new(handle).map_err(|e| Error::TpmCommand {
-        operation: desc.clone(),
+    let persistent = PersistentTpmHandle::new(handle).map_err(|e| Error::Prepare {
+        what: desc.clone(),
         source: e,
     })?;
     // The owner hierarchy's auth is the parent password only when the parent is the owner SRK.
@@ -524,6 +517,7 @@ fn persist_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rolesanywhere_core::{Classify as _, ErrorClass};
 
     #[test]
     fn pcr_list_parses_with_default_bank() {
@@ -537,7 +531,9 @@ mod tests {
         assert_eq!(parse_pcrs("16").unwrap().alg, 0x0b);
         assert_eq!(parse_pcrs("SHA1:1").unwrap().alg, 0x04);
         for bad in ["md5:1", "sha256:", "sha256:24", "sha256:a"] {
-            assert!(parse_pcrs(bad).unwrap_err().is_usage(), "{bad}");
+            let e = parse_pcrs(bad).unwrap_err();
+            assert!(matches!(e, Error::PcrSyntax { .. }), "{bad}");
+            assert_eq!(e.class(), ErrorClass::Configuration, "{bad}");
         }
     }
 
@@ -580,16 +576,21 @@ mod tests {
 
     #[test]
     fn pcr_policies_are_refused_for_persistent_keys() {
-        let args = KeygenArgs {
-            private_key: None,
-            persist: Some("0x81000010".into()),
-            key_type: KeyType::EcP256,
-            tpm_parent: None,
-            tpm_pcrs: Some("sha256:7".into()),
-            device: Default::default(),
+        let spec = KeySpec {
+            kind: KeyKind::Ec(Curve::P256),
+            parent: None,
+            pcrs: Some("sha256:7".into()),
         };
-        let e = generate(&Target::TpmHandle("handle:0x81000010".into()), &args).unwrap_err();
-        assert!(e.is_usage() && e.to_string().contains("key file"), "{e}");
+        // No TCTI is configured: the refusal comes before any TPM is looked for.
+        let e = generate(
+            &Destination::Persistent("handle:0x81000010".into()),
+            &spec,
+            &KeyOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::PcrPolicyNeedsKeyFile), "{e:?}");
+        assert_eq!(e.class(), ErrorClass::Configuration);
+        assert!(e.to_string().contains("key file"), "{e}");
     }
 
     #[test]

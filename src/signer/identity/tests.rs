@@ -1,0 +1,447 @@
+//! Tests of opening and reloading identities: file rotation and refusal with real keys and
+//! certificates from the emulator's CA, and a token certificate re-resolved on a real SoftHSM2 token
+//! through OpenSC's pkcs11-spy, counting the logins.
+
+use super::live::{newest_valid, token_wide_uri};
+use super::*;
+use crate::signer::Reload;
+use hsm_tests::softhsm::{self, PIN, SoftHsm};
+use rolesanywhere_core::Digest;
+use rolesanywhere_emulator::ca::{self, Ca, IssueRequest, KeyType};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use time::{Duration, OffsetDateTime};
+
+/// A test CA and a key with certificates issued for it, in a temp dir.
+struct Fx {
+    dir: tempfile::TempDir,
+    ca: Ca,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::init(&dir.path().join("ca"), KeyType::EcP256, "identity test CA").unwrap();
+        Fx { dir, ca }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A new key (PKCS#8 PEM) and a certificate for it.
+    fn new_key(&self, cn: &str) -> (String, String) {
+        let issued = self
+            .ca
+            .issue(&IssueRequest::new(
+                &format!("CN={cn}"),
+                ca::KeySource::NewKey(KeyType::EcP256),
+            ))
+            .unwrap();
+        (issued.key_pem.unwrap(), issued.cert_pem)
+    }
+
+    /// Another certificate for the key in `cert_pem`, valid from `not_before`.
+    fn reissue(&self, cert_pem: &str, cn: &str, not_before: OffsetDateTime) -> String {
+        // openssl, not our own encoder, takes the public key out of the certificate.
+        let pem = self.path("for-reissue.pem");
+        std::fs::write(&pem, cert_pem).unwrap();
+        let out = Command::new("openssl")
+            .args(["x509", "-pubkey", "-noout", "-in"])
+            .arg(&pem)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let public = String::from_utf8(out.stdout).unwrap();
+        let mut req = IssueRequest::new(&format!("CN={cn}"), ca::KeySource::PublicKeyPem(public));
+        req.not_before = not_before;
+        self.ca.issue(&req).unwrap().cert_pem
+    }
+
+    /// Replaces `name` the way rotation tools do: write beside it, then rename over it.
+    fn replace(&self, name: &str, contents: &str) -> PathBuf {
+        let tmp = self.path(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, contents).unwrap();
+        let p = self.path(name);
+        std::fs::rename(&tmp, &p).unwrap();
+        p
+    }
+
+    fn file_opts(&self, key: &Path, cert: &Path) -> KeyOptions {
+        KeyOptions {
+            private_key: Some(key.display().to_string()),
+            certificate: Some(cert.display().to_string()),
+            ..KeyOptions::default()
+        }
+    }
+}
+
+fn serial(c: &Certificate) -> String {
+    c.serial_hex()
+}
+
+/// The current identity still signs (the core only hands the signer a digest).
+fn signs(id: &LiveIdentity) {
+    id.identity()
+        .signer
+        .sign(&Digest::sha256(b"still signing"))
+        .unwrap();
+}
+
+fn err<T>(r: Result<T, Error>) -> Error {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn reload_picks_up_a_rotated_certificate_file() {
+    let fx = Fx::new();
+    let (key_pem, cert1) = fx.new_key("rotating");
+    let key = fx.replace("key.pem", &key_pem);
+    let cert = fx.replace("cert.pem", &cert1);
+    let mut id = LiveIdentity::open(&fx.file_opts(&key, &cert)).unwrap();
+    let first = serial(&id.identity().leaf);
+    assert_eq!(id.reload().unwrap(), Reload::Unchanged);
+
+    let cert2 = fx.reissue(
+        &cert1,
+        "rotated",
+        OffsetDateTime::now_utc() - Duration::minutes(5),
+    );
+    fx.replace("cert.pem", &cert2);
+    assert_eq!(id.reload().unwrap(), Reload::Certificate);
+    let second = serial(&id.identity().leaf);
+    assert_ne!(first, second);
+    assert_eq!(id.identity().leaf.subject(), "CN=rotated");
+    signs(&id);
+    assert_eq!(id.reload().unwrap(), Reload::Unchanged);
+}
+
+#[test]
+fn reload_follows_a_swapped_symlink_like_a_kubernetes_secret() {
+    let fx = Fx::new();
+    let (key_pem, cert1) = fx.new_key("k8s");
+    let cert2 = fx.reissue(&cert1, "k8s-2", OffsetDateTime::now_utc());
+    for (dir, cert) in [("v1", &cert1), ("v2", &cert2)] {
+        std::fs::create_dir(fx.path(dir)).unwrap();
+        std::fs::write(fx.path(dir).join("tls.key"), &key_pem).unwrap();
+        std::fs::write(fx.path(dir).join("tls.crt"), cert).unwrap();
+    }
+    std::os::unix::fs::symlink("v1", fx.path("..data")).unwrap();
+    let key = fx.path("tls.key");
+    let cert = fx.path("tls.crt");
+    std::os::unix::fs::symlink("..data/tls.key", &key).unwrap();
+    std::os::unix::fs::symlink("..data/tls.crt", &cert).unwrap();
+    let mut id = LiveIdentity::open(&fx.file_opts(&key, &cert)).unwrap();
+    assert_eq!(id.identity().leaf.subject(), "CN=k8s");
+
+    std::os::unix::fs::symlink("v2", fx.path("..data.new")).unwrap();
+    std::fs::rename(fx.path("..data.new"), fx.path("..data")).unwrap();
+    assert_eq!(id.reload().unwrap(), Reload::Certificate);
+    assert_eq!(id.identity().leaf.subject(), "CN=k8s-2");
+}
+
+#[test]
+fn reload_refuses_a_certificate_for_another_key_and_keeps_the_old_identity() {
+    let fx = Fx::new();
+    let (key_pem, cert1) = fx.new_key("mine");
+    let (_, foreign) = fx.new_key("someone-else");
+    let key = fx.replace("key.pem", &key_pem);
+    let cert = fx.replace("cert.pem", &cert1);
+    let mut id = LiveIdentity::open(&fx.file_opts(&key, &cert)).unwrap();
+    let before = serial(&id.identity().leaf);
+
+    fx.replace("cert.pem", &foreign);
+    let e = err(id.reload());
+    assert!(matches!(e, Error::CertificateKeyMismatch { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&*cert.display().to_string()) && text.contains("CN=someone-else"),
+        "{text}"
+    );
+    assert!(e.is_configuration());
+    assert_eq!(serial(&id.identity().leaf), before);
+    signs(&id);
+
+    // A half-written file (rotation in progress) is refused the same way.
+    fx.replace("cert.pem", &cert1[..cert1.len() / 2]);
+    assert!(matches!(err(id.reload()), Error::Certificate(_)));
+    assert_eq!(serial(&id.identity().leaf), before);
+
+    // Once the right certificate is back, nothing changed.
+    fx.replace("cert.pem", &cert1);
+    assert_eq!(id.reload().unwrap(), Reload::Unchanged);
+}
+
+#[test]
+fn reload_reopens_a_replaced_key_file_only_with_its_certificate() {
+    let fx = Fx::new();
+    let (key1, cert1) = fx.new_key("old-key");
+    let (key2, cert2) = fx.new_key("new-key");
+    let key = fx.replace("key.pem", &key1);
+    let cert = fx.replace("cert.pem", &cert1);
+    let mut id = LiveIdentity::open(&fx.file_opts(&key, &cert)).unwrap();
+    let old_public = id.identity().signer.public_key().clone();
+
+    // The key rotated first: the old certificate does not match it; the old key stays.
+    fx.replace("key.pem", &key2);
+    assert!(matches!(
+        err(id.reload()),
+        Error::CertificateKeyMismatch { .. }
+    ));
+    assert_eq!(id.identity().signer.public_key(), &old_public);
+    signs(&id);
+
+    fx.replace("cert.pem", &cert2);
+    assert_eq!(id.reload().unwrap(), Reload::Key);
+    assert_ne!(id.identity().signer.public_key(), &old_public);
+    assert_eq!(
+        id.identity().signer.public_key(),
+        id.identity().leaf.public_key()
+    );
+    signs(&id);
+    assert_eq!(id.reload().unwrap(), Reload::Unchanged);
+}
+
+#[test]
+fn reload_rebuilds_the_chain_from_rotated_intermediates() {
+    let fx = Fx::new();
+    let sub = fx
+        .ca
+        .intermediate(&fx.path("sub"), "identity sub CA")
+        .unwrap();
+    let issued = sub
+        .issue(&IssueRequest::new(
+            "CN=chained",
+            ca::KeySource::NewKey(KeyType::EcP256),
+        ))
+        .unwrap();
+    let key = fx.replace("key.pem", &issued.key_pem.unwrap());
+    let cert = fx.replace("cert.pem", &issued.cert_pem);
+    let chain = fx.replace("chain.pem", &sub.cert_pem());
+    let opts = KeyOptions {
+        intermediates: Some(chain),
+        ..fx.file_opts(&key, &cert)
+    };
+    let mut id = LiveIdentity::open(&opts).unwrap();
+    assert_eq!(id.identity().chain.len(), 1);
+
+    // An unrelated bundle: the chain is empty now, and that is a change.
+    fx.replace("chain.pem", &fx.ca.cert_pem());
+    assert_eq!(id.reload().unwrap(), Reload::Certificate);
+    assert!(id.identity().chain.is_empty());
+    fx.replace("chain.pem", &sub.cert_pem());
+    assert_eq!(id.reload().unwrap(), Reload::Certificate);
+    assert_eq!(id.identity().chain.len(), 1);
+}
+
+#[test]
+fn open_is_the_live_identity_without_its_sources() {
+    let fx = Fx::new();
+    let (key_pem, cert1) = fx.new_key("one-shot");
+    let key = fx.replace("key.pem", &key_pem);
+    let cert = fx.replace("cert.pem", &cert1);
+    let id = open(&fx.file_opts(&key, &cert)).unwrap();
+    assert_eq!(id.leaf.subject(), "CN=one-shot");
+    assert_eq!(id.signer.public_key(), id.leaf.public_key());
+}
+
+/// Environment of the child process that runs a token test's body (see [`on_token`]).
+const CHILD_ENV: &str = "RA_IDENTITY_TEST_DIR";
+
+/// Runs `setup` here and `body` in a child process of this test binary (`--exact NAME`) whose
+/// environment points SoftHSM at a private token directory and pkcs11-spy at SoftHSM and a log:
+/// SoftHSM reads its configuration once per process, and the spy its environment at load.
+/// Skips (or fails when required) without SoftHSM, its tools or pkcs11-spy.
+fn on_token(name: &str, setup: impl FnOnce(&SoftHsm), body: impl FnOnce(&SoftHsm, &Path)) {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        let hsm = SoftHsm::at(PathBuf::from(dir));
+        let spy = softhsm::spy_module().expect("the parent checked for pkcs11-spy");
+        body(&hsm, &spy);
+        return;
+    }
+    let Some(hsm) = SoftHsm::new() else { return };
+    if softhsm::spy_module().is_none() {
+        let _ = hsm_tests::skip("OpenSC's pkcs11-spy.so is missing");
+        return;
+    }
+    setup(&hsm);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            &format!("signer::identity::tests::{name}"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, hsm.dir())
+        .envs(hsm.spy_env(&hsm.dir().join("spy.log")))
+        .env_remove(crate::signer::pkcs11::PIN_ENV)
+        .env_remove(crate::signer::pkcs11::CONTEXT_PIN_ENV)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child test {name} failed:\n{text}"
+    );
+}
+
+/// The CA the parent made for a token test, loaded again in the child.
+fn token_ca(hsm: &SoftHsm) -> Ca {
+    let dir = hsm.dir().join("ca");
+    if dir.join("ca.pem").is_file() {
+        Ca::load(&dir).unwrap()
+    } else {
+        Ca::init(&dir, KeyType::EcP256, "token test CA").unwrap()
+    }
+}
+
+fn issue_for(ca: &Ca, public_pem: &str, cn: &str, not_before: OffsetDateTime) -> String {
+    let mut req = IssueRequest::new(
+        &format!("CN={cn}"),
+        ca::KeySource::PublicKeyPem(public_pem.to_string()),
+    );
+    req.not_before = not_before;
+    ca.issue(&req).unwrap().cert_pem
+}
+
+/// The refresher's case: the token certificate is renewed (a newer one written under the same
+/// label) while the identity stays open. The reload finds it through a new session of the same
+/// module and keeps the logged-in signer: pkcs11-spy sees one C_Login in all. A certificate for
+/// another key written later is refused and the renewed identity keeps signing.
+#[test]
+fn reload_re_resolves_the_token_certificate_without_logging_in_again() {
+    on_token(
+        "reload_re_resolves_the_token_certificate_without_logging_in_again",
+        |hsm| {
+            hsm.init_token("ra");
+            let public = hsm.keygen("ra", "EC:prime256v1", "01", "k", &[]);
+            let ca = token_ca(hsm);
+            let cert = issue_for(
+                &ca,
+                &public,
+                "first",
+                OffsetDateTime::now_utc() - Duration::days(1),
+            );
+            hsm.write_cert("ra", &cert, "01", "k");
+            std::fs::write(hsm.dir().join("public.pem"), public).unwrap();
+        },
+        |hsm, spy| {
+            let log = hsm.dir().join("spy.log");
+            let logins = || softhsm::count_calls(&log, "C_Login");
+            let opts = KeyOptions {
+                certificate: Some(format!(
+                    "pkcs11:token=ra;object=k;type=cert?pin-value={PIN}"
+                )),
+                pkcs11_lib: Some(spy.to_path_buf()),
+                ..KeyOptions::default()
+            };
+            let mut id = LiveIdentity::open(&opts).unwrap();
+            assert_eq!(id.identity().leaf.subject(), "CN=first");
+            signs(&id);
+            assert_eq!(logins(), 1);
+            assert_eq!(id.reload().unwrap(), Reload::Unchanged);
+
+            // Renewal: a newer certificate under the same id and label, written by another process.
+            let public = std::fs::read_to_string(hsm.dir().join("public.pem")).unwrap();
+            let ca = token_ca(hsm);
+            let renewed = issue_for(
+                &ca,
+                &public,
+                "renewed",
+                OffsetDateTime::now_utc() - Duration::hours(1),
+            );
+            hsm.write_cert("ra", &renewed, "01", "k");
+            assert_eq!(id.reload().unwrap(), Reload::Certificate);
+            assert_eq!(id.identity().leaf.subject(), "CN=renewed");
+            signs(&id);
+            assert_eq!(id.reload().unwrap(), Reload::Unchanged);
+
+            // A newer certificate for another key: refused, the renewed identity stays.
+            let foreign = ca
+                .issue(&IssueRequest::new(
+                    "CN=foreign",
+                    ca::KeySource::NewKey(KeyType::EcP256),
+                ))
+                .unwrap()
+                .cert_pem;
+            hsm.write_cert("ra", &foreign, "01", "k");
+            let e = err(id.reload());
+            assert!(matches!(e, Error::CertificateKeyMismatch { .. }), "{e:?}");
+            assert!(!e.to_string().contains(PIN), "{e}");
+            assert_eq!(id.identity().leaf.subject(), "CN=renewed");
+            signs(&id);
+
+            assert_eq!(logins(), 1, "a reload logged in again");
+            assert_eq!(softhsm::count_calls(&log, "C_Sign"), 3);
+        },
+    );
+}
+
+#[test]
+fn newest_valid_prefers_the_latest_certificate_valid_now() {
+    let fx = Fx::new();
+    let (_, c0) = fx.new_key("base");
+    let now = OffsetDateTime::now_utc();
+    let parse = |pem: &str| crate::certs::parse_pem_bundle(pem.as_bytes(), "c").unwrap()[0].clone();
+    let old = parse(&fx.reissue(&c0, "old", now - Duration::days(2)));
+    let newer = parse(&fx.reissue(&c0, "newer", now - Duration::hours(2)));
+    let future = parse(&fx.reissue(&c0, "future", now + Duration::days(1)));
+    let pick = |v: Vec<Certificate>, at| newest_valid(v, at).map(|c| c.subject());
+    assert_eq!(
+        pick(vec![old.clone(), future.clone(), newer.clone()], now).as_deref(),
+        Some("CN=newer")
+    );
+    // Nothing valid at that time: the latest issued, for the service to judge.
+    assert_eq!(
+        pick(vec![old.clone(), future.clone()], now - Duration::days(30)).as_deref(),
+        Some("CN=future")
+    );
+    assert_eq!(pick(Vec::new(), now), None);
+}
+
+#[test]
+fn token_wide_uri_drops_only_object_and_id() {
+    assert_eq!(
+        token_wide_uri("pkcs11:token=ra;object=k;id=%01;type=cert?pin-value=1234"),
+        "pkcs11:token=ra;type=cert?pin-value=1234"
+    );
+    assert_eq!(
+        token_wide_uri("  PKCS11:OBJECT=k;token=a%3bb;ID=%02"),
+        "PKCS11:token=a%3bb"
+    );
+    assert_eq!(token_wide_uri("pkcs11:object=k"), "pkcs11:");
+}
+
+#[test]
+fn certificate_description_never_shows_pin_value() {
+    let der = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys/leaf.crt.der"),
+    )
+    .unwrap();
+    let leaf = Certificate::from_der(der).unwrap();
+    let d = describe_certificate("pkcs11:token=a;type=cert?pin-value=hunter2", &leaf);
+    assert!(
+        !d.contains("hunter2") && d.contains("pin-value=<redacted>"),
+        "{d}"
+    );
+}
+
+#[test]
+fn debug_never_shows_pin_value() {
+    let opts = KeyOptions {
+        certificate: Some("pkcs11:token=a;object=b?pin-value=1234&module-path=/x.so".into()),
+        private_key: Some("pkcs11:token=a?pin-value=98765".into()),
+        ..Default::default()
+    };
+    let d = format!("{opts:?}");
+    assert!(!d.contains("1234") && !d.contains("98765"), "{d}");
+    assert!(d.contains("object=b?pin-value=<redacted>"), "{d}");
+}
