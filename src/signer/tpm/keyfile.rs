@@ -22,6 +22,7 @@
 //! ```
 
 use crate::signer::asn1;
+use base64::Engine as _;
 use der::Encode as _;
 use der::asn1::{ObjectIdentifier, OctetStringRef, Utf8StringRef};
 
@@ -281,11 +282,13 @@ impl TpmKeyFile {
         let len = text[start..]
             .find(PEM_END)
             .ok_or(Error::Pem("END TSS2 PRIVATE KEY line missing"))?;
-        let block = &text.as_bytes()[start..start + len + PEM_END.len()];
-        // RFC 7468 decoding (der's pem); the writers we know wrap at 64 columns, others are detected.
-        let mut der = Vec::new();
-        der::pem::Decoder::new_detect_wrap(block)
-            .and_then(|mut d| d.decode_to_end(&mut der).map(|_| ()))
+        // Lax like the reference helper (Go's encoding/pem): any line width, whitespace ignored.
+        let b64: String = text[start + PEM_BEGIN.len()..start + len]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
             .map_err(|_| Error::Pem("body is not valid base64"))?;
         Self::from_der(&der)
     }
@@ -500,5 +503,24 @@ n+X3
         k.public.push(0);
         let e = TpmKeyFile::from_der(&k.to_der()).unwrap_err();
         assert!(e.to_string().contains("TPM2B_PUBLIC"), "{e}");
+    }
+
+    /// Go's encoding/pem (the reference helper) reads any line width and CRLF; so do we.
+    #[test]
+    fn pem_with_other_line_widths_and_crlf_is_read() {
+        let body: String = OPENSSL_KEY
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let mut text = String::from("comment\r\n-----BEGIN TSS2 PRIVATE KEY-----\r\n");
+        for chunk in body.as_bytes().chunks(76) {
+            text.push_str(std::str::from_utf8(chunk).unwrap());
+            text.push_str(" \r\n");
+        }
+        text.push_str("-----END TSS2 PRIVATE KEY-----\r\n");
+        assert_eq!(
+            TpmKeyFile::from_pem(text.as_bytes()).unwrap(),
+            TpmKeyFile::from_pem(OPENSSL_KEY.as_bytes()).unwrap()
+        );
     }
 }
