@@ -6,7 +6,9 @@
 //! PKCS#1 keys ([`PublicKeyDer`]) and the curves' OIDs ([`CurveOid`]).
 
 pub use rolesanywhere_core::KeyError as Error;
-pub(crate) use rolesanywhere_core::encoding::{der_tlv, der_uint};
+pub(crate) use rolesanywhere_core::encoding::der_tlv;
+#[cfg(test)]
+pub(crate) use rolesanywhere_core::encoding::der_uint;
 pub use rolesanywhere_core::{Curve, KeyKind, PublicKey};
 
 use spki::der::{Decode, asn1::ObjectIdentifier};

@@ -431,38 +431,21 @@ fn sign_certificate(
     let draft = params
         .signed_by(&Placeholder(vec![4u8; 65]), issuer)
         .map_err(crypto("cannot build the certificate"))?;
-    let broken = || Error::Crypto {
+    let broken = |e: der::SpliceError| Error::Crypto {
         what: "internal error",
-        reason: "unexpected certificate layout from rcgen".into(),
+        reason: format!("rcgen's certificate: {e}"),
     };
-    let parts = der::signed_parts(draft.der()).ok_or_else(broken)?;
-    let (tbs, _) = der::read_tlv(parts.tbs).ok_or_else(broken)?;
-    let mut fields = der::children(tbs.content).ok_or_else(broken)?;
-    // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, spki, [3] extensions.
-    if fields.len() < 7 || fields[0].tag != 0xa0 || fields[6].tag != 0x30 {
-        return Err(broken());
-    }
-    let (spki_tlv, rest) = der::read_tlv(spki_der)
-        .ok_or_else(|| Error::KeyToCertify("public key is not DER".into()))?;
-    if !rest.is_empty() {
-        return Err(Error::KeyToCertify("public key has trailing bytes".into()));
-    }
-    fields[6] = spki_tlv;
-    let tbs_content: Vec<u8> = fields
-        .iter()
-        .flat_map(|f| f.whole.iter().copied())
-        .collect();
-    let new_tbs = der::write_tlv(0x30, &tbs_content);
+    let new_tbs = der::replace_spki(draft.der(), spki_der).map_err(|e| match e {
+        der::SpliceError::PublicKey(e) => {
+            Error::KeyToCertify(format!("public key is not DER: {e}"))
+        }
+        der::SpliceError::Layout(_) => broken(e),
+    })?;
     let signature = issuer
         .key()
         .sign(&new_tbs)
         .map_err(crypto("cannot sign the certificate"))?;
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(&signature);
-    let mut cert = new_tbs;
-    cert.extend_from_slice(parts.algorithm);
-    cert.extend_from_slice(&der::write_tlv(0x03, &bits));
-    Ok(der::write_tlv(0x30, &cert))
+    der::assemble(draft.der(), &new_tbs, &signature).map_err(broken)
 }
 
 fn key_identifier(spki_der: &[u8]) -> Vec<u8> {

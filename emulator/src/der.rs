@@ -1,105 +1,85 @@
-//! Minimal DER framing: split a TLV, list the children of a constructed value, write a TLV.
+//! Signed X.509 objects at the DER level: split one into its signed part and signature, and put a
+//! certificate back together around a replaced SubjectPublicKeyInfo.
 //!
-//! Owns only tag/length framing (definite lengths, single-byte tags); it must not interpret contents.
-//! Parsing of certificates and CRLs belongs to x509-parser.
+//! The `der` crate does the framing (strict DER) and the derived `Signed` structure the layout; this
+//! module must not interpret certificate contents, which is x509-parser's job.
 
-/// One DER element: its tag byte, the whole encoding and the content octets.
-#[derive(Clone, Copy)]
-pub(crate) struct Tlv<'a> {
-    pub(crate) tag: u8,
-    pub(crate) whole: &'a [u8],
-    pub(crate) content: &'a [u8],
+use ::der::asn1::{AnyRef, BitStringRef};
+use ::der::{Decode as _, Encode as _, Header, Sequence, Tag, Tagged as _};
+
+/// `SEQUENCE { tbs, algorithm, BIT STRING }`: a certificate, CRL or CSR.
+#[derive(Sequence)]
+struct Signed<'a> {
+    tbs: AnyRef<'a>,
+    algorithm: AnyRef<'a>,
+    signature: BitStringRef<'a>,
 }
 
-/// Reads one element from the front of `input`; returns it and what follows.
-pub(crate) fn read_tlv(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-    let (&tag, after_tag) = input.split_first()?;
-    if tag & 0x1f == 0x1f {
-        // High tag numbers never occur in the structures we frame.
-        return None;
-    }
-    let (&first, after_len0) = after_tag.split_first()?;
-    let (len, after_len) = if first < 0x80 {
-        (usize::from(first), after_len0)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || after_len0.len() < count {
-            return None;
-        }
-        let mut len = 0usize;
-        for &b in &after_len0[..count] {
-            len = (len << 8) | usize::from(b);
-        }
-        (len, &after_len0[count..])
-    };
-    if after_len.len() < len {
-        return None;
-    }
-    let header = input.len() - after_len.len();
-    let whole = &input[..header + len];
-    Some((
-        Tlv {
-            tag,
-            whole,
-            content: &after_len[..len],
-        },
-        &after_len[len..],
-    ))
-}
-
-/// Splits the content of a constructed element into its children.
-pub(crate) fn children(mut content: &[u8]) -> Option<Vec<Tlv<'_>>> {
-    let mut out = Vec::new();
-    while !content.is_empty() {
-        let (tlv, rest) = read_tlv(content)?;
-        out.push(tlv);
-        content = rest;
-    }
-    Some(out)
-}
-
-/// Encodes one element with a definite length.
-pub(crate) fn write_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A signed X.509 object (certificate, CRL, CSR): `SEQUENCE { tbs, algorithm, BIT STRING }`.
+/// The parts of a signed object, as slices of its encoding.
 pub(crate) struct SignedParts<'a> {
+    /// The signed part, header included: the bytes the signature covers.
     pub(crate) tbs: &'a [u8],
-    pub(crate) algorithm: &'a [u8],
+    /// The signature, without the BIT STRING's unused-bits octet.
     pub(crate) signature: &'a [u8],
 }
 
-/// Splits a signed object; the signature is returned without the BIT STRING's unused-bits octet.
+/// Splits a signed object; `None` unless it is exactly one DER `Signed` with a whole-octet signature.
 pub(crate) fn signed_parts(der: &[u8]) -> Option<SignedParts<'_>> {
-    let (outer, rest) = read_tlv(der)?;
-    if outer.tag != 0x30 || !rest.is_empty() {
-        return None;
-    }
-    let parts = children(outer.content)?;
-    let [tbs, algorithm, sig] = parts.as_slice() else {
-        return None;
-    };
-    let (&unused, signature) = sig.content.split_first()?;
-    if sig.tag != 0x03 || unused != 0 {
-        return None;
-    }
+    let signed = Signed::from_der(der).ok()?;
+    // Strict DER has one encoding per value, so the TBS sits right after the outer header with the
+    // length of its own encoding.
+    let start = usize::try_from(Header::from_der_partial(der).ok()?.0.encoded_len().ok()?).ok()?;
+    let len = usize::try_from(signed.tbs.encoded_len().ok()?).ok()?;
     Some(SignedParts {
-        tbs: tbs.whole,
-        algorithm: algorithm.whole,
-        signature,
+        tbs: der.get(start..start.checked_add(len)?)?,
+        signature: signed.signature.as_bytes()?,
     })
+}
+
+/// Why a certificate could not be put back together.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpliceError {
+    /// The certificate to rework is not the layout we expect.
+    #[error("unexpected certificate layout: {0}")]
+    Layout(String),
+    /// The public key to splice in is not one DER element.
+    #[error("public key is not DER: {0}")]
+    PublicKey(::der::Error),
+}
+
+/// `cert`'s TBSCertificate with its SubjectPublicKeyInfo (field 7) replaced by `spki_der`, as DER.
+pub(crate) fn replace_spki(cert: &[u8], spki_der: &[u8]) -> Result<Vec<u8>, SpliceError> {
+    let layout = |e: ::der::Error| SpliceError::Layout(e.to_string());
+    let signed = Signed::from_der(cert).map_err(layout)?;
+    // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, spki, [3] extensions.
+    let mut fields: Vec<AnyRef<'_>> = signed.tbs.decode_as().map_err(layout)?;
+    let spki = AnyRef::from_der(spki_der).map_err(SpliceError::PublicKey)?;
+    match fields.get_mut(6) {
+        Some(f) if f.tag() == Tag::Sequence && spki.tag() == Tag::Sequence => *f = spki,
+        _ => {
+            return Err(SpliceError::Layout(
+                "no SubjectPublicKeyInfo in field 7".into(),
+            ));
+        }
+    }
+    fields.to_der().map_err(layout)
+}
+
+/// The certificate `SEQUENCE { tbs, algorithm of `template`, BIT STRING signature }`.
+pub(crate) fn assemble(
+    template: &[u8],
+    tbs: &[u8],
+    signature: &[u8],
+) -> Result<Vec<u8>, SpliceError> {
+    let layout = |e: ::der::Error| SpliceError::Layout(e.to_string());
+    let algorithm = Signed::from_der(template).map_err(layout)?.algorithm;
+    Signed {
+        tbs: AnyRef::from_der(tbs).map_err(layout)?,
+        algorithm,
+        signature: BitStringRef::from_bytes(signature).map_err(layout)?,
+    }
+    .to_der()
+    .map_err(layout)
 }
 
 #[cfg(test)]
@@ -107,18 +87,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_lengths_round_trip() {
-        let content = vec![7u8; 300];
-        let enc = write_tlv(0x30, &content);
-        assert_eq!(&enc[..4], &[0x30, 0x82, 0x01, 0x2c]);
-        let (tlv, rest) = read_tlv(&enc).expect("valid encoding");
-        assert!(rest.is_empty());
-        assert_eq!(tlv.content, &content[..]);
+    fn signed_parts_are_slices_of_the_encoding() {
+        // SEQUENCE { SEQUENCE { INTEGER 1 }, SEQUENCE { OID 1.2 }, BIT STRING 00 ab cd }
+        let der = [
+            0x30, 0x0f, 0x30, 0x03, 0x02, 0x01, 0x01, 0x30, 0x03, 0x06, 0x01, 0x2a, 0x03, 0x03,
+            0x00, 0xab, 0xcd,
+        ];
+        let p = signed_parts(&der).expect("valid encoding");
+        assert_eq!(p.tbs, &[0x30, 0x03, 0x02, 0x01, 0x01]);
+        assert_eq!(p.signature, &[0xab, 0xcd]);
     }
 
     #[test]
-    fn truncated_input_is_refused() {
-        assert!(read_tlv(&[0x30, 0x05, 1, 2]).is_none());
-        assert!(read_tlv(&[0x30, 0x84, 1]).is_none());
+    fn truncated_trailing_and_non_minimal_input_is_refused() {
+        let der = [
+            0x30, 0x0f, 0x30, 0x03, 0x02, 0x01, 0x01, 0x30, 0x03, 0x06, 0x01, 0x2a, 0x03, 0x03,
+            0x00, 0xab, 0xcd,
+        ];
+        for n in 0..der.len() {
+            assert!(signed_parts(&der[..n]).is_none(), "prefix {n}");
+        }
+        let mut trailing = der.to_vec();
+        trailing.push(0);
+        assert!(signed_parts(&trailing).is_none());
+        // The same object with a long-form outer length: not DER.
+        let mut long = vec![0x30, 0x81, 0x0f];
+        long.extend_from_slice(&der[2..]);
+        assert!(signed_parts(&long).is_none());
     }
 }

@@ -1,9 +1,10 @@
 //! PKCS#10 certificate requests (RFC 2986) signed by the device key, and public keys as PEM.
 //!
-//! The encoder is ours and small: it writes exactly one shape of request. Only a SHA-256 [`Digest`] of
-//! the `CertificationRequestInfo` reaches the device, through the [`Signer`] trait. Before a request
-//! leaves this module it is parsed back and its signature verified with the key it carries, so a device
-//! that signs with another key is caught here and not at the CA.
+//! x509-cert's `RequestBuilder` assembles the request. Its `finalize`/`assemble` split is what lets a
+//! digest-only [`Signer`] sign: `finalize` returns the DER `CertificationRequestInfo`, only its SHA-256
+//! [`Digest`] reaches the device, and `assemble` adds the algorithm and the signature. Before a request
+//! leaves this module it is parsed back (x509-parser) and its signature verified with the key it
+//! carries, so a device that signs with another key is caught here and not at the CA.
 //!
 //! ```text
 //! CertificationRequest ::= SEQUENCE {
@@ -22,121 +23,143 @@
 use super::names::{San, Subject, parse_san, parse_subject};
 use super::{Error, args::CsrArgs, files, target};
 use crate::keys::CurveOid as _;
-use crate::keys::{KeyKind, OID_EC, OID_RSA, PublicKey, der_tlv, der_uint};
+use crate::keys::{KeyKind, OID_EC, OID_RSA, PublicKey};
 use crate::signer::Signer;
 use crate::sigv4x509::Digest;
-use base64::Engine as _;
-use der::asn1::ObjectIdentifier;
+use der::asn1::{Any, BitString, ObjectIdentifier, UintRef};
+use der::{Encode as _, pem::LineEnding};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::builder::{Builder as _, RequestBuilder};
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages, SubjectAltName};
 
-const OID_EXTENSION_REQUEST: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
-const OID_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
-const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const OID_RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 
-const DER_NULL: [u8; 2] = [0x05, 0x00];
-
-fn oid(o: &ObjectIdentifier) -> Vec<u8> {
-    der_tlv(0x06, o.as_bytes())
-}
-
-/// BIT STRING with no unused bits.
-fn bit_string(bytes: &[u8]) -> Vec<u8> {
-    let mut content = Vec::with_capacity(bytes.len() + 1);
-    content.push(0);
-    content.extend_from_slice(bytes);
-    der_tlv(0x03, &content)
-}
-
-/// DER `SubjectPublicKeyInfo` of `key` (RSA with NULL parameters, EC with the named curve).
-pub fn spki_der(key: &PublicKey) -> Vec<u8> {
-    let (alg, bits) = match key {
+/// `SubjectPublicKeyInfo` of `key` (RSA with NULL parameters, EC with the named curve).
+fn spki(key: &PublicKey) -> Result<SubjectPublicKeyInfoOwned, der::Error> {
+    let (algorithm, bits) = match key {
         PublicKey::Rsa { modulus, exponent } => {
-            let mut alg = oid(&OID_RSA);
-            alg.extend_from_slice(&DER_NULL);
-            let mut rsa = der_uint(modulus);
-            rsa.extend(der_uint(exponent));
-            (alg, der_tlv(0x30, &rsa))
+            let rsa = pkcs1::RsaPublicKey {
+                modulus: UintRef::new(modulus)?,
+                public_exponent: UintRef::new(exponent)?,
+            };
+            let algorithm = AlgorithmIdentifierOwned {
+                oid: OID_RSA,
+                parameters: Some(Any::null()),
+            };
+            (algorithm, rsa.to_der()?)
         }
         PublicKey::Ec { curve, point } => {
-            let mut alg = oid(&OID_EC);
-            alg.extend(oid(&curve.oid()));
-            (alg, point.clone())
+            let algorithm = AlgorithmIdentifierOwned {
+                oid: OID_EC,
+                parameters: Some(Any::encode_from(&curve.oid())?),
+            };
+            (algorithm, point.clone())
         }
     };
-    let mut body = der_tlv(0x30, &alg);
-    body.extend(bit_string(&bits));
-    der_tlv(0x30, &body)
+    Ok(SubjectPublicKeyInfoOwned {
+        algorithm,
+        subject_public_key: BitString::from_bytes(&bits)?,
+    })
 }
 
-/// PEM with the given label, 64-column base64 lines.
+/// DER `SubjectPublicKeyInfo` of `key`.
+pub fn spki_der(key: &PublicKey) -> Result<Vec<u8>, der::Error> {
+    spki(key)?.to_der()
+}
+
+/// PEM with the given label, 64-column base64 lines, LF line ends.
 pub fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    der::pem::encode_string(label, LineEnding::LF, der)
+        .expect("the labels are constants of RFC 7468's grammar and in-memory data cannot overflow")
 }
 
 /// `PUBLIC KEY` PEM of `key` (what `keygen` prints).
 pub fn public_key_pem(key: &PublicKey) -> String {
-    pem("PUBLIC KEY", &spki_der(key))
+    let der = spki_der(key)
+        .expect("a public key's SubjectPublicKeyInfo is far below DER's 4 GiB length limit");
+    pem("PUBLIC KEY", &der)
 }
 
-/// The extensions the request asks for: subjectAltName (if any) and a critical keyUsage.
-fn extensions(sans: &[San]) -> Vec<u8> {
-    let mut exts = Vec::new();
-    if !sans.is_empty() {
-        let names: Vec<u8> = sans.iter().flat_map(San::der).collect();
-        let mut ext = oid(&OID_SUBJECT_ALT_NAME);
-        ext.extend(der_tlv(0x04, &der_tlv(0x30, &names)));
-        exts.extend(der_tlv(0x30, &ext));
+/// The device key as x509-cert's builder sees it: a public key and a signature algorithm. It never
+/// signs; the builder only asks it for these two while encoding.
+struct DeviceKey {
+    public: SpkiKey,
+    algorithm: AlgorithmIdentifierOwned,
+}
+
+/// A `SubjectPublicKeyInfo` as the builder's `EncodePublicKey`.
+#[derive(Clone)]
+struct SpkiKey(SubjectPublicKeyInfoOwned);
+
+impl spki::EncodePublicKey for SpkiKey {
+    fn to_public_key_der(&self) -> spki::Result<der::Document> {
+        Ok(der::Document::encode_msg(&self.0)?)
     }
-    // KeyUsage BIT STRING: digitalSignature is bit 0; 7 unused bits in the one content byte.
-    let mut ext = oid(&OID_KEY_USAGE);
-    ext.extend([0x01, 0x01, 0xff]);
-    ext.extend(der_tlv(0x04, &[0x03, 0x02, 0x07, 0x80]));
-    exts.extend(der_tlv(0x30, &ext));
-    der_tlv(0x30, &exts)
 }
 
-/// DER of the `CertificationRequestInfo` (the part that is signed).
-pub fn request_info(subject: &Subject, key: &PublicKey, sans: &[San]) -> Vec<u8> {
-    let mut attr = oid(&OID_EXTENSION_REQUEST);
-    attr.extend(der_tlv(0x31, &extensions(sans)));
-    let attributes = der_tlv(0xa0, &der_tlv(0x30, &attr));
+impl signature::Keypair for DeviceKey {
+    type VerifyingKey = SpkiKey;
 
-    let mut body = der_uint(&[0]);
-    body.extend_from_slice(subject.der());
-    body.extend(spki_der(key));
-    body.extend(attributes);
-    der_tlv(0x30, &body)
+    fn verifying_key(&self) -> SpkiKey {
+        self.public.clone()
+    }
 }
 
-fn signature_algorithm(kind: KeyKind) -> Vec<u8> {
+impl spki::DynSignatureAlgorithmIdentifier for DeviceKey {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(self.algorithm.clone())
+    }
+}
+
+fn signature_algorithm(kind: KeyKind) -> AlgorithmIdentifierOwned {
     match kind {
-        KeyKind::Ec(_) => der_tlv(0x30, &oid(&OID_ECDSA_SHA256)),
-        KeyKind::Rsa { .. } => {
-            let mut alg = oid(&OID_RSA_SHA256);
-            alg.extend_from_slice(&DER_NULL);
-            der_tlv(0x30, &alg)
-        }
+        KeyKind::Ec(_) => AlgorithmIdentifierOwned {
+            oid: OID_ECDSA_SHA256,
+            parameters: None,
+        },
+        KeyKind::Rsa { .. } => AlgorithmIdentifierOwned {
+            oid: OID_RSA_SHA256,
+            parameters: Some(Any::null()),
+        },
     }
 }
 
 /// Builds the request and has `signer` sign SHA-256 of its `CertificationRequestInfo`; returns DER.
 pub fn build(signer: &dyn Signer, subject: &Subject, sans: &[San]) -> Result<Vec<u8>, Error> {
-    let info = request_info(subject, signer.public_key(), sans);
+    let key = signer.describe();
+    let encode = |e: &dyn std::fmt::Display| {
+        Error::Unexpected(format!(
+            "cannot encode the certificate request for {key}: {e}"
+        ))
+    };
+    let device = DeviceKey {
+        public: SpkiKey(spki(signer.public_key()).map_err(|e| encode(&e))?),
+        algorithm: signature_algorithm(signer.key_kind()),
+    };
+    let mut builder = RequestBuilder::new(subject.name().clone()).map_err(|e| encode(&e))?;
+    if !sans.is_empty() {
+        let names = sans
+            .iter()
+            .map(San::general_name)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| encode(&e))?;
+        builder
+            .add_extension(&SubjectAltName(names))
+            .map_err(|e| encode(&e))?;
+    }
+    // Critical, as x509-cert marks keyUsage.
+    builder
+        .add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
+        .map_err(|e| encode(&e))?;
+    let info = builder.finalize(&device).map_err(|e| encode(&e))?;
     let signature = signer.sign(&Digest::sha256(&info))?;
-    let mut body = info;
-    body.extend(signature_algorithm(signer.key_kind()));
-    body.extend(bit_string(&signature));
-    let der = der_tlv(0x30, &body);
-    self_check(&der, &signer.describe())?;
+    let signature = BitString::from_bytes(&signature).map_err(|e| encode(&e))?;
+    let der = builder
+        .assemble(signature, &device)
+        .and_then(|req| Ok(req.to_der()?))
+        .map_err(|e| encode(&e))?;
+    self_check(&der, &key)?;
     Ok(der)
 }
 
@@ -294,7 +317,7 @@ pub(crate) mod tests {
         for alg in ALGORITHMS {
             let dir = tempfile::tempdir().unwrap();
             let k = OpensslKey::generate(dir.path(), alg);
-            assert_eq!(spki_der(&k.public), k.public_der(), "{alg:?}");
+            assert_eq!(spki_der(&k.public).unwrap(), k.public_der(), "{alg:?}");
         }
     }
 
@@ -442,5 +465,33 @@ pub(crate) mod tests {
         assert_eq!(lines[0], "-----BEGIN X-----");
         assert_eq!(lines[1].len(), 64);
         assert_eq!(lines.last(), Some(&"-----END X-----"));
+    }
+
+    /// The request for a fixed RSA key (PKCS#1 v1.5 signatures are deterministic) is byte for byte the
+    /// one the hand-written encoder produced before x509-cert's builder replaced it (issue 9).
+    #[test]
+    fn csr_of_a_fixed_rsa_key_is_byte_for_byte_stable_issue_9() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let path = dir.path().join("key.pem");
+        std::fs::copy(root.join("keys/rsa2048.pkcs1.pem"), &path).unwrap();
+        let public = PublicKey::from_spki_der(
+            &std::fs::read(root.join("keys/rsa2048.pkcs1.pem.pub.der")).unwrap(),
+        )
+        .unwrap();
+        let k = OpensslKey { path, public };
+        let subject = parse_subject("CN=host1,OU=servers+O=Example,C=DE").unwrap();
+        let sans: Vec<San> = ["dns:host1.example.com", "ip:2001:db8::7", "email:a@b.c"]
+            .iter()
+            .map(|s| parse_san(s).unwrap())
+            .collect();
+        let der = build(&k, &subject, &sans).unwrap();
+        if std::env::var_os("WRITE_GOLDEN").is_some() {
+            std::fs::write(root.join("keys/rsa2048.pkcs1.pem.csr.der"), &der).unwrap();
+        }
+        assert_eq!(
+            der,
+            std::fs::read(root.join("keys/rsa2048.pkcs1.pem.csr.der")).unwrap()
+        );
     }
 }

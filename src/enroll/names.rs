@@ -1,12 +1,18 @@
-//! `--subject` and `--san` syntax, and their DER (X.501 `Name`, RFC 5280 `GeneralName`).
+//! `--subject` and `--san` syntax, as x509-cert's X.501 `Name` and RFC 5280 `GeneralName`.
 //!
-//! Pure; no I/O. The subject is an RFC 4514 string: RDNs separated by `,`, most specific first
+//! Pure; no I/O. The syntax is read here, not by x509-cert's `Name::from_str`, because each flag's
+//! error must say what is wrong (unknown attribute, length over the RFC 5280 bound, wrong string
+//! type) and the string type of each attribute is ours to choose; the values built are x509-cert's,
+//! and `der` encodes them (sorting the SET OF of a multi-valued RDN). The subject is an RFC 4514 string: RDNs separated by `,`, most specific first
 //! (`CN=host1,O=Example` encodes as `O=Example` then `CN=host1`), `+` joins the attributes of one
 //! multi-valued RDN, `\` escapes a special character or starts a `\XX` hex byte.
 
-use crate::keys::der_tlv;
-use der::asn1::ObjectIdentifier;
+use der::asn1::{Any, Ia5String, ObjectIdentifier, OctetString};
+use der::{Decode as _, Encode as _, Tag};
 use std::net::IpAddr;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 
 use super::Error;
 
@@ -35,16 +41,16 @@ enum StringKind {
     Country,
 }
 
-/// A parsed subject: its DER `Name` and a display form.
+/// A parsed subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
-    der: Vec<u8>,
+    name: Name,
 }
 
 impl Subject {
-    /// DER of the X.501 `Name` (`SEQUENCE OF RelativeDistinguishedName`).
-    pub fn der(&self) -> &[u8] {
-        &self.der
+    /// The X.501 `Name` (`SEQUENCE OF RelativeDistinguishedName`).
+    pub fn name(&self) -> &Name {
+        &self.name
     }
 }
 
@@ -65,15 +71,22 @@ pub fn parse_subject(input: &str) -> Result<Subject, Error> {
         for ava in split_unescaped(rdn_text, b'+') {
             avas.push(parse_ava(ava).map_err(&err)?);
         }
-        // DER: SET OF is sorted by the encodings of its elements.
-        avas.sort();
-        rdns.push(der_tlv(0x31, &avas.concat()));
+        // The SET OF is sorted by DER encoding here.
+        let rdn = RelativeDistinguishedName::try_from(avas)
+            .map_err(|e| err(format!("cannot encode a multi-valued RDN: {e}")))?;
+        rdns.push(rdn);
     }
     // RFC 4514 writes the last RDN of the sequence first.
-    rdns.reverse();
-    Ok(Subject {
-        der: der_tlv(0x30, &rdns.concat()),
-    })
+    let mut sequence = RdnSequence::default();
+    for rdn in rdns.into_iter().rev() {
+        sequence.push(rdn);
+    }
+    // x509-cert builds a `Name` only from its own string syntax or from DER; ours goes through DER.
+    let name = sequence
+        .to_der()
+        .and_then(|der| Name::from_der(&der))
+        .map_err(|e| err(format!("cannot encode the name: {e}")))?;
+    Ok(Subject { name })
 }
 
 /// Splits on `sep` where it is not escaped by a backslash.
@@ -96,8 +109,8 @@ fn split_unescaped(s: &str, sep: u8) -> Vec<&str> {
     parts
 }
 
-/// One `type=value`, encoded as `AttributeTypeAndValue`.
-fn parse_ava(text: &str) -> Result<Vec<u8>, String> {
+/// One `type=value` as an `AttributeTypeAndValue`.
+fn parse_ava(text: &str) -> Result<AttributeTypeAndValue, String> {
     let (ty, raw) = text
         .split_once('=')
         .ok_or_else(|| format!("{:?} is not TYPE=VALUE", text.trim()))?;
@@ -114,11 +127,11 @@ fn parse_ava(text: &str) -> Result<Vec<u8>, String> {
         ));
     }
     let (tag, ok) = match kind {
-        StringKind::Utf8 => (0x0c, true),
-        StringKind::Ia5 => (0x16, value.is_ascii()),
-        StringKind::Printable => (0x13, value.chars().all(is_printable)),
+        StringKind::Utf8 => (Tag::Utf8String, true),
+        StringKind::Ia5 => (Tag::Ia5String, value.is_ascii()),
+        StringKind::Printable => (Tag::PrintableString, value.chars().all(is_printable)),
         StringKind::Country => (
-            0x13,
+            Tag::PrintableString,
             chars == 2 && value.chars().all(|c| c.is_ascii_alphabetic()),
         ),
     };
@@ -129,9 +142,8 @@ fn parse_ava(text: &str) -> Result<Vec<u8>, String> {
             _ => format!("{ty} may only hold letters, digits, spaces and '()+,-./:=?"),
         });
     }
-    let mut body = der_tlv(0x06, oid.as_bytes());
-    body.extend(der_tlv(tag, value.as_bytes()));
-    Ok(der_tlv(0x30, &body))
+    let value = Any::new(tag, value.as_bytes()).map_err(|e| format!("{ty}: {e}"))?;
+    Ok(AttributeTypeAndValue { oid, value })
 }
 
 fn attribute(ty: &str) -> Result<(ObjectIdentifier, StringKind, usize), String> {
@@ -275,15 +287,16 @@ pub fn parse_san(input: &str) -> Result<San, Error> {
 }
 
 impl San {
-    /// DER of the `GeneralName` (context-specific implicit tags of RFC 5280 §4.2.1.6).
-    pub fn der(&self) -> Vec<u8> {
-        match self {
-            San::Email(v) => der_tlv(0x81, v.as_bytes()),
-            San::Dns(v) => der_tlv(0x82, v.as_bytes()),
-            San::Uri(v) => der_tlv(0x86, v.as_bytes()),
-            San::Ip(IpAddr::V4(a)) => der_tlv(0x87, &a.octets()),
-            San::Ip(IpAddr::V6(a)) => der_tlv(0x87, &a.octets()),
-        }
+    /// The `GeneralName` (context-specific implicit tags of RFC 5280 §4.2.1.6). Fails only for text
+    /// that `parse_san` would not have accepted (non-ASCII, or over DER's length limit).
+    pub fn general_name(&self) -> Result<GeneralName, der::Error> {
+        Ok(match self {
+            San::Email(v) => GeneralName::Rfc822Name(Ia5String::new(v)?),
+            San::Dns(v) => GeneralName::DnsName(Ia5String::new(v)?),
+            San::Uri(v) => GeneralName::UniformResourceIdentifier(Ia5String::new(v)?),
+            San::Ip(IpAddr::V4(a)) => GeneralName::IpAddress(OctetString::new(a.octets())?),
+            San::Ip(IpAddr::V6(a)) => GeneralName::IpAddress(OctetString::new(a.octets())?),
+        })
     }
 }
 
@@ -293,8 +306,8 @@ mod tests {
 
     fn subject_text(input: &str) -> String {
         use x509_parser::prelude::FromDer;
-        let s = parse_subject(input).unwrap();
-        let (_, name) = x509_parser::x509::X509Name::from_der(s.der()).unwrap();
+        let der = parse_subject(input).unwrap().name().to_der().unwrap();
+        let (_, name) = x509_parser::x509::X509Name::from_der(&der).unwrap();
         name.to_string()
     }
 
@@ -311,8 +324,8 @@ mod tests {
     fn subject_der_matches_hand_encoding() {
         let s = parse_subject("CN=a").unwrap();
         assert_eq!(
-            s.der(),
-            &[
+            s.name().to_der().unwrap(),
+            [
                 0x30, 0x0c, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'a'
             ]
         );
@@ -361,18 +374,22 @@ mod tests {
         );
     }
 
+    fn san_der(input: &str) -> Vec<u8> {
+        parse_san(input)
+            .unwrap()
+            .general_name()
+            .unwrap()
+            .to_der()
+            .unwrap()
+    }
+
     #[test]
     fn san_kinds_encode_with_rfc5280_tags() {
-        assert_eq!(
-            parse_san("dns:a.b").unwrap().der(),
-            [0x82, 3, b'a', b'.', b'b']
-        );
-        assert_eq!(
-            parse_san("ip:10.0.0.1").unwrap().der(),
-            [0x87, 4, 10, 0, 0, 1]
-        );
-        assert_eq!(parse_san("IP:::1").unwrap().der()[..2], [0x87, 16]);
-        assert_eq!(parse_san("email:a@b").unwrap().der()[0], 0x81);
+        assert_eq!(san_der("dns:a.b"), [0x82, 3, b'a', b'.', b'b']);
+        assert_eq!(san_der("ip:10.0.0.1"), [0x87, 4, 10, 0, 0, 1]);
+        assert_eq!(san_der("IP:::1")[..2], [0x87, 16]);
+        assert_eq!(san_der("email:a@b")[0], 0x81);
+        assert_eq!(san_der("uri:a:b")[0], 0x86);
         assert_eq!(
             parse_san("uri:spiffe://example.org/host1").unwrap(),
             San::Uri("spiffe://example.org/host1".into())

@@ -1,11 +1,16 @@
-//! A small, strict DER reader: key-file structures (PKCS#8 envelopes, PKCS#12) and DER signatures.
+//! Walking DER structures one element at a time, with errors that name the field: key-file
+//! structures (PKCS#8 envelopes, PKCS#12) and TPM key files.
 //!
-//! It only splits tag-length-value triples; what the values mean is decided by the callers. It never
-//! panics and never allocates: every length is checked against the bytes that are really there, so a
-//! truncated or hostile file gives an error. BER indefinite lengths and multi-byte tags are refused:
-//! the tools we support (openssl, keytool, Windows) write DER.
+//! The framing is the `der` crate's: it reads each header (strict DER: definite, minimal lengths that
+//! fit the bytes really there), so a truncated or hostile file gives an error and nothing is copied.
+//! This module only adds the field names for messages and the one-octet tags the callers match on.
+//! BER indefinite lengths and multi-byte tags are refused: the tools we support (openssl, keytool,
+//! Windows, tpm2-tss) write DER. The structures stay walked by hand, not derived, because the
+//! callers accept what real writers deviate in (a TPM key's BOOLEAN `01`, unknown optional fields)
+//! and say which field is wrong.
 
 use der::asn1::ObjectIdentifier;
+use der::{AnyRef, Decode as _, ErrorKind, Reader as _, SliceReader, Tag, Tagged as _};
 
 /// Universal tags we look at.
 pub(crate) const INTEGER: u8 = 0x02;
@@ -108,39 +113,19 @@ impl<'a> Reader<'a> {
     /// The next TLV; `what` names it in errors.
     pub fn next(&mut self, what: &str) -> Result<Tlv<'a>, Asn1Error> {
         let b = self.rest;
-        let truncated = || Asn1Error(format!("{what}: truncated"));
-        let tag = *b.first().ok_or_else(truncated)?;
-        if tag & 0x1f == 0x1f {
-            return Err(Asn1Error(format!(
-                "{what}: multi-byte tags are not supported"
-            )));
-        }
-        let l0 = *b.get(1).ok_or_else(truncated)?;
-        let (len, header) = match l0 {
-            0x00..=0x7f => (usize::from(l0), 2usize),
-            0x80 => {
-                return Err(Asn1Error(format!(
-                    "{what}: indefinite length (BER) is not supported; re-export the file as DER"
-                )));
-            }
-            _ => {
-                let n = usize::from(l0 & 0x7f);
-                if n > 4 {
-                    return Err(Asn1Error(format!("{what}: length field too large")));
-                }
-                let bytes = b.get(2..2 + n).ok_or_else(truncated)?;
-                let len = bytes
-                    .iter()
-                    .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
-                (len, 2 + n)
-            }
-        };
-        let end = header.checked_add(len).ok_or_else(truncated)?;
-        let raw = b.get(..end).ok_or_else(truncated)?;
-        self.rest = &b[end..];
+        let fail = |e: der::Error| Asn1Error(format!("{what}: {}", framing_error(e.kind())));
+        let mut r = SliceReader::new(b).map_err(fail)?;
+        let any = AnyRef::decode(&mut r).map_err(fail)?;
+        let tag = tag_octet(any.tag())
+            .ok_or_else(|| Asn1Error(format!("{what}: multi-byte tags are not supported")))?;
+        let end = usize::try_from(r.position()).map_err(fail)?;
+        let (raw, rest) = b
+            .split_at_checked(end)
+            .ok_or_else(|| Asn1Error(format!("{what}: truncated")))?;
+        self.rest = rest;
         Ok(Tlv {
             tag,
-            value: &raw[header..],
+            value: any.value(),
             raw,
         })
     }
@@ -166,6 +151,28 @@ pub(crate) fn single<'a>(bytes: &'a [u8], tag: u8, what: &str) -> Result<Tlv<'a>
     let t = r.expect(tag, what)?;
     r.finish(what)?;
     Ok(t)
+}
+
+/// The identifier octet of a tag whose number fits in one octet (0..=30).
+fn tag_octet(tag: Tag) -> Option<u8> {
+    let number = u8::try_from(tag.number().value())
+        .ok()
+        .filter(|n| *n < 0x1f)?;
+    let constructed = if tag.is_constructed() { 0x20 } else { 0 };
+    Some(tag.class() as u8 | constructed | number)
+}
+
+/// What is wrong with an element's header, in the words the messages used before `der` read them.
+fn framing_error(kind: ErrorKind) -> String {
+    match kind {
+        ErrorKind::Incomplete { .. } => "truncated".into(),
+        ErrorKind::IndefiniteLength => {
+            "indefinite length (BER) is not supported; re-export the file as DER".into()
+        }
+        ErrorKind::Overflow | ErrorKind::Overlength => "length field too large".into(),
+        ErrorKind::TagNumberInvalid => "multi-byte tags are not supported".into(),
+        other => other.to_string(),
+    }
 }
 
 fn tag_name(tag: u8) -> String {

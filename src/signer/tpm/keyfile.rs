@@ -21,8 +21,10 @@
 //!     commandPolicy [1] EXPLICIT OCTET STRING }    -- the command's parameter area
 //! ```
 
-use crate::keys::der_tlv;
+use crate::signer::asn1;
 use base64::Engine as _;
+use der::Encode as _;
+use der::asn1::{ObjectIdentifier, OctetStringRef, Utf8StringRef};
 
 /// DER content of the OID 2.23.133.10.1.3 (id-loadablekey).
 const OID_LOADABLE: &[u8] = &[0x67, 0x81, 0x05, 0x0a, 0x01, 0x03];
@@ -34,6 +36,7 @@ const OID_SEALED: &[u8] = &[0x67, 0x81, 0x05, 0x0a, 0x01, 0x05];
 /// loadable keys; accepted on reading.
 const OID_LOADABLE_OLD: &[u8] = &[0x67, 0x81, 0x05, 0x0a, 0x02];
 
+const PEM_LABEL: &str = "TSS2 PRIVATE KEY";
 const PEM_BEGIN: &str = "-----BEGIN TSS2 PRIVATE KEY-----";
 const PEM_END: &str = "-----END TSS2 PRIVATE KEY-----";
 
@@ -93,52 +96,29 @@ impl std::fmt::Debug for TpmKeyFile {
     }
 }
 
-/// A DER reader over one level of a structure.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
+/// One level of a structure, read element by element with the shared DER reader (`der` frames each
+/// element); the tags and the lenient values are checked here.
+struct Reader<'a>(asn1::Reader<'a>);
 
 impl<'a> Reader<'a> {
     fn new(b: &'a [u8]) -> Self {
-        Reader { rest: b }
+        Reader(asn1::Reader::new(b))
     }
 
     fn peek_tag(&self) -> Option<u8> {
-        self.rest.first().copied()
+        self.0.peek_tag()
     }
 
     fn is_empty(&self) -> bool {
-        self.rest.is_empty()
+        self.0.is_empty()
     }
 
-    /// Reads one tag-length-value with a definite length (BER indefinite lengths never occur in these
-    /// files and are rejected).
+    /// Reads one tag-length-value with a definite, minimal length that fits the input.
     fn tlv(&mut self) -> Result<(u8, &'a [u8]), Error> {
-        let b = self.rest;
-        let tag = *b.first().ok_or(Error::Der("truncated"))?;
-        if tag & 0x1f == 0x1f {
-            return Err(Error::Der("multi-byte tags are not used in TPM key files"));
-        }
-        let l0 = *b.get(1).ok_or(Error::Der("truncated length"))? as usize;
-        let (len, hdr) = if l0 < 0x80 {
-            (l0, 2)
-        } else {
-            let n = l0 & 0x7f;
-            if n == 0 || n > 3 {
-                return Err(Error::Der("unsupported length encoding"));
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | *b.get(2 + i).ok_or(Error::Der("truncated length"))? as usize;
-            }
-            (len, 2 + n)
-        };
-        let end = hdr.checked_add(len).ok_or(Error::Der("length overflow"))?;
-        let value = b
-            .get(hdr..end)
-            .ok_or(Error::Der("value runs past the end"))?;
-        self.rest = &b[end..];
-        Ok((tag, value))
+        let t = self.0.next("element").map_err(|_| {
+            Error::Der("truncated or malformed element (DER needs definite, minimal lengths)")
+        })?;
+        Ok((t.tag, t.value))
     }
 
     fn expect(&mut self, tag: u8, what: &'static str) -> Result<&'a [u8], Error> {
@@ -293,17 +273,17 @@ impl TpmKeyFile {
         Ok(key)
     }
 
-    /// Decodes a PEM file whose first block is `TSS2 PRIVATE KEY`.
+    /// Decodes a PEM file whose first block is `TSS2 PRIVATE KEY` (text before it is ignored).
     pub(crate) fn from_pem(data: &[u8]) -> Result<TpmKeyFile, Error> {
         let text = std::str::from_utf8(data).map_err(|_| Error::Pem("file is not text"))?;
         let start = text
             .find(PEM_BEGIN)
-            .ok_or(Error::Pem("BEGIN TSS2 PRIVATE KEY line missing"))?
-            + PEM_BEGIN.len();
+            .ok_or(Error::Pem("BEGIN TSS2 PRIVATE KEY line missing"))?;
         let len = text[start..]
             .find(PEM_END)
             .ok_or(Error::Pem("END TSS2 PRIVATE KEY line missing"))?;
-        let b64: String = text[start..start + len]
+        // Lax like the reference helper (Go's encoding/pem): any line width, whitespace ignored.
+        let b64: String = text[start + PEM_BEGIN.len()..start + len]
             .chars()
             .filter(|c| !c.is_ascii_whitespace())
             .collect();
@@ -317,57 +297,82 @@ impl TpmKeyFile {
     /// recommends; `rsaParent` only when true).
     #[allow(dead_code, reason = "the enrollment code (issue 5) writes key files")]
     pub(crate) fn to_der(&self) -> Vec<u8> {
-        let mut body = der_tlv(0x06, OID_LOADABLE);
-        if self.empty_auth {
-            body.extend(der_tlv(0xa0, &der_tlv(0x01, &[0xff])));
-        }
-        if !self.policy.is_empty() {
-            let mut seq = Vec::new();
-            for p in &self.policy {
-                let mut item = der_tlv(0xa0, &der_u32(p.code));
-                item.extend(der_tlv(0xa1, &der_tlv(0x04, &p.params)));
-                seq.extend(der_tlv(0x30, &item));
+        let policy = self
+            .policy
+            .iter()
+            .map(|p| {
+                Ok(TpmPolicyDer {
+                    command_code: p.code,
+                    command_policy: OctetStringRef::new(&p.params)?,
+                })
+            })
+            .collect::<Result<Vec<_>, der::Error>>();
+        let encoded = policy.and_then(|policy| {
+            TpmKeyDer {
+                key_type: ObjectIdentifier::from_bytes(OID_LOADABLE)?,
+                empty_auth: self.empty_auth.then_some(true),
+                policy: (!policy.is_empty()).then_some(policy),
+                description: self
+                    .description
+                    .as_deref()
+                    .map(Utf8StringRef::new)
+                    .transpose()?,
+                rsa_parent: self.rsa_parent.then_some(true),
+                parent: self.parent,
+                pubkey: OctetStringRef::new(&self.public)?,
+                privkey: OctetStringRef::new(&self.private)?,
             }
-            body.extend(der_tlv(0xa1, &der_tlv(0x30, &seq)));
-        }
-        if let Some(d) = &self.description {
-            body.extend(der_tlv(0xa4, &der_tlv(0x0c, d.as_bytes())));
-        }
-        if self.rsa_parent {
-            body.extend(der_tlv(0xa5, &der_tlv(0x01, &[0xff])));
-        }
-        body.extend(der_u32(self.parent));
-        body.extend(der_tlv(0x04, &self.public));
-        body.extend(der_tlv(0x04, &self.private));
-        der_tlv(0x30, &body)
+            .to_der()
+        });
+        encoded.expect(
+            "TPM blobs and policies are a few KiB (files are read under a size cap), far below \
+             DER's 4 GiB length limit",
+        )
     }
 
     /// Encodes as a PEM `TSS2 PRIVATE KEY` block (64-column base64, trailing newline).
     #[allow(dead_code, reason = "the enrollment code (issue 5) writes key files")]
     pub(crate) fn to_pem(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(self.to_der());
-        let mut out = String::with_capacity(b64.len() + 80);
-        out.push_str(PEM_BEGIN);
-        out.push('\n');
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(chunk));
-            out.push('\n');
-        }
-        out.push_str(PEM_END);
-        out.push('\n');
-        out
+        der::pem::encode_string(PEM_LABEL, der::pem::LineEnding::LF, &self.to_der())
+            .expect("the label is a constant of RFC 7468's grammar; the DER is a few KiB")
     }
 }
 
-/// DER INTEGER of an unsigned 32-bit value.
-#[allow(dead_code, reason = "used by the encoder")]
-fn der_u32(v: u32) -> Vec<u8> {
-    crate::keys::der_uint(&v.to_be_bytes())
+/// `TPMKey` as the encoder writes it: strict DER by `der`'s derive. (The decoder walks the structure
+/// by hand: it must accept the deviations of real writers, which a derived decoder refuses.)
+#[derive(der::Sequence)]
+struct TpmKeyDer<'a> {
+    key_type: ObjectIdentifier,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    empty_auth: Option<bool>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    policy: Option<Vec<TpmPolicyDer<'a>>>,
+    #[asn1(context_specific = "4", tag_mode = "EXPLICIT", optional = "true")]
+    description: Option<Utf8StringRef<'a>>,
+    #[asn1(context_specific = "5", tag_mode = "EXPLICIT", optional = "true")]
+    rsa_parent: Option<bool>,
+    parent: u32,
+    pubkey: &'a OctetStringRef,
+    privkey: &'a OctetStringRef,
+}
+
+/// `TPMPolicy`.
+#[derive(der::Sequence)]
+struct TpmPolicyDer<'a> {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    command_code: u32,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT")]
+    command_policy: &'a OctetStringRef,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::{der_tlv, der_uint};
+
+    fn der_u32(v: u32) -> Vec<u8> {
+        der_uint(&v.to_be_bytes())
+    }
 
     /// A key file as tpm2-openssl 1.1 writes it (EC P-256 under the owner hierarchy): emptyAuth as
     /// `01 01 01`, parent `02 04 40 00 00 01`.
@@ -498,5 +503,24 @@ n+X3
         k.public.push(0);
         let e = TpmKeyFile::from_der(&k.to_der()).unwrap_err();
         assert!(e.to_string().contains("TPM2B_PUBLIC"), "{e}");
+    }
+
+    /// Go's encoding/pem (the reference helper) reads any line width and CRLF; so do we.
+    #[test]
+    fn pem_with_other_line_widths_and_crlf_is_read() {
+        let body: String = OPENSSL_KEY
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let mut text = String::from("comment\r\n-----BEGIN TSS2 PRIVATE KEY-----\r\n");
+        for chunk in body.as_bytes().chunks(76) {
+            text.push_str(std::str::from_utf8(chunk).unwrap());
+            text.push_str(" \r\n");
+        }
+        text.push_str("-----END TSS2 PRIVATE KEY-----\r\n");
+        assert_eq!(
+            TpmKeyFile::from_pem(text.as_bytes()).unwrap(),
+            TpmKeyFile::from_pem(OPENSSL_KEY.as_bytes()).unwrap()
+        );
     }
 }
