@@ -55,14 +55,19 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn pem(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
     let mut seen: Vec<&str> = Vec::new();
     for block in crate::pem::blocks(data) {
-        let block = block.map_err(|e| pem_error(ctx, &e))?;
-        let label = block.label();
+        // A damaged block beside the key (a certificate cut short) is not ours to check.
+        let label = match &block {
+            Ok(block) => block.label(),
+            Err(e) => e.label(),
+        };
         if let Some(skipped) = SKIPPED_LABELS.iter().find(|l| **l == label) {
             if !seen.contains(skipped) {
                 seen.push(skipped);
             }
             continue;
         }
+        let block = block.map_err(|e| pem_error(ctx, &e))?;
+        let label = block.label();
         // RFC 1421 headers ("Proc-Type: 4,ENCRYPTED", "DEK-Info: …") mark OpenSSL's legacy encryption.
         if block
             .headers()

@@ -813,6 +813,13 @@ fn pem_with_a_certificate_before_the_key_loads_the_key() {
         .err()
         .unwrap();
     assert!(matches!(only_cert, Error::NoKey { .. }), "{only_cert}");
+    // A certificate cut short beside the key is skipped, as the reference helper's Go reader skips it.
+    let cut = [b"-----BEGIN CERTIFICATE-----\nMIIB\n", &data[..]].concat();
+    let key = load_bytes(&cut, "cut.pem", &KeyOptions::default()).unwrap();
+    assert_eq!(
+        key.signer.public_key(),
+        &openssl_public_key("ec-p256.pkcs8.pem")
+    );
 }
 
 /// Issue 14: a key after 40,000 certificate blocks (2.4 MB, over the file cap, so given as bytes) was
