@@ -74,12 +74,14 @@ pub enum Error {
         hint: &'static str,
     },
     /// A `CERTIFICATE` PEM block that is not valid PEM.
-    #[error("malformed PEM block {index} in {what}: {reason}")]
+    #[error("malformed PEM block {index} (line {line}) in {what}: {reason}")]
     Pem {
         /// The file or source.
         what: String,
         /// 1-based position of the block.
         index: usize,
+        /// 1-based line where the problem was found.
+        line: usize,
         /// What is wrong.
         reason: &'static str,
     },
@@ -521,65 +523,49 @@ pub fn leaf_problems(cert: &Certificate, now: time::OffsetDateTime) -> Vec<LeafP
 }
 
 /// Parses every `CERTIFICATE` block of a PEM bundle, at most [`MAX_BUNDLE`]; `what` names the source
-/// in errors. Other blocks (keys, parameters) and text between blocks are skipped. One pass over the
-/// lines: time is linear in the size of the input.
+/// in errors. Other blocks (keys, parameters), damaged or not, and text between blocks are skipped,
+/// as the reference helper's Go reader does; see [`crate::pem`] for what is accepted.
 pub fn parse_pem_bundle(pem: &[u8], what: &str) -> Result<Vec<Certificate>, Error> {
     let mut certs = Vec::new();
-    let mut block: Option<(String, Vec<u8>)> = None;
-    let mut index = 0;
-    let pem_error = |index, reason| Error::Pem {
+    let pem_error = |index, e: &crate::pem::Error| Error::Pem {
         what: what.to_string(),
         index,
-        reason,
+        line: e.line(),
+        reason: match e {
+            crate::pem::Error::Truncated { .. } | crate::pem::Error::NoEnd { .. } => {
+                "missing -----END CERTIFICATE-----"
+            }
+            crate::pem::Error::LabelsDiffer { .. } => "BEGIN and END labels differ",
+            crate::pem::Error::Base64 { .. } => "invalid base64",
+            crate::pem::Error::Empty { .. } => "empty block",
+        },
     };
-    for raw_line in pem.split(|&b| b == b'\n') {
-        let line = raw_line.trim_ascii();
-        match &mut block {
-            None => {
-                if let Some(label) = line
-                    .strip_prefix(b"-----BEGIN ")
-                    .and_then(|l| l.strip_suffix(b"-----"))
-                {
-                    index += 1;
-                    block = Some((String::from_utf8_lossy(label).into_owned(), Vec::new()));
-                }
-            }
-            Some((label, body)) => {
-                if let Some(end) = line
-                    .strip_prefix(b"-----END ")
-                    .and_then(|l| l.strip_suffix(b"-----"))
-                {
-                    if end != label.as_bytes() {
-                        return Err(pem_error(index, "BEGIN and END labels differ"));
-                    }
-                    if is_certificate_label(label) {
-                        // Checked as certificates are found, so a huge file costs no more parsing
-                        // than the cap allows.
-                        if certs.len() == MAX_BUNDLE {
-                            return Err(Error::TooManyCertificates {
-                                what: what.to_string(),
-                            });
-                        }
-                        let der = base64::engine::general_purpose::STANDARD
-                            .decode(&*body)
-                            .map_err(|_| pem_error(index, "invalid base64"))?;
-                        let name = format!("certificate {} in {what}", certs.len() + 1);
-                        certs.push(Certificate::parse(der, &name)?);
-                    }
-                    block = None;
-                } else if is_certificate_label(label) {
-                    if line.contains(&b':') {
-                        return Err(pem_error(index, "unexpected header line"));
-                    }
-                    body.extend_from_slice(line);
-                }
-            }
+    for (i, block) in crate::pem::blocks(pem).enumerate() {
+        let index = i + 1;
+        let block = match block {
+            Ok(block) if is_certificate_label(block.label()) => block,
+            Err(e) if is_certificate_label(e.label()) => return Err(pem_error(index, &e)),
+            _ => continue,
+        };
+        // Checked as certificates are found, so a huge file costs no more parsing than the cap
+        // allows.
+        if certs.len() == MAX_BUNDLE {
+            return Err(Error::TooManyCertificates {
+                what: what.to_string(),
+            });
         }
-    }
-    if let Some((label, _)) = &block
-        && is_certificate_label(label)
-    {
-        return Err(pem_error(index, "missing -----END CERTIFICATE-----"));
+        if block.headers().next().is_some() {
+            return Err(Error::Pem {
+                what: what.to_string(),
+                index,
+                line: block.line(),
+                reason: "unexpected header line",
+            });
+        }
+        let der = block.decode().map_err(|e| pem_error(index, &e))?;
+        let name = format!("certificate {} in {what}", certs.len() + 1);
+        // A certificate is public: its DER leaves the zeroizing buffer.
+        certs.push(Certificate::parse(der.to_vec(), &name)?);
     }
     if certs.is_empty() {
         let hint = if pem.starts_with(&[0x30, 0x82]) {
@@ -974,6 +960,18 @@ mod tests {
         assert_eq!(certs, vec![intermediate(), self::root()]);
     }
 
+    /// Like the reference helper's Go reader: a damaged block that is not a certificate (a key cut
+    /// short by a careless paste) does not hide the certificates after it.
+    #[test]
+    fn parse_pem_bundle_skips_damaged_blocks_that_are_not_certificates() {
+        let root = std::fs::read_to_string(vectors().join("root-ca.pem")).unwrap();
+        let bundle = format!(
+            "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n{root}-----BEGIN X509 CRL-----\nAA\n-----END FOO-----\n{root}"
+        );
+        let certs = parse_pem_bundle(bundle.as_bytes(), "bundle.pem").unwrap();
+        assert_eq!(certs, vec![self::root(), self::root()]);
+    }
+
     #[test]
     fn parse_pem_bundle_errors_name_the_source_and_block() {
         let root = std::fs::read_to_string(vectors().join("root-ca.pem")).unwrap();
@@ -998,15 +996,24 @@ mod tests {
             "{err:?}"
         );
 
-        let bad64 = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
-        assert!(matches!(
-            parse_pem_bundle(bad64.as_bytes(), "x"),
-            Err(Error::Pem {
-                index: 1,
-                reason: "invalid base64",
-                ..
-            })
-        ));
+        let bad64 = "-----BEGIN CERTIFICATE-----\nAAAA\n!!!!\n-----END CERTIFICATE-----\n";
+        let err = parse_pem_bundle(bad64.as_bytes(), "x").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Pem {
+                    index: 1,
+                    line: 3,
+                    reason: "invalid base64",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "malformed PEM block 1 (line 3) in x: invalid base64"
+        );
         let unterminated = root.replace("-----END CERTIFICATE-----", "");
         assert!(matches!(
             parse_pem_bundle(unterminated.as_bytes(), "x"),

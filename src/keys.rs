@@ -6,6 +6,7 @@
 //! PKCS#1 keys ([`PublicKeyDer`]) and the curves' OIDs ([`CurveOid`]).
 
 pub use rolesanywhere_core::KeyError as Error;
+#[cfg(test)]
 pub(crate) use rolesanywhere_core::encoding::der_tlv;
 #[cfg(test)]
 pub(crate) use rolesanywhere_core::encoding::der_uint;

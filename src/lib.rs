@@ -19,6 +19,7 @@ pub mod enroll;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keys;
+pub(crate) mod pem;
 pub mod secret;
 pub mod session;
 pub mod signer;

@@ -1,12 +1,12 @@
 //! Which key format a file holds: PEM (by its label) or DER (by its structure).
 //!
-//! Owns the PEM scanner and the DER sniffing. It decodes base64 into zeroizing buffers and hands the
-//! DER on; it does not parse keys or decrypt anything. The legacy OpenSSL `Proc-Type: 4,ENCRYPTED`
+//! Owns the choice of the key block (by label, through the agent's one PEM reader, [`crate::pem`])
+//! and the DER sniffing. It hands the DER on in zeroizing buffers; it does not parse keys or decrypt
+//! anything. The legacy OpenSSL `Proc-Type: 4,ENCRYPTED`
 //! PEM encryption (MD5-based key derivation) is refused here with a conversion hint.
 
 use super::{Ctx, Error};
 use crate::signer::asn1::{self, Reader};
-use base64::Engine as _;
 use zeroize::Zeroizing;
 
 /// A key file's contents, as DER, by format.
@@ -50,52 +50,49 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// One PEM block: its label, whether it had RFC 1421 headers marking encryption, and its DER.
-struct Block {
-    label: String,
-    encrypted: bool,
-    der: Zeroizing<Vec<u8>>,
-}
-
-/// One pass over the lines, in time linear in the file's size: skipped blocks are stepped over without
-/// decoding or buffering anything, and only the key block is decoded.
+/// Finds the key block. Skipped blocks are stepped over without decoding anything and only the key
+/// block is decoded, so the scan is linear in the file's size ([`crate::pem`]).
 fn pem(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
-    let mut lines = data.split(|&b| b == b'\n').map(<[u8]>::trim_ascii_end);
     let mut seen: Vec<&str> = Vec::new();
-    while let Some(line) = lines.next() {
-        let Some(label) = line
-            .strip_prefix(b"-----BEGIN ")
-            .and_then(|l| l.strip_suffix(b"-----"))
-        else {
-            continue;
+    for block in crate::pem::blocks(data) {
+        // A damaged block beside the key (a certificate cut short) is not ours to check.
+        let label = match &block {
+            Ok(block) => block.label(),
+            Err(e) => e.label(),
         };
-        let label = String::from_utf8_lossy(label).into_owned();
         if let Some(skipped) = SKIPPED_LABELS.iter().find(|l| **l == label) {
-            skip_block(ctx, &label, &mut lines)?;
             if !seen.contains(skipped) {
                 seen.push(skipped);
             }
             continue;
         }
-        let block = read_block(ctx, &label, &mut lines, data.len())?;
-        if block.encrypted {
+        let block = block.map_err(|e| pem_error(ctx, &e))?;
+        let label = block.label();
+        // RFC 1421 headers ("Proc-Type: 4,ENCRYPTED", "DEK-Info: …") mark OpenSSL's legacy encryption.
+        if block
+            .headers()
+            .any(|h| h.starts_with(b"Proc-Type:") && find(h, b"ENCRYPTED").is_some())
+        {
             return Err(Error::LegacyEncryptedPem {
                 path: ctx.path.into(),
             });
         }
-        return match block.label.as_str() {
-            "RSA PRIVATE KEY" => Ok(Encoded::Pkcs1(block.der)),
-            "EC PRIVATE KEY" => Ok(Encoded::Sec1(block.der)),
-            "PRIVATE KEY" => Ok(Encoded::Pkcs8(block.der)),
-            "ENCRYPTED PRIVATE KEY" => Ok(Encoded::EncryptedPkcs8(block.der)),
+        let make: fn(Zeroizing<Vec<u8>>) -> Encoded = match label {
+            "RSA PRIVATE KEY" => Encoded::Pkcs1,
+            "EC PRIVATE KEY" => Encoded::Sec1,
+            "PRIVATE KEY" => Encoded::Pkcs8,
+            "ENCRYPTED PRIVATE KEY" => Encoded::EncryptedPkcs8,
             // Not a standard label, but some tools wrap a PFX in PEM.
-            "PKCS12" => Ok(Encoded::Pkcs12(block.der)),
-            other => Err(Error::UnsupportedPem {
-                path: ctx.path.into(),
-                label: other.into(),
-                hint: pem_hint(other).into(),
-            }),
+            "PKCS12" => Encoded::Pkcs12,
+            other => {
+                return Err(Error::UnsupportedPem {
+                    path: ctx.path.into(),
+                    label: other.into(),
+                    hint: pem_hint(other).into(),
+                });
+            }
         };
+        return Ok(make(block.decode().map_err(|e| pem_error(ctx, &e))?));
     }
     Err(Error::NoKey {
         path: ctx.path.into(),
@@ -105,6 +102,14 @@ fn pem(ctx: &Ctx<'_>, data: &[u8]) -> Result<Encoded, Error> {
             format!("only PEM blocks labelled {}", seen.join(", "))
         },
     })
+}
+
+/// Bad base64 is a damaged key file; broken armour is not a key file at all.
+fn pem_error(ctx: &Ctx<'_>, e: &crate::pem::Error) -> Error {
+    match e {
+        crate::pem::Error::Base64 { .. } => ctx.malformed_msg(e.to_string()),
+        _ => ctx.unrecognized(&e.to_string()),
+    }
 }
 
 fn pem_hint(label: &str) -> &'static str {
@@ -120,69 +125,6 @@ fn pem_hint(label: &str) -> &'static str {
              (convert with `openssl pkcs8 -topk8`)"
         }
     }
-}
-
-/// Steps over the body of a block whose BEGIN line has been consumed, up to its END line. The body is
-/// not decoded: these blocks are not ours to check (`--certificate` reads the certificates).
-fn skip_block<'a>(
-    ctx: &Ctx<'_>,
-    label: &str,
-    lines: &mut impl Iterator<Item = &'a [u8]>,
-) -> Result<(), Error> {
-    let end = format!("-----END {label}-----");
-    for line in lines {
-        if line == end.as_bytes() {
-            return Ok(());
-        }
-        if line.starts_with(b"-----") {
-            return Err(ctx.unrecognized(&format!("PEM block {label} has no END line")));
-        }
-    }
-    Err(ctx.unrecognized(&format!("PEM block {label} is truncated (no END line)")))
-}
-
-/// Reads the body of a block whose BEGIN line has been consumed, up to its END line. Called once per
-/// file (for the key block), so sizing its buffer by the whole file costs linear time.
-fn read_block<'a>(
-    ctx: &Ctx<'_>,
-    label: &str,
-    lines: &mut impl Iterator<Item = &'a [u8]>,
-    capacity: usize,
-) -> Result<Block, Error> {
-    let end = format!("-----END {label}-----");
-    // Sized up front: a growing Vec would leave unzeroized copies of key material behind.
-    let mut b64 = Zeroizing::new(Vec::with_capacity(capacity));
-    let mut encrypted = false;
-    let mut in_headers = true;
-    for line in lines {
-        if line == end.as_bytes() {
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(&*b64)
-                .map(Zeroizing::new)
-                .map_err(|e| ctx.malformed(format!("bad base64 in PEM block {label}"), e))?;
-            if der.is_empty() {
-                return Err(ctx.unrecognized(&format!("PEM block {label} is empty")));
-            }
-            return Ok(Block {
-                label: label.into(),
-                encrypted,
-                der,
-            });
-        }
-        if line.starts_with(b"-----") {
-            return Err(ctx.unrecognized(&format!("PEM block {label} has no END line")));
-        }
-        // RFC 1421 headers ("Proc-Type: 4,ENCRYPTED", "DEK-Info: …") precede the base64 body.
-        if in_headers && line.contains(&b':') {
-            if line.starts_with(b"Proc-Type:") && find(line, b"ENCRYPTED").is_some() {
-                encrypted = true;
-            }
-            continue;
-        }
-        in_headers = false;
-        b64.extend(line.iter().filter(|b| !b.is_ascii_whitespace()));
-    }
-    Err(ctx.unrecognized(&format!("PEM block {label} is truncated (no END line)")))
 }
 
 /// Tells the DER formats apart by their first fields:

@@ -760,6 +760,36 @@ fn files_that_are_not_keys_give_errors_naming_the_file() {
     assert!(load_bytes(&certs_only, "pub.der", &KeyOptions::default()).is_err());
 }
 
+/// Go's encoding/pem (the reference helper) reads indented armour, CRLF and any line width; so do we.
+/// Errors in a key block name the line and never quote the body.
+#[test]
+fn pem_keys_are_read_as_laxly_as_the_reference_and_errors_name_the_line() {
+    let pem = String::from_utf8(read("ec-p256.pkcs8.pem")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut lax = String::from("friendlyName: web01\r\n  -----BEGIN PRIVATE KEY-----\r\n");
+    for chunk in body.as_bytes().chunks(76) {
+        lax.push_str(std::str::from_utf8(chunk).unwrap());
+        lax.push_str(" \r\n");
+    }
+    lax.push_str("\t-----END PRIVATE KEY-----\r\n");
+    let key = load_bytes(lax.as_bytes(), "lax.pem", &KeyOptions::default()).unwrap();
+    assert_eq!(
+        key.signer.public_key(),
+        &openssl_public_key("ec-p256.pkcs8.pem")
+    );
+
+    let damaged = lax.replacen(&body[10..20], "#%&'()*+,;", 1);
+    let e = load_bytes(damaged.as_bytes(), "bad.pem", &KeyOptions::default())
+        .err()
+        .unwrap();
+    let msg = chain(&e);
+    assert!(
+        msg.ends_with("bad.pem: bad base64 in PEM block PRIVATE KEY at line 3"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&body[..10]) && !msg.contains('#'), "{msg}");
+}
+
 #[test]
 fn pem_with_a_certificate_before_the_key_loads_the_key() {
     let cert = der::pem::encode_string(
@@ -783,6 +813,13 @@ fn pem_with_a_certificate_before_the_key_loads_the_key() {
         .err()
         .unwrap();
     assert!(matches!(only_cert, Error::NoKey { .. }), "{only_cert}");
+    // A certificate cut short beside the key is skipped, as the reference helper's Go reader skips it.
+    let cut = [b"-----BEGIN CERTIFICATE-----\nMIIB\n", &data[..]].concat();
+    let key = load_bytes(&cut, "cut.pem", &KeyOptions::default()).unwrap();
+    assert_eq!(
+        key.signer.public_key(),
+        &openssl_public_key("ec-p256.pkcs8.pem")
+    );
 }
 
 /// Issue 14: a key after 40,000 certificate blocks (2.4 MB, over the file cap, so given as bytes) was

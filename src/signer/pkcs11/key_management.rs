@@ -17,13 +17,14 @@ use super::uri::{ObjectType, Pkcs11Uri};
 use super::{module, pin};
 use crate::certs::Certificate;
 use crate::keys::CurveOid as _;
-use crate::keys::{Curve, KeyKind, PublicKey, der_tlv};
+use crate::keys::{Curve, KeyKind, PublicKey};
 use cryptoki_sys::{CK_MECHANISM_TYPE, CK_OBJECT_HANDLE};
 use std::path::{Path, PathBuf};
 
 /// DER `ECParameters` (a named-curve OID) for `CKA_EC_PARAMS`.
 fn ec_params(curve: Curve) -> Vec<u8> {
-    der_tlv(0x06, curve.oid().as_bytes())
+    der::Encode::to_der(&curve.oid())
+        .expect("a named-curve OID is a few bytes, far below DER's limits")
 }
 
 /// The mechanism and the public and private key templates for a key of `kind`.
@@ -318,6 +319,14 @@ fn certificate_template(cert: &Certificate, id: &[u8], label: &str) -> Result<Ve
         subject: cert.subject().escape_debug().to_string(),
         reason: e.to_string(),
     })?;
+    // The INTEGER as the certificate holds it (content bytes unchanged), which is what PKCS#11
+    // readers compare `CKA_SERIAL_NUMBER` with.
+    let serial = der::asn1::IntRef::new(x.raw_serial())
+        .and_then(|i| der::Encode::to_der(&i))
+        .map_err(|e| Error::CertificateObject {
+            subject: cert.subject().escape_debug().to_string(),
+            reason: format!("serial number: {e}"),
+        })?;
     Ok(vec![
         (CKA_CLASS, ulong(CKO_CERTIFICATE)),
         (CKA_CERTIFICATE_TYPE, ulong(CKC_X_509)),
@@ -326,7 +335,7 @@ fn certificate_template(cert: &Certificate, id: &[u8], label: &str) -> Result<Ve
         (CKA_VALUE, cert.der().to_vec()),
         (CKA_SUBJECT, x.subject().as_raw().to_vec()),
         (CKA_ISSUER, x.issuer().as_raw().to_vec()),
-        (CKA_SERIAL_NUMBER, der_tlv(0x02, x.raw_serial())),
+        (CKA_SERIAL_NUMBER, serial),
         (CKA_ID, id.to_vec()),
         (CKA_LABEL, label.as_bytes().to_vec()),
     ])
@@ -546,6 +555,44 @@ mod tests {
         let (m, public, _) = key_templates(KeyKind::Rsa { bits: 2048 }, &[1], "k");
         assert_eq!(m, CKM_RSA_PKCS_KEY_PAIR_GEN);
         assert!(has(&public, CKA_MODULUS_BITS, &ulong(2048)));
+    }
+
+    /// `CKA_SERIAL_NUMBER` is the certificate's serial INTEGER as encoded in it (sign byte included),
+    /// as pkcs11-tool and p11-kit write it.
+    #[test]
+    fn certificate_template_serial_is_the_certificate_s_integer() {
+        let d = tempfile::tempdir().unwrap();
+        for (serial, want) in [
+            ("1", &[0x02, 0x01, 0x01][..]),
+            ("0x80112233", &[0x02, 0x05, 0x00, 0x80, 0x11, 0x22, 0x33]),
+        ] {
+            openssl(
+                d.path(),
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    "k.pem",
+                    "-out",
+                    "c.pem",
+                    "-subj",
+                    "/CN=s",
+                    "-set_serial",
+                    serial,
+                ],
+            );
+            let cert = read_pem(&d.path().join("c.pem"));
+            // Certificate and TBSCertificate SEQUENCEs (two-byte lengths), version [0], the serial.
+            assert_eq!(cert.der()[8..13], [0xa0, 0x03, 0x02, 0x01, 0x02]);
+            assert_eq!(&cert.der()[13..13 + want.len()], want);
+            let template = certificate_template(&cert, &[1], "k").unwrap();
+            assert!(has(&template, CKA_SERIAL_NUMBER, want), "{serial}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `TSS2 PRIVATE KEY` files (draft-bottomley-tpm2-keys): PEM armour and the DER `TPMKey` structure.
+//! `TSS2 PRIVATE KEY` files (draft-bottomley-tpm2-keys): the DER `TPMKey` structure inside the PEM
+//! armour (read by the agent's one PEM reader, [`crate::pem`]; written by `der::pem`).
 //!
 //! Owns: decoding (lenient where real writers deviate from DER) and encoding (strict DER, for the
 //! enrollment code that writes key files). Pure: no TPM access, no file I/O, no secrets (the private
@@ -22,7 +23,6 @@
 //! ```
 
 use crate::signer::asn1;
-use base64::Engine as _;
 use der::Encode as _;
 use der::asn1::{ObjectIdentifier, OctetStringRef, Utf8StringRef};
 
@@ -37,15 +37,16 @@ const OID_SEALED: &[u8] = &[0x67, 0x81, 0x05, 0x0a, 0x01, 0x05];
 const OID_LOADABLE_OLD: &[u8] = &[0x67, 0x81, 0x05, 0x0a, 0x02];
 
 const PEM_LABEL: &str = "TSS2 PRIVATE KEY";
-const PEM_BEGIN: &str = "-----BEGIN TSS2 PRIVATE KEY-----";
-const PEM_END: &str = "-----END TSS2 PRIVATE KEY-----";
 
 /// Why a key file could not be understood. Messages say which part is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// The PEM armour is missing, truncated or not base64.
+    /// The file has no `TSS2 PRIVATE KEY` PEM block.
     #[error("not a TSS2 PRIVATE KEY PEM block: {0}")]
     Pem(&'static str),
+    /// The block's armour is truncated or its body is not base64.
+    #[error(transparent)]
+    Armour(#[from] crate::pem::Error),
     /// The DER structure does not parse.
     #[error("malformed TSS2 key structure: {0}")]
     Der(&'static str),
@@ -273,24 +274,19 @@ impl TpmKeyFile {
         Ok(key)
     }
 
-    /// Decodes a PEM file whose first block is `TSS2 PRIVATE KEY` (text before it is ignored).
+    /// Decodes the first `TSS2 PRIVATE KEY` block of a PEM file, read as laxly as the reference helper
+    /// reads it ([`crate::pem`]: any line width, CRLF, text and other blocks around it).
     pub(crate) fn from_pem(data: &[u8]) -> Result<TpmKeyFile, Error> {
-        let text = std::str::from_utf8(data).map_err(|_| Error::Pem("file is not text"))?;
-        let start = text
-            .find(PEM_BEGIN)
-            .ok_or(Error::Pem("BEGIN TSS2 PRIVATE KEY line missing"))?;
-        let len = text[start..]
-            .find(PEM_END)
-            .ok_or(Error::Pem("END TSS2 PRIVATE KEY line missing"))?;
-        // Lax like the reference helper (Go's encoding/pem): any line width, whitespace ignored.
-        let b64: String = text[start + PEM_BEGIN.len()..start + len]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| Error::Pem("body is not valid base64"))?;
-        Self::from_der(&der)
+        for block in crate::pem::blocks(data) {
+            match block {
+                Ok(block) if block.label() == PEM_LABEL => {
+                    return Self::from_der(&block.decode()?);
+                }
+                Err(e) if e.label() == PEM_LABEL => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Err(Error::Pem("BEGIN TSS2 PRIVATE KEY line missing"))
     }
 
     /// Encodes as strict DER (BOOLEAN TRUE as `FF`; `emptyAuth` written only when true, as the draft
@@ -493,7 +489,20 @@ n+X3
             d[i] ^= 0xff;
             let _ = TpmKeyFile::from_der(&d);
         }
-        assert!(TpmKeyFile::from_pem(b"-----BEGIN TSS2 PRIVATE KEY-----\n!!\n").is_err());
+        assert_eq!(
+            TpmKeyFile::from_pem(b"text\n-----BEGIN TSS2 PRIVATE KEY-----\n!!\n")
+                .unwrap_err()
+                .to_string(),
+            "PEM block TSS2 PRIVATE KEY at line 2 is truncated (no END line)"
+        );
+        assert_eq!(
+            TpmKeyFile::from_pem(
+                b"-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n!!\n-----END TSS2 PRIVATE KEY-----"
+            )
+            .unwrap_err()
+            .to_string(),
+            "bad base64 in PEM block TSS2 PRIVATE KEY at line 3"
+        );
         assert!(TpmKeyFile::from_pem(&[0xff, 0xfe]).is_err());
     }
 
