@@ -108,6 +108,7 @@ mod tests {
             cryptoki_sys::CKR_TOKEN_NOT_PRESENT,
             cryptoki_sys::CKR_USER_NOT_LOGGED_IN,
             cryptoki_sys::CKR_SESSION_CLOSED,
+            cryptoki_sys::CKR_OBJECT_HANDLE_INVALID,
         ] {
             assert_eq!(
                 of_session(&while_signing(call("C_SignInit", rv))),

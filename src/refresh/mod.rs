@@ -536,8 +536,8 @@ impl Worker {
                     let text = chain(&e);
                     if self.last_reload_error.as_deref() != Some(text.as_str()) {
                         (self.log)(&format!(
-                            "keeping the previous certificate and key: the new ones were refused: \
-                             {text}"
+                            "cannot take the certificate and key again ({text}); keeping the \
+                             previous ones"
                         ));
                         self.last_reload_error = Some(text);
                     }
