@@ -419,7 +419,7 @@ mod tests {
                 // Failures in a pseudo-random pattern of both kinds, some long outages.
                 let pattern = move |t: f64| {
                     let x = Jitter::seeded(seed ^ (t as u64).wrapping_mul(31)).next_unit();
-                    let outage = ((t as u64 / 200) + seed) % 3 == 0;
+                    let outage = ((t as u64 / 200) + seed).is_multiple_of(3);
                     if outage || x < 0.3 {
                         Some(FailureKind::Transient)
                     } else if x < 0.4 {
