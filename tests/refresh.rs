@@ -650,5 +650,13 @@ fn swtpm_restarted_under_a_running_refresher_reloads_the_key() {
         lines.all()
     );
     assert_eq!(svc.issued(), set.generation);
+    let transient = || {
+        let out = tpm.run(&["tpm2_getcap", "handles-transient"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // swtpm has no resource manager: the key the refresher loaded is visible to tpm2-tools.
+    assert!(!transient().is_empty());
     r.shutdown();
+    assert_eq!(transient(), "", "objects left loaded after shutdown");
 }
