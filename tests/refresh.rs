@@ -660,3 +660,39 @@ fn swtpm_restarted_under_a_running_refresher_reloads_the_key() {
     r.shutdown();
     assert_eq!(transient(), "", "objects left loaded after shutdown");
 }
+
+/// A TPM that cannot be reached at start is not a configuration mistake: `start` returns, nothing is
+/// handed out, and opening is retried in the background (rate-bounded like any attempt).
+#[test]
+fn unreachable_tpm_at_start_is_retried_in_the_background() {
+    let tpm = match Swtpm::start() {
+        Ok(t) => t,
+        Err(u) => {
+            let _ = hsm_tests::skip(&u.0);
+            return;
+        }
+    };
+    let made = tpm.openssl_key("key.tss2.pem", "EC", &["group:P-256"]);
+    let public = std::fs::read_to_string(tpm.path("key.tss2.pem.pub.pem")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.tss2.pem");
+    std::fs::copy(&made, &key).unwrap();
+    let tcti = tpm.tcti();
+    drop(tpm);
+    let svc = Service::start(dir.path(), 62);
+    let cert = replace(dir.path(), "cert.pem", &svc.certify(&public, "tpm", 365));
+    let opts = KeyOptions {
+        tpm_tcti: Some(tcti),
+        no_tpm_key_password: true,
+        ..file_key(&key, &cert)
+    };
+    let lines = Lines::default();
+    let r = start(&svc, opts, quick(), &lines);
+    let u = r.current().unwrap_err();
+    assert!(u.reason.contains("cannot open the TPM"), "{}", u.reason);
+    std::thread::sleep(Duration::from_secs(5));
+    let tries = lines.count("refreshing credentials failed");
+    assert!((2..=4).contains(&tries), "{:?}", lines.all());
+    assert_eq!(svc.issued(), 0);
+    r.shutdown();
+}

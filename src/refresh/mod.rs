@@ -228,19 +228,15 @@ impl Refresher {
             ));
         }
         let reopen_allowed = !crate::secret::can_prompt() || non_interactive(&opts.key);
-        let identity = match LiveIdentity::open(&opts.key) {
-            Ok(id) => Some(id),
+        let opened_at = clock();
+        let (identity, open_failure) = match LiveIdentity::open(&opts.key) {
+            Ok(id) => (Some(id), None),
             Err(e) => match fault::of_identity(&e) {
                 Fault::Fatal | Fault::Retry(FailureKind::Refused) => {
                     return Err(Error::Identity(e));
                 }
-                _ => {
-                    log(&format!(
-                        "cannot open the identity: {}; retrying in the background",
-                        chain(&e)
-                    ));
-                    None
-                }
+                // A device that is not there yet (or fails): retried in the background.
+                _ => (None, Some(e)),
             },
         };
         let mut worker = Worker {
@@ -261,7 +257,11 @@ impl Refresher {
             next: clock(),
             stopped: false,
         };
-        if opts.first_fetch_blocking {
+        if let Some(e) = open_failure {
+            // The open was the first attempt: the next one waits its backoff.
+            worker.plan.attempt(opened_at);
+            worker.failed(AttemptError::Identity(e), opened_at);
+        } else if opts.first_fetch_blocking {
             let now = clock();
             worker.plan.attempt(now);
             match worker.attempt() {
