@@ -5,7 +5,8 @@
 //! - [`sigv4x509`] (pure: no I/O, no clock, no HTTP types) builds the SigV4-X509 signed `CreateSession`
 //!   request and hands only a [`sigv4x509::Digest`] to a [`signer::Signer`].
 //! - [`signer`] holds the backends (key files, PKCS#11 tokens, TPM 2.0) behind that one trait.
-//! - [`session`] sends `CreateSession` and turns the answer into credentials; [`cli`] is the front.
+//! - [`session`] sends `CreateSession` and turns the answer into credentials; [`refresh`] keeps them
+//!   fresh for the long-running fronts; [`cli`] is the front.
 //! - [`text`] is how user arguments and device, certificate and server text appear in messages:
 //!   `pin-value` redacted, control and bidi characters escaped.
 #![deny(missing_docs)]
@@ -20,6 +21,7 @@ pub mod enroll;
 pub mod fuzzing;
 pub mod keys;
 pub(crate) mod pem;
+pub mod refresh;
 pub mod secret;
 pub mod session;
 pub mod signer;

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Where to write the throwaway TLS CA (use it as AWS_CA_BUNDLE).
     #[arg(long, conflicts_with = "tls_cert")]
     pub tls_ca_out: Option<PathBuf>,
+    /// Issued credentials expire this many seconds after issue (1..43200), whatever duration was
+    /// granted; overrides `[server] credential_seconds`. For testing refresh.
+    #[arg(long, value_name = "N")]
+    pub credential_seconds: Option<u64>,
 }
 
 /// `ca` subcommands.

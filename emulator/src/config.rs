@@ -123,6 +123,7 @@ struct RawServer {
     request_timeout_seconds: Option<f64>,
     idle_timeout_seconds: Option<f64>,
     decisions_kept: Option<u64>,
+    credential_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +319,15 @@ impl Settings {
     }
 }
 
+/// Checks a `credential_seconds` value (1..43200): credentials shorter than the service's 900 s
+/// minimum are the point (refresh tests), longer than its 12 h maximum are not.
+pub fn credential_seconds(n: u64) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(v) if (1..=43200).contains(&v) => Ok(v),
+        _ => Err(format!("credential_seconds: {n} is outside 1..43200")),
+    }
+}
+
 /// The `[server]` table over [`Limits::default`].
 fn server_limits(raw: RawServer) -> anyhow::Result<Limits> {
     let mut limits = Limits::default();
@@ -356,6 +366,9 @@ fn server_limits(raw: RawServer) -> anyhow::Result<Limits> {
             bail!("server.decisions_kept: {n} is above 1000000");
         }
         limits.decisions_kept = n as usize;
+    }
+    if let Some(n) = raw.credential_seconds {
+        limits.credential_seconds = Some(credential_seconds(n).map_err(|e| anyhow!("server.{e}"))?);
     }
     Ok(limits)
 }

@@ -46,7 +46,13 @@ fn main() -> ExitCode {
 }
 
 fn serve(a: ServeArgs) -> Result<(), Failure> {
-    let settings = rolesanywhere_emulator::config::Settings::from_file(&a.config).map_err(usage)?;
+    let mut settings =
+        rolesanywhere_emulator::config::Settings::from_file(&a.config).map_err(usage)?;
+    if let Some(n) = a.credential_seconds {
+        let n = rolesanywhere_emulator::config::credential_seconds(n)
+            .map_err(|e| usage(anyhow!("--{}", e.replace('_', "-"))))?;
+        settings.limits.credential_seconds = Some(n);
+    }
     let tls = if a.http {
         Tls::None
     } else if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {

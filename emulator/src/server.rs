@@ -65,6 +65,11 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How many decisions [`Running::decisions`] keeps (the most recent ones).
     pub decisions_kept: usize,
+    /// When set, issued credentials expire this many seconds after issue instead of after the
+    /// granted `durationSeconds` (for testing refresh with short-lived credentials; the granted
+    /// duration is still checked and reported). [`Running::set_credential_seconds`] changes it
+    /// while running.
+    pub credential_seconds: Option<u32>,
 }
 
 impl Default for Limits {
@@ -75,6 +80,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             decisions_kept: 1000,
+            credential_seconds: None,
         }
     }
 }
@@ -218,11 +224,27 @@ impl DecisionLog {
     }
 }
 
+/// What the server counts, for tests (also served as JSON at `GET /_emulator/stats`).
+#[derive(Default)]
+struct Counters {
+    /// Requests answered or dropped (every decision).
+    requests: AtomicU64,
+    /// Credential sets issued (201 answers with credentials).
+    sessions_issued: AtomicU64,
+    /// [`Limits::credential_seconds`] in force; 0 for none.
+    credential_seconds: AtomicU64,
+}
+
+/// The path of the statistics endpoint: `GET` only, answered before fault injection, never counted
+/// as a request.
+pub const STATS_PATH: &str = "/_emulator/stats";
+
 /// A running emulator; stops when dropped.
 pub struct Running {
     url: String,
     tls_ca_pem: Option<String>,
     decisions: Arc<DecisionLog>,
+    counters: Arc<Counters>,
     max_connections: usize,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -263,6 +285,24 @@ impl Running {
     pub fn max_connections(&self) -> usize {
         self.max_connections
     }
+
+    /// Credential sets issued since start (every 201 with credentials), unbounded by
+    /// [`Limits::decisions_kept`].
+    pub fn sessions_issued(&self) -> u64 {
+        self.counters.sessions_issued.load(Ordering::SeqCst)
+    }
+
+    /// Requests decided since start (answered, refused or hung by a fault).
+    pub fn requests(&self) -> u64 {
+        self.counters.requests.load(Ordering::SeqCst)
+    }
+
+    /// Sets (or with `None` clears) [`Limits::credential_seconds`] for the sets issued from now on.
+    pub fn set_credential_seconds(&self, seconds: Option<u32>) {
+        self.counters
+            .credential_seconds
+            .store(seconds.map_or(0, u64::from), Ordering::SeqCst);
+    }
 }
 
 impl Drop for Running {
@@ -280,6 +320,7 @@ struct AppState {
     config: Config,
     limits: Limits,
     decisions: Arc<DecisionLog>,
+    counters: Arc<Counters>,
     faults: Mutex<VecDeque<FaultKind>>,
 }
 
@@ -324,10 +365,16 @@ pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<
         .iter()
         .flat_map(|f| std::iter::repeat_n(f.kind.clone(), f.times as usize))
         .collect();
+    let counters = Arc::new(Counters::default());
+    counters.credential_seconds.store(
+        limits.credential_seconds.map_or(0, u64::from),
+        Ordering::SeqCst,
+    );
     let state = Arc::new(AppState {
         config,
         limits: limits.clone(),
         decisions: decisions.clone(),
+        counters: counters.clone(),
         faults: Mutex::new(faults),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -349,6 +396,7 @@ pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<
         url,
         tls_ca_pem,
         decisions,
+        counters,
         max_connections,
         shutdown: Some(tx),
         thread: Some(thread),
@@ -943,6 +991,7 @@ fn bounded(d: Decision) -> Decision {
 /// Logs and keeps a decision, its text through [`bounded`] first.
 fn record(state: &AppState, d: Decision, extra: serde_json::Value) {
     let d = bounded(d);
+    let requests = state.counters.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let mut line = serde_json::json!({
         "ts": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "event": "decision",
@@ -952,6 +1001,8 @@ fn record(state: &AppState, d: Decision, extra: serde_json::Value) {
         "serial": d.serial_decimal,
         "role_session_name": d.role_session_name,
         "duration_seconds": d.duration_seconds,
+        "requests": requests,
+        "sessions_issued": state.counters.sessions_issued.load(Ordering::SeqCst),
     });
     if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
         obj.extend(more);
@@ -1024,6 +1075,9 @@ async fn handle(
             );
         }
     };
+    if uri.path() == STATS_PATH && method == Method::GET {
+        return stats(&state);
+    }
     let fault = state
         .faults
         .lock()
@@ -1163,8 +1217,16 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest.as_ref()[..16]);
     let subject_id = uuid_text(&id);
-    let expiration =
-        format_expiration(now + time::Duration::seconds(i64::from(acc.duration_seconds)));
+    let lifetime = match state.counters.credential_seconds.load(Ordering::SeqCst) {
+        0 => i64::from(acc.duration_seconds),
+        n => i64::try_from(n).unwrap_or(i64::MAX),
+    };
+    let expiration = format_expiration(now + time::Duration::seconds(lifetime));
+    // Counted before the decision is logged, so its line carries the new count.
+    state
+        .counters
+        .sessions_issued
+        .fetch_add(1, Ordering::SeqCst);
     let body = serde_json::json!({
         "credentialSet": [{
             "assumedRoleUser": {
@@ -1205,6 +1267,21 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
         }),
     );
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// `GET /_emulator/stats`: what the server counted, as JSON (not a decision; not counted).
+fn stats(state: &AppState) -> Response {
+    let c = &state.counters;
+    let seconds = c.credential_seconds.load(Ordering::SeqCst);
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({
+            "requests": c.requests.load(Ordering::SeqCst),
+            "sessions_issued": c.sessions_issued.load(Ordering::SeqCst),
+            "credential_seconds": (seconds != 0).then_some(seconds),
+        })),
+    )
+        .into_response()
 }
 
 /// 16 bytes in the 8-4-4-4-12 hex form of a UUID.

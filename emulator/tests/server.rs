@@ -161,6 +161,80 @@ fn http_session_with_p256_key_is_issued_with_service_shaped_credentials() {
     );
 }
 
+/// Refresh tests need credentials shorter than the service's 900 s minimum, and a count of the
+/// sets issued that the decision log's bound does not cut.
+#[test]
+fn credential_seconds_shortens_expiration_and_stats_count_sessions() {
+    let mut env = start();
+    let toml = format!(
+        "{}[server]\ncredential_seconds = 70\n",
+        config_toml(env._tmp.path(), "", "")
+    );
+    let settings = Settings::from_toml_str(&toml, env._tmp.path()).expect("settings");
+    assert_eq!(settings.limits.credential_seconds, Some(70));
+    env.server = server::spawn_with(
+        settings.config,
+        settings.limits,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: Tls::None,
+        },
+    )
+    .expect("spawn");
+    let id = leaf(&env.root, KeyType::EcP256, "short-lived");
+    let expiry_in = |r: &Response| {
+        let exp = r.json()["credentialSet"][0]["credentials"]["expiration"]
+            .as_str()
+            .expect("expiration")
+            .to_string();
+        let t = time::OffsetDateTime::parse(&exp, &time::format_description::well_known::Rfc3339)
+            .expect("rfc3339");
+        (t - time::OffsetDateTime::now_utc()).whole_seconds()
+    };
+    let r = env.call(&id, |_| {});
+    assert_eq!(r.status, 201, "body: {}", r.body);
+    assert!((68..=71).contains(&expiry_in(&r)), "{}", expiry_in(&r));
+    // The granted duration is still what the request asked for.
+    assert_eq!(env.server.decisions()[0].duration_seconds, Some(900));
+    env.server.set_credential_seconds(None);
+    let r = env.call(&id, |_| {});
+    assert!((898..=901).contains(&expiry_in(&r)), "{}", expiry_in(&r));
+    let r = env.call(&id, |c| c.corrupt_signature = true);
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        (env.server.requests(), env.server.sessions_issued()),
+        (3, 2)
+    );
+
+    let stats = get(&format!("{}/_emulator/stats", env.server.url()));
+    let v: serde_json::Value = serde_json::from_str(&stats).expect("stats JSON");
+    assert_eq!(v["sessions_issued"], 2, "{stats}");
+    assert_eq!(v["requests"], 3, "{stats}");
+    assert!(v["credential_seconds"].is_null(), "{stats}");
+    assert_eq!(env.server.requests(), 3, "the stats request was counted");
+    assert!(
+        config_error("region = \"us-east-1\"\n[server]\ncredential_seconds = 0\n")
+            .contains("server.credential_seconds: 0 is outside 1..43200")
+    );
+}
+
+/// A plain HTTP/1.1 GET on loopback; the body.
+fn get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let hostport = url.trim_start_matches("http://");
+    let (host, path) = hostport.split_once('/').expect("path");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").expect("body").1.to_string()
+}
+
 #[test]
 fn https_session_with_rsa_key_through_intermediate_is_issued() {
     let env = start_with(Tls::SelfIssued { ca_out: None }, "", "", "", |_, _| {});
@@ -893,6 +967,7 @@ fn server_table_sets_the_limits_and_decisions_kept_bounds_the_log() {
             request_timeout: Duration::from_millis(1500),
             idle_timeout: Duration::from_millis(250),
             decisions_kept: 3,
+            credential_seconds: None,
         }
     );
     assert_eq!(

@@ -73,22 +73,7 @@ impl Swtpm {
             let state = dir.path().join("state");
             std::fs::create_dir(&state).expect("state dir");
             let port = free_port_pair();
-            let mut child = Command::new("swtpm")
-                .arg("socket")
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state.display()))
-                .arg("--tpm2")
-                .arg("--server")
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-                .arg("--flags")
-                .arg("not-need-init,startup-clear")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("cannot start swtpm");
+            let mut child = Self::spawn(&state, port);
             if wait_listening(&mut child, port) {
                 let tpm = Swtpm { child, port, dir };
                 tpm.tool(&[
@@ -108,6 +93,46 @@ impl Swtpm {
             let _ = child.wait();
         }
         panic!("swtpm did not start listening on a loopback port after 5 attempts");
+    }
+
+    /// Kills this swtpm and starts it again on the same ports with the same state: what a host reset
+    /// or a restarted simulator does to a running client (open connections break, transient objects
+    /// and sessions are gone, `TPM2_Startup(CLEAR)` runs again; persistent objects stay).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let state = self.dir.path().join("state");
+        // The ports were just released; another process could take one meanwhile, so try a while.
+        for _ in 0..50 {
+            let mut child = Self::spawn(&state, self.port);
+            if wait_listening(&mut child, self.port) {
+                self.child = child;
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("swtpm did not listen again on port {}", self.port);
+    }
+
+    fn spawn(state: &Path, port: u16) -> Child {
+        Command::new("swtpm")
+            .arg("socket")
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state.display()))
+            .arg("--tpm2")
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+            .arg("--flags")
+            .arg("not-need-init,startup-clear")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start swtpm")
     }
 
     /// The TCTI for this TPM: `swtpm:host=127.0.0.1,port=P`.

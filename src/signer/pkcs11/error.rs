@@ -260,6 +260,43 @@ impl rolesanywhere_core::Classify for Error {
     }
 }
 
+impl Error {
+    /// True when the token's session or login is gone (the device was removed, the token is not
+    /// present, the session was closed or its handle is invalid, the login was lost), or the key
+    /// handle found at open no longer names an object (the token was re-initialised or its object
+    /// store replaced: SoftHSM answers `CKR_OBJECT_HANDLE_INVALID` when its token directory was
+    /// swapped): the key can only be used again through a new session, search and login. For
+    /// long-running commands, which open the identity again once per such fault.
+    pub fn is_session_lost(&self) -> bool {
+        match self {
+            Error::Call { call, .. } | Error::Login { call, .. } => matches!(
+                call.rv,
+                cryptoki_sys::CKR_SESSION_HANDLE_INVALID
+                    | cryptoki_sys::CKR_SESSION_CLOSED
+                    | cryptoki_sys::CKR_DEVICE_REMOVED
+                    | cryptoki_sys::CKR_TOKEN_NOT_PRESENT
+                    | cryptoki_sys::CKR_USER_NOT_LOGGED_IN
+                    | cryptoki_sys::CKR_KEY_HANDLE_INVALID
+                    | cryptoki_sys::CKR_OBJECT_HANDLE_INVALID
+            ),
+            _ => false,
+        }
+    }
+
+    /// True when a login was refused because of the PIN (wrong, locked, expired, of the wrong form):
+    /// it must never be tried again automatically.
+    pub fn is_pin_refused(&self) -> bool {
+        matches!(self, Error::Login { call, .. } if matches!(
+            call.rv,
+            cryptoki_sys::CKR_PIN_INCORRECT
+                | cryptoki_sys::CKR_PIN_LOCKED
+                | cryptoki_sys::CKR_PIN_EXPIRED
+                | cryptoki_sys::CKR_PIN_INVALID
+                | cryptoki_sys::CKR_PIN_LEN_RANGE
+        ))
+    }
+}
+
 /// Shorthand for [`Error::Call`].
 pub(crate) fn call(what: impl Into<String>, call: CallError) -> Error {
     Error::Call {

@@ -172,6 +172,15 @@ impl Library {
         check("C_Initialize", cryptoki_sys::CKR_CANT_LOCK)
     }
 
+    /// `C_Finalize`. Only for a module no session of this process uses any more (see
+    /// `module::finalize_unused`).
+    pub fn finalize(&self) -> Result<(), CallError> {
+        let f = func!(self, C_Finalize);
+        // SAFETY: PKCS#11 §5.4: pReserved must be NULL; the caller guarantees no other use of the
+        // module is in progress or follows.
+        check("C_Finalize", unsafe { f(ptr::null_mut()) })
+    }
+
     /// `C_GetInfo`.
     pub fn info(&self) -> Result<LibraryInfo, CallError> {
         let f = func!(self, C_GetInfo);

@@ -33,6 +33,7 @@ pub use error::{CallError, Error, ckr_name};
 pub use key_management::{
     GeneratedKey, StoredCa, StoredCertificate, TokenKey, generate_key, open_for_install,
 };
+pub use module::finalize_unused;
 pub use open::{Opened, list_certificates, open, open_key};
 pub use pin::{CONTEXT_PIN_ENV, PIN_ENV};
 pub use sign::Pkcs11Signer;

@@ -3,8 +3,8 @@
 //! Owns: the order of choice (`--pkcs11-lib`, then the URI's `module-path`/`module-name`, then the
 //! p11-kit proxy on the usual library paths) and a process-wide registry so a module is loaded and
 //! `C_Initialize`d once per process (SoftHSM reads its configuration at `C_Initialize`; a second
-//! initialisation would fail or reset state). Must not: finalize modules (signers may still hold
-//! sessions) or log in.
+//! initialisation would fail or reset state). Must not: finalize a module a signer or session still
+//! holds ([`finalize_unused`] finalizes only those nobody holds), or log in.
 
 use super::error::Error;
 use super::ffi::Library;
@@ -116,6 +116,25 @@ fn load_first(candidates: &[PathBuf], what: &str) -> Result<Module, Error> {
                 .into(),
         }),
     }
+}
+
+/// `C_Finalize`s and forgets every loaded module that no signer or session holds any more (only
+/// the registry does), so a long-running command that closed its identity (at shutdown, or to open
+/// it again after the token went away) leaves no module state behind; a later [`load_path`] loads
+/// and initialises afresh. Returns how many modules were finalized.
+pub fn finalize_unused() -> usize {
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    let before = loaded.len();
+    loaded.retain(|(_, lib)| {
+        // The registry's reference is the only one: nothing can start using it while we hold the
+        // registry's lock (new users clone it from here).
+        if Arc::strong_count(lib) > 1 {
+            return true;
+        }
+        let _ = lib.finalize();
+        false
+    });
+    before - loaded.len()
 }
 
 /// Loads and initialises the module at `path`, or returns the one this process already loaded.

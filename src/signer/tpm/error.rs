@@ -369,6 +369,10 @@ impl Rc {
     }
 }
 
+/// TPM_RC_INITIALIZE: the TPM was reset and TPM2_Startup has not run.
+pub const RC_INITIALIZE: u32 = 0x100;
+/// TPM_RC_REFERENCE_H0: the first handle references a transient object that is not loaded.
+pub const RC_REFERENCE_H0: u32 = 0x910;
 /// TPM_RC_AUTH_FAIL: wrong auth value, DA counter incremented.
 pub const RC_AUTH_FAIL: u32 = 0x08e;
 /// TPM_RC_BAD_AUTH: wrong auth value on a noDA object.
@@ -637,6 +641,37 @@ impl rolesanywhere_core::Classify for Error {
 }
 
 impl Error {
+    /// True when the TPM connection or the TPM's state behind it is gone: the connection broke or
+    /// cannot be opened (a restarted simulator or resource manager), the TPM was reset and needs
+    /// TPM2_Startup (TPM_RC_INITIALIZE), or the loaded key's handle no longer names it
+    /// (TPM_RC_HANDLE, TPM_RC_REFERENCE_H0). For long-running commands, which open the key again
+    /// once per such fault. A refused password is not among them (see [`Error::is_auth_refused`]).
+    pub fn is_reset(&self) -> bool {
+        match self {
+            Error::TctiOpen { .. }
+            | Error::OpenTimeout { .. }
+            | Error::Malformed { .. }
+            | Error::Unusable { .. }
+            | Error::Timeout { .. }
+            | Error::Worker { .. } => true,
+            Error::Command { rc, .. } => {
+                rc.is(RC_INITIALIZE) || rc.is(RC_HANDLE) || rc.is(RC_REFERENCE_H0)
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the TPM refused an authorisation (wrong password, dictionary-attack lockout): it
+    /// must never be tried again automatically.
+    pub fn is_auth_refused(&self) -> bool {
+        match self {
+            Error::Command { rc, .. } => {
+                rc.is(RC_AUTH_FAIL) || rc.is(RC_BAD_AUTH) || rc.is(RC_LOCKOUT)
+            }
+            _ => false,
+        }
+    }
+
     /// True when a ReadPublic found nothing at the handle (TPM_RC_HANDLE).
     pub(crate) fn is_absent_handle(&self) -> bool {
         self.absent_handle_rc().is_some()

@@ -40,6 +40,7 @@ mod swtpm;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use auth::KEY_PASSWORD_ENV;
 pub use error::{Error, Rc};
 pub use key_management::{Destination, Generated, KeySpec, generate};
 /// The key file decoder and encoder, for the fuzz targets only.
