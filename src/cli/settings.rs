@@ -591,6 +591,50 @@ mod tests {
     }
 
     #[test]
+    fn update_checks_the_profile_and_finds_the_credentials_file() {
+        let update = |extra: &[&str], env: &[(&str, &str)]| {
+            let mut argv = vec![
+                "rolesanywhere-agent",
+                "update",
+                "--certificate",
+                "c.pem",
+                "--private-key",
+                "k.pem",
+                "--trust-anchor-arn",
+                TA,
+                "--profile-arn",
+                PR,
+                "--role-arn",
+                RO,
+            ];
+            argv.extend_from_slice(extra);
+            let cli = args::Cli::try_parse_from(argv).unwrap();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            validate(cli.command, &move |k| {
+                env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        match update(&["--once"], &[("HOME", "/home/u")]).unwrap() {
+            Settings::Update(u) => {
+                assert_eq!(u.profile, "default");
+                assert!(u.once);
+                assert_eq!(u.file, Path::new("/home/u/.aws/credentials"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = update(&["--profile", "DEFAULT"], &[("HOME", "/h")]).unwrap_err();
+        assert!(matches!(e, Error::Profile(_)), "{e}");
+        let e = update(&[], &[]).unwrap_err();
+        assert!(matches!(e, Error::NoCredentialsFile), "{e}");
+        let cli = args::Cli::try_parse_from(["rolesanywhere-agent", "update"]).unwrap();
+        let e = validate(cli.command, &|_| None).unwrap_err();
+        assert!(e.to_string().starts_with("update needs"), "{e}");
+    }
+
+    #[test]
     fn invalid_role_session_name_is_rejected() {
         assert!(parse(&["--role-session-name", "ok-name@x"], &[]).is_ok());
         let e = parse(&["--role-session-name", "bad name"], &[]).unwrap_err();
