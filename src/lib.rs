@@ -19,12 +19,15 @@ pub mod enroll;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod ini;
 pub mod keys;
 pub(crate) mod pem;
 pub mod refresh;
 pub mod secret;
 pub mod session;
+pub mod shutdown;
 pub mod signer;
 pub mod sigv4x509;
 pub mod text;
+pub mod update;
 pub mod userfile;

@@ -56,7 +56,7 @@ pub enum Command {
         after_help = KEY_ENVIRONMENT
     )]
     ReadCertificateData(ReadCertificateArgs),
-    /// Keep a profile in the shared credentials file up to date (not supported yet).
+    /// Keep a profile in the shared credentials file up to date.
     #[command(
         args_override_self = true,
         mut_arg("certificate", required(CERTIFICATE_UNLESS)),
@@ -320,10 +320,11 @@ pub struct UpdateArgs {
     /// Session flags.
     #[command(flatten)]
     pub session: SessionArgs,
-    /// Profile in the shared credentials file.
+    /// Section [NAME] of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
+    /// ~/.aws/credentials) to write the three credential keys into.
     #[arg(long, default_value = "default")]
     pub profile: String,
-    /// Update once and exit.
+    /// One CreateSession and one write, then exit (else keep refreshing until SIGTERM/SIGINT).
     #[arg(long)]
     pub once: bool,
 }

@@ -7,7 +7,7 @@
 use super::Failure;
 use super::args::FormatArg;
 use super::failure::Context as _;
-use super::settings::SessionSettings;
+use super::settings::{SessionSettings, UpdateSettings};
 use crate::certs::{self, Certificate};
 use crate::keys::KeyKind;
 use crate::session::Client;
@@ -37,19 +37,7 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> Result<()
              would be lost; give credential-process a pipe or a file as its output"
         )));
     }
-    if !s.client.verify_tls {
-        super::stderr_line(
-            "rolesanywhere-agent: WARNING: --no-verify-ssl: TLS certificate verification is OFF; \
-             anyone on the network path can impersonate the service and read your credentials",
-        );
-    }
-    if s.endpoint.is_cleartext_remote() {
-        super::stderr_line(&format!(
-            "rolesanywhere-agent: WARNING: {} is plain http: the credentials will cross the \
-             network unencrypted; use https",
-            s.endpoint.display_url()
-        ));
-    }
+    transport_warnings(s);
     let identity = signer::open(&s.key).context("cannot load the signing identity")?;
     let debug: Option<&dyn Fn(&str)> = if s.debug {
         debug_line(&format!(
@@ -104,6 +92,69 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> Result<()
     .map_err(|e| Failure::operational(e).context("cannot encode the credentials"))?;
     json.push(b'\n');
     write_out(out, &json)
+}
+
+/// The loud warnings about a transport that exposes the credentials.
+fn transport_warnings(s: &SessionSettings) {
+    if !s.client.verify_tls {
+        super::stderr_line(
+            "rolesanywhere-agent: WARNING: --no-verify-ssl: TLS certificate verification is OFF; \
+             anyone on the network path can impersonate the service and read your credentials",
+        );
+    }
+    if s.endpoint.is_cleartext_remote() {
+        super::stderr_line(&format!(
+            "rolesanywhere-agent: WARNING: {} is plain http: the credentials will cross the \
+             network unencrypted; use https",
+            s.endpoint.display_url()
+        ));
+    }
+}
+
+/// `update`: writes credentials into `[PROFILE]` of the shared credentials file; with `--once` a
+/// single CreateSession and write (the file untouched on any failure), else on the refresher's
+/// schedule until SIGTERM or SIGINT (exit 0).
+pub fn update(s: &UpdateSettings) -> Result<(), Failure> {
+    transport_warnings(&s.session);
+    if s.once {
+        let identity = signer::open(&s.session.key).context("cannot load the signing identity")?;
+        let client = Client::new(s.session.endpoint.clone(), &s.session.client)?;
+        let credentials = client.create_session(&s.session.request, &identity, None)?;
+        let issued = crate::refresh::Issued {
+            credentials,
+            obtained_at: time::OffsetDateTime::now_utc(),
+            generation: 1,
+        };
+        crate::update::write_set(&s.file, &s.profile, &issued)?;
+        return Ok(());
+    }
+    crate::shutdown::install()?;
+    let refresher = crate::refresh::Refresher::start(refresher_options(&s.session)?)?;
+    // Wakes the loop's wait at once instead of at its next deadline. Shutting the refresher down
+    // may wait for an attempt in flight, so not on the signal watcher's thread.
+    let r = refresher.clone();
+    crate::shutdown::on_request(move || {
+        let r = r.clone();
+        std::thread::spawn(move || r.shutdown());
+    });
+    crate::update::keep_updated(&refresher, &s.file, &s.profile);
+    refresher.shutdown();
+    super::stderr_line("rolesanywhere-agent: update stopped (signal received)");
+    Ok(())
+}
+
+/// The refresher's options for these settings. (The one place that knows the refresher's options
+/// struct, which is being written on another branch: adjust here at merge.)
+fn refresher_options(s: &SessionSettings) -> Result<crate::refresh::RefresherOptions, Failure> {
+    // One attempt per call: the refresher's schedule does the retrying (its bound of one attempt
+    // per 2 s would not hold with the client's own retries).
+    let mut client = s.client.clone();
+    client.max_attempts = 1;
+    Ok(crate::refresh::RefresherOptions::new(
+        s.key.clone(),
+        Client::new(s.endpoint.clone(), &client)?,
+        s.request.clone(),
+    ))
 }
 
 /// True when the process started with its stdout closed (`credential-process >&-`).

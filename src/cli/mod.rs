@@ -61,6 +61,7 @@ fn execute(command: args::Command, out: &mut dyn Write) -> Result<(), Failure> {
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
+        Settings::Update(s) => commands::update(&s),
         Settings::SignString {
             key,
             alg,

@@ -43,8 +43,23 @@ pub enum Settings {
         /// `--debug`.
         debug: bool,
     },
+    /// `update`.
+    Update(Box<UpdateSettings>),
     /// `version`.
     Version,
+}
+
+/// `update`, validated.
+#[derive(Debug)]
+pub struct UpdateSettings {
+    /// The CreateSession settings.
+    pub session: SessionSettings,
+    /// The section of the credentials file (`--profile`).
+    pub profile: String,
+    /// `--once`.
+    pub once: bool,
+    /// The credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
+    pub file: std::path::PathBuf,
 }
 
 /// Everything a CreateSession call needs, validated.
@@ -107,6 +122,15 @@ pub enum Error {
         crate::text::arg(.0)
     )]
     NotACertificate(String),
+    /// `--profile` cannot be a section of the credentials file.
+    #[error(transparent)]
+    Profile(#[from] crate::update::credfile::Error),
+    /// Neither `AWS_SHARED_CREDENTIALS_FILE` nor `HOME` says where the credentials file is.
+    #[error(
+        "cannot tell where the shared credentials file is: neither AWS_SHARED_CREDENTIALS_FILE nor \
+         HOME is set; set AWS_SHARED_CREDENTIALS_FILE to its path"
+    )]
+    NoCredentialsFile,
     /// A command that exists but is not implemented yet.
     #[error("the {0} command is not supported yet; use credential-process")]
     NotSupported(&'static str),
@@ -143,9 +167,11 @@ impl rolesanywhere_core::Classify for Error {
 /// Validates `command`; `env` looks up environment variables.
 pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
     match command {
-        Command::CredentialProcess(a) => {
-            Ok(Settings::CredentialProcess(Box::new(session(a, env)?)))
-        }
+        Command::CredentialProcess(a) => Ok(Settings::CredentialProcess(Box::new(session(
+            "credential-process",
+            a,
+            env,
+        )?))),
         Command::SignString(a) => {
             let debug = a.key.debug;
             let key = key_options(a.key)?;
@@ -182,9 +208,19 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
                 debug,
             })
         }
-        // Said before anything about their flags: fixing flags of a command that cannot run is
+        Command::Update(a) => {
+            crate::update::credfile::check_profile_name(&a.profile)?;
+            let session = session("update", a.session, env)?;
+            let file = crate::update::credentials_path(env).ok_or(Error::NoCredentialsFile)?;
+            Ok(Settings::Update(Box::new(UpdateSettings {
+                session,
+                profile: a.profile,
+                once: a.once,
+                file,
+            })))
+        }
+        // Said before anything about its flags: fixing flags of a command that cannot run is
         // wasted effort.
-        Command::Update(_) => Err(Error::NotSupported("update")),
         Command::Serve(_) => Err(Error::NotSupported("serve")),
         Command::Version => Ok(Settings::Version),
         // Dispatched before validation (see `cli::execute`); unreachable here.
@@ -192,7 +228,11 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
     }
 }
 
-fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<SessionSettings, Error> {
+fn session(
+    command: &'static str,
+    a: SessionArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SessionSettings, Error> {
     let debug = a.key.debug;
     let key = key_options(a.key)?;
     // Every missing flag at once: a user (or a `credential_process` line) should not need a run per flag.
@@ -218,10 +258,7 @@ fn session(a: SessionArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessi
         a.role_arn.as_deref(),
         missing.is_empty(),
     ) else {
-        return Err(Error::MissingFlags {
-            command: "credential-process",
-            missing,
-        });
+        return Err(Error::MissingFlags { command, missing });
     };
     let trust_anchor = arn::parse(trust_anchor, ArnKind::TrustAnchor)?;
     let profile = arn::parse(profile, ArnKind::Profile)?;
@@ -540,18 +577,61 @@ mod tests {
         assert!(e.to_string().contains("--cert-selector"), "{e}");
         let cli = args::Cli::try_parse_from([
             "rolesanywhere-agent",
-            "update",
+            "serve",
             "--trust-anchor-arn",
             TA,
             "--profile-arn",
             PR,
             "--role-arn",
             RO,
-            "--once",
         ])
         .unwrap();
         let e = validate(cli.command, &|_| None).unwrap_err();
         assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn update_checks_the_profile_and_finds_the_credentials_file() {
+        let update = |extra: &[&str], env: &[(&str, &str)]| {
+            let mut argv = vec![
+                "rolesanywhere-agent",
+                "update",
+                "--certificate",
+                "c.pem",
+                "--private-key",
+                "k.pem",
+                "--trust-anchor-arn",
+                TA,
+                "--profile-arn",
+                PR,
+                "--role-arn",
+                RO,
+            ];
+            argv.extend_from_slice(extra);
+            let cli = args::Cli::try_parse_from(argv).unwrap();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            validate(cli.command, &move |k| {
+                env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        match update(&["--once"], &[("HOME", "/home/u")]).unwrap() {
+            Settings::Update(u) => {
+                assert_eq!(u.profile, "default");
+                assert!(u.once);
+                assert_eq!(u.file, Path::new("/home/u/.aws/credentials"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = update(&["--profile", "DEFAULT"], &[("HOME", "/h")]).unwrap_err();
+        assert!(matches!(e, Error::Profile(_)), "{e}");
+        let e = update(&[], &[]).unwrap_err();
+        assert!(matches!(e, Error::NoCredentialsFile), "{e}");
+        let cli = args::Cli::try_parse_from(["rolesanywhere-agent", "update"]).unwrap();
+        let e = validate(cli.command, &|_| None).unwrap_err();
+        assert!(e.to_string().starts_with("update needs"), "{e}");
     }
 
     #[test]

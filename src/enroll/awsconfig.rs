@@ -1,15 +1,9 @@
 //! Inserting or replacing one profile's `credential_process` in the text of an AWS config file.
 //!
 //! Pure; no I/O ([`super::install`] reads and writes the file). The file is read the way botocore
-//! reads it (Python's `configparser.RawConfigParser` with its defaults, then botocore's profile
-//! mapping), so "the profile" here is exactly what an SDK would take for it:
+//! reads it ([`crate::ini`]: Python's `configparser.RawConfigParser` with its defaults, then
+//! botocore's profile mapping), so "the profile" here is exactly what an SDK would take for it:
 //!
-//! - lines end in `\n`, `\r\n` or `\r`; a line whose stripped text starts with `#` or `;` is a comment
-//!   and a blank line is nothing, wherever they are;
-//! - a non-blank line indented deeper than the option line above it continues that option's value;
-//! - otherwise a line whose stripped text matches `\[(.+)\]` (up to the last `]`) starts a section,
-//!   and any other line with `=` or `:` is an option (the name is the text before the first of them,
-//!   compared case-insensitively);
 //! - botocore maps a section whose name starts with `profile` and splits (shell-like) into exactly
 //!   two words to the profile named by the second word, and `[default]` to `default`.
 //!
@@ -134,129 +128,7 @@ pub fn merge_profile(existing: &str, name: &str, command: &str) -> Merged {
 
 const CREDENTIAL_PROCESS: &str = "credential_process";
 
-/// One line: its text without the ending, and the ending (`""` for a last line without one).
-#[derive(Debug, Clone, Copy)]
-struct Line<'a> {
-    text: &'a str,
-    end: &'a str,
-}
-
-/// Splits as Python's universal newlines do: `\r\n`, `\r` and `\n` end a line.
-fn split_lines(s: &str) -> Vec<Line<'_>> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < b.len() {
-        let end_len = match b[i] {
-            b'\n' => 1,
-            b'\r' if b.get(i + 1) == Some(&b'\n') => 2,
-            b'\r' => 1,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.push(Line {
-            text: &s[start..i],
-            end: &s[i..i + end_len],
-        });
-        i += end_len;
-        start = i;
-    }
-    if start < s.len() {
-        out.push(Line {
-            text: &s[start..],
-            end: "",
-        });
-    }
-    out
-}
-
-/// The line ending to use for new lines near `line`: its own, else the file's first, else `\n`.
-fn eol_of<'a>(lines: &[Line<'a>], line: usize) -> &'a str {
-    std::iter::once(&lines[line])
-        .chain(lines.iter())
-        .map(|l| l.end)
-        .find(|e| !e.is_empty())
-        .unwrap_or("\n")
-}
-
-/// An option with its continuation lines (and the blank or comment lines between them).
-#[derive(Debug)]
-struct Entry {
-    key: String,
-    first: usize,
-    last: usize,
-}
-
-#[derive(Debug)]
-struct Section {
-    name: String,
-    header: usize,
-    entries: Vec<Entry>,
-}
-
-/// Python's `str.isspace` for the characters that matter here (Rust's `is_whitespace` lacks the
-/// information separators U+001C..U+001F).
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-/// The sections of a config file, as `configparser.RawConfigParser._read` finds them.
-fn parse(lines: &[Line<'_>]) -> Vec<Section> {
-    let mut sections: Vec<Section> = Vec::new();
-    // Whether the last option line started a value that indented lines continue.
-    let mut in_option = false;
-    let mut indent_level = 0usize;
-    for (i, line) in lines.iter().enumerate() {
-        let value = line.text.trim_matches(py_space);
-        if value.is_empty() || value.starts_with('#') || value.starts_with(';') {
-            continue;
-        }
-        let indent = line.text.chars().take_while(|c| py_space(*c)).count();
-        if let Some(s) = sections
-            .last_mut()
-            .filter(|_| in_option && indent > indent_level)
-        {
-            if let Some(e) = s.entries.last_mut() {
-                e.last = i;
-            }
-            continue;
-        }
-        indent_level = indent;
-        if let Some(name) = header_name(value) {
-            sections.push(Section {
-                name: name.to_string(),
-                header: i,
-                entries: Vec::new(),
-            });
-            in_option = false;
-            continue;
-        }
-        // Lines before the first section, and lines without a delimiter, are errors to Python; they
-        // are kept as they are (and do not end the value above, as in Python).
-        let Some(s) = sections.last_mut() else {
-            continue;
-        };
-        if let Some(at) = value.find(['=', ':']) {
-            let key = value[..at].trim_end_matches(py_space).to_lowercase();
-            in_option = !key.is_empty();
-            s.entries.push(Entry {
-                key,
-                first: i,
-                last: i,
-            });
-        }
-    }
-    sections
-}
-
-/// The section name of a stripped line matching `\[(?P<header>.+)\]` (greedy: up to the last `]`).
-fn header_name(value: &str) -> Option<&str> {
-    let rest = value.strip_prefix('[')?;
-    let close = rest.rfind(']')?;
-    (close > 0).then(|| &rest[..close])
-}
+use crate::ini::{Entry, Line, Section, eol_of, parse, py_space, split_lines};
 
 /// The profile botocore maps a section to (`configloader.build_profile_map`).
 fn botocore_profile_name(section: &str) -> Option<String> {
@@ -502,25 +374,6 @@ credential_process = /old/agent
         let m = merged(before);
         assert!(!m.updated);
         assert!(m.text.starts_with(before), "{}", m.text);
-    }
-
-    #[test]
-    fn sections_are_found_the_way_configparser_finds_them() {
-        // ` [b]` is indented deeper than `j: w`, so it continues j's value; `\t[x]]` follows a
-        // header, so it is one (named up to the last `]`).
-        let text =
-            "; c\n[a] trailing\nk = v\n  cont\n\n  more\n# c\nj: w\n [b]\n[c]\n\t[x]]\n=bad\n";
-        let lines = split_lines(text);
-        let s = parse(&lines);
-        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["a", "c", "x]"]);
-        let a: Vec<(&str, usize, usize)> = s[0]
-            .entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.first, e.last))
-            .collect();
-        assert_eq!(a, [("k", 2, 5), ("j", 7, 8)]);
-        assert_eq!(split_lines("a\rb\r\nc").len(), 3);
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn write_through(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// The directory `path` is in (`.` for a bare file name).
-fn dir_of(path: &Path) -> PathBuf {
+pub(crate) fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -143,8 +143,8 @@ fn write_temp(
         .file_name()
         .ok_or_else(|| std::io::Error::other("the path has no file name"))?;
     let tmp = dir_of(path).join(format!(
-        ".{}.tmp-{}-{:016x}",
-        name.to_string_lossy(),
+        "{}{}-{:016x}",
+        temp_prefix(name),
         std::process::id(),
         getrandom::u64().map_err(std::io::Error::other)?
     ));
@@ -179,7 +179,7 @@ fn write_temp(
 }
 
 /// Follows symbolic links from `path` to the file they finally name (which need not exist).
-fn resolve_links(path: &Path) -> std::io::Result<PathBuf> {
+pub(crate) fn resolve_links(path: &Path) -> std::io::Result<PathBuf> {
     let mut p = path.to_path_buf();
     // The kernel's own limit on links followed in one lookup.
     for _ in 0..40 {
@@ -203,17 +203,29 @@ fn resolve_links(path: &Path) -> std::io::Result<PathBuf> {
 /// replaced; an existing file keeps its mode, owner and group; a new file gets `new_mode` (a
 /// missing parent directory is created 0700). Returns the file actually written.
 pub fn update_atomic(path: &Path, data: &[u8], new_mode: u32) -> Result<PathBuf, Error> {
+    replace_file(path, data, |old| old.unwrap_or(new_mode))
+        .map_err(|(path, source)| Error::Write { path, source })
+}
+
+/// [`update_atomic`] with the mode chosen by `mode`, given the existing file's mode (`None` for a
+/// new file); for callers with their own error type, the failure names the path it concerns.
+/// `update` uses it to narrow a credentials file to its owner (never to widen it).
+pub(crate) fn replace_file(
+    path: &Path,
+    data: &[u8],
+    mode: impl FnOnce(Option<u32>) -> u32,
+) -> Result<PathBuf, (PathBuf, std::io::Error)> {
     use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
     let werr = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Write { path, source }
+        move |source| (path, source)
     };
     let target = resolve_links(path).map_err(werr(path))?;
     let (mode, owner) = match fs::metadata(&target) {
         Ok(m) if !m.is_file() => {
             return Err(werr(&target)(std::io::Error::other("not a regular file")));
         }
-        Ok(m) => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
+        Ok(m) => (mode(Some(m.mode() & 0o7777)), Some((m.uid(), m.gid()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let dir = dir_of(&target);
             if !dir.exists() {
@@ -223,7 +235,7 @@ pub fn update_atomic(path: &Path, data: &[u8], new_mode: u32) -> Result<PathBuf,
                     .create(&dir)
                     .map_err(werr(&dir))?;
             }
-            (new_mode, None)
+            (mode(None), None)
         }
         Err(e) => return Err(werr(&target)(e)),
     };
@@ -234,6 +246,11 @@ pub fn update_atomic(path: &Path, data: &[u8], new_mode: u32) -> Result<PathBuf,
     }
     sync_dir(&target);
     Ok(target)
+}
+
+/// The prefix of the temporary files [`write_temp`] makes beside `name` (`.NAME.tmp-`).
+pub(crate) fn temp_prefix(name: &std::ffi::OsStr) -> String {
+    format!(".{}.tmp-", name.to_string_lossy())
 }
 
 #[cfg(test)]
