@@ -3,6 +3,7 @@
 //! [`Error`].
 
 use super::error::{Cause, classify, with_leaf_problems};
+use super::http::{self, is_timeout};
 use super::{
     CONTENT_TYPE, Client, Credentials, Error, SessionRequest, TransportFailure, endpoint, response,
 };
@@ -19,7 +20,7 @@ pub const MIN_REMAINING: time::Duration = time::Duration::seconds(60);
 
 /// The parts of a request that stay the same across attempts (only the signature changes).
 pub(super) struct Prepared {
-    pub(super) url: reqwest::Url,
+    pub(super) url: url::Url,
     pub(super) query: Vec<(String, String)>,
     pub(super) body: Vec<u8>,
 }
@@ -67,13 +68,12 @@ impl Client {
                 transient,
                 source: Box::new(Cause::of(source)),
             };
-        // One deadline for everything this attempt does on the network. reqwest applies a
-        // per-request timeout to the whole exchange, body included (the client-wide one of its
-        // blocking API bounds each read of the body only, which a trickling server defeats).
+        // One deadline for everything this attempt does on the network: the transport bounds
+        // every read and write by it (connecting also by the connect limit), and `read_body`
+        // checks it between reads.
         let now = Instant::now();
         let deadline = (now + self.timeout).min(call_deadline);
-        let remaining = deadline.saturating_duration_since(now);
-        if remaining.is_zero() {
+        if deadline <= now {
             return Err(transport(
                 TransportFailure::TimedOut,
                 false,
@@ -83,37 +83,35 @@ impl Client {
                 ),
             ));
         }
-        let mut builder = self
-            .http
-            .post(prepared.url.clone())
-            .timeout(remaining)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .body(prepared.body.clone());
-        for (name, value) in &signed.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let mut resp = builder.send().map_err(|source| {
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", CONTENT_TYPE)];
+        headers.extend(
+            signed
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        let request = http::Request {
+            method: "POST",
+            url: &prepared.url,
+            host: self.endpoint.host(),
+            headers: &headers,
+            body: &prepared.body,
+        };
+        let mut resp = self.http.send(&request, deadline).map_err(|source| {
             let failure = classify(&source, self.endpoint.host_name());
-            // A certificate the client refuses now it will refuse on the next attempt too.
-            let transient = matches!(failure, TransportFailure::Io | TransportFailure::TimedOut)
-                && (source.is_connect()
-                    || source.is_timeout()
-                    || source.is_request()
-                    || source.is_body());
-            transport(failure, transient, &source.without_url())
+            // A certificate the client refuses now it will refuse on the next attempt too; any
+            // other failure to connect, send or receive may pass.
+            let transient = matches!(failure, TransportFailure::Io | TransportFailure::TimedOut);
+            transport(failure, transient, &source)
         })?;
-        let status = resp.status().as_u16();
+        let status = resp.status;
         if let Some(d) = debug {
             d(&format!("attempt {attempt}: response status {status}"));
         }
         if (300..400).contains(&status) {
-            let location = resp.headers().get(reqwest::header::LOCATION).map_or_else(
+            let location = resp.headers.get("location").map_or_else(
                 || "nowhere (no Location header)".to_string(),
-                |v| {
-                    response::quoted(&endpoint::without_userinfo(&String::from_utf8_lossy(
-                        v.as_bytes(),
-                    )))
-                },
+                |v| response::quoted(&endpoint::without_userinfo(&String::from_utf8_lossy(v))),
             );
             return Err(Error::Redirect {
                 url: self.endpoint.display_url(),
@@ -121,7 +119,7 @@ impl Client {
                 location,
             });
         }
-        let headers = resp.headers().clone();
+        let headers = std::mem::take(&mut resp.headers);
         let body = read_body(&mut resp, deadline).map_err(|e| {
             let failure = if is_timeout(&e) {
                 TransportFailure::TimedOut
@@ -228,13 +226,6 @@ fn read_body(resp: &mut impl Read, deadline: Instant) -> std::io::Result<Body> {
     }
 }
 
-/// reqwest's blocking body reader wraps its own errors (a timeout among them) in `io::Error`.
-fn is_timeout(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::TimedOut
-        || e.get_ref()
-            .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
-            .is_some_and(reqwest::Error::is_timeout)
-}
 /// Compact JSON `{"durationSeconds":N}` plus `"roleSessionName"` when given.
 pub(super) fn request_body(req: &SessionRequest) -> Vec<u8> {
     #[derive(serde::Serialize)]

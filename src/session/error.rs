@@ -6,6 +6,7 @@
 //! user info).
 
 use super::MIN_REMAINING;
+use super::http::HttpError;
 use super::response;
 use crate::certs;
 use crate::sigv4x509;
@@ -65,9 +66,6 @@ pub enum Error {
     /// The TLS configuration could not be built.
     #[error("cannot configure TLS")]
     Tls(#[source] rustls::Error),
-    /// The HTTP client could not be built.
-    #[error("cannot create the HTTP client")]
-    Client(#[source] reqwest::Error),
     /// The request could not be signed (device or key failure).
     #[error(transparent)]
     Sign(#[from] sigv4x509::Error),
@@ -331,11 +329,10 @@ pub(super) fn with_leaf_problems(
 /// What a failed request says about the transport: the server's certificate refused for its name
 /// or otherwise, a timeout, or a plain I/O failure. `host` is the endpoint's host name.
 ///
-/// hyper-rustls reports the rustls error inside an `io::Error` that is itself wrapped in another
-/// `io::Error` (reqwest → hyper-util → io(Other) → io(InvalidData) → rustls). `io::Error::source()`
-/// returns the *wrapped error's* source, skipping the wrapped error, so the plain source chain never
+/// The transport reports a rustls error as the payload of an `io::Error`. `io::Error::source()`
+/// returns the *payload's* source, skipping the payload itself, so the plain source chain never
 /// reaches rustls: step into `get_ref()` for every `io::Error` instead.
-pub(super) fn classify(e: &reqwest::Error, host: &str) -> TransportFailure {
+pub(super) fn classify(e: &HttpError, host: &str) -> TransportFailure {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         match err.downcast_ref::<rustls::Error>() {

@@ -1,4 +1,4 @@
-//! The CreateSession client: endpoint, HTTP (reqwest + rustls/ring), retries, time limits and error
+//! The CreateSession client: endpoint, HTTP/1.1 over rustls (ring), retries, time limits and error
 //! hints.
 //!
 //! Owns the network side of the protocol: it builds the request URL and body, asks
@@ -10,7 +10,8 @@
 //!
 //! By phase: `mod.rs` builds the client; `retry.rs` is the retry policy and the call's time limit;
 //! `attempt.rs` is one signed request and its answer; `error.rs` holds [`Error`] with its class and
-//! hint. `endpoint.rs`, `proxy.rs` and `tls.rs` turn settings into what the transport uses;
+//! hint; `http.rs` is the HTTP/1.1 transport. `endpoint.rs`, `proxy.rs` and `tls.rs` turn settings
+//! into what the transport uses;
 //! `response.rs` reads the service's answers.
 
 mod attempt;
@@ -18,6 +19,7 @@ mod attempt;
 mod client_tests;
 mod endpoint;
 mod error;
+pub(crate) mod http;
 mod proxy;
 pub(crate) mod response;
 mod retry;
@@ -90,7 +92,7 @@ pub struct SessionRequest {
 
 /// A CreateSession client bound to one endpoint.
 pub struct Client {
-    http: reqwest::blocking::Client,
+    http: http::Transport,
     endpoint: Endpoint,
     timeout: Duration,
     max_attempts: u32,
@@ -98,34 +100,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// Builds the HTTP client (TLS roots, time limits, proxies) for `endpoint`.
+    /// Builds the HTTP client (TLS roots, time limits, proxies) for `endpoint`. It sends only
+    /// through the proxies checked by [`Proxies::from_env`] and follows no redirect (see
+    /// [`Error::Redirect`]).
     pub fn new(endpoint: Endpoint, opts: &ClientOptions) -> Result<Client, Error> {
         let tls = tls::client_config(opts)?;
-        let mut builder = reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .http1_only()
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.timeout)
-            // CreateSession never redirects (see Error::Redirect).
-            .redirect(reqwest::redirect::Policy::none())
-            // Only the proxies checked by `Proxies::from_env`: left alone, the library would read
-            // the variables again and skip what it cannot parse.
-            .no_proxy()
-            .user_agent(concat!("rolesanywhere-agent/", env!("CARGO_PKG_VERSION")));
-        let p = &opts.proxies;
-        let no_proxy = p
-            .no_proxy
-            .as_deref()
-            .and_then(reqwest::NoProxy::from_string);
-        if let Some(url) = &p.http {
-            let proxy = reqwest::Proxy::http(url.as_str()).map_err(Error::Client)?;
-            builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
-        }
-        if let Some(url) = &p.https {
-            let proxy = reqwest::Proxy::https(url.as_str()).map_err(Error::Client)?;
-            builder = builder.proxy(proxy.no_proxy(no_proxy));
-        }
-        let http = builder.build().map_err(Error::Client)?;
+        let http = http::Transport {
+            tls: std::sync::Arc::new(tls),
+            proxies: opts.proxies.clone(),
+            connect_timeout: opts.connect_timeout,
+            user_agent: concat!("rolesanywhere-agent/", env!("CARGO_PKG_VERSION")),
+        };
         Ok(Client {
             http,
             endpoint,
