@@ -419,3 +419,160 @@ fn untrusted_refusal_of_a_ca_leaf_keeps_the_message_and_names_the_leaf() {
     );
     assert!(!hint.contains("--intermediates"), "{hint}");
 }
+
+/// A CONNECT proxy on loopback that tunnels to `to` after answering `answer`'s status line; returns
+/// its `host:port` and the request heads it saw.
+fn connect_proxy(to: String, answer: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        while let Ok((client, _)) = listener.accept() {
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            seen2.lock().unwrap().push(head);
+            let mut client = client;
+            let _ = client.write_all(format!("HTTP/1.1 {answer}\r\n\r\n").as_bytes());
+            if !answer.starts_with('2') {
+                continue;
+            }
+            let server = std::net::TcpStream::connect(&to).unwrap();
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut s2, &mut c2));
+            std::thread::spawn(move || {
+                let (mut reader, mut server) = (reader, server);
+                let _ = std::io::copy(&mut reader, &mut server);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn tls_emulator(
+    dir: &std::path::Path,
+) -> (rolesanywhere_emulator::server::Running, super::CaBundle) {
+    let config =
+        rolesanywhere_emulator::config::Config::from_toml_str("region = \"us-east-1\"\n", dir)
+            .unwrap();
+    let ca = dir.join("ca.pem");
+    let emu = rolesanywhere_emulator::server::spawn(
+        config,
+        rolesanywhere_emulator::server::ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: rolesanywhere_emulator::server::Tls::SelfIssued {
+                ca_out: Some(ca.clone()),
+            },
+        },
+    )
+    .unwrap();
+    let bundle = super::CaBundle {
+        path: ca,
+        variable: "AWS_CA_BUNDLE",
+    };
+    (emu, bundle)
+}
+
+fn proxied_client(url: &str, bundle: super::CaBundle, proxy: &str) -> Client {
+    let proxies =
+        Proxies::from_env(&|name| (name == "HTTPS_PROXY").then(|| std::ffi::OsString::from(proxy)))
+            .unwrap();
+    let opts = ClientOptions {
+        backoff_base: Duration::from_millis(10),
+        ca_bundle: Some(bundle),
+        proxies,
+        ..ClientOptions::default()
+    };
+    Client::new(Endpoint::parse(url).unwrap(), &opts).unwrap()
+}
+
+/// https through an HTTP proxy is a CONNECT tunnel with TLS end to end to the server, the proxy's
+/// user and password (percent-decoded) sent as Basic authorization to the proxy only.
+#[test]
+fn https_goes_through_a_connect_tunnel_with_proxy_authorization() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emu, bundle) = tls_emulator(dir.path());
+    let emu_addr = emu.url().trim_start_matches("https://").to_string();
+    let (proxy, seen) = connect_proxy(emu_addr.clone(), "200 Connection established");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let e = proxied_client(
+        &emu.url(),
+        bundle,
+        &format!("http://us%40er:pa%3Ass@{proxy}"),
+    )
+    .create_session(&request(), &identity(calls.clone()), None)
+    .unwrap_err();
+    // The emulator itself answered (the counting signer's signature is not valid): the tunnel
+    // and the TLS session inside it worked.
+    assert!(matches!(e, Error::Service { status: 403, .. }), "{e:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("us@er:pa:ss");
+    assert!(
+        seen[0].starts_with(&format!("CONNECT {emu_addr} HTTP/1.1\r\n"))
+            && seen[0].contains(&format!("Proxy-Authorization: Basic {basic}\r\n")),
+        "{}",
+        seen[0]
+    );
+    assert!(!seen[0].contains("x-amz-x509"), "{}", seen[0]);
+}
+
+/// A proxy that refuses the tunnel is a retried transport failure naming its status, without the
+/// proxy password; NO_PROXY sends the request around the proxy.
+#[test]
+fn a_refused_tunnel_is_a_transport_failure_and_no_proxy_bypasses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emu, bundle) = tls_emulator(dir.path());
+    let emu_addr = emu.url().trim_start_matches("https://").to_string();
+    let (proxy, seen) = connect_proxy(emu_addr, "407 Proxy Authentication Required");
+    let e = proxied_client(
+        &emu.url(),
+        bundle.clone(),
+        &format!("http://u:Zq9w@{proxy}"),
+    )
+    .create_session(&request(), &identity(Arc::default()), None)
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Transport {
+                attempts: 3,
+                failure: TransportFailure::Io,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let chain = format!("{:#}", anyhow::Error::from(e));
+    assert!(
+        chain.contains("HTTP 407") && !chain.contains("Zq9w"),
+        "{chain}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3);
+
+    let proxies = Proxies::from_env(&|name| match name {
+        "HTTPS_PROXY" => Some(format!("http://{proxy}").into()),
+        "NO_PROXY" => Some("localhost,127.0.0.0/8".into()),
+        _ => None,
+    })
+    .unwrap();
+    let opts = ClientOptions {
+        ca_bundle: Some(bundle),
+        proxies,
+        ..ClientOptions::default()
+    };
+    let e = Client::new(Endpoint::parse(&emu.url()).unwrap(), &opts)
+        .unwrap()
+        .create_session(&request(), &identity(Arc::default()), None)
+        .unwrap_err();
+    assert!(matches!(e, Error::Service { status: 403, .. }), "{e:?}");
+    assert_eq!(seen.lock().unwrap().len(), 3, "NO_PROXY not honoured");
+}
