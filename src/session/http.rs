@@ -449,7 +449,11 @@ impl Transport {
                 None => req.url.path().to_string(),
             }
         };
-        let mut head = Zeroizing::new(format!(
+        // Sized up front: a zeroizing string that grows leaves its old buffers behind unwiped, and
+        // this one may hold the proxy password.
+        let fields: usize = req.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let mut head = Zeroizing::new(String::with_capacity(target.len() + fields + 1024));
+        head.push_str(&format!(
             "{} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
             req.method,
             req.host,
@@ -460,7 +464,7 @@ impl Transport {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         if via_proxy && let Some(auth) = self.proxy_for(req.url).and_then(proxy_authorization) {
-            head.push_str(&format!("Proxy-Authorization: {}\r\n", auth.as_str()));
+            push_proxy_authorization(&mut head, &auth);
         }
         head.push_str("\r\n");
         let send = |conn: &mut Conn| -> io::Result<()> {
@@ -623,9 +627,10 @@ fn resolve(name: &str, port: u16, deadline: Instant) -> io::Result<Vec<SocketAdd
 /// `CONNECT host:port` through the proxy `proxy` on `conn`; the proxy must answer 2xx.
 fn tunnel(conn: &mut Conn, host: &Host<String>, port: u16, proxy: &Url) -> io::Result<()> {
     let target = authority(host, port);
-    let mut head = Zeroizing::new(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"));
+    let mut head = Zeroizing::new(String::with_capacity(2 * target.len() + 1024));
+    head.push_str(&format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"));
     if let Some(auth) = proxy_authorization(proxy) {
-        head.push_str(&format!("Proxy-Authorization: {}\r\n", auth.as_str()));
+        push_proxy_authorization(&mut head, &auth);
     }
     head.push_str("\r\n");
     conn.write_all(head.as_bytes())?;
@@ -672,12 +677,25 @@ fn proxy_authorization(proxy: &Url) -> Option<Zeroizing<String>> {
         return None;
     }
     use base64::Engine as _;
-    let mut pair = Zeroizing::new(percent_decode(proxy.username()));
+    let user = percent_decode(proxy.username());
+    let password = percent_decode(proxy.password().unwrap_or_default());
+    // Every buffer sized before it is filled, so none reallocates and leaves a copy behind.
+    let mut pair = Zeroizing::new(Vec::with_capacity(user.len() + 1 + password.len()));
+    pair.extend_from_slice(&user);
     pair.push(b':');
-    pair.extend_from_slice(&percent_decode(proxy.password().unwrap_or_default()));
-    let mut out = Zeroizing::new(String::from("Basic "));
+    pair.extend_from_slice(&password);
+    let mut out = Zeroizing::new(String::with_capacity(6 + pair.len().div_ceil(3) * 4));
+    out.push_str("Basic ");
     base64::engine::general_purpose::STANDARD.encode_string(&*pair, &mut out);
     Some(out)
+}
+
+/// Appends the `Proxy-Authorization` field to `head` without a temporary copy of its value.
+fn push_proxy_authorization(head: &mut Zeroizing<String>, auth: &str) {
+    head.reserve(auth.len() + 32);
+    head.push_str("Proxy-Authorization: ");
+    head.push_str(auth);
+    head.push_str("\r\n");
 }
 
 /// `%XX` sequences decoded; anything else kept as it is.
