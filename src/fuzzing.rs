@@ -98,9 +98,9 @@ pub fn create_session_refusal(
     error_type: Option<&[u8]>,
     body: &[u8],
 ) -> crate::session::Error {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(v) = error_type.and_then(|v| reqwest::header::HeaderValue::from_bytes(v).ok()) {
-        headers.insert("x-amzn-errortype", v);
+    let mut headers = crate::session::http::Headers::default();
+    if let Some(v) = error_type {
+        headers.push("x-amzn-errortype", v);
     }
     crate::session::response::service_error(
         "https://rolesanywhere.eu-west-1.amazonaws.com/sessions".into(),

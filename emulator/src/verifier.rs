@@ -13,7 +13,7 @@ use time::macros::format_description;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use crate::config::{Config, TrustAnchor};
+use crate::config::{Config, Profile, TrustAnchor};
 use crate::crypto::{self, Hash, PublicKey};
 
 /// Algorithm name for RSA keys.
@@ -354,14 +354,57 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, Refusal> {
         .map_err(|_| deny("certificate does not parse"))
 }
 
-/// Checks one CreateSession request at `now`.
+/// Checks one CreateSession request at `now`, in the service's order: [`authenticate`] the
+/// signature first (nothing about resources is revealed to a request whose signature does not hold),
+/// then [`resolve`] the trust anchor and profile it names, then [`authorize`] the certificate chain,
+/// role, session name and duration against them.
 pub fn verify(
     req: &HttpRequest<'_>,
     config: &Config,
     now: OffsetDateTime,
 ) -> Result<Accepted, Refusal> {
-    // Authentication first, as the service does: nothing about resources is revealed to a request
-    // whose signature does not hold.
+    let signed = authenticate(req, config, now)?;
+    let resources = resolve(req, config).map_err(signed.tag())?;
+    authorize(&signed, resources, config, now)
+}
+
+/// A request whose signature holds for the leaf certificate it carries.
+struct Authenticated {
+    /// The leaf certificate (DER), from `X-Amz-X509`.
+    leaf_der: Vec<u8>,
+    /// The intermediates (DER), from `X-Amz-X509-Chain`, in order; at most [`MAX_INTERMEDIATES`].
+    chain_ders: Vec<Vec<u8>>,
+    /// The leaf's serial, base 10; every later refusal carries it.
+    serial_decimal: String,
+}
+
+impl Authenticated {
+    /// Marks a refusal with the leaf's serial.
+    fn tag(&self) -> impl Fn(Refusal) -> Refusal + '_ {
+        |mut r: Refusal| {
+            r.serial_decimal = Some(self.serial_decimal.clone());
+            r
+        }
+    }
+}
+
+/// The configured objects a request names.
+struct Resources<'c> {
+    /// What the caller asked for (query and body).
+    input: Input,
+    /// The trust anchor, enabled.
+    anchor: &'c TrustAnchor,
+    /// The profile, enabled.
+    profile: &'c Profile,
+}
+
+/// The authorization header, the date, the signed headers, the leaf certificate and its key, and the
+/// signature over the canonical request; then the chain header's certificates (decoded, counted).
+fn authenticate(
+    req: &HttpRequest<'_>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<Authenticated, Refusal> {
     let auth_value = single_header(req.headers, "authorization")?
         .ok_or_else(|| deny("missing authentication: no authorization header"))?;
     let auth = parse_authorization(auth_value)
@@ -421,11 +464,12 @@ pub fn verify(
         .ok_or_else(|| deny("missing x-amz-x509 header"))?;
     let leaf_der = decode_cert(leaf_b64, "x-amz-x509")?;
     let leaf = parse(&leaf_der)?;
-    let serial_decimal = leaf.tbs_certificate.serial.to_string();
-    let with_serial = |mut r: Refusal| {
-        r.serial_decimal = Some(serial_decimal.clone());
-        r
+    let mut signed = Authenticated {
+        serial_decimal: leaf.tbs_certificate.serial.to_string(),
+        leaf_der: Vec::new(),
+        chain_ders: Vec::new(),
     };
+    let with_serial = signed.tag();
     let leaf_key = PublicKey::from_spki(leaf.public_key())
         .map_err(|e| with_serial(deny(format!("certificate key not usable: {e}"))))?;
     let expected_alg = if leaf_key.family() == "rsa" {
@@ -451,10 +495,10 @@ pub fn verify(
     leaf_key
         .verify(Hash::Sha256, sts.as_bytes(), &auth.signature)
         .map_err(|_| with_serial(deny("Invalid signature")))?;
-    if auth.serial != serial_decimal {
+    if auth.serial != signed.serial_decimal {
         return Err(with_serial(deny(format!(
-            "credential serial {} is not the certificate's serial {serial_decimal}",
-            auth.serial
+            "credential serial {} is not the certificate's serial {}",
+            auth.serial, signed.serial_decimal
         ))));
     }
 
@@ -463,7 +507,7 @@ pub fn verify(
         for (i, part) in chain.split(',').enumerate() {
             chain_ders.push(
                 decode_cert(part, &format!("x-amz-x509-chain certificate {i}"))
-                    .map_err(with_serial)?,
+                    .map_err(&with_serial)?,
             );
         }
         if chain_ders.len() > MAX_INTERMEDIATES {
@@ -473,41 +517,58 @@ pub fn verify(
             ))));
         }
     }
+    // The tagger borrows `signed`, and the parsed leaf borrows `leaf_der`: both end here.
+    drop(with_serial);
+    drop(leaf);
+    signed.leaf_der = leaf_der;
+    signed.chain_ders = chain_ders;
+    Ok(signed)
+}
 
-    let input = read_input(req).map_err(with_serial)?;
+/// What the request asks for (query and body), and the trust anchor and profile it names, which
+/// must exist and be enabled.
+fn resolve<'c>(req: &HttpRequest<'_>, config: &'c Config) -> Result<Resources<'c>, Refusal> {
+    let input = read_input(req)?;
     let anchor = config
         .trust_anchor(&input.trust_anchor_arn)
-        .ok_or_else(|| {
-            with_serial(not_found(format!(
-                "trust anchor {} not found",
-                input.trust_anchor_arn
-            )))
-        })?;
-    let profile = config.profile(&input.profile_arn).ok_or_else(|| {
-        with_serial(not_found(format!(
-            "profile {} not found",
-            input.profile_arn
-        )))
-    })?;
+        .ok_or_else(|| not_found(format!("trust anchor {} not found", input.trust_anchor_arn)))?;
+    let profile = config
+        .profile(&input.profile_arn)
+        .ok_or_else(|| not_found(format!("profile {} not found", input.profile_arn)))?;
     if !anchor.enabled {
-        return Err(with_serial(deny(format!(
-            "trust anchor {} is disabled",
-            anchor.arn
-        ))));
+        return Err(deny(format!("trust anchor {} is disabled", anchor.arn)));
     }
     if !profile.enabled {
-        return Err(with_serial(deny(format!(
-            "profile {} is disabled",
-            profile.arn
-        ))));
+        return Err(deny(format!("profile {} is disabled", profile.arn)));
     }
+    Ok(Resources {
+        input,
+        anchor,
+        profile,
+    })
+}
 
-    check_leaf(&leaf).map_err(with_serial)?;
+/// The leaf's own rules, its chain up to the trust anchor at `now`, and the profile's rules for the
+/// role, the session name and the duration.
+fn authorize(
+    signed: &Authenticated,
+    resources: Resources<'_>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<Accepted, Refusal> {
+    let with_serial = signed.tag();
+    let Resources {
+        input,
+        anchor,
+        profile,
+    } = resources;
+    let leaf = parse(&signed.leaf_der).map_err(&with_serial)?;
+    check_leaf(&leaf).map_err(&with_serial)?;
     let mut path = vec![leaf];
-    for der in &chain_ders {
-        path.push(parse(der).map_err(with_serial)?);
+    for der in &signed.chain_ders {
+        path.push(parse(der).map_err(&with_serial)?);
     }
-    check_chain(&path, anchor, now).map_err(with_serial)?;
+    check_chain(&path, anchor, now).map_err(&with_serial)?;
 
     if !profile.role_arns.contains(&input.role_arn) {
         return Err(with_serial(deny(format!(
@@ -544,7 +605,7 @@ pub fn verify(
         _ => raw,
     };
     Ok(Accepted {
-        serial_decimal,
+        serial_decimal: signed.serial_decimal.clone(),
         serial_hex: hex::encode(trimmed),
         subject_cn,
         trust_anchor_arn: input.trust_anchor_arn,
@@ -555,6 +616,7 @@ pub fn verify(
     })
 }
 
+/// What the caller asked for, from the query string and the JSON body.
 struct Input {
     trust_anchor_arn: String,
     profile_arn: String,

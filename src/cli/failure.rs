@@ -4,7 +4,6 @@
 //! stated here for the CLI's own failures (stdout, JSON encoding), which are operational. The CLI never
 //! guesses it afterwards by looking for known error types in the chain.
 
-use crate::session;
 use rolesanywhere_core::{Classify, ErrorClass};
 
 /// An error chain with its class.
@@ -65,21 +64,5 @@ pub trait Context<T> {
 impl<T, E: Classify + std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E> {
     fn context(self, message: &'static str) -> Result<T, Failure> {
         self.map_err(|e| Failure::from(e).context(message))
-    }
-}
-
-/// The session client's errors. Their classes are decided here rather than in `session/` only because
-/// that module is being reworked on another branch; they belong beside `session::Error::hint`.
-impl Classify for session::Error {
-    fn class(&self) -> ErrorClass {
-        match self {
-            // The endpoint, proxy, CA bundle and TLS settings are the user's.
-            session::Error::Endpoint { .. }
-            | session::Error::Proxy { .. }
-            | session::Error::CaBundle { .. }
-            | session::Error::Tls(_) => ErrorClass::Configuration,
-            session::Error::Sign(s) => s.class(),
-            _ => ErrorClass::Operational,
-        }
     }
 }

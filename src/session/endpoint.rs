@@ -4,7 +4,7 @@
 //! path keeps its encoding and the query is encoded once, the way SigV4 canonicalises it.
 
 use super::Error;
-use reqwest::Url;
+use url::Url;
 
 /// A validated base URL (`https://host[:port][/prefix]`).
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@
 
 use super::Error;
 use super::endpoint::without_userinfo;
-use reqwest::Url;
 use std::ffi::OsString;
+use url::{Host, Url};
 
 /// The proxies a client uses, from [`Proxies::from_env`]. The default is no proxy.
 #[derive(Clone, Default)]
@@ -79,6 +79,78 @@ impl Proxies {
             https,
             no_proxy,
         })
+    }
+
+    /// True when `NO_PROXY` exempts `host` from the proxy. Entries are comma-separated (spaces
+    /// around them ignored): `*` matches every host; an IP address matches itself and an address
+    /// range `addr/bits` the addresses in it (IP hosts only); any other entry is a domain name,
+    /// with or without a leading `.` (or `*.`), and matches that name and every name under it.
+    /// Names compare without case and without a trailing dot. Ports in entries are not supported
+    /// and make the entry match nothing.
+    pub(super) fn bypasses(&self, host: &Host<&str>) -> bool {
+        let Some(list) = &self.no_proxy else {
+            return false;
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .any(|entry| no_proxy_entry_matches(entry, host))
+    }
+}
+
+fn no_proxy_entry_matches(entry: &str, host: &Host<&str>) -> bool {
+    if entry == "*" {
+        return true;
+    }
+    let ip = match host {
+        Host::Ipv4(ip) => Some(std::net::IpAddr::V4(*ip)),
+        Host::Ipv6(ip) => Some(std::net::IpAddr::V6(*ip)),
+        Host::Domain(_) => None,
+    };
+    let bare = entry.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(addr) = bare.parse::<std::net::IpAddr>() {
+        return ip == Some(addr);
+    }
+    if let Some((addr, bits)) = entry.split_once('/') {
+        let (Ok(addr), Ok(bits)) = (
+            addr.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>(),
+            bits.parse::<u32>(),
+        ) else {
+            return false;
+        };
+        return ip.is_some_and(|ip| in_range(ip, addr, bits));
+    }
+    let Host::Domain(name) = host else {
+        return false;
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let domain = entry
+        .trim_start_matches("*.")
+        .trim_start_matches('.')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    !domain.is_empty()
+        && (name == domain
+            || name
+                .strip_suffix(&domain)
+                .is_some_and(|rest| rest.ends_with('.')))
+}
+
+/// `ip` lies in `net/bits` (same family only).
+fn in_range(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u32) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    match (ip, net) {
+        (V4(ip), V4(net)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (V6(ip), V6(net)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
     }
 }
 
@@ -241,6 +313,35 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("https_proxy"), "{e}");
         assert!(e.to_string().contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn no_proxy_matches_names_suffixes_addresses_and_ranges() {
+        let p = |list: &str| Proxies {
+            no_proxy: Some(list.into()),
+            ..Proxies::default()
+        };
+        let url = |h: &str| Url::parse(&format!("https://{h}/")).unwrap();
+        let yes = |list: &str, h: &str| p(list).bypasses(&url(h).host().unwrap());
+        assert!(yes("*", "anything.example"));
+        assert!(yes("example.com", "example.com"));
+        assert!(yes("example.com", "a.b.EXAMPLE.com"));
+        assert!(yes(" .example.com ,x", "a.example.com"));
+        assert!(yes(".example.com", "example.com"));
+        assert!(yes("*.example.com", "a.example.com"));
+        assert!(!yes("example.com", "badexample.com"));
+        assert!(!yes("a.example.com", "example.com"));
+        assert!(yes("127.0.0.1", "127.0.0.1"));
+        assert!(!yes("127.0.0.1", "127.0.0.2"));
+        assert!(yes("10.0.0.0/8", "10.1.2.3"));
+        assert!(!yes("10.0.0.0/8", "11.1.2.3"));
+        assert!(yes("::1", "[::1]"));
+        assert!(yes("[::1]", "[::1]"));
+        assert!(yes("fd00::/8", "[fd12::1]"));
+        assert!(yes("0.0.0.0/0", "192.0.2.1"));
+        assert!(!yes("10.0.0.0/8", "ten.example"));
+        assert!(!yes("", "example.com"));
+        assert!(!Proxies::default().bypasses(&url("example.com").host().unwrap()));
     }
 
     #[test]

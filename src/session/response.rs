@@ -138,7 +138,7 @@ pub(super) fn utc_text(t: time::OffsetDateTime) -> String {
 pub(crate) fn service_error(
     url: String,
     status: u16,
-    headers: &reqwest::header::HeaderMap,
+    headers: &super::http::Headers,
     raw: &[u8],
     attempts: u32,
 ) -> Error {
@@ -150,10 +150,7 @@ pub(crate) fn service_error(
         kind: Option<String>,
     }
     let parsed: Option<ErrBody> = serde_json::from_slice(raw).ok();
-    let header_type = headers
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let header_type = headers.get_str("x-amzn-errortype").map(str::to_string);
     let error_type = header_type
         .or_else(|| parsed.as_ref().and_then(|b| b.kind.clone()))
         .unwrap_or_default();
@@ -384,12 +381,10 @@ mod tests {
 
     #[test]
     fn service_error_takes_type_from_header_and_message_from_body() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert(
-            "x-amzn-errortype",
-            "AccessDeniedException:http://internal.amazon.com/coral/"
-                .parse()
-                .unwrap(),
+        let mut h = super::super::http::Headers::default();
+        h.push(
+            "X-Amzn-ErrorType",
+            b"AccessDeniedException:http://internal.amazon.com/coral/",
         );
         let e = service_error(
             "https://h/sessions".into(),

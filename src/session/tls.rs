@@ -36,10 +36,8 @@ impl CaBundle {
     }
 }
 
-/// Builds the rustls configuration reqwest is given.
+/// Builds the rustls configuration of the HTTP client (`http.rs`).
 pub(super) fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error> {
-    // reqwest is built without a provider of its own; "already installed" is fine to ignore.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
