@@ -185,10 +185,15 @@ impl Drop for Inner {
 fn stop(shared: &Shared, thread: &Mutex<Option<JoinHandle<()>>>) {
     shared.lock().stopping = true;
     shared.changed.notify_all();
-    let handle = thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(h) = handle
-        && h.thread().id() != std::thread::current().id()
-    {
+    // The guard is held while joining: a second caller (the signal callback's thread and the
+    // front both shut down) waits until the worker has closed the identity instead of returning
+    // at once and letting the process exit before the TPM flush or `C_Finalize`. The worker never
+    // takes this mutex, so this cannot deadlock.
+    let mut guard = thread.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = guard.take() {
+        if h.thread().id() == std::thread::current().id() {
+            return;
+        }
         let _ = h.join();
     }
 }
@@ -235,6 +240,8 @@ impl Refresher {
                 Fault::Fatal | Fault::Retry(FailureKind::Refused) => {
                     return Err(Error::Identity(e));
                 }
+                // Opening again in the background could prompt on the terminal: only at start.
+                _ if !reopen_allowed => return Err(Error::Identity(e)),
                 // A device that is not there yet (or fails): retried in the background.
                 _ => (None, Some(e)),
             },
@@ -267,19 +274,18 @@ impl Refresher {
             match worker.attempt() {
                 Ok(()) => {}
                 Err(e) => {
-                    let fatal = match &e {
-                        AttemptError::Session(s) => {
-                            s.class() == ErrorClass::Configuration
-                                || fault::of_session(s) == Fault::Fatal
+                    let e = match e {
+                        AttemptError::Session(s)
+                            if s.class() == ErrorClass::Configuration
+                                || fault::of_session(&s) == Fault::Fatal =>
+                        {
+                            return Err(Error::FirstFetch(s));
                         }
-                        AttemptError::Identity(i) => fault::of_identity(i) == Fault::Fatal,
+                        AttemptError::Identity(i) if fault::of_identity(&i) == Fault::Fatal => {
+                            return Err(Error::Identity(i));
+                        }
+                        other => other,
                     };
-                    if fatal {
-                        return Err(match e {
-                            AttemptError::Session(s) => Error::FirstFetch(s),
-                            AttemptError::Identity(i) => Error::Identity(i),
-                        });
-                    }
                     worker.failed(e, now);
                 }
             }
@@ -356,6 +362,8 @@ impl Refresher {
 enum AttemptError {
     Identity(signer::Error),
     Session(session::Error),
+    /// The identity is closed and opening it again could prompt on the terminal.
+    NeedsPrompt,
 }
 
 impl AttemptError {
@@ -363,12 +371,15 @@ impl AttemptError {
         match self {
             AttemptError::Identity(e) => fault::of_identity(e),
             AttemptError::Session(e) => fault::of_session(e),
+            // Stops attempts with the hint on giving the PIN non-interactively.
+            AttemptError::NeedsPrompt => Fault::DeviceLost,
         }
     }
 
     fn text(&self) -> String {
         match self {
             AttemptError::Identity(e) => chain(e),
+            AttemptError::NeedsPrompt => "the key is not open".into(),
             AttemptError::Session(e) => {
                 let mut t = chain(e);
                 if let Some(h) = e.hint() {
@@ -461,6 +472,11 @@ impl Worker {
     /// the new set and plan the next refresh.
     fn attempt(&mut self) -> Result<(), AttemptError> {
         if self.identity.is_none() {
+            // Opening may ask for a PIN or password: never from this background thread when it
+            // could prompt on a terminal (start() refuses that case; this is the backstop).
+            if !self.reopen_allowed {
+                return Err(AttemptError::NeedsPrompt);
+            }
             let id = LiveIdentity::open(&self.key).map_err(AttemptError::Identity)?;
             if self.reopening {
                 (self.log)(&format!(
@@ -697,4 +713,48 @@ fn tpm_password_in_env() -> bool {
 #[cfg(not(feature = "tpm"))]
 fn tpm_password_in_env() -> bool {
     false
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The signal callback's thread and the front both call `shutdown`: the one that loses the race
+    /// for the join handle must still wait until the worker has ended (and closed the identity),
+    /// or the process exits before the TPM flush and `C_Finalize` (review of issue 10).
+    #[test]
+    fn a_second_shutdown_waits_for_the_worker_to_end() {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                current: None,
+                generation: 0,
+                stopping: false,
+                problem: None,
+            }),
+            changed: Condvar::new(),
+            clock: Arc::new(OffsetDateTime::now_utc),
+        });
+        let ended = Arc::new(AtomicBool::new(false));
+        let worker_ended = ended.clone();
+        // A worker still finishing an attempt when shutdown is asked for.
+        let worker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(600));
+            worker_ended.store(true, Ordering::SeqCst);
+        });
+        let inner = Arc::new(Inner {
+            shared: shared.clone(),
+            thread: Mutex::new(Some(worker)),
+        });
+        let first = inner.clone();
+        let signal_thread = std::thread::spawn(move || stop(&first.shared, &first.thread));
+        // Let the first caller take the handle and start joining.
+        std::thread::sleep(Duration::from_millis(100));
+        stop(&inner.shared, &inner.thread);
+        assert!(
+            ended.load(Ordering::SeqCst),
+            "the second shutdown returned while the worker was still running"
+        );
+        signal_thread.join().unwrap();
+    }
 }

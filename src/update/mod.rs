@@ -89,6 +89,13 @@ pub fn keep_updated(refresher: &Refresher, file: &Path, profile: &str) {
         let Some(issued) = pending.take() else {
             continue;
         };
+        // A set kept through a long write failure may have run out meanwhile: never write one
+        // that SDKs could no longer use (the refresher hands out a newer one when it has it).
+        let now = time::OffsetDateTime::now_utc();
+        if !crate::refresh::schedule::usable(now, issued.obtained_at, issued.credentials.expires_at)
+        {
+            continue;
+        }
         match write_set(file, profile, &issued) {
             Ok(()) => {
                 failing = false;
