@@ -15,7 +15,7 @@ use super::proxy::Proxies;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::cell::Cell;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ use zeroize::Zeroizing;
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header lines read in one head.
 const MAX_HEADERS: usize = 100;
+/// The least time one address of several gets to connect.
+const CONNECT_SHARE_FLOOR: Duration = Duration::from_millis(500);
 /// Longest chunk-size line of a chunked body.
 const MAX_CHUNK_LINE: usize = 4096;
 
@@ -192,19 +194,68 @@ impl<T: Read + Write> Stream for T {}
 
 type Conn = Box<dyn Stream>;
 
+/// Size of the read buffer of an answer.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// A buffered reader of the answer whose buffer is wiped when dropped: a CreateSession body
+/// carries the secret key and session token, and `std::io::BufReader` frees its buffer as it is.
+/// (rustls keeps received plaintext in buffers of its own that it does not wipe; that copy is
+/// out of reach here.)
+pub(super) struct Buffered {
+    inner: Conn,
+    buf: Zeroizing<Vec<u8>>,
+    pos: usize,
+    filled: usize,
+}
+
+impl Buffered {
+    fn new(inner: Conn) -> Buffered {
+        Buffered {
+            inner,
+            buf: Zeroizing::new(vec![0; READ_BUFFER]),
+            pos: 0,
+            filled: 0,
+        }
+    }
+}
+
+impl Read for Buffered {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Buffered {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.filled {
+            self.filled = self.inner.read(&mut self.buf)?;
+            self.pos = 0;
+        }
+        Ok(&self.buf[self.pos..self.filled])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.filled);
+    }
+}
+
 /// The response body's framing (RFC 9112 section 6.3).
 enum Body {
     Empty,
     Length {
-        conn: BufReader<Conn>,
+        conn: Buffered,
         left: u64,
     },
     Chunked {
-        conn: BufReader<Conn>,
+        conn: Buffered,
         left: u64,
         done: bool,
     },
-    UntilClose(BufReader<Conn>),
+    UntilClose(Buffered),
 }
 
 impl Read for Body {
@@ -267,7 +318,7 @@ fn malformed(what: impl Into<String>) -> io::Error {
 
 /// One line ending in LF (a CR before it removed), at most `max` bytes; `None` at a clean end of
 /// the stream before any byte.
-fn read_line(conn: &mut BufReader<Conn>, max: usize) -> io::Result<Option<Vec<u8>>> {
+fn read_line(conn: &mut Buffered, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     loop {
         let available = conn.fill_buf()?;
@@ -302,7 +353,7 @@ fn read_line(conn: &mut BufReader<Conn>, max: usize) -> io::Result<Option<Vec<u8
 }
 
 /// `SIZE[;extensions]` of a chunk, in hex.
-fn chunk_size(conn: &mut BufReader<Conn>) -> io::Result<u64> {
+fn chunk_size(conn: &mut Buffered) -> io::Result<u64> {
     let line = read_line(conn, MAX_CHUNK_LINE)?.ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -311,14 +362,15 @@ fn chunk_size(conn: &mut BufReader<Conn>) -> io::Result<u64> {
     })?;
     let text = std::str::from_utf8(&line).unwrap_or_default();
     let size = text.split(';').next().unwrap_or_default().trim();
-    if size.is_empty() || size.len() > 15 {
+    // Hex digits only: `from_str_radix` would also take a leading `+`.
+    if size.is_empty() || size.len() > 15 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(malformed("a chunk size of the body is not a hex number"));
     }
     u64::from_str_radix(size, 16)
         .map_err(|_| malformed("a chunk size of the body is not a hex number"))
 }
 
-fn skip_trailers(conn: &mut BufReader<Conn>) -> io::Result<()> {
+fn skip_trailers(conn: &mut Buffered) -> io::Result<()> {
     for _ in 0..=MAX_HEADERS {
         match read_line(conn, MAX_HEAD)? {
             None => return Ok(()),
@@ -330,7 +382,7 @@ fn skip_trailers(conn: &mut BufReader<Conn>) -> io::Result<()> {
 }
 
 /// Status and header fields of one response head.
-fn read_head(conn: &mut BufReader<Conn>) -> io::Result<(u16, Headers)> {
+fn read_head(conn: &mut Buffered) -> io::Result<(u16, Headers)> {
     let status_line = read_line(conn, MAX_HEAD)?.ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -386,7 +438,7 @@ fn parse_status_line(line: &[u8]) -> io::Result<u16> {
 }
 
 /// How the body of a response to a request with a body is delimited.
-fn framing(status: u16, headers: &Headers, conn: BufReader<Conn>) -> io::Result<Body> {
+fn framing(status: u16, headers: &Headers, conn: Buffered) -> io::Result<Body> {
     if status == 204 || status == 304 {
         return Ok(Body::Empty);
     }
@@ -476,7 +528,7 @@ impl Transport {
         send(&mut conn)
             .map_err(|e| HttpError::new(format!("sending the request to {shown}"), e))?;
 
-        let mut conn = BufReader::with_capacity(8 * 1024, conn);
+        let mut conn = Buffered::new(conn);
         let reading = |e| HttpError::new(format!("reading the answer from {shown}"), e);
         let (status, headers) = loop {
             let (status, headers) = read_head(&mut conn).map_err(reading)?;
@@ -594,13 +646,22 @@ fn tcp_connect(host: &Host<String>, port: u16, deadline: Instant) -> Result<TcpS
             .map_err(|e| HttpError::new(format!("resolving {name}"), e))?,
     };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
-    for addr in addrs {
+    let count = addrs.len();
+    for (i, addr) in addrs.into_iter().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             last = timed_out("connecting");
             break;
         }
-        match TcpStream::connect_timeout(&addr, left) {
+        // An address that drops packets (a broken IPv6 route) must not use up the whole budget:
+        // each gets an equal share of what is left (at least CONNECT_SHARE_FLOOR), the last all.
+        let others = u32::try_from(count - i).unwrap_or(u32::MAX);
+        let share = if others > 1 {
+            (left / others).max(CONNECT_SHARE_FLOOR).min(left)
+        } else {
+            left
+        };
+        match TcpStream::connect_timeout(&addr, share) {
             Ok(tcp) => return Ok(tcp),
             Err(e) => last = timeout_kind(e),
         }
@@ -725,9 +786,9 @@ fn percent_decode(s: &str) -> Zeroizing<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn reader(data: &[u8]) -> BufReader<Conn> {
+    fn reader(data: &[u8]) -> Buffered {
         let conn: Conn = Box::new(io::Cursor::new(data.to_vec()));
-        BufReader::new(conn)
+        Buffered::new(conn)
     }
 
     fn body_of(raw: &[u8]) -> io::Result<(u16, Headers, Vec<u8>)> {
@@ -764,6 +825,8 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+            // A sign is not a hex digit (from_str_radix alone would take it).
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
             b"SSH-2.0-OpenSSH\r\n\r\n",
             b"HTTP/1.1 20 OK\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
