@@ -361,10 +361,7 @@ fn botocore_reads_the_credentials_through_imds_and_the_container_endpoint() {
         served["SecretAccessKey"].as_str().unwrap(),
         served["Token"].as_str().unwrap(),
     ] {
-        assert!(
-            !stderr.contains(secret),
-            "a secret in stderr:\n{stderr}"
-        );
+        assert!(!stderr.contains(secret), "a secret in stderr:\n{stderr}");
     }
 }
 
@@ -589,13 +586,14 @@ fn listen_takes_ipv6_and_bad_values_are_usage_errors() {
         env.run(&args, &[]).assert_failure(2, &[needle]);
     }
     // A port in use: operational, before any CreateSession.
+    let before = emu.sessions_issued();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     let mut args = env.credential_args(&emu.url(), "leaf", &["--port", &port]);
     args[0] = "serve".into();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     env.run(&args, &[]).assert_failure(1, &["cannot listen on"]);
-    assert_eq!(emu.sessions_issued(), 0);
+    assert_eq!(emu.sessions_issued(), before);
 }
 
 /// SIGTERM: the request being received is finished (with `Connection: close`), idle connections
@@ -658,7 +656,8 @@ fn short_lived(env: &Env, addr: SocketAddr, lifetime: u32) -> Running {
 /// restarted → credentials again.
 #[test]
 fn refresh_outage_and_recovery_with_short_lived_credentials() {
-    const LIFETIME: u32 = 16;
+    // The shortest lifetime the client accepts (credentials must outlive a minute).
+    const LIFETIME: u32 = 62;
     let env = Env::new();
     env.leaf("leaf");
     let emu = short_lived(&env, "127.0.0.1:0".parse().unwrap(), LIFETIME);
@@ -668,10 +667,10 @@ fn refresh_outage_and_recovery_with_short_lived_credentials() {
     let tok = token(a);
     let path = format!("{CREDS}{ROLE_NAME}");
 
-    // Three lifetimes of polling: every answer valid; several distinct sets.
+    // A lifetime and a half of polling: every answer valid; a new set about every half-life.
     let mut keys: Vec<String> = Vec::new();
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(u64::from(LIFETIME) * 3) {
+    while start.elapsed() < Duration::from_secs(u64::from(LIFETIME) * 3 / 2 + 5) {
         let r = get(a, &path, Some(&tok));
         assert_eq!(r.status, 200, "{r:?}");
         let v = assert_imds_credentials(&r.body);
@@ -683,7 +682,7 @@ fn refresh_outage_and_recovery_with_short_lived_credentials() {
     }
     let issued = emu.sessions_issued();
     eprintln!("{} sets seen, {issued} CreateSession calls", keys.len());
-    assert!(keys.len() >= 4, "{keys:?}");
+    assert!(keys.len() >= 3, "{keys:?}");
     // Half-life refresh: about two sets per lifetime, and every set issued was served.
     assert!(
         issued >= keys.len() as u64 && issued <= keys.len() as u64 + 1,

@@ -101,15 +101,13 @@ impl Conn {
     pub fn read_request(&mut self) -> Result<Request, ReadError> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let head_len = loop {
+            let line_end = self.buf[..self.filled].iter().position(|&b| b == b'\n');
+            if line_end.unwrap_or(self.filled) > MAX_REQUEST_LINE {
+                self.consume(self.filled);
+                return Err(ReadError::Bad(414, "request line too long"));
+            }
             if let Some(end) = find_head_end(&self.buf[..self.filled]) {
                 break end;
-            }
-            if let Some(line_end) = self.buf[..self.filled].iter().position(|&b| b == b'\n') {
-                if line_end > MAX_REQUEST_LINE {
-                    return Err(ReadError::Bad(414, "request line too long"));
-                }
-            } else if self.filled > MAX_REQUEST_LINE {
-                return Err(ReadError::Bad(414, "request line too long"));
             }
             if self.filled == self.buf.len() {
                 return Err(ReadError::Bad(431, "request head too large"));
