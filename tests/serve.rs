@@ -743,3 +743,90 @@ fn refresh_outage_and_recovery_with_short_lived_credentials() {
     );
     assert_eq!(emu.sessions_issued(), 1);
 }
+
+/// Socket activation: under `systemd-socket-activate` (the same protocol as a socket unit) the
+/// passed socket is served, `--port` ignored.
+#[test]
+fn systemd_socket_activation_serves_the_passed_socket() {
+    let Ok(activate) = which("systemd-socket-activate") else {
+        assert!(
+            !hsm_tests::required(),
+            "systemd-socket-activate is required"
+        );
+        return;
+    };
+    let env = Env::new();
+    env.leaf("leaf");
+    let emu = env.emulator();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = env.credential_args(&emu.url(), "leaf", &["--port", "1"]);
+    args[0] = "serve".into();
+    let home = format!("HOME={}", path_str(env.dir.path()));
+    let mut all = vec![
+        "-l".to_string(),
+        format!("127.0.0.1:{port}"),
+        "-E".to_string(),
+        home,
+        "--".to_string(),
+        env!("CARGO_BIN_EXE_rolesanywhere-agent").to_string(),
+    ];
+    all.extend(args);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut cmd = Command::new(activate);
+    cmd.args(&all)
+        .current_dir(env.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let start = Instant::now();
+    let mut s = loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => break s,
+            Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    s.write_all(
+        b"PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_answer(&mut s);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get(addr, &format!("{CREDS}{ROLE_NAME}"), Some(&r.body));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_imds_credentials(&r.body);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line,
+        format!("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{addr}/\n")
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
+}

@@ -91,7 +91,9 @@ fn worker(addr: &str, role: &str, next: &AtomicU64, total: u64) -> (Vec<u32>, u6
     let mut errors = 0;
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut w = stream.try_clone().expect("clone");
     let mut r = BufReader::new(stream);
     w.write_all(b"PUT /latest/api/token HTTP/1.1\r\nHost: bench\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\r\n")
