@@ -24,6 +24,7 @@ pub mod keys;
 pub(crate) mod pem;
 pub mod refresh;
 pub mod secret;
+pub mod serve;
 pub mod session;
 pub mod shutdown;
 pub mod signer;

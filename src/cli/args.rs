@@ -64,7 +64,8 @@ pub enum Command {
         after_help = SESSION_ENVIRONMENT
     )]
     Update(UpdateArgs),
-    /// Serve credentials on an IMDSv2-like local endpoint (not supported yet).
+    /// Serve credentials to SDKs: an IMDSv2 endpoint on 127.0.0.1 and, with --container-token-file,
+    /// the container credentials endpoint; refreshed in the background until SIGTERM/SIGINT.
     #[command(
         args_override_self = true,
         mut_arg("certificate", required(CERTIFICATE_UNLESS)),
@@ -335,12 +336,20 @@ pub struct ServeArgs {
     /// Session flags.
     #[command(flatten)]
     pub session: SessionArgs,
-    /// Local port.
+    /// Port on 127.0.0.1 (0: a free port, printed at start). Ignored with --listen.
     #[arg(long, default_value_t = 9911)]
     pub port: u16,
-    /// IP TTL of the answers.
+    /// IP TTL / IPv6 hop limit of the answers (1 keeps them from leaving the host, as on EC2).
     #[arg(long, default_value_t = 64)]
     pub hop_limit: u8,
+    /// Listen on ADDR (IP:PORT or [IPv6]:PORT) instead of 127.0.0.1:PORT; repeatable. A
+    /// non-loopback address serves only the container endpoint.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// Enable the container endpoint (GET /v1/credentials) guarded by the token in PATH; the file
+    /// is created (0600, random token) when absent.
+    #[arg(long, value_name = "PATH")]
+    pub container_token_file: Option<std::path::PathBuf>,
 }
 
 /// Refuses a command line with an argument that is not UTF-8, naming its flag (issue 14, 17).

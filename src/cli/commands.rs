@@ -7,7 +7,7 @@
 use super::Failure;
 use super::args::FormatArg;
 use super::failure::Context as _;
-use super::settings::{SessionSettings, UpdateSettings};
+use super::settings::{Listen, ServeSettings, SessionSettings, UpdateSettings};
 use crate::certs::{self, Certificate};
 use crate::keys::KeyKind;
 use crate::session::Client;
@@ -140,6 +140,94 @@ pub fn update(s: &UpdateSettings) -> Result<(), Failure> {
     crate::update::keep_updated(&refresher, &s.file, &s.profile);
     refresher.shutdown();
     super::stderr_line("rolesanywhere-agent: update stopped (signal received)");
+    Ok(())
+}
+
+/// `serve`: binds the listeners (before any CreateSession, so a busy port fails at once), reads or
+/// creates the container token, starts the refresher, prints the SDK environment lines on stdout
+/// and serves until SIGTERM or SIGINT (exit 0, requests in flight finished).
+pub fn serve(s: &ServeSettings, out: &mut dyn Write) -> Result<(), Failure> {
+    transport_warnings(&s.session);
+    crate::shutdown::install()?;
+    let stop = crate::shutdown::subscribe()
+        .map_err(|e| Failure::operational(e).context("cannot watch for SIGTERM/SIGINT"))?;
+    let listeners = match &s.listen {
+        Listen::Addrs(addrs) => crate::serve::bind(addrs)?,
+        Listen::Systemd(n) => crate::serve::from_systemd(*n)?,
+    };
+    let container_token = match &s.container_token_file {
+        Some(path) => {
+            let (token, created) = crate::serve::container::load_or_create(path)?;
+            if created {
+                super::stderr_line(&format!(
+                    "rolesanywhere-agent: created the container token file {} (0600)",
+                    crate::text::path(path)
+                ));
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    let refresher = crate::refresh::Refresher::start(refresher_options(&s.session)?)?;
+    let mut lines = String::new();
+    // The first loopback listener is the IMDS endpoint; the container endpoint is on the first
+    // listener (any address: a pod reaches it on its link-local address).
+    if let Some(l) = listeners
+        .iter()
+        .find(|l| l.scope == crate::serve::Scope::Local)
+    {
+        // With its trailing slash: AWS CLI v2 joins `latest/…` to the value as written, and the
+        // server collapses the double slash other SDKs then send.
+        lines.push_str(&format!(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{}/\n",
+            l.addr
+        ));
+    }
+    if let (Some(path), Some(l)) = (&s.container_token_file, listeners.first()) {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        lines.push_str(&format!(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://{}{}\n\
+             AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}\n",
+            l.addr,
+            crate::serve::container::PATH,
+            path.display()
+        ));
+    }
+    for l in &listeners {
+        let what = match l.scope {
+            crate::serve::Scope::Local if container_token.is_some() => {
+                "IMDSv2 and the container endpoint"
+            }
+            crate::serve::Scope::Local => "IMDSv2",
+            crate::serve::Scope::ContainerOnly => "the container endpoint only (not loopback)",
+        };
+        super::stderr_line(&format!(
+            "rolesanywhere-agent: serving {what} on {}",
+            l.addr
+        ));
+    }
+    write_out(out, lines.as_bytes())?;
+    let r = refresher.clone();
+    let endpoints = crate::serve::Endpoints {
+        role: s.role_name.clone(),
+        account_id: s.account_id.clone(),
+        container_token,
+        hop_limit: s.hop_limit,
+        source: std::sync::Arc::new(move || r.current()),
+    };
+    let log: crate::refresh::Log = std::sync::Arc::new(|line: &str| {
+        super::stderr_line(&format!("rolesanywhere-agent: {line}"))
+    });
+    let served = crate::serve::run(
+        listeners,
+        endpoints,
+        crate::serve::Limits::default(),
+        stop,
+        log,
+    );
+    refresher.shutdown();
+    served?;
+    super::stderr_line("rolesanywhere-agent: serve stopped (signal received)");
     Ok(())
 }
 

@@ -62,6 +62,7 @@ fn execute(command: args::Command, out: &mut dyn Write) -> Result<(), Failure> {
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
         Settings::Update(s) => commands::update(&s),
+        Settings::Serve(s) => commands::serve(&s, out),
         Settings::SignString {
             key,
             alg,
@@ -163,7 +164,7 @@ mod tests {
     #[test]
     fn usage_and_configuration_errors_exit_2() {
         assert_eq!(code(settings::Error::Duration(1)), EXIT_USAGE);
-        assert_eq!(code(settings::Error::NotSupported("serve")), EXIT_USAGE);
+        assert_eq!(code(settings::Error::HopLimit), EXIT_USAGE);
         assert_eq!(code(signer::Error::NoPrivateKey), EXIT_USAGE);
         assert_eq!(
             code(signer::Error::CertificateKeyMismatch {

@@ -45,6 +45,8 @@ pub enum Settings {
     },
     /// `update`.
     Update(Box<UpdateSettings>),
+    /// `serve`.
+    Serve(Box<ServeSettings>),
     /// `version`.
     Version,
 }
@@ -60,6 +62,32 @@ pub struct UpdateSettings {
     pub once: bool,
     /// The credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
     pub file: std::path::PathBuf,
+}
+
+/// Where `serve` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// These addresses (`127.0.0.1:--port`, or the `--listen` ones).
+    Addrs(Vec<std::net::SocketAddr>),
+    /// The sockets systemd passed (`LISTEN_FDS` of them, `LISTEN_PID` being this process).
+    Systemd(usize),
+}
+
+/// `serve`, validated.
+#[derive(Debug)]
+pub struct ServeSettings {
+    /// The CreateSession settings.
+    pub session: SessionSettings,
+    /// Where to listen.
+    pub listen: Listen,
+    /// `--hop-limit` (1..=255).
+    pub hop_limit: u8,
+    /// `--container-token-file`.
+    pub container_token_file: Option<std::path::PathBuf>,
+    /// The role name IMDS lists (last part of the role ARN).
+    pub role_name: String,
+    /// The role's account.
+    pub account_id: String,
 }
 
 /// Everything a CreateSession call needs, validated.
@@ -134,6 +162,25 @@ pub enum Error {
     /// A command that exists but is not implemented yet.
     #[error("the {0} command is not supported yet; use credential-process")]
     NotSupported(&'static str),
+    /// `--hop-limit 0`.
+    #[error("--hop-limit 0 is out of range: give 1 to 255 (1 keeps answers on this host)")]
+    HopLimit,
+    /// A `--listen` value that is not an address with a port.
+    #[error(
+        "invalid --listen {}: give IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9911 or [::1]:9911",
+        crate::text::arg(.0)
+    )]
+    ListenAddr(String),
+    /// Too many `--listen`.
+    #[error("{0} --listen addresses given; at most 32 are served")]
+    ListenCount(usize),
+    /// `LISTEN_PID` names this process but `LISTEN_FDS` is not a usable count.
+    #[error(
+        "LISTEN_PID is this process but LISTEN_FDS={} is not a count of 1 to 32 sockets; check \
+         the systemd socket unit",
+        crate::text::arg(.0)
+    )]
+    ListenFds(String),
     /// The endpoint URL or a proxy variable is unusable. Shown as the session error, which stays
     /// in the chain (not `transparent`) so that its hint is found.
     #[error("{0}")]
@@ -219,13 +266,60 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
                 file,
             })))
         }
-        // Said before anything about its flags: fixing flags of a command that cannot run is
-        // wasted effort.
-        Command::Serve(_) => Err(Error::NotSupported("serve")),
+        Command::Serve(a) => {
+            if a.hop_limit == 0 {
+                return Err(Error::HopLimit);
+            }
+            let listen = listen(a.port, &a.listen, env)?;
+            let session = session("serve", a.session, env)?;
+            let role = arn::parse(&session.request.role_arn, ArnKind::Role)?;
+            let role_name = role.resource().rsplit('/').next().unwrap_or("").to_string();
+            Ok(Settings::Serve(Box::new(ServeSettings {
+                listen,
+                hop_limit: a.hop_limit,
+                container_token_file: a.container_token_file,
+                role_name,
+                account_id: role.account.clone(),
+                session,
+            })))
+        }
         Command::Version => Ok(Settings::Version),
         // Dispatched before validation (see `cli::execute`); unreachable here.
         Command::Enroll(_) => Err(Error::NotSupported("enroll")),
     }
+}
+
+/// `serve`'s listeners: systemd's sockets when `LISTEN_PID` is this process, else `--listen`,
+/// else 127.0.0.1:`--port`.
+fn listen(
+    port: u16,
+    addrs: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Listen, Error> {
+    if env("LISTEN_PID").is_some_and(|pid| pid.trim() == std::process::id().to_string()) {
+        let count = env("LISTEN_FDS").unwrap_or_default();
+        return match count.trim().parse::<usize>() {
+            Ok(n) if (1..=32).contains(&n) => Ok(Listen::Systemd(n)),
+            _ => Err(Error::ListenFds(count)),
+        };
+    }
+    if addrs.is_empty() {
+        return Ok(Listen::Addrs(vec![std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            port,
+        ))]));
+    }
+    if addrs.len() > 32 {
+        return Err(Error::ListenCount(addrs.len()));
+    }
+    addrs
+        .iter()
+        .map(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|_| Error::ListenAddr(a.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Listen::Addrs)
 }
 
 fn session(
@@ -572,22 +666,80 @@ mod tests {
     }
 
     #[test]
-    fn os_store_flags_and_unsupported_commands_are_usage_errors() {
+    fn os_store_flags_are_usage_errors_and_serve_validates_its_own() {
         let e = parse(&["--cert-selector", "x"], &[]).unwrap_err();
         assert!(e.to_string().contains("--cert-selector"), "{e}");
-        let cli = args::Cli::try_parse_from([
-            "rolesanywhere-agent",
-            "serve",
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PR,
-            "--role-arn",
-            RO,
-        ])
-        .unwrap();
-        let e = validate(cli.command, &|_| None).unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        let serve = |extra: &[&str], env: &[(&str, &str)]| {
+            let mut argv = vec![
+                "rolesanywhere-agent",
+                "serve",
+                "--certificate",
+                "c.pem",
+                "--private-key",
+                "k.pem",
+                "--trust-anchor-arn",
+                TA,
+                "--profile-arn",
+                PR,
+                "--role-arn",
+                RO,
+            ];
+            argv.extend_from_slice(extra);
+            let cli = args::Cli::try_parse_from(argv).unwrap();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            validate(cli.command, &move |name| {
+                env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            })
+        };
+        let Ok(Settings::Serve(s)) = serve(&[], &[]) else {
+            panic!("serve refused")
+        };
+        assert_eq!(
+            s.listen,
+            Listen::Addrs(vec!["127.0.0.1:9911".parse().unwrap()])
+        );
+        assert_eq!(s.hop_limit, 64);
+        assert_eq!(s.account_id, RO.split(':').nth(4).unwrap());
+        assert_eq!(Some(s.role_name.as_str()), RO.rsplit('/').next());
+        let Ok(Settings::Serve(s)) =
+            serve(&["--listen", "[::1]:0", "--listen", "10.0.0.1:80"], &[])
+        else {
+            panic!("serve refused")
+        };
+        assert_eq!(
+            s.listen,
+            Listen::Addrs(vec![
+                "[::1]:0".parse().unwrap(),
+                "10.0.0.1:80".parse().unwrap()
+            ])
+        );
+        let pid = std::process::id().to_string();
+        let Ok(Settings::Serve(s)) = serve(&[], &[("LISTEN_PID", &pid), ("LISTEN_FDS", "2")])
+        else {
+            panic!("serve refused")
+        };
+        assert_eq!(s.listen, Listen::Systemd(2));
+        // Another process's sockets are not ours.
+        let Ok(Settings::Serve(s)) = serve(&[], &[("LISTEN_PID", "1"), ("LISTEN_FDS", "2")]) else {
+            panic!("serve refused")
+        };
+        assert!(matches!(s.listen, Listen::Addrs(_)));
+        for (extra, env, needle) in [
+            (&["--hop-limit", "0"][..], &[][..], "--hop-limit"),
+            (&["--listen", "localhost:1"][..], &[][..], "--listen"),
+            (&["--listen", "127.0.0.1"][..], &[][..], "--listen"),
+            (
+                &[][..],
+                &[("LISTEN_PID", pid.as_str()), ("LISTEN_FDS", "0")][..],
+                "LISTEN_FDS",
+            ),
+        ] {
+            let e = serve(extra, env).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
     }
 
     #[test]
