@@ -130,6 +130,41 @@ pub fn path(p: &Path) -> String {
     arg(&p.to_string_lossy())
 }
 
+/// `err` and its `source()` chain joined with `: `, a source whose text its parent already ends
+/// with left out (some errors print their source in their own message as well as returning it).
+/// Not escaped: callers that print it escape it.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        let part = e.to_string();
+        if !out.ends_with(&part) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&part);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// `t` in UTC as `YYYY-MM-DDTHH:MM:SSZ`, the one form every SDK parses (credential_process
+/// `Expiration`, IMDS `LastUpdated`). Years beyond 9999 or before 0 are not RFC 3339; they are
+/// written as they are, which no SDK accepts either way.
+pub fn utc_seconds(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

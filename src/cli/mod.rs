@@ -126,19 +126,7 @@ fn chain_text(e: &anyhow::Error) -> String {
 
 /// [`chain_text`] for any error: the error and its `source()` chain, as the CLI prints them.
 pub(crate) fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = String::new();
-    let mut cur = Some(e);
-    while let Some(cause) = cur {
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-        cur = cause.source();
-    }
-    out
+    crate::text::error_chain(e)
 }
 
 /// The one place exit codes are decided: from the class the failing module gave its error.

@@ -378,10 +378,10 @@ impl AttemptError {
 
     fn text(&self) -> String {
         match self {
-            AttemptError::Identity(e) => chain(e),
+            AttemptError::Identity(e) => crate::text::error_chain(e),
             AttemptError::NeedsPrompt => "the key is not open".into(),
             AttemptError::Session(e) => {
-                let mut t = chain(e);
+                let mut t = crate::text::error_chain(e);
                 if let Some(h) = e.hint() {
                     t.push_str("; hint: ");
                     t.push_str(&h);
@@ -543,13 +543,13 @@ impl Worker {
                     },
                     leaf.subject(),
                     leaf.serial_hex(),
-                    utc(leaf.not_after())
+                    crate::text::utc_seconds(leaf.not_after())
                 ));
             }
             Err(e) => match fault::of_identity(&e) {
                 Fault::DeviceLost | Fault::Fatal => return Err(AttemptError::Identity(e)),
                 Fault::Retry(_) => {
-                    let text = chain(&e);
+                    let text = crate::text::error_chain(&e);
                     if self.last_reload_error.as_deref() != Some(text.as_str()) {
                         (self.log)(&format!(
                             "cannot take the certificate and key again ({text}); keeping the \
@@ -589,7 +589,7 @@ impl Worker {
                 "warning: the {role} certificate {} (serial {}) {when}, at {}: renew it",
                 cert.subject(),
                 cert.serial_hex(),
-                utc(cert.not_after())
+                crate::text::utc_seconds(cert.not_after())
             ));
         }
     }
@@ -647,39 +647,16 @@ impl Worker {
             String::new()
         } else {
             let secs = (self.next - now).as_seconds_f64().max(0.0);
-            format!("; next attempt at {} (in {secs:.0} s)", utc(self.next))
+            format!(
+                "; next attempt at {} (in {secs:.0} s)",
+                crate::text::utc_seconds(self.next)
+            )
         };
         (self.log)(&format!(
             "refreshing credentials failed (attempt {} in a row): {text}{action}{next}{serving}",
             self.plan.failures().max(1)
         ));
     }
-}
-
-/// `err` and its sources joined with `: `, a source whose text its parent already ends with left
-/// out (as the CLI prints chains).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        let part = e.to_string();
-        if !text.ends_with(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        cur = e.source();
-    }
-    text
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-fn utc(t: OffsetDateTime) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .unwrap_or_default()
 }
 
 /// True when opening the identity again cannot prompt: the PKCS#11 PIN comes from the URI or

@@ -18,6 +18,7 @@
 
 use super::http::{Method, Request, Response};
 use crate::refresh::{Issued, Unavailable};
+use crate::text::utc_seconds;
 use base64::Engine as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -159,20 +160,6 @@ struct ErrorBody<'a> {
     code: &'a str,
     message: &'a str,
     last_updated: &'a str,
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` in UTC.
-pub fn utc_seconds(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 impl Imds<'_> {

@@ -267,19 +267,7 @@ impl Cause {
     /// `err` and its sources joined with `: ` (a source whose text its parent already ends with is
     /// left out), escaped for a terminal.
     pub(super) fn of(err: &(dyn std::error::Error + 'static)) -> Cause {
-        let mut text = String::new();
-        let mut cur = Some(err);
-        while let Some(e) = cur {
-            let part = e.to_string();
-            if !text.ends_with(&part) {
-                if !text.is_empty() {
-                    text.push_str(": ");
-                }
-                text.push_str(&part);
-            }
-            cur = e.source();
-        }
-        Cause(response::escape(&text))
+        Cause(response::escape(&crate::text::error_chain(err)))
     }
 }
 

@@ -119,20 +119,7 @@ pub(crate) fn parse_credentials(raw: &[u8]) -> Result<Credentials, Error> {
     })
 }
 
-/// `t` in UTC as `YYYY-MM-DDTHH:MM:SSZ` (years beyond 9999 or before 0 are not RFC 3339; they are
-/// written as `time` writes them, which no SDK accepts either way).
-pub(super) fn utc_text(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub(super) use crate::text::utc_seconds as utc_text;
 
 /// Builds the error for a non-success answer from `X-Amzn-ErrorType` and the JSON body.
 pub(crate) fn service_error(
