@@ -3,6 +3,7 @@
 the order they first ran, one mangled symbol name a line (lld's --symbol-ordering-file).
 
 usage: link-order.py BINARY TRACE... > build/link-order.txt
+       link-order.py --check BINARY ORDER_FILE   (how many of the file's names BINARY defines)
 
 Each TRACE is `valgrind -v -v --tool=lackey --trace-superblocks=yes --log-file=TRACE BINARY ...`;
 the functions of later traces that the earlier ones did not run follow in their own first-run order.
@@ -59,7 +60,21 @@ def superblocks(trace):
                 yield int(line[3:], 16)
 
 
+def check(binary, order_file):
+    """A stale file (other dependency versions or features change the hashes in mangled names)
+    links fine but orders little: say how much of it still matches."""
+    with open(order_file) as f:
+        wanted = {line.strip() for line in f if line.strip()}
+    have = {n for _, _, names in text_symbols(binary) for n in names}
+    found = len(wanted & have)
+    print(f"code order: {found} of {len(wanted)} names of {os.path.basename(order_file)} are in the binary"
+          + ("" if found * 10 >= len(wanted) * 9 else " (stale: run scripts/link-order)"))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--check":
+        check(sys.argv[2], sys.argv[3])
+        return
     if len(sys.argv) < 3:
         sys.exit(__doc__.strip().split("\n\n")[1])
     binary, traces = sys.argv[1], sys.argv[2:]
