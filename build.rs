@@ -9,6 +9,16 @@
 //! worktree, where `.git` is a file), `src/` and `Cargo.toml` (edits there change the dirty marker and
 //! rebuild the crate anyway). Edits elsewhere in the tree are picked up at the next commit or source
 //! change, so that editing the docs does not recompile the agent.
+//!
+//! Release builds of the `rolesanywhere-agent` binary on Linux are linked by lld with
+//! `build/link-order.txt` as its symbol ordering file (written by `scripts/link-order`): the
+//! functions one `credential-process` runs lie together at the start of the text, so that a cold
+//! start faults in a few 64 KiB windows of code instead of most of them (ADR 0002, "The RSS
+//! round"). rustc on x86_64 Linux links with its own rust-lld already (`-B` ahead of the system's
+//! linkers); `-fuse-ld=lld` makes any other toolchain take Debian's `ld.lld`, which the option
+//! needs (GNU ld does not know it). Without `ld.lld` on PATH or without the file the binary is linked
+//! as usual, with a build warning; installing lld later takes effect with the next change to this
+//! script's inputs (`cargo clean -p rolesanywhere-agent --release` forces it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +36,46 @@ fn main() {
         _ => git_revision(&manifest_dir).unwrap_or_else(|| "unknown".into()),
     };
     println!("cargo:rustc-env=RA_REVISION={revision}");
+    link_order(&manifest_dir);
+}
+
+const ORDER_FILE: &str = "build/link-order.txt";
+
+/// Only the shipped binary: tests, debug builds, the emulator and fuzz/ link as before.
+fn link_order(dir: &Path) {
+    println!("cargo:rerun-if-changed={ORDER_FILE}");
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    if !release || !linux {
+        return;
+    }
+    let order = dir.join(ORDER_FILE);
+    if !order.is_file() {
+        println!(
+            "cargo:warning={ORDER_FILE} is missing: linking without a code order (run scripts/link-order)"
+        );
+        return;
+    }
+    if !on_path("ld.lld") {
+        println!(
+            "cargo:warning=ld.lld not found: linking without the code order of {ORDER_FILE} (install lld; scripts/install-deps does)"
+        );
+        return;
+    }
+    let bin = "rolesanywhere-agent";
+    println!("cargo:rustc-link-arg-bin={bin}=-fuse-ld=lld");
+    println!(
+        "cargo:rustc-link-arg-bin={bin}=-Wl,--symbol-ordering-file={}",
+        order.display()
+    );
+    // Names a newer build no longer has (renamed functions, other dependency versions) are skipped;
+    // they only cost residency, so they need not be listed on every build.
+    println!("cargo:rustc-link-arg-bin={bin}=-Wl,--no-warn-symbol-ordering");
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 /// The override ends up in `--version` and the man pages: keep it to one printable word.
