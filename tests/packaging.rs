@@ -1,8 +1,8 @@
 //! What a user builds and installs: a bare `cargo build --release` (README "Use") must produce both
 //! binaries the README and the Debian package name, so the workspace's default members are checked
-//! here rather than trusted.
+//! here rather than trusted; and every systemd unit under contrib/systemd/ must be a package asset.
 //!
-//! Runs `cargo metadata --no-deps` only (no build, no network).
+//! Runs `cargo metadata --no-deps` and reads files only (no build, no network).
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -48,4 +48,43 @@ fn bare_cargo_build_builds_the_agent_and_the_emulator() {
         ["rolesanywhere-agent", "rolesanywhere-emulator"],
         "binaries built by a bare `cargo build` (default-members in Cargo.toml)"
     );
+}
+
+/// Every unit under contrib/systemd/ is a Debian package asset (scripts/check-package checks the
+/// installed files), and each service runs the agent where the package installs it.
+#[test]
+fn every_systemd_unit_is_packaged_and_runs_the_installed_agent() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let deb = &manifest[manifest.find("[package.metadata.deb]").unwrap()..];
+    let assets = &deb[deb.find("assets = [").unwrap()..];
+    let assets = &assets[..assets.find("\n]").unwrap()];
+    assert!(assets.contains(r#"["target/release/rolesanywhere-agent", "usr/bin/", "755"]"#));
+    let mut units = 0;
+    for entry in std::fs::read_dir(root.join("contrib/systemd")).unwrap() {
+        let path = entry.unwrap().path();
+        let ext = path.extension().unwrap().to_str().unwrap();
+        let asset = format!(
+            r#"["contrib/systemd/*.{ext}", "usr/share/doc/rolesanywhere-agent/examples/systemd/", "644"]"#
+        );
+        assert!(
+            assets.contains(&asset),
+            "{} is not packaged",
+            path.display()
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        if ext == "service" {
+            let exec = text
+                .lines()
+                .find_map(|l| l.strip_prefix("ExecStart="))
+                .unwrap_or_else(|| panic!("no ExecStart in {}", path.display()));
+            assert!(
+                exec.starts_with("/usr/bin/rolesanywhere-agent "),
+                "{}: {exec}",
+                path.display()
+            );
+        }
+        units += 1;
+    }
+    assert_eq!(units, 3);
 }

@@ -394,3 +394,101 @@ fn wait_within(mut child: Child, limit: Duration) -> std::process::Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// Loop mode with the emulator's short-lived credentials (62 s, the shortest the client accepts):
+/// at each half-life refresh the file is rewritten with a new set (seen by its access key id
+/// changing, every read complete), the emulator issued exactly the sets written, the file stays
+/// 0600 and botocore parses it, and SIGTERM exits 0.
+#[test]
+fn loop_mode_rewrites_the_file_with_each_short_lived_set() {
+    const LIFETIME: u32 = 62;
+    let env = Env::new();
+    env.leaf("leaf");
+    let config = rolesanywhere_emulator::config::Config::from_toml_str(
+        &env.config_toml("", "", ""),
+        env.dir.path(),
+    )
+    .unwrap();
+    let emu = rolesanywhere_emulator::server::spawn_with(
+        config,
+        rolesanywhere_emulator::server::Limits {
+            credential_seconds: Some(LIFETIME),
+            ..Default::default()
+        },
+        rolesanywhere_emulator::server::ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Tls::None,
+        },
+    )
+    .unwrap();
+    let file = env.path("credentials");
+    std::fs::write(&file, OTHERS).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut c = update_cmd(&env, &emu.url(), &file, &["--profile", "ra"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    // The first set, then one per half-life (~31 s with jitter): three sets in about 65 s.
+    let mut keys: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while keys.len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(85),
+            "{} sets written in {:?}",
+            keys.len(),
+            start.elapsed()
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with(OTHERS), "other bytes changed: {text:?}");
+        if section(&text, "ra").is_some() {
+            let id = assert_complete(&text, "ra");
+            if keys.last() != Some(&id) {
+                assert!(!keys.contains(&id), "an older set again: {id}");
+                eprintln!("set {} after {:?}", keys.len() + 1, start.elapsed());
+                keys.push(id);
+            }
+        }
+        assert_eq!(mode(&file), 0o600);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        start.elapsed() > Duration::from_secs(45),
+        "refreshed too early"
+    );
+    assert_eq!(emu.sessions_issued(), keys.len() as u64, "{keys:?}");
+
+    if have_python_botocore() {
+        let script = "import sys; from botocore import configloader as c\n\
+                      p = c.raw_config_parse(sys.argv[1])\n\
+                      print(p['ra']['aws_access_key_id'], bool(p['ra']['aws_session_token']))";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{} True", keys[2])
+        );
+    }
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = wait_within(child, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        stderr.matches("wrote credentials to [ra]").count(),
+        keys.len(),
+        "{stderr}"
+    );
+    assert_eq!(mode(&file), 0o600);
+}

@@ -5,7 +5,7 @@
 
 use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType};
 use rolesanywhere_emulator::config::Config;
-use rolesanywhere_emulator::server::{self, Running, ServeOptions, Tls};
+use rolesanywhere_emulator::server::{self, Limits, Running, ServeOptions, Tls};
 use tempfile::TempDir;
 
 /// Trust anchor ARN the fixture configures.
@@ -29,6 +29,19 @@ pub struct Emu {
 impl Emu {
     /// A fresh EC P-256 CA, one anchor, one profile (accepting role session names, up to 12 h) and one role.
     pub fn start() -> Emu {
+        Self::start_with(Limits::default())
+    }
+
+    /// Like [`Emu::start`], issuing credentials that expire `seconds` after issue (the long-running
+    /// commands' refresh tests).
+    pub fn short_lived(seconds: u32) -> Emu {
+        Self::start_with(Limits {
+            credential_seconds: Some(seconds),
+            ..Limits::default()
+        })
+    }
+
+    fn start_with(limits: Limits) -> Emu {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_dir = dir.path().join("ca");
         let ca = Ca::init(&ca_dir, KeyType::EcP256, "hsm-tests CA").expect("CA init");
@@ -51,8 +64,9 @@ max_session_duration = 43200
 "#
         );
         let config = Config::from_toml_str(&toml, dir.path()).expect("emulator config");
-        let running = server::spawn(
+        let running = server::spawn_with(
             config,
+            limits,
             ServeOptions {
                 listen: "127.0.0.1:0".parse().expect("addr"),
                 tls: Tls::None,
@@ -86,6 +100,11 @@ max_session_duration = 43200
         .iter()
         .map(|s| s.to_string())
         .collect()
+    }
+
+    /// How many CreateSession calls issued credentials.
+    pub fn sessions_issued(&self) -> u64 {
+        self.running.sessions_issued()
     }
 
     /// How many requests reached the emulator.
