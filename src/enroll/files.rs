@@ -116,6 +116,19 @@ fn write_through(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.flush()
 }
 
+/// Creates `dir` and its missing parents with mode 0700 (what a directory holding credentials or
+/// keys gets); nothing when it exists.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.exists() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// The directory `path` is in (`.` for a bare file name).
 pub(crate) fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
@@ -215,7 +228,7 @@ pub(crate) fn replace_file(
     data: &[u8],
     mode: impl FnOnce(Option<u32>) -> u32,
 ) -> Result<PathBuf, (PathBuf, std::io::Error)> {
-    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    use std::os::unix::fs::MetadataExt as _;
     let werr = |path: &Path| {
         let path = path.to_path_buf();
         move |source| (path, source)
@@ -228,13 +241,7 @@ pub(crate) fn replace_file(
         Ok(m) => (mode(Some(m.mode() & 0o7777)), Some((m.uid(), m.gid()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let dir = dir_of(&target);
-            if !dir.exists() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(werr(&dir))?;
-            }
+            create_private_dir(&dir).map_err(werr(&dir))?;
             (mode(None), None)
         }
         Err(e) => return Err(werr(&target)(e)),

@@ -109,20 +109,13 @@ pub fn lock_path(target: &Path) -> PathBuf {
 
 /// Sets the three keys of `[profile]` in the credentials file at `path` (see the module docs).
 pub fn write_profile(path: &Path, profile: &str, values: NewValues<'_>) -> Result<Written, Error> {
-    use std::os::unix::fs::DirBuilderExt as _;
     let werr = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Write { path, source }
     };
     let target = files::resolve_links(path).map_err(werr(path))?;
     let dir = files::dir_of(&target);
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(werr(&dir))?;
-    }
+    files::create_private_dir(&dir).map_err(werr(&dir))?;
     let lock_path = lock_path(&target);
     let lock = OpenOptions::new()
         .read(true)
