@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod arn;
 pub mod certs;
 pub mod cli;

@@ -73,6 +73,11 @@ pub enum Command {
         after_help = SESSION_ENVIRONMENT
     )]
     Serve(ServeArgs),
+    /// Run the agent: hold the identities of a configuration file's profiles and serve their cached
+    /// credentials on a Unix socket (`credential-process --from-agent NAME`) until SIGTERM/SIGINT;
+    /// SIGHUP reloads the configuration.
+    #[command(args_conflicts_with_subcommands = true)]
+    Agent(AgentArgs),
     /// Air-gapped enrollment: generate a key on the device, make a CSR with it, install the certificate.
     #[command(subcommand)]
     Enroll(crate::enroll::EnrollCommand),
@@ -350,6 +355,45 @@ pub struct ServeArgs {
     /// is created (0600, random token) when absent.
     #[arg(long, value_name = "PATH")]
     pub container_token_file: Option<std::path::PathBuf>,
+}
+
+/// `agent` flags (the daemon), or one of its client subcommands.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// A client subcommand instead of running the agent.
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+    /// Configuration file (default: /etc/rolesanywhere/agent.toml for root,
+    /// $XDG_CONFIG_HOME/rolesanywhere/agent.toml otherwise).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Unix socket to listen on (default: the configuration's `socket`, else
+    /// /run/rolesanywhere/agent.sock for root, $XDG_RUNTIME_DIR/rolesanywhere/agent.sock otherwise).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Serve Prometheus metrics (GET /metrics) on ADDR (IP:PORT); default: the configuration's
+    /// `metrics_listen`, else off.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+/// `agent` client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Ask a running agent for its profiles: certificate subject and expiry, credential expiry,
+    /// last refresh and last failure (no secrets).
+    Status(AgentStatusArgs),
+}
+
+/// `agent status` flags.
+#[derive(Debug, Args)]
+pub struct AgentStatusArgs {
+    /// The agent's socket (default: ROLESANYWHERE_AGENT_SOCK, else the agent's default).
+    #[arg(long, value_name = "PATH")]
+    pub agent_socket: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Refuses a command line with an argument that is not UTF-8, naming its flag (issue 14, 17).

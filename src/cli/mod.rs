@@ -63,6 +63,7 @@ fn execute(command: args::Command, out: &mut dyn Write) -> Result<(), Failure> {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
         Settings::Update(s) => commands::update(&s),
         Settings::Serve(s) => commands::serve(&s, out),
+        Settings::Agent(a) => crate::agent::main(*a, out),
         Settings::SignString {
             key,
             alg,

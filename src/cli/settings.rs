@@ -47,6 +47,8 @@ pub enum Settings {
     Update(Box<UpdateSettings>),
     /// `serve`.
     Serve(Box<ServeSettings>),
+    /// `agent` (the daemon or a client subcommand): its configuration file is read by the agent.
+    Agent(Box<super::args::AgentArgs>),
     /// `version`.
     Version,
 }
@@ -283,6 +285,7 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
                 session,
             })))
         }
+        Command::Agent(a) => Ok(Settings::Agent(a.into())),
         Command::Version => Ok(Settings::Version),
         // Dispatched before validation (see `cli::execute`); unreachable here.
         Command::Enroll(_) => Err(Error::NotSupported("enroll")),
@@ -322,7 +325,9 @@ fn listen(
         .map(Listen::Addrs)
 }
 
-fn session(
+/// Validates the session flags of `command` (also the agent's profiles, `config.rs`, built as
+/// [`SessionArgs`] so that a profile is checked exactly as the same flags are).
+pub(crate) fn session(
     command: &'static str,
     a: SessionArgs,
     env: &dyn Fn(&str) -> Option<String>,

@@ -1,0 +1,1 @@
+//! The agent's configuration file (TOML): profiles, socket, metrics; validated like the flags.

@@ -1,0 +1,1 @@
+//! Prometheus text exposition of the profiles' refresh state, and its opt-in HTTP endpoint.
