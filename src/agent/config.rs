@@ -144,10 +144,10 @@ pub enum Error {
     /// Something in the file is wrong.
     #[error("{at}: {problem}")]
     Invalid {
-        /// Where.
-        at: Location,
+        /// Where (boxed, as `problem`: errors stay small on the `Ok` path).
+        at: Box<Location>,
         /// What.
-        problem: Problem,
+        problem: Box<Problem>,
     },
 }
 
@@ -170,7 +170,7 @@ impl Error {
     /// The problem, when it is one in the file.
     pub fn problem(&self) -> Option<&Problem> {
         match self {
-            Error::Invalid { problem, .. } => Some(problem),
+            Error::Invalid { problem, .. } => Some(&**problem),
             Error::Read { .. } => None,
         }
     }
@@ -181,6 +181,13 @@ impl Error {
             Error::Invalid { at, .. } => at.line,
             Error::Read { .. } => None,
         }
+    }
+}
+
+fn invalid(at: Location, problem: Problem) -> Error {
+    Error::Invalid {
+        at: Box::new(at),
+        problem: Box::new(problem),
     }
 }
 
@@ -457,14 +464,14 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<AgentCo
     })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => parse(text, &shown, env),
-        Err(e) => Err(Error::Invalid {
-            at: Location {
+        Err(e) => Err(invalid(
+            Location {
                 path: shown,
                 line: Some(line_of(&bytes[..e.valid_up_to()])),
                 key: String::new(),
             },
-            problem: Problem::NotUtf8,
-        }),
+            Problem::NotUtf8,
+        )),
     }
 }
 
@@ -579,13 +586,12 @@ impl<'a> Doc<'a> {
             Err(e) => {
                 let at = Location {
                     path: path.to_path_buf(),
-                    line: e.span().map(|s| line_of(&text.as_bytes()[..s.start.min(text.len())])),
+                    line: e
+                        .span()
+                        .map(|s| line_of(&text.as_bytes()[..s.start.min(text.len())])),
                     key: String::new(),
                 };
-                Err(Error::Invalid {
-                    at,
-                    problem: Problem::Syntax(e.message().to_string()),
-                })
+                Err(invalid(at, Problem::Syntax(e.message().to_string())))
             }
         }
     }
@@ -596,14 +602,14 @@ impl<'a> Doc<'a> {
 
     /// The error `problem` at the key `path` (its line: the key's, or an array element's).
     fn error(&self, path: &[Seg], problem: Problem) -> Error {
-        Error::Invalid {
-            at: Location {
+        invalid(
+            Location {
                 path: self.path.to_path_buf(),
                 line: self.span_of(path).map(|s| self.line_at(s.start)),
                 key: key_path(path),
             },
             problem,
-        }
+        )
     }
 
     /// Where the key at `path` is written (an array element: where the element is).
@@ -679,7 +685,11 @@ impl<'a> Doc<'a> {
                 Some(Seg::Key(k)) => k.as_str(),
                 _ => "",
             };
-            let known = if path.len() == 1 { TOP_KEYS } else { PROFILE_KEYS };
+            let known = if path.len() == 1 {
+                TOP_KEYS
+            } else {
+                PROFILE_KEYS
+            };
             Problem::UnknownKey {
                 suggestion: nearest(key, known),
                 known,
@@ -687,14 +697,14 @@ impl<'a> Doc<'a> {
         } else {
             Problem::Type(plain_types(&unquoted(message)))
         };
-        Error::Invalid {
-            at: Location {
+        invalid(
+            Location {
                 path: self.path.to_path_buf(),
                 line: e.span().map(|s| self.line_at(s.start)),
                 key: key_path(&path),
             },
             problem,
-        }
+        )
     }
 
     /// What must not reach serde or anything later: a secret given as a value, a `pin-value`
@@ -910,7 +920,12 @@ fn default_session_args() -> SessionArgs {
 /// keys rather than flags.
 fn settings_problem(e: settings::Error, fips_key: bool) -> (Option<&'static str>, Problem) {
     use settings::Error as E;
-    let key_of = |flag: &str| PROFILE_KEYS.iter().copied().find(|k| flag.trim_start_matches('-').replace('-', "_") == *k);
+    let key_of = |flag: &str| {
+        PROFILE_KEYS
+            .iter()
+            .copied()
+            .find(|k| flag.trim_start_matches('-').replace('-', "_") == *k)
+    };
     match e {
         E::MissingFlags { missing, .. } => (
             None,
@@ -921,10 +936,9 @@ fn settings_problem(e: settings::Error, fips_key: bool) -> (Option<&'static str>
                     .collect(),
             },
         ),
-        E::Arn(arn::Error::Invalid { kind, problem, .. }) => (
-            key_of(kind.flag()),
-            Problem::Arn { kind, problem },
-        ),
+        E::Arn(arn::Error::Invalid { kind, problem, .. }) => {
+            (key_of(kind.flag()), Problem::Arn { kind, problem })
+        }
         E::Arn(arn::Error::Region(_)) => (Some("region"), Problem::Region),
         E::Arn(e @ arn::Error::RegionMismatch { .. }) => {
             (Some("profile_arn"), Problem::Regions(e.to_string()))
@@ -1032,7 +1046,10 @@ fn unquoted(message: &str) -> String {
 fn plain_types(message: &str) -> String {
     let mut out = message.to_string();
     for (rust, toml) in [
-        ("expected struct RawProfile", "expected a table of profile keys"),
+        (
+            "expected struct RawProfile",
+            "expected a table of profile keys",
+        ),
         ("expected struct RawFile", "expected a table"),
         ("expected i64", "expected an integer"),
         ("expected path string", "expected a string (a path)"),
