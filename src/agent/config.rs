@@ -73,8 +73,10 @@ pub struct ProfileConfig {
 }
 
 impl ProfileConfig {
-    /// True when both were read from equal tables (same keys, same values): a reload keeps such a
-    /// profile's session and cache. Names resolved again to other ids do not count as a change.
+    /// True when both were read from equal tables (same keys, same values; layout, comments and
+    /// key order aside): a reload keeps such a profile's session and cache. The allow lists are
+    /// resolved on every read, so a renamed group or user counts only in the new configuration's
+    /// `allow_uids`/`allow_gids`, which a reload should take from it either way.
     pub fn same_as(&self, other: &ProfileConfig) -> bool {
         self.name == other.name && self.raw == other.raw
     }
@@ -973,15 +975,24 @@ fn valid_profile_name(name: &str) -> bool {
 }
 
 /// For a key that would hold a secret itself: `Some(the key naming a file for it)` (`None` inside:
-/// a PIN, which belongs in the URI's `pin-source`). `None` for a key that holds no secret.
+/// a PIN, which belongs in the URI's `pin-source`). `None` for a key that holds no secret, names a
+/// file (`…_file`), or is one typo away from a key we have (an unknown key, with a "did you mean";
+/// not two: `pkcs11_pin` is two from `pkcs11_lib`).
 fn secret_key(key: &str) -> Option<Option<&'static str>> {
-    if PROFILE_KEYS.contains(&key) {
-        return None; // `reuse_pin`, `no_tpm_key_password`, the `_file` keys
-    }
     let lower = key.to_ascii_lowercase().replace('-', "_");
-    let secret = ["password", "passphrase", "pin", "secret", "passwd"]
+    if PROFILE_KEYS.contains(&lower.as_str())
+        || ["_file", "_path", "_source"]
+            .iter()
+            .any(|s| lower.ends_with(s))
+        || PROFILE_KEYS.iter().any(|k| edit_distance(&lower, k) <= 1)
+    {
+        return None;
+    }
+    // Whole words (`pin`, not `spin`); the long ones also run together (`tpmkeypassword`).
+    let words = ["pin", "password", "passphrase", "passwd", "secret", "token"];
+    let secret = words
         .iter()
-        .any(|w| lower.split('_').any(|part| part == *w) || lower.ends_with(w));
+        .any(|w| lower.split('_').any(|part| part == *w) || (w.len() > 3 && lower.contains(w)));
     if !secret {
         return None;
     }
@@ -992,6 +1003,7 @@ fn secret_key(key: &str) -> Option<Option<&'static str>> {
         None if lower.contains("parent") => Some("tpm_parent_password_file"),
         None if lower.contains("tpm") => Some("tpm_key_password_file"),
         None if lower.contains("pkcs8") || lower.contains("pkcs12") => Some("pkcs8_password_file"),
+        None if lower.contains("token") => Some("container_token_file"),
         None => None,
     })
 }

@@ -304,6 +304,18 @@ fn unknown_keys_name_their_line_and_the_nearest_key() {
         "profiles.web.extra",
         "unknown key",
     );
+    // A typo of a file key is that, not a secret; nor is a file key we do not have.
+    for (key, hint) in [
+        (
+            "tpm_key_password_files",
+            "did you mean tpm_key_password_file?",
+        ),
+        ("pin_file", "the keys here are certificate, private_key,"),
+    ] {
+        let text = profile(&format!("{key} = \"/p\"\n"));
+        assert_error(&text, 2, &format!("profiles.web.{key}"), "unknown key");
+        assert!(fail(&text).hint().unwrap().starts_with(hint), "{key}");
+    }
     // `with_proxy` is a flag for compatibility only; the agent has no such key.
     assert_error(
         &profile("with_proxy = true\n"),
@@ -633,6 +645,10 @@ fn secret_values_are_refused_pointing_to_the_file_key() {
         ("pin", None),
         ("pkcs11_pin", None),
         ("user-pin", None),
+        ("PIN", None),
+        ("tpmkeypassword", Some("tpm_key_password_file")),
+        ("container_token", Some("container_token_file")),
+        ("secret_access_key", None),
     ] {
         let text = profile(&format!("{key} = \"Zq7Kx-secret\"\n"));
         let e = fail(&text);
