@@ -1,4 +1,5 @@
-//! Orderly shutdown on SIGTERM and SIGINT for the long-running commands (`update`, `serve`).
+//! Orderly shutdown on SIGTERM and SIGINT for the long-running commands (`update`, `serve`,
+//! `agent`), and the agent's reload on SIGHUP.
 //!
 //! [`install`] registers the handlers once per process (later calls do nothing). The handlers only
 //! write a byte to a socket pair (signal-hook's self-pipe, the one thing a handler may safely do);
@@ -9,6 +10,11 @@
 //!
 //! A second SIGTERM or SIGINT while that is under way ends the process at once with 128 + the
 //! signal number (143, 130), the usual "I really mean it" of a user pressing Ctrl-C twice.
+//!
+//! SIGHUP is separate and never requests shutdown: [`install_reload`] registers its handler (same
+//! self-pipe design, its own watcher thread) and every [`reload_subscribe`]d socket gets a byte per
+//! SIGHUP, several close together possibly coalesced into one, for the agent's loop to reread its
+//! configuration.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -34,6 +40,9 @@ pub enum Error {
     /// Registering a signal handler, creating the socket pair or starting the watcher failed.
     #[error("cannot install the SIGTERM/SIGINT handlers")]
     Install(#[source] std::io::Error),
+    /// Registering the SIGHUP handler, creating its socket pair or starting its watcher failed.
+    #[error("cannot install the SIGHUP handler")]
+    InstallReload(#[source] std::io::Error),
 }
 
 impl rolesanywhere_core::Classify for Error {
@@ -51,6 +60,8 @@ struct State {
     /// Write ends of the [`subscribe`]d socket pairs.
     subscribers: Mutex<Vec<UnixStream>>,
     callbacks: Mutex<Vec<Callback>>,
+    /// Write ends (non-blocking) of the [`reload_subscribe`]d socket pairs.
+    reload_subscribers: Mutex<Vec<UnixStream>>,
 }
 
 fn state() -> &'static State {
@@ -88,6 +99,69 @@ fn install_once() -> std::io::Result<()> {
             request();
         })?;
     Ok(())
+}
+
+/// Installs the SIGHUP handler and its watcher thread; idempotent and thread-safe. From then on a
+/// SIGHUP no longer ends the process (its default action) but wakes the [`reload_subscribe`]rs.
+pub fn install_reload() -> Result<(), Error> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| install_reload_once().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| Error::InstallReload(std::io::Error::other(e)))
+}
+
+fn install_reload_once() -> std::io::Result<()> {
+    let (mut read, write) = UnixStream::pair()?;
+    // The handler's write is non-blocking (signal-hook sets it so): a burst of signals that fills
+    // the pair is coalesced, which reloading once handles.
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGHUP, write)?;
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            let mut bytes = [0u8; 64];
+            loop {
+                match read.read(&mut bytes) {
+                    Ok(0) => return,
+                    Ok(_) => notify_reload(),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// One byte to every reload subscriber; one whose reader is gone is dropped, one whose buffer is
+/// full already has a reload pending (coalesced).
+fn notify_reload() {
+    let mut subscribers = state()
+        .reload_subscribers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // MSG_NOSIGNAL: a subscriber that went away must not raise SIGPIPE in a library user that
+    // did not ignore it.
+    subscribers.retain(|w| {
+        match socket2::SockRef::from(w).send_with_flags(b"h", libc::MSG_NOSIGNAL) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        }
+    });
+}
+
+/// A socket that becomes readable with one byte per SIGHUP (bursts may be coalesced into one):
+/// for the agent's loop to poll beside its stop socket, read what is there, and reload once.
+/// Nothing arrives before [`install_reload`]; a SIGHUP never requests shutdown.
+pub fn reload_subscribe() -> std::io::Result<UnixStream> {
+    let (read, write) = UnixStream::pair()?;
+    // The watcher must never block on a subscriber that does not read.
+    write.set_nonblocking(true)?;
+    state()
+        .reload_subscribers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(write);
+    Ok(read)
 }
 
 /// Requests shutdown as a signal would: wakes every waiter, subscriber and callback once.
@@ -171,6 +245,79 @@ pub fn on_request(f: impl Fn() + Send + Sync + 'static) {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Set in the environment of the child process [`sighup_in_a_child_process`] runs.
+    const SIGHUP_CHILD: &str = "RA_SHUTDOWN_SIGHUP_CHILD";
+
+    /// SIGHUP in a process of its own (this test binary again, running only the child half below):
+    /// the shutdown state is process-wide, and the SIGTERM test in this process must not see the
+    /// SIGHUP nor the child see the SIGTERM.
+    #[test]
+    fn a_sighup_wakes_reload_subscribers_and_does_not_request_shutdown() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "shutdown::tests::sighup_in_a_child_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SIGHUP_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+        assert!(stderr.contains("sighup child: done"), "{stdout}\n{stderr}");
+    }
+
+    /// The child half of the test above; does nothing unless run by it.
+    #[test]
+    #[ignore = "run by a_sighup_wakes_reload_subscribers_and_does_not_request_shutdown"]
+    fn sighup_in_a_child_process() {
+        if std::env::var_os(SIGHUP_CHILD).is_none() {
+            eprintln!("sighup child: not run by its parent test; nothing to do");
+            return;
+        }
+        install().unwrap();
+        install_reload().unwrap();
+        install_reload().unwrap();
+        let mut stop = subscribe().unwrap();
+        stop.set_nonblocking(true).unwrap();
+        let mut a = reload_subscribe().unwrap();
+        let mut b = reload_subscribe().unwrap();
+        // A subscriber that went away is dropped without disturbing the others.
+        drop(reload_subscribe().unwrap());
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        }
+        let mut byte = [0u8; 16];
+
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+        assert_eq!(a.read(&mut byte).unwrap(), 1);
+        assert_eq!(b.read(&mut byte).unwrap(), 1);
+        assert!(!requested(), "a SIGHUP requested shutdown");
+        assert!(!wait(Duration::from_millis(100)));
+        let e = stop.read(&mut byte).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+
+        // Three in a row: at least one byte, at most one each.
+        for _ in 0..3 {
+            signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+        }
+        let mut got = a.read(&mut byte).unwrap();
+        assert!(got >= 1);
+        a.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        while let Ok(n) = a.read(&mut byte) {
+            assert!(n > 0, "the reload socket closed");
+            got += n;
+        }
+        assert!((1..=3).contains(&got), "{got} bytes for 3 signals");
+        assert!(!requested());
+        eprintln!("sighup child: done ({got} byte(s) for 3 signals)");
+    }
 
     /// The one test of the process-wide state: a real SIGTERM, raised once, reaches every kind of
     /// listener and does not kill the process. (Exit codes are tested through the binary.)

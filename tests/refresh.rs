@@ -10,7 +10,9 @@
 
 use hsm_tests::softhsm::{self, PIN, SoftHsm};
 use hsm_tests::swtpm::Swtpm;
-use rolesanywhere_agent::refresh::{Issued, Log, Policy, Refresher, RefresherOptions};
+use rolesanywhere_agent::refresh::{
+    Issued, Log, Policy, RefreshStatus, Refresher, RefresherOptions,
+};
 use rolesanywhere_agent::session::{Client, ClientOptions, Endpoint, SessionRequest};
 use rolesanywhere_agent::signer::KeyOptions;
 use rolesanywhere_emulator::ca::{Ca, IssueRequest, KeySource, KeyType};
@@ -454,6 +456,156 @@ fn rotated_certificate_is_used_and_a_mismatching_replacement_is_kept_out() {
     // The renewed leaf's expiry warning was not repeated at each refresh.
     assert_eq!(lines.count("warning: the leaf certificate"), 1);
     assert_eq!(svc.issued(), serials.len() as u64);
+}
+
+/// The end of validity of the certificate file `cert`, by openssl.
+fn not_after_of(cert: &Path) -> OffsetDateTime {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    // notAfter=2026-12-01 00:25:00Z
+    let value = text
+        .trim()
+        .trim_start_matches("notAfter=")
+        .replace(' ', "T");
+    OffsetDateTime::parse(&value, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// Polls `status()` until `done` holds, at most `limit`.
+fn status_when(
+    r: &Refresher,
+    limit: Duration,
+    done: impl Fn(&RefreshStatus) -> bool,
+) -> RefreshStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = r.status();
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "status never reached: {s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `status()` tells the certificate signing (escaped; replaced when the file is rotated), the
+/// cached set's times, the successes and failures with the last failure's time and secret-free
+/// message (kept after a success), and one CreateSession latency per attempt that reached it.
+#[test]
+fn status_reports_certificate_counts_last_failure_and_latency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut svc = Service::start(tmp.path(), 62);
+    let (key, cert) = svc.key_files("status\u{1b}[31m");
+    let lines = Lines::default();
+    let r = start(&svc, file_key(&key, &cert), quick(), &lines);
+    let first = r.current().unwrap();
+    let s = r.status();
+    let c = s.certificate.clone().expect("certificate");
+    // The escape character reaches no terminal: RFC 4514 writes it as `\1B`.
+    assert_eq!(c.subject, "CN=status\\1B[31m");
+    assert_eq!(c.serial, svc.serials()[0]);
+    assert_eq!(c.not_after, not_after_of(&cert));
+    assert_eq!(s.expires_at, Some(first.credentials.expires_at));
+    assert_eq!(s.obtained_at, Some(first.obtained_at));
+    assert_eq!((s.successes, s.failures), (1, 0));
+    assert!(s.last_failure.is_none());
+    assert_eq!(s.latency.count(), 1);
+    assert!(
+        s.latency.sum() > 0.0 && s.latency.sum() < 5.0,
+        "{:?}",
+        s.latency
+    );
+
+    svc.stop();
+    let s = status_when(&r, Duration::from_secs(20), |s| s.failures > 0);
+    let (at, message) = s.last_failure.clone().unwrap();
+    assert!(message.contains("cannot reach"), "{message}");
+    assert!(!message.contains(&first.credentials.access_key_id));
+    assert!(!message.contains(first.credentials.session_token.expose()));
+    assert!((OffsetDateTime::now_utc() - at).abs() < time::Duration::seconds(10));
+    assert_eq!(s.successes, 1);
+    // The failed attempts reached CreateSession (connection refused): their time is counted too.
+    assert_eq!(s.latency.count(), s.successes + s.failures);
+    assert_eq!(s.expires_at, Some(first.credentials.expires_at));
+
+    let renewed = svc.certify(&public_of(&cert), "renewed status", 365);
+    replace(tmp.path(), "cert.pem", &renewed);
+    svc.restart();
+    let set = next_set(&r, 1, Duration::from_secs(20));
+    let s = r.status();
+    let c = s.certificate.clone().unwrap();
+    assert_eq!(c.subject, "CN=renewed status");
+    assert_eq!(&c.serial, svc.serials().last().unwrap());
+    assert_eq!(c.not_after, not_after_of(&cert));
+    assert_eq!(s.successes, 2);
+    assert!(s.failures >= 1);
+    assert!(
+        s.last_failure.is_some(),
+        "the last failure is kept after a success"
+    );
+    assert_eq!(s.obtained_at, Some(set.obtained_at));
+    assert_eq!(s.expires_at, Some(set.credentials.expires_at));
+    assert_eq!(s.latency.count(), s.successes + s.failures);
+}
+
+/// `wait_usable` with no service: times out with the reason `current()` gives; wakes as soon as the
+/// first set arrives once the service is up; then answers at once. A waiter is released by
+/// shutdown.
+#[test]
+fn wait_usable_waits_for_the_first_set_and_is_released_by_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut svc = Service::start(tmp.path(), 62);
+    let (key, cert) = svc.key_files("wait");
+    svc.stop();
+    let lines = Lines::default();
+    let r = start(&svc, file_key(&key, &cert), quick(), &lines);
+    let begin = Instant::now();
+    let u = r
+        .wait_usable(Instant::now() + Duration::from_millis(500))
+        .unwrap_err();
+    assert!(begin.elapsed() >= Duration::from_millis(500));
+    assert!(
+        u.reason.starts_with("no credentials yet: cannot reach"),
+        "{}",
+        u.reason
+    );
+    assert_eq!(u, r.current().unwrap_err());
+
+    svc.restart();
+    let set = r
+        .wait_usable(Instant::now() + Duration::from_secs(20))
+        .unwrap();
+    assert_eq!((set.generation, svc.issued()), (1, 1));
+    let begin = Instant::now();
+    let again = r
+        .wait_usable(Instant::now() + Duration::from_secs(20))
+        .unwrap();
+    assert!(begin.elapsed() < Duration::from_millis(500));
+    assert_eq!(again.generation, 1);
+
+    // A second refresher with no service: its waiter is let go by shutdown, not the deadline.
+    svc.stop();
+    let r2 = start(&svc, file_key(&key, &cert), quick(), &Lines::default());
+    let waiter = {
+        let r2 = r2.clone();
+        std::thread::spawn(move || {
+            let begin = Instant::now();
+            let result = r2.wait_usable(Instant::now() + Duration::from_secs(60));
+            (result, begin.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    r2.shutdown();
+    let (result, waited) = waiter.join().unwrap();
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(
+        result.unwrap_err().reason,
+        "the credential service is shutting down"
+    );
 }
 
 /// Runs `body` in a child process of this test binary (`--exact NAME`) with SoftHSM pointed at a

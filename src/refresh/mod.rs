@@ -3,8 +3,10 @@
 //!
 //! Owns the identity for the life of the process ([`LiveIdentity`]: one PKCS#11 login, one TPM key
 //! load), the cached credential set and the schedule. The fronts only read: [`Refresher::current`]
-//! never blocks on the network and never returns an empty or expired set; [`Refresher::wait_newer`]
-//! waits for the next one. Only the refresher's thread calls CreateSession, one attempt at a time
+//! never blocks on the network and never returns an empty or expired set; [`Refresher::wait_usable`]
+//! waits (up to a deadline) for a usable one, [`Refresher::wait_newer`] for the next one;
+//! [`Refresher::status`] tells what the refresher is doing (certificate, counts, last failure,
+//! CreateSession latency), without secrets. Only the refresher's thread calls CreateSession, one attempt at a time
 //! (single flight), when the schedule says ([`schedule`]: half-life with jitter; capped, jittered
 //! backoff on failure; never more than one attempt per 2 s).
 //!
@@ -23,11 +25,14 @@
 //!
 //! - `schedule`: the pure timing rules ([`Policy`], [`Jitter`]).
 //! - `fault`: what a failure means (retry soon or later, open the device again, stop).
+//! - `status`: the snapshot [`Refresher::status`] returns ([`RefreshStatus`]).
 
 mod fault;
 pub mod schedule;
+mod status;
 
 pub use schedule::{FailureKind, Jitter, Policy};
+pub use status::{CertificateInfo, LATENCY_BUCKETS, LatencyHistogram, RefreshStatus};
 
 use crate::session::{self, Credentials, SessionRequest};
 use crate::signer::{self, Classify, ErrorClass, KeyOptions, LiveIdentity, Reload};
@@ -153,14 +158,77 @@ struct State {
     current: Option<Arc<Issued>>,
     generation: u64,
     stopping: bool,
+    /// Attempts have ended for good (a refused PIN): no set will come until a restart.
+    gave_up: bool,
     /// Why refreshing fails, when it does (secret-free), for [`Unavailable`].
     problem: Option<String>,
+    /// Certificate, counts, last failure and latency; the cached set's times are filled in by
+    /// [`Refresher::status`] from `current`.
+    status: RefreshStatus,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            current: None,
+            generation: 0,
+            stopping: false,
+            gave_up: false,
+            problem: None,
+            status: RefreshStatus::default(),
+        }
+    }
+
+    /// The current set if it is usable at `now`, else why not (the text [`Refresher::current`]
+    /// gives).
+    fn usable(&self, now: OffsetDateTime) -> Result<Arc<Issued>, Unavailable> {
+        if let Some(c) = &self.current
+            && schedule::usable(now, c.obtained_at, c.credentials.expires_at)
+        {
+            return Ok(c.clone());
+        }
+        let reason = match (&self.current, &self.problem) {
+            _ if self.stopping => "the credential service is shutting down".to_string(),
+            (Some(c), Some(p)) => format!(
+                "the last credentials expired at {} and refreshing them fails: {p}",
+                c.credentials.expiration
+            ),
+            (Some(c), None) => format!(
+                "the last credentials expire at {} and new ones are being fetched",
+                c.credentials.expiration
+            ),
+            (None, Some(p)) => format!("no credentials yet: {p}"),
+            (None, None) => "no credentials yet: the first are being fetched".to_string(),
+        };
+        Err(Unavailable { reason })
+    }
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is replaced whole under the lock; a panic elsewhere cannot leave it torn.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `credentials` the current set (the next generation) and wakes the waiters.
+    fn install(&self, credentials: Credentials, obtained_at: OffsetDateTime) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.current = Some(Arc::new(Issued {
+            credentials,
+            obtained_at,
+            generation: state.generation,
+        }));
+        state.problem = None;
+        state.status.successes += 1;
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Records the certificate of the identity now signing.
+    fn set_certificate(&self, identity: &LiveIdentity) {
+        let info = CertificateInfo::of(&identity.identity().leaf);
+        self.lock().status.certificate = Some(info);
     }
 }
 
@@ -214,12 +282,7 @@ impl Refresher {
             })
         });
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                current: None,
-                generation: 0,
-                stopping: false,
-                problem: None,
-            }),
+            state: Mutex::new(State::new()),
             changed: Condvar::new(),
             clock: clock.clone(),
         });
@@ -235,7 +298,10 @@ impl Refresher {
         let reopen_allowed = !crate::secret::can_prompt() || non_interactive(&opts.key);
         let opened_at = clock();
         let (identity, open_failure) = match LiveIdentity::open(&opts.key) {
-            Ok(id) => (Some(id), None),
+            Ok(id) => {
+                shared.set_certificate(&id);
+                (Some(id), None)
+            }
             Err(e) => match fault::of_identity(&e) {
                 Fault::Fatal | Fault::Retry(FailureKind::Refused) => {
                     return Err(Error::Identity(e));
@@ -308,26 +374,39 @@ impl Refresher {
     pub fn current(&self) -> Result<Arc<Issued>, Unavailable> {
         let shared = &self.inner.shared;
         let now = (shared.clock)();
-        let state = shared.lock();
-        if let Some(c) = &state.current
-            && schedule::usable(now, c.obtained_at, c.credentials.expires_at)
-        {
-            return Ok(c.clone());
+        shared.lock().usable(now)
+    }
+
+    /// The current set if it is usable, at once; otherwise waits for one until `deadline`, shutdown,
+    /// or the refresher giving up for good (a refused PIN), and then gives the reason
+    /// [`Refresher::current`] would. Never returns an empty or expired set; never calls
+    /// CreateSession itself (the refresher's thread is already fetching).
+    pub fn wait_usable(&self, deadline: Instant) -> Result<Arc<Issued>, Unavailable> {
+        let shared = &self.inner.shared;
+        let mut state = shared.lock();
+        loop {
+            let result = state.usable((shared.clock)());
+            let now = Instant::now();
+            if result.is_ok() || state.stopping || state.gave_up || now >= deadline {
+                return result;
+            }
+            // Every new set, failed attempt and shutdown notifies; nothing else makes a set usable.
+            state = shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
-        let reason = match (&state.current, &state.problem) {
-            _ if state.stopping => "the credential service is shutting down".to_string(),
-            (Some(c), Some(p)) => format!(
-                "the last credentials expired at {} and refreshing them fails: {p}",
-                c.credentials.expiration
-            ),
-            (Some(c), None) => format!(
-                "the last credentials expire at {} and new ones are being fetched",
-                c.credentials.expiration
-            ),
-            (None, Some(p)) => format!("no credentials yet: {p}"),
-            (None, None) => "no credentials yet: the first are being fetched".to_string(),
-        };
-        Err(Unavailable { reason })
+    }
+
+    /// What the refresher is doing: the certificate signing, the cached set's times, the refresh
+    /// counts, the last failure and the CreateSession latencies. No secrets.
+    pub fn status(&self) -> RefreshStatus {
+        let state = self.inner.shared.lock();
+        let mut status = state.status.clone();
+        status.expires_at = state.current.as_ref().map(|c| c.credentials.expires_at);
+        status.obtained_at = state.current.as_ref().map(|c| c.obtained_at);
+        status
     }
 
     /// Blocks until a set with a generation above `after` exists, or `deadline`, or shutdown; for
@@ -492,10 +571,14 @@ impl Worker {
         let Some(id) = self.identity.as_ref() else {
             return Ok(());
         };
-        let creds = self
+        // After the reload: the certificate status shows is the one this request is signed with.
+        self.shared.set_certificate(id);
+        let started = Instant::now();
+        let result = self
             .client
-            .create_session(&self.request, id.identity(), None)
-            .map_err(AttemptError::Session)?;
+            .create_session(&self.request, id.identity(), None);
+        self.shared.lock().status.latency.observe(started.elapsed());
+        let creds = result.map_err(AttemptError::Session)?;
         let obtained_at = self.now();
         let expires = creds.expires_at;
         let failures = self.plan.failures();
@@ -508,16 +591,7 @@ impl Worker {
                 creds.expiration
             ));
         }
-        let mut state = self.shared.lock();
-        state.generation += 1;
-        state.current = Some(Arc::new(Issued {
-            credentials: creds,
-            obtained_at,
-            generation: state.generation,
-        }));
-        state.problem = None;
-        drop(state);
-        self.shared.changed.notify_all();
+        self.shared.install(creds, obtained_at);
         Ok(())
     }
 
@@ -630,8 +704,13 @@ impl Worker {
                     .into();
             }
         }
+        let failed_at = self.now();
         let mut state = self.shared.lock();
         state.problem = Some(text.clone());
+        state.gave_up = self.stopped;
+        state.status.failures += 1;
+        // Escaped here: status goes to terminals; the log sink escapes its own lines.
+        state.status.last_failure = Some((failed_at, crate::text::escape(&text).into_owned()));
         let serving = match &state.current {
             Some(c) if schedule::usable(now, c.obtained_at, c.credentials.expires_at) => {
                 format!(
@@ -703,12 +782,7 @@ mod stop_tests {
     #[test]
     fn a_second_shutdown_waits_for_the_worker_to_end() {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                current: None,
-                generation: 0,
-                stopping: false,
-                problem: None,
-            }),
+            state: Mutex::new(State::new()),
             changed: Condvar::new(),
             clock: Arc::new(OffsetDateTime::now_utc),
         });
@@ -733,5 +807,182 @@ mod stop_tests {
             "the second shutdown returned while the worker was still running"
         );
         signal_thread.join().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    /// A clock the test moves.
+    #[derive(Clone)]
+    struct TestClock(Arc<Mutex<OffsetDateTime>>);
+
+    impl TestClock {
+        fn new() -> TestClock {
+            TestClock(Arc::new(Mutex::new(OffsetDateTime::now_utc())))
+        }
+        fn now(&self) -> OffsetDateTime {
+            *self.0.lock().unwrap()
+        }
+        fn advance(&self, by: time::Duration) {
+            *self.0.lock().unwrap() += by;
+        }
+    }
+
+    /// A refresher handle over shared state without a worker thread: the test plays the worker,
+    /// through the same `install` and state the worker uses.
+    fn refresher(clock: &TestClock) -> Refresher {
+        let c = clock.clone();
+        Refresher {
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared {
+                    state: Mutex::new(State::new()),
+                    changed: Condvar::new(),
+                    clock: Arc::new(move || c.now()),
+                }),
+                thread: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn credentials(expires_at: OffsetDateTime) -> Credentials {
+        Credentials {
+            access_key_id: "ASIATEST".into(),
+            secret_access_key: Secret::new("secret".to_string()),
+            session_token: Secret::new("token".to_string()),
+            expiration: crate::text::utc_seconds(expires_at),
+            expires_at,
+        }
+    }
+
+    /// Installs a set valid for an hour from the clock's now.
+    fn install_hour(r: &Refresher, clock: &TestClock) {
+        let now = clock.now();
+        r.inner
+            .shared
+            .install(credentials(now + time::Duration::hours(1)), now);
+    }
+
+    fn after(d: Duration) -> Instant {
+        Instant::now() + d
+    }
+
+    #[test]
+    fn wait_usable_returns_at_once_when_a_set_is_usable() {
+        let clock = TestClock::new();
+        let r = refresher(&clock);
+        install_hour(&r, &clock);
+        let start = Instant::now();
+        let set = r.wait_usable(after(Duration::from_secs(30))).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(set.generation, 1);
+    }
+
+    #[test]
+    fn wait_usable_wakes_when_the_first_set_arrives() {
+        let clock = TestClock::new();
+        let r = refresher(&clock);
+        let worker = {
+            let (r, clock) = (r.clone(), clock.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                install_hour(&r, &clock);
+            })
+        };
+        let start = Instant::now();
+        let set = r.wait_usable(after(Duration::from_secs(30))).unwrap();
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+        assert_eq!(set.generation, 1);
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn wait_usable_times_out_with_the_reason_current_gives() {
+        let clock = TestClock::new();
+        let r = refresher(&clock);
+        r.inner.shared.lock().problem = Some("cannot reach the endpoint".into());
+        let start = Instant::now();
+        let u = r
+            .wait_usable(after(Duration::from_millis(300)))
+            .unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(u.reason, "no credentials yet: cannot reach the endpoint");
+        assert_eq!(u, r.current().unwrap_err());
+    }
+
+    /// An expired set is never handed out: the waiter keeps waiting through the worker's
+    /// notifications until a fresh set is installed.
+    #[test]
+    fn wait_usable_never_returns_an_expired_set() {
+        let clock = TestClock::new();
+        let r = refresher(&clock);
+        install_hour(&r, &clock);
+        clock.advance(time::Duration::hours(2));
+        let u = r
+            .wait_usable(after(Duration::from_millis(100)))
+            .unwrap_err();
+        assert!(u.reason.contains("expire"), "{}", u.reason);
+        let worker = {
+            let (r, clock) = (r.clone(), clock.clone());
+            std::thread::spawn(move || {
+                // A failure notifies the waiters too; the waiter must go on waiting.
+                std::thread::sleep(Duration::from_millis(100));
+                r.inner.shared.lock().problem = Some("timed out".into());
+                r.inner.shared.changed.notify_all();
+                std::thread::sleep(Duration::from_millis(200));
+                install_hour(&r, &clock);
+            })
+        };
+        let set = r.wait_usable(after(Duration::from_secs(30))).unwrap();
+        assert_eq!(set.generation, 2);
+        assert!(set.credentials.expires_at > clock.now());
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn wait_usable_returns_on_shutdown() {
+        let clock = TestClock::new();
+        let r = refresher(&clock);
+        let waiter = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                (
+                    r.wait_usable(after(Duration::from_secs(60))),
+                    start.elapsed(),
+                )
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        r.shutdown();
+        let (result, waited) = waiter.join().unwrap();
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+        assert_eq!(
+            result.unwrap_err().reason,
+            "the credential service is shutting down"
+        );
+    }
+
+    /// After a refused PIN no set will come: callers get the reason at once instead of waiting
+    /// out their deadline.
+    #[test]
+    fn wait_usable_returns_at_once_when_the_refresher_gave_up() {
+        let clock = TestClock::new();
+        let r = refresher(&clock);
+        {
+            let mut state = r.inner.shared.lock();
+            state.problem = Some("C_Login: CKR_PIN_INCORRECT".into());
+            state.gave_up = true;
+        }
+        let start = Instant::now();
+        let u = r.wait_usable(after(Duration::from_secs(30))).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(u.reason.contains("CKR_PIN_INCORRECT"), "{}", u.reason);
     }
 }
