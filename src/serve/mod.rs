@@ -24,7 +24,7 @@
 pub mod container;
 pub mod http;
 pub mod imds;
-mod sys;
+pub(crate) mod sys;
 
 use crate::refresh::{Issued, Log, Unavailable};
 use crate::secret::Secret;
