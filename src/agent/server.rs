@@ -494,13 +494,9 @@ pub fn run(
     let mut failing = false;
     loop {
         let ready = crate::serve::sys::poll_readable(&fds, None).map_err(Error::Poll)?;
-        if ready & 2 != 0 {
-            break;
-        }
-        if ready & 1 == 0 {
-            continue;
-        }
-        loop {
+        // Callers already queued are taken even when stopping: their threads answer the
+        // requests that are complete and tell the others the agent is stopping.
+        while ready & 1 != 0 {
             match listener.accept() {
                 Ok((stream, _)) => {
                     failing = false;
@@ -519,6 +515,9 @@ pub fn run(
                     break;
                 }
             }
+        }
+        if ready & 2 != 0 {
+            break;
         }
     }
     drop(listener);
@@ -643,6 +642,23 @@ fn connection(shared: &Shared, stream: UnixStream) {
     let mut s = &stream;
     if s.write_all(&bytes).is_ok() {
         let _ = stream.shutdown(std::net::Shutdown::Write);
+        discard_unread(&stream, &mut buf);
+    }
+}
+
+/// Reads and drops what the caller sent beyond its request (an oversize one, say), up to 64 KiB
+/// and without waiting: closing a Unix socket with unread data resets the caller's end, which
+/// would then fail reading the answer it was sent.
+fn discard_unread(stream: &UnixStream, buf: &mut [u8]) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut s = stream;
+    for _ in 0..(65536 / buf.len().max(1)) {
+        match s.read(buf) {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
     }
 }
 
@@ -667,9 +683,11 @@ fn read_request<'a>(
         if left.is_zero() {
             return Err(NoRequest::Timeout);
         }
+        // What the caller sent is read before the stop is looked at: a request complete when
+        // the stop came is answered.
         match crate::serve::sys::poll_readable(&fds, Some(left)) {
-            Ok(ready) if ready & 2 != 0 => return Err(NoRequest::Stopping),
             Ok(0) => return Err(NoRequest::Timeout),
+            Ok(ready) if ready & 1 == 0 => return Err(NoRequest::Stopping),
             Ok(_) => {}
             Err(_) => return Err(NoRequest::Io),
         }

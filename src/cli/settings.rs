@@ -209,8 +209,8 @@ pub enum Error {
     },
     /// `--from-agent` names no valid profile.
     #[error(
-        "--from-agent {} is not a profile name: use 1 to 64 of A-Z a-z 0-9 _ . -",
-        crate::text::arg(.0)
+        "--from-agent {:?} is not a profile name: use 1 to 64 of A-Z a-z 0-9 _ . -",
+        crate::text::redact(.0)
     )]
     AgentProfile(String),
     /// No socket given and no default one (shown as the paths error, which stays in the chain for
