@@ -464,7 +464,10 @@ pub fn decode_response(line: &[u8]) -> Result<Answer, DecodeError> {
                 &c.expiration,
                 &time::format_description::well_known::Rfc3339,
             )
-            .map_err(|_| DecodeError::Malformed("the Expiration is not an RFC 3339 time"))?;
+            .map_err(|_| DecodeError::Malformed("the Expiration is not an RFC 3339 time"))?
+            // The instant printed (UTC, whole seconds), so both fields say the same.
+            .to_offset(time::UtcOffset::UTC);
+            let expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
             if c.access_key_id.is_empty()
                 || c.secret_access_key.0.is_empty()
                 || c.session_token.0.is_empty()
@@ -620,6 +623,25 @@ mod tests {
             panic!("not credentials")
         };
         assert_eq!(c.expiration, "2026-05-01T12:00:00Z");
+        // The instant is the printed one: a set passed on again encodes and decodes unchanged
+        // (found by the agent_protocol fuzz target: the fraction of a second survived).
+        assert_eq!(
+            c.expires_at,
+            time::macros::datetime!(2026-05-01 12:00:00 UTC)
+        );
+        let again = Response::Credentials(Arc::new(Issued {
+            credentials: c,
+            obtained_at: time::OffsetDateTime::UNIX_EPOCH,
+            generation: 1,
+        }))
+        .encode();
+        let Answer::Credentials(back) = decode_response(&again).unwrap() else {
+            panic!("not credentials")
+        };
+        assert_eq!(
+            back.expires_at,
+            time::macros::datetime!(2026-05-01 12:00:00 UTC)
+        );
     }
 
     #[test]
