@@ -386,7 +386,7 @@ pub fn from_systemd() -> Result<Option<UnixListener>, Error> {
 /// Whether systemd passed this process (`pid`) its socket: `LISTEN_PID` names it and
 /// `LISTEN_FDS` is 1.
 fn activated(env: &dyn Fn(&str) -> Option<String>, pid: u32) -> Result<bool, Error> {
-    if !env("LISTEN_PID").is_some_and(|p| p.trim() == pid.to_string()) {
+    if env("LISTEN_PID").is_none_or(|p| p.trim() != pid.to_string()) {
         return Ok(false);
     }
     let fds = env("LISTEN_FDS").unwrap_or_default();
@@ -496,13 +496,14 @@ pub fn run(
         let ready = crate::serve::sys::poll_readable(&fds, None).map_err(Error::Poll)?;
         // Callers already queued are taken even when stopping: their threads answer the
         // requests that are complete and tell the others the agent is stopping.
-        while ready & 1 != 0 {
+        let mut pending = ready & 1 != 0;
+        while pending {
             match listener.accept() {
                 Ok((stream, _)) => {
                     failing = false;
                     admit(&shared, stream);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => pending = false,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // Out of descriptors or memory: said once per streak; the pause keeps a
@@ -512,7 +513,7 @@ pub fn run(
                         failing = true;
                     }
                     std::thread::sleep(Duration::from_millis(100));
-                    break;
+                    pending = false;
                 }
             }
         }
