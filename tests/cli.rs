@@ -729,6 +729,88 @@ fn unknown_flag_is_a_usage_error_on_stderr() {
     run.assert_failure(2, &["--no-such-flag"]);
 }
 
+/// Issue 11: `--from-agent` with no agent listening: exit 1, stdout empty, the socket named with
+/// how to start the agent; the socket from the flag, else `ROLESANYWHERE_AGENT_SOCK`.
+#[test]
+fn from_agent_without_an_agent_names_the_socket_issue_11() {
+    let env = Env::new();
+    let run = env.run(
+        &[
+            "credential-process",
+            "--from-agent",
+            "x",
+            "--agent-socket",
+            "/nonexistent",
+        ],
+        &[],
+    );
+    run.assert_failure(
+        1,
+        &[
+            "cannot get credentials from the agent: no agent is listening on /nonexistent",
+            "start it with `rolesanywhere-agent agent`",
+        ],
+    );
+    let run = env.run(
+        &["credential-process", "--from-agent", "x"],
+        &[("ROLESANYWHERE_AGENT_SOCK", "/nonexistent/env.sock")],
+    );
+    run.assert_failure(1, &["no agent is listening on /nonexistent/env.sock"]);
+    // A closed stdout is refused first, as without --from-agent.
+    let agent = env!("CARGO_BIN_EXE_rolesanywhere-agent");
+    let closed = env.run_program(
+        "sh",
+        &[
+            "-c",
+            "exec \"$0\" \"$@\" >&-",
+            agent,
+            "credential-process",
+            "--from-agent",
+            "x",
+            "--agent-socket",
+            "/nonexistent",
+        ],
+        &[],
+    );
+    closed.assert_failure(1, &["cannot write to stdout", "closed"]);
+    assert!(!closed.stderr.contains("no agent"), "{}", closed.stderr);
+}
+
+/// Issue 11: the agent holds the identity, so `--from-agent` takes no other session flag; each
+/// one given is named (exit 2), and `--agent-socket` alone is refused too.
+#[test]
+fn from_agent_with_session_flags_is_a_usage_error_naming_them_issue_11() {
+    let env = Env::new();
+    let run = env.run(
+        &[
+            "credential-process",
+            "--from-agent",
+            "web",
+            "--role-arn",
+            ROLE,
+            "--certificate",
+            "c.pem",
+            "--session-duration",
+            "900",
+        ],
+        &[],
+    );
+    run.assert_failure(
+        2,
+        &[
+            "--from-agent",
+            "cannot be used with",
+            "--role-arn",
+            "--certificate",
+            "--session-duration",
+        ],
+    );
+    let run = env.run(&["credential-process", "--agent-socket", "/s"], &[]);
+    run.assert_failure(2, &["--from-agent"]);
+    let run = env.run(&["credential-process", "--from-agent", "../web"], &[]);
+    run.assert_failure(2, &["--from-agent \"../web\" is not a profile name"]);
+}
+
 #[test]
 fn serve_without_session_flags_names_every_missing_one() {
     let env = Env::new();

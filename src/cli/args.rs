@@ -37,11 +37,12 @@ pub enum Command {
     /// Get temporary credentials and print them for `credential_process`.
     #[command(
         args_override_self = true,
-        mut_arg("certificate", required(CERTIFICATE_UNLESS)),
-        mut_arg("private_key", required(PRIVATE_KEY_UNLESS)),
+        mut_arg("certificate", required(CERTIFICATE_UNLESS_AGENT)),
+        mut_arg("private_key", required(PRIVATE_KEY_UNLESS_AGENT)),
+        mut_arg("from_agent", |a| a.conflicts_with_all(FROM_AGENT_CONFLICTS)),
         after_help = SESSION_ENVIRONMENT
     )]
-    CredentialProcess(SessionArgs),
+    CredentialProcess(CredentialProcessArgs),
     /// Sign a fixed test string with the private key (to check the key works).
     #[command(
         args_override_self = true,
@@ -118,6 +119,48 @@ const CERTIFICATE_UNLESS: &str = ", unless --private-key is a PKCS#12 file that 
 /// When a command can do without `--private-key`.
 const PRIVATE_KEY_UNLESS: &str =
     ", unless --certificate is a pkcs11: URI whose token holds the key";
+
+/// [`CERTIFICATE_UNLESS`] for `credential-process`, which can also ask an agent.
+const CERTIFICATE_UNLESS_AGENT: &str =
+    ", unless --private-key is a PKCS#12 file that holds it, or with --from-agent";
+/// [`PRIVATE_KEY_UNLESS`] for `credential-process`.
+const PRIVATE_KEY_UNLESS_AGENT: &str =
+    ", unless --certificate is a pkcs11: URI whose token holds the key, or with --from-agent";
+
+/// The flags `--from-agent` refuses: every session flag but `--debug` (the agent holds the
+/// identity and its settings). Clap ids, i.e. field names; a test holds the list to the structs.
+pub const FROM_AGENT_CONFLICTS: [&str; 30] = [
+    "certificate",
+    "private_key",
+    "intermediates",
+    "pkcs11_lib",
+    "reuse_pin",
+    "pkcs11_context_pin_file",
+    "tpm_key_password",
+    "tpm_key_password_file",
+    "no_tpm_key_password",
+    "tpm_parent_password",
+    "tpm_parent_password_file",
+    "tpm_tcti",
+    "tpm_timeout",
+    "pkcs8_password",
+    "pkcs8_password_file",
+    "cert_selector",
+    "system_store_name",
+    "use_latest_expiring_certificate",
+    "role_arn",
+    "profile_arn",
+    "trust_anchor_arn",
+    "session_duration",
+    "region",
+    "endpoint",
+    "no_verify_ssl",
+    "with_proxy",
+    "role_session_name",
+    "use_fips_endpoint",
+    "connect_timeout",
+    "timeout",
+];
 
 /// Marks a flag's help "(required…)" for a command that needs it. Not clap's `required`: the settings
 /// report every missing flag in one message, some flags are needed only in some combinations, and
@@ -271,6 +314,22 @@ pub struct SessionArgs {
     /// Seconds to wait for a whole attempt.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+}
+
+/// `credential-process` flags: the session flags, or `--from-agent` (with no other session flag).
+#[derive(Debug, Args)]
+pub struct CredentialProcessArgs {
+    /// Session flags.
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Print the cached credentials of profile NAME of a running agent (`rolesanywhere-agent
+    /// agent`) instead of calling CreateSession; no other session flag is taken with it.
+    #[arg(long, value_name = "NAME")]
+    pub from_agent: Option<String>,
+    /// The agent's socket, with --from-agent (default: ROLESANYWHERE_AGENT_SOCK, else the agent's
+    /// default).
+    #[arg(long, value_name = "PATH", requires = "from_agent")]
+    pub agent_socket: Option<PathBuf>,
 }
 
 /// `sign-string` flags.
@@ -517,6 +576,7 @@ mod tests {
         let Command::CredentialProcess(a) = cli.command else {
             panic!("not credential-process")
         };
+        let a = a.session;
         let shown = |s: Option<Secret>| s.map(|s| s.expose().to_string());
         assert_eq!(
             shown(a.key.device.tpm_key_password).as_deref(),
@@ -527,6 +587,63 @@ mod tests {
             shown(a.key.device.tpm_parent_password).as_deref(),
             Some("-pp")
         );
+    }
+
+    /// `--from-agent` refuses every session flag but `--debug`: the list names each of them.
+    #[test]
+    fn from_agent_conflicts_with_every_session_flag_but_debug() {
+        use clap::CommandFactory as _;
+        let cli = Cli::command();
+        let cmd = cli
+            .find_subcommand("credential-process")
+            .expect("credential-process exists");
+        let mut session: Vec<&str> = cmd
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !["from_agent", "agent_socket", "debug", "help"].contains(id))
+            .collect();
+        session.sort_unstable();
+        let mut listed = FROM_AGENT_CONFLICTS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(session, listed);
+        // Each of them is refused with --from-agent, and named.
+        for arg in cmd
+            .get_arguments()
+            .filter(|a| listed.contains(&a.get_id().as_str()))
+        {
+            let long = format!("--{}", arg.get_long().unwrap());
+            let mut argv = vec![
+                "rolesanywhere-agent",
+                "credential-process",
+                "--from-agent=w",
+            ];
+            let with_value = format!("{long}=1");
+            argv.push(if arg.get_action().takes_values() {
+                &with_value
+            } else {
+                &long
+            });
+            let e = Cli::try_parse_from(&argv).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{argv:?}"
+            );
+            assert!(e.to_string().contains(&long), "{e}");
+        }
+        parses(&[
+            "credential-process",
+            "--from-agent=w",
+            "--debug",
+            "--agent-socket=/s",
+        ]);
+        let e = Cli::try_parse_from([
+            "rolesanywhere-agent",
+            "credential-process",
+            "--agent-socket=/s",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

@@ -31,12 +31,7 @@ fn debug_line(text: &str) {
 ///
 /// `out` is the process's stdout (see `cli::run`); a closed one is refused before anything else.
 pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> Result<(), Failure> {
-    if stdout_was_closed() {
-        return Err(Failure::operational(anyhow::anyhow!(
-            "cannot write to stdout: it was closed when the agent started, so the credentials \
-             would be lost; give credential-process a pipe or a file as its output"
-        )));
-    }
+    refuse_closed_stdout()?;
     transport_warnings(s);
     let identity = signer::open(&s.key).context("cannot load the signing identity")?;
     let debug: Option<&dyn Fn(&str)> = if s.debug {
@@ -63,6 +58,34 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> Result<()
         ));
     }
 
+    let json = credential_json(&creds, b"", b"\n")
+        .map_err(|e| Failure::operational(e).context("cannot encode the credentials"))?;
+    write_out(out, &json)
+}
+
+/// Fails when stdout was closed at start (see [`stdout_was_closed`]): the credentials would be
+/// lost. Checked before anything else, so no CreateSession (or agent request) is wasted.
+pub(crate) fn refuse_closed_stdout() -> Result<(), Failure> {
+    if stdout_was_closed() {
+        return Err(Failure::operational(anyhow::anyhow!(
+            "cannot write to stdout: it was closed when the agent started, so the credentials \
+             would be lost; give credential-process a pipe or a file as its output"
+        )));
+    }
+    Ok(())
+}
+
+/// The `credential_process` JSON object of `c`, between `prefix` and `suffix` (`credential-process`
+/// adds a newline; the agent's protocol wraps the object in its answer). One encoder for both, so
+/// `--from-agent` prints exactly what a direct call prints.
+///
+/// Keys in the order SDKs document; compact. The buffer is sized so it never reallocates (each
+/// byte escapes to at most 6): no stray copies of the secrets are left in freed memory.
+pub fn credential_json(
+    c: &crate::session::Credentials,
+    prefix: &[u8],
+    suffix: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct Output<'a> {
@@ -72,26 +95,26 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> Result<()
         session_token: &'a str,
         expiration: &'a str,
     }
-    // Sized so the buffer never reallocates (each byte escapes to at most 6): no stray copies of
-    // the secrets are left in freed memory.
-    let fields = creds.access_key_id.len()
-        + creds.secret_access_key.expose().len()
-        + creds.session_token.expose().len()
-        + creds.expiration.len();
-    let mut json = Zeroizing::new(Vec::with_capacity(128 + 6 * fields));
+    let fields = c.access_key_id.len()
+        + c.secret_access_key.expose().len()
+        + c.session_token.expose().len()
+        + c.expiration.len();
+    let mut json = Zeroizing::new(Vec::with_capacity(
+        128 + prefix.len() + suffix.len() + 6 * fields,
+    ));
+    json.extend_from_slice(prefix);
     serde_json::to_writer(
         &mut *json,
         &Output {
             version: 1,
-            access_key_id: &creds.access_key_id,
-            secret_access_key: creds.secret_access_key.expose(),
-            session_token: creds.session_token.expose(),
-            expiration: &creds.expiration,
+            access_key_id: &c.access_key_id,
+            secret_access_key: c.secret_access_key.expose(),
+            session_token: c.session_token.expose(),
+            expiration: &c.expiration,
         },
-    )
-    .map_err(|e| Failure::operational(e).context("cannot encode the credentials"))?;
-    json.push(b'\n');
-    write_out(out, &json)
+    )?;
+    json.extend_from_slice(suffix);
+    Ok(json)
 }
 
 /// The loud warnings about a transport that exposes the credentials.
@@ -456,7 +479,7 @@ pub fn read_certificate_data(
     write_out(out, text.as_bytes())
 }
 
-fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Failure> {
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(|e| Failure::operational(e).context("cannot write to stdout"))

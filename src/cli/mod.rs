@@ -61,6 +61,11 @@ fn execute(command: args::Command, out: &mut dyn Write) -> Result<(), Failure> {
     let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
+        Settings::FromAgent {
+            profile,
+            socket,
+            debug,
+        } => crate::agent::client::credential_process(&profile, &socket, debug, out),
         Settings::Update(s) => commands::update(&s),
         Settings::Serve(s) => commands::serve(&s, out),
         Settings::Agent(a) => crate::agent::main(*a, out),
@@ -108,10 +113,20 @@ fn clap_error(e: &clap::Error, out: &mut dyn Write) -> i32 {
 fn report(e: &Failure) -> i32 {
     stderr_line(&format!("{PROGRAM}: {}", chain_text(e.error())));
     for cause in e.error().chain() {
-        if let Some(hint) = cause
+        let hint = cause
             .downcast_ref::<session::Error>()
             .and_then(session::Error::hint)
-        {
+            .or_else(|| {
+                cause
+                    .downcast_ref::<crate::agent::client::Error>()
+                    .and_then(crate::agent::client::Error::hint)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<crate::agent::paths::Error>()
+                    .map(|e| e.hint().to_string())
+            });
+        if let Some(hint) = hint {
             stderr_line(&format!("{PROGRAM}: hint: {hint}"));
             break;
         }

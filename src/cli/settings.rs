@@ -23,6 +23,15 @@ pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43200;
 pub enum Settings {
     /// `credential-process`.
     CredentialProcess(Box<SessionSettings>),
+    /// `credential-process --from-agent`.
+    FromAgent {
+        /// The agent's profile.
+        profile: String,
+        /// The agent's socket (`--agent-socket`, `ROLESANYWHERE_AGENT_SOCK`, else the default).
+        socket: std::path::PathBuf,
+        /// `--debug`.
+        debug: bool,
+    },
     /// `sign-string`.
     SignString {
         /// Key selection.
@@ -198,6 +207,16 @@ pub enum Error {
         /// Where the URI belongs.
         hint: &'static str,
     },
+    /// `--from-agent` names no valid profile.
+    #[error(
+        "--from-agent {:?} is not a profile name: use 1 to 64 of A-Z a-z 0-9 _ . -",
+        crate::text::redact(.0)
+    )]
+    AgentProfile(String),
+    /// No socket given and no default one (shown as the paths error, which stays in the chain for
+    /// its hint).
+    #[error("{0}")]
+    AgentSocket(#[from] crate::agent::paths::Error),
     /// A command-line argument is not UTF-8 (`the value of --FLAG` or `command-line argument N`).
     #[error(
         "{0} is not valid UTF-8: paths, URIs and values must be; reach a file whose name is not \
@@ -216,11 +235,24 @@ impl rolesanywhere_core::Classify for Error {
 /// Validates `command`; `env` looks up environment variables.
 pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
     match command {
-        Command::CredentialProcess(a) => Ok(Settings::CredentialProcess(Box::new(session(
-            "credential-process",
-            a,
-            env,
-        )?))),
+        Command::CredentialProcess(a) => match a.from_agent {
+            // clap refused any other session flag with it.
+            Some(profile) => {
+                if !crate::agent::protocol::valid_profile_name(&profile) {
+                    return Err(Error::AgentProfile(profile));
+                }
+                Ok(Settings::FromAgent {
+                    profile,
+                    socket: crate::agent::paths::client_socket(a.agent_socket, env)?,
+                    debug: a.session.key.debug,
+                })
+            }
+            None => Ok(Settings::CredentialProcess(Box::new(session(
+                "credential-process",
+                a.session,
+                env,
+            )?))),
+        },
         Command::SignString(a) => {
             let debug = a.key.debug;
             let key = key_options(a.key)?;
@@ -876,6 +908,49 @@ mod tests {
             assert!(text.starts_with(flag) && !text.contains("Zq7Kx"), "{text}");
         }
         assert!(parse(&["--intermediates", "/etc/pkcs11/chain.pem"], &[]).is_ok());
+    }
+
+    #[test]
+    fn from_agent_takes_its_socket_from_the_flag_the_environment_or_the_default() {
+        let from_agent = |extra: &[&str], env: &[(&str, &str)]| {
+            let mut argv = vec!["rolesanywhere-agent", "credential-process"];
+            argv.extend_from_slice(extra);
+            let cli = args::Cli::try_parse_from(argv).unwrap();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            validate(cli.command, &move |k| {
+                env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        let sock = crate::agent::paths::SOCKET_ENV;
+        let socket_of = |s: Settings| match s {
+            Settings::FromAgent {
+                profile, socket, ..
+            } => {
+                assert_eq!(profile, "web");
+                socket
+            }
+            other => panic!("{other:?}"),
+        };
+        let flag = ["--from-agent", "web", "--agent-socket", "/f.sock"];
+        assert_eq!(
+            socket_of(from_agent(&flag, &[(sock, "/e.sock")]).unwrap()),
+            Path::new("/f.sock")
+        );
+        assert_eq!(
+            socket_of(from_agent(&["--from-agent", "web"], &[(sock, "/e.sock")]).unwrap()),
+            Path::new("/e.sock")
+        );
+        // Neither flag nor variable: the agent's default, which a user finds under
+        // XDG_RUNTIME_DIR (root under /run, whatever the environment).
+        match from_agent(&["--from-agent", "web"], &[]) {
+            Ok(s) => assert_eq!(socket_of(s), Path::new(crate::agent::paths::SYSTEM_SOCKET)),
+            Err(e) => assert!(matches!(e, Error::AgentSocket(_)), "{e}"),
+        }
+        let e = from_agent(&["--from-agent", "a/../b\u{1b}"], &[]).unwrap_err();
+        assert!(matches!(e, Error::AgentProfile(_)), "{e}");
     }
 
     #[test]
