@@ -56,6 +56,7 @@ pub struct AgentConfig {
 }
 
 /// One `[profiles.NAME]` table, validated.
+#[derive(Clone)]
 pub struct ProfileConfig {
     /// The profile's name (`[A-Za-z0-9_.-]{1,64}`).
     pub name: String,

@@ -1,1 +1,403 @@
-//! The agent's profiles by name: one refresher each (plus optional IMDS/container listeners).
+//! The agent's profiles by name: one refresher each (the identity opened once, its credentials
+//! cached and refreshed in the background), plus the optional IMDS/container listeners of `serve`.
+//!
+//! The socket server asks through [`server::Backend`]: who may read a profile is decided here
+//! ([`server::allowed`] against the profile's `allow_uids`/`allow_gids`, by default the agent's own
+//! uid), and a profile with no usable set yet is waited for (up to the caller's deadline), never
+//! answered with an empty or expired one. [`Registry::apply`] takes a reloaded configuration
+//! (SIGHUP): removed profiles stop, added ones start, changed ones restart, and unchanged ones keep
+//! their identity, session and cache.
+//!
+//! Must not: hand a profile's credentials to a caller it does not allow, or put a secret in a log
+//! line or a status report.
+
+use super::config::{AgentConfig, ProfileConfig, ServeConfig};
+use super::protocol::{
+    CertificateStatus, ErrorCode, Failure, FailureStatus, ProfileStatus, StatusReport,
+};
+use super::server::{self, Backend, Peer};
+use crate::cli::Failure as CliFailure;
+use crate::refresh::{Issued, Log, RefreshStatus, Refresher, RefresherOptions};
+use crate::session::Client;
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// What the status report says of the agent itself.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    /// The configuration file.
+    pub config: String,
+    /// The socket.
+    pub socket: String,
+}
+
+/// One running profile.
+pub struct Profile {
+    config: ProfileConfig,
+    refresher: Refresher,
+    endpoints: Option<Endpoints>,
+}
+
+/// A profile's IMDS/container listeners, served on a thread of their own.
+pub struct Endpoints {
+    addrs: Vec<String>,
+    stop: UnixStream,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Endpoints {
+    /// Binds `serve`'s listeners, reads or creates the container token, and serves `refresher`'s
+    /// credentials on a thread until [`Endpoints::stop`]. `serve` and the agent's profiles share it.
+    pub fn start(
+        serve: &ServeConfig,
+        role_arn: &str,
+        refresher: &Refresher,
+        log: &Log,
+    ) -> Result<Endpoints, CliFailure> {
+        let listeners = crate::serve::bind(&serve.listen)?;
+        let token = match &serve.container_token_file {
+            Some(path) => Some(crate::serve::container::load_or_create(path)?.0),
+            None => None,
+        };
+        let role = crate::arn::parse(role_arn, crate::arn::ArnKind::Role)
+            .map_err(|e| CliFailure::from(crate::cli::settings::Error::from(e)))?;
+        let addrs = listeners.iter().map(|l| l.addr.to_string()).collect();
+        let r = refresher.clone();
+        let endpoints = crate::serve::Endpoints {
+            role: role.resource().rsplit('/').next().unwrap_or("").to_string(),
+            account_id: role.account.clone(),
+            container_token: token,
+            hop_limit: serve.hop_limit,
+            source: Arc::new(move || r.current()),
+        };
+        let (stop_read, stop) = UnixStream::pair()
+            .map_err(|e| CliFailure::operational(e).context("cannot create a socket pair"))?;
+        let log = log.clone();
+        let thread = std::thread::Builder::new()
+            .name("profile-endpoints".into())
+            .spawn(move || {
+                if let Err(e) = crate::serve::run(
+                    listeners,
+                    endpoints,
+                    crate::serve::Limits::default(),
+                    stop_read,
+                    log.clone(),
+                ) {
+                    log(&format!(
+                        "the IMDS/container endpoints stopped: {}",
+                        crate::text::error_chain(&e)
+                    ));
+                }
+            })
+            .map_err(|e| CliFailure::operational(e).context("cannot start a thread"))?;
+        Ok(Endpoints {
+            addrs,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Stops the listeners (requests in flight are finished) and waits for the thread.
+    pub fn stop(&self) {
+        use std::io::Write as _;
+        let _ = (&self.stop).write_all(b"x");
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Profile {
+    /// Opens the identity (a PIN prompt here when the agent runs on a terminal), does the first
+    /// CreateSession and starts the refresher, then the profile's listeners if it has any.
+    pub fn start(config: ProfileConfig, log: &Log) -> Result<Profile, CliFailure> {
+        let s = &config.session;
+        let mut client = s.client.clone();
+        // The refresher's schedule does the retrying.
+        client.max_attempts = 1;
+        let mut opts = RefresherOptions::new(
+            s.key.clone(),
+            Client::new(s.endpoint.clone(), &client)?,
+            s.request.clone(),
+        );
+        let name = config.name.clone();
+        let inner = log.clone();
+        opts.log = Some(Arc::new(move |line: &str| {
+            inner(&format!("profile {name}: {line}"))
+        }));
+        let refresher = Refresher::start(opts)?;
+        let endpoints = match &config.serve {
+            Some(serve) => match Endpoints::start(serve, &s.request.role_arn, &refresher, log) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    refresher.shutdown();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        Ok(Profile {
+            config,
+            refresher,
+            endpoints,
+        })
+    }
+
+    /// Stops the listeners and the refresher, closing the identity.
+    pub fn stop(&self) {
+        if let Some(e) = &self.endpoints {
+            e.stop();
+        }
+        self.refresher.shutdown();
+    }
+
+    /// The profile's refresher.
+    pub fn refresher(&self) -> &Refresher {
+        &self.refresher
+    }
+}
+
+/// What [`Registry::apply`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Profiles started.
+    pub added: Vec<String>,
+    /// Profiles stopped.
+    pub removed: Vec<String>,
+    /// Profiles restarted with their new settings.
+    pub changed: Vec<String>,
+    /// Profiles left as they were.
+    pub unchanged: Vec<String>,
+    /// Profiles whose new settings failed to start, with why (a changed one keeps running with its
+    /// old settings when they start again).
+    pub failed: Vec<(String, String)>,
+}
+
+/// The profiles, shared by the socket server, the metrics endpoint and the reload loop.
+pub struct Registry {
+    profiles: RwLock<BTreeMap<String, Arc<Profile>>>,
+    info: AgentInfo,
+    own_uid: u32,
+    log: Log,
+}
+
+impl Registry {
+    /// Starts every profile of `config`, in name order. The first that fails stops the ones
+    /// already started and is returned with its name.
+    pub fn start(
+        config: AgentConfig,
+        info: AgentInfo,
+        log: Log,
+    ) -> Result<Registry, (String, CliFailure)> {
+        let mut profiles = BTreeMap::new();
+        for (name, p) in config.profiles {
+            match Profile::start(p, &log) {
+                Ok(p) => {
+                    profiles.insert(name, Arc::new(p));
+                }
+                Err(e) => {
+                    for p in profiles.values() {
+                        Profile::stop(p);
+                    }
+                    return Err((name, e));
+                }
+            }
+        }
+        Ok(Registry {
+            profiles: RwLock::new(profiles),
+            info,
+            own_uid: own_uid(),
+            log,
+        })
+    }
+
+    fn snapshot_profiles(&self) -> Vec<(String, Arc<Profile>)> {
+        self.profiles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect()
+    }
+
+    /// Takes a reloaded configuration: stops removed profiles, restarts changed ones, starts added
+    /// ones; unchanged ones keep their identity and cache. A profile whose new settings fail is
+    /// reported in [`Applied::failed`]; a changed one is started again with its old settings.
+    pub fn apply(&self, config: AgentConfig) -> Applied {
+        let mut applied = Applied::default();
+        let current = self.snapshot_profiles();
+        let mut new = config.profiles;
+        for (name, running) in &current {
+            match new.remove(name) {
+                None => {
+                    running.stop();
+                    self.remove(name);
+                    applied.removed.push(name.clone());
+                }
+                Some(p) if p.same_as(&running.config) => applied.unchanged.push(name.clone()),
+                Some(p) => {
+                    // Stopped before the new one opens the device: a token or TPM may not take a
+                    // second login or load of the same key.
+                    running.stop();
+                    match Profile::start(p, &self.log) {
+                        Ok(started) => {
+                            self.insert(name, started);
+                            applied.changed.push(name.clone());
+                        }
+                        Err(e) => {
+                            applied
+                                .failed
+                                .push((name.clone(), crate::text::error_chain(e.error().as_ref())));
+                            match Profile::start(running.config.clone(), &self.log) {
+                                Ok(old) => self.insert(name, old),
+                                Err(_) => self.remove(name),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (name, p) in new {
+            match Profile::start(p, &self.log) {
+                Ok(started) => {
+                    self.insert(&name, started);
+                    applied.added.push(name);
+                }
+                Err(e) => applied
+                    .failed
+                    .push((name, crate::text::error_chain(e.error().as_ref()))),
+            }
+        }
+        applied
+    }
+
+    fn insert(&self, name: &str, p: Profile) {
+        self.profiles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), Arc::new(p));
+    }
+
+    fn remove(&self, name: &str) {
+        self.profiles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// Each profile's refresh state, for the metrics endpoint.
+    pub fn refresh_status(&self) -> Vec<(String, RefreshStatus)> {
+        self.snapshot_profiles()
+            .into_iter()
+            .map(|(n, p)| (n, p.refresher.status()))
+            .collect()
+    }
+
+    /// The profile names, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.snapshot_profiles()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Stops every profile (listeners, refreshers, identities closed).
+    pub fn shutdown(&self) {
+        for (_, p) in self.snapshot_profiles() {
+            p.stop();
+        }
+    }
+
+    fn allows(&self, p: &ProfileConfig, peer: &Peer) -> bool {
+        server::allowed(peer, &p.allow_uids, &p.allow_gids, self.own_uid)
+    }
+}
+
+fn own_uid() -> u32 {
+    #[allow(unsafe_code)]
+    // SAFETY: getuid(2) takes no arguments, touches no memory of ours and always succeeds.
+    let uid = unsafe { libc::getuid() };
+    uid
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    crate::text::utc_seconds(t)
+}
+
+impl Backend for Registry {
+    fn credentials(
+        &self,
+        profile: &str,
+        peer: &Peer,
+        deadline: Instant,
+    ) -> Result<Arc<Issued>, Failure> {
+        let found = self
+            .profiles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(profile)
+            .cloned();
+        let Some(p) = found else {
+            return Err(Failure {
+                code: ErrorCode::UnknownProfile,
+                message: format!("the agent has no profile {}", crate::text::escape(profile)),
+            });
+        };
+        if !self.allows(&p.config, peer) {
+            return Err(Failure {
+                code: ErrorCode::NotAllowed,
+                message: format!(
+                    "uid {} may not read profile {profile}: add it to the profile's allow_uids \
+                     (or a group of it to allow_gids) in {}",
+                    peer.uid, self.info.config
+                ),
+            });
+        }
+        p.refresher.wait_usable(deadline).map_err(|u| Failure {
+            code: ErrorCode::Unavailable,
+            message: u.reason,
+        })
+    }
+
+    fn status(&self, peer: &Peer) -> StatusReport {
+        let profiles = self
+            .snapshot_profiles()
+            .into_iter()
+            .filter(|(_, p)| self.allows(&p.config, peer))
+            .map(|(name, p)| {
+                let s = p.refresher.status();
+                ProfileStatus {
+                    name,
+                    certificate: s.certificate.map(|c| CertificateStatus {
+                        subject: c.subject,
+                        serial: c.serial,
+                        not_after: rfc3339(c.not_after),
+                    }),
+                    credentials_expiration: s.expires_at.map(rfc3339),
+                    last_refresh: s.obtained_at.map(rfc3339),
+                    last_failure: s.last_failure.map(|(at, message)| FailureStatus {
+                        at: rfc3339(at),
+                        message,
+                    }),
+                    refreshes_ok: s.successes,
+                    refreshes_failed: s.failures,
+                    listeners: p
+                        .endpoints
+                        .as_ref()
+                        .map(|e| e.addrs.clone())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        StatusReport {
+            pid: std::process::id(),
+            version: super::super::cli::version::text().to_string(),
+            config: self.info.config.clone(),
+            socket: self.info.socket.clone(),
+            profiles,
+        }
+    }
+}

@@ -29,6 +29,14 @@ impl Failure {
         }
     }
 
+    /// [`Failure::context`] with a message made at run time (`profile web: …`).
+    pub fn context_text(self, message: String) -> Failure {
+        Failure {
+            class: self.class,
+            error: self.error.context(message),
+        }
+    }
+
     /// Configuration mistake or operational failure.
     pub fn class(&self) -> ErrorClass {
         self.class

@@ -112,26 +112,28 @@ fn clap_error(e: &clap::Error, out: &mut dyn Write) -> i32 {
 /// Prints the error chain and its hints; returns the exit code.
 fn report(e: &Failure) -> i32 {
     stderr_line(&format!("{PROGRAM}: {}", chain_text(e.error())));
-    for cause in e.error().chain() {
-        let hint = cause
-            .downcast_ref::<session::Error>()
-            .and_then(session::Error::hint)
-            .or_else(|| {
-                cause
-                    .downcast_ref::<crate::agent::client::Error>()
-                    .and_then(crate::agent::client::Error::hint)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<crate::agent::paths::Error>()
-                    .map(|e| e.hint().to_string())
-            });
-        if let Some(hint) = hint {
-            stderr_line(&format!("{PROGRAM}: hint: {hint}"));
-            break;
-        }
+    if let Some(hint) = e.error().chain().find_map(hint_of) {
+        stderr_line(&format!("{PROGRAM}: hint: {hint}"));
     }
     exit_code(e)
+}
+
+/// The hint of the first error in the chain that has one.
+fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use crate::agent::{config, paths};
+    if let Some(e) = cause.downcast_ref::<session::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = cause.downcast_ref::<config::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = cause.downcast_ref::<paths::Error>() {
+        return Some(e.hint().to_string());
+    }
+    if let Some(e) = cause.downcast_ref::<crate::agent::client::Error>() {
+        return e.hint();
+    }
+    None
 }
 
 /// `error: cause: cause`, skipping a cause whose text its parent already ends with (some errors

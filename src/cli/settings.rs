@@ -102,7 +102,7 @@ pub struct ServeSettings {
 }
 
 /// Everything a CreateSession call needs, validated.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SessionSettings {
     /// Key and certificate selection.
     pub key: KeyOptions,
