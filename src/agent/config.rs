@@ -74,6 +74,19 @@ pub struct ProfileConfig {
 }
 
 impl ProfileConfig {
+    /// The one unnamed profile of `serve`, from its validated flags: `serve` runs as an agent
+    /// profile does (registry::Profile), without the socket. Readable by the agent's own uid only.
+    pub fn from_flags(session: SessionSettings, serve: Option<ServeConfig>) -> ProfileConfig {
+        ProfileConfig {
+            name: String::new(),
+            session,
+            allow_uids: vec![ids::effective_uid()],
+            allow_gids: Vec::new(),
+            serve,
+            raw: toml::Table::new(),
+        }
+    }
+
     /// True when both were read from equal tables (same keys, same values; layout, comments and
     /// key order aside): a reload keeps such a profile's session and cache. The allow lists are
     /// resolved on every read, so a renamed group or user counts only in the new configuration's

@@ -46,10 +46,7 @@ impl rolesanywhere_core::Classify for Error {
 }
 
 fn is_root() -> bool {
-    #[allow(unsafe_code)]
-    // SAFETY: geteuid(2) takes no arguments, touches no memory of ours and always succeeds.
-    let uid = unsafe { libc::geteuid() };
-    uid == 0
+    super::sys::euid() == 0
 }
 
 /// A non-empty absolute path from the environment (the XDG rules ignore relative ones).

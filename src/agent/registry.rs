@@ -48,48 +48,72 @@ pub struct Endpoints {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Endpoints {
-    /// Binds `serve`'s listeners, reads or creates the container token, and serves `refresher`'s
-    /// credentials on a thread until [`Endpoints::stop`]. `serve` and the agent's profiles share it.
-    pub fn start(
-        serve: &ServeConfig,
-        role_arn: &str,
-        refresher: &Refresher,
-        log: &Log,
-    ) -> Result<Endpoints, CliFailure> {
+/// A profile's listeners, bound, and its container token: what [`Endpoints::start`] serves.
+pub struct Bound {
+    /// The listening sockets.
+    pub listeners: Vec<crate::serve::Listener>,
+    /// The container endpoint's token; `None` disables it.
+    pub token: Option<crate::secret::Secret>,
+}
+
+impl Bound {
+    /// Binds `serve`'s addresses and reads or creates its container token file.
+    pub fn bind(serve: &ServeConfig) -> Result<Bound, CliFailure> {
         let listeners = crate::serve::bind(&serve.listen)?;
         let token = match &serve.container_token_file {
             Some(path) => Some(crate::serve::container::load_or_create(path)?.0),
             None => None,
         };
+        Ok(Bound { listeners, token })
+    }
+}
+
+impl Endpoints {
+    /// Serves `refresher`'s credentials on `bound`'s listeners, on a thread, until
+    /// [`Endpoints::stop`]. With `fatal`, a server that fails (it cannot wait for connections any
+    /// more) requests the process's shutdown: `serve` has nothing else to do; an agent logs it and
+    /// keeps its other profiles.
+    pub fn start(
+        bound: Bound,
+        hop_limit: u8,
+        role_arn: &str,
+        refresher: &Refresher,
+        log: &Log,
+        fatal: bool,
+    ) -> Result<Endpoints, CliFailure> {
         let role = crate::arn::parse(role_arn, crate::arn::ArnKind::Role)
             .map_err(|e| CliFailure::from(crate::cli::settings::Error::from(e)))?;
-        let addrs = listeners.iter().map(|l| l.addr.to_string()).collect();
+        let addrs = bound.listeners.iter().map(|l| l.addr.to_string()).collect();
         let r = refresher.clone();
         let endpoints = crate::serve::Endpoints {
             role: role.resource().rsplit('/').next().unwrap_or("").to_string(),
             account_id: role.account.clone(),
-            container_token: token,
-            hop_limit: serve.hop_limit,
+            container_token: bound.token,
+            hop_limit,
             source: Arc::new(move || r.current()),
         };
         let (stop_read, stop) = UnixStream::pair()
             .map_err(|e| CliFailure::operational(e).context("cannot create a socket pair"))?;
         let log = log.clone();
+        let listeners = bound.listeners;
         let thread = std::thread::Builder::new()
             .name("profile-endpoints".into())
             .spawn(move || {
-                if let Err(e) = crate::serve::run(
+                let served = crate::serve::run(
                     listeners,
                     endpoints,
                     crate::serve::Limits::default(),
                     stop_read,
                     log.clone(),
-                ) {
+                );
+                if let Err(e) = served {
                     log(&format!(
                         "the IMDS/container endpoints stopped: {}",
                         crate::text::error_chain(&e)
                     ));
+                    if fatal {
+                        crate::shutdown::request();
+                    }
                 }
             })
             .map_err(|e| CliFailure::operational(e).context("cannot start a thread"))?;
@@ -112,8 +136,25 @@ impl Endpoints {
 
 impl Profile {
     /// Opens the identity (a PIN prompt here when the agent runs on a terminal), does the first
-    /// CreateSession and starts the refresher, then the profile's listeners if it has any.
+    /// CreateSession and starts the refresher, then binds and serves the profile's listeners if it
+    /// has any.
     pub fn start(config: ProfileConfig, log: &Log) -> Result<Profile, CliFailure> {
+        let bound = match &config.serve {
+            Some(serve) => Some(Bound::bind(serve)?),
+            None => None,
+        };
+        Profile::start_with(config, bound, log, false)
+    }
+
+    /// [`Profile::start`] with listeners already bound (`serve` binds them first, or takes
+    /// systemd's, so that a busy port fails before any CreateSession). `fatal`: see
+    /// [`Endpoints::start`].
+    pub fn start_with(
+        config: ProfileConfig,
+        bound: Option<Bound>,
+        log: &Log,
+        fatal: bool,
+    ) -> Result<Profile, CliFailure> {
         let s = &config.session;
         let mut client = s.client.clone();
         // The refresher's schedule does the retrying.
@@ -123,20 +164,32 @@ impl Profile {
             Client::new(s.endpoint.clone(), &client)?,
             s.request.clone(),
         );
-        let name = config.name.clone();
-        let inner = log.clone();
-        opts.log = Some(Arc::new(move |line: &str| {
-            inner(&format!("profile {name}: {line}"))
-        }));
+        // `serve`'s one profile has no name, and its lines no prefix.
+        opts.log = Some(if config.name.is_empty() {
+            log.clone()
+        } else {
+            let (name, inner) = (config.name.clone(), log.clone());
+            Arc::new(move |line: &str| inner(&format!("profile {name}: {line}")))
+        });
         let refresher = Refresher::start(opts)?;
-        let endpoints = match &config.serve {
-            Some(serve) => match Endpoints::start(serve, &s.request.role_arn, &refresher, log) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    refresher.shutdown();
-                    return Err(e);
+        let hop_limit = config.serve.as_ref().map_or(64, |s| s.hop_limit);
+        let endpoints = match bound {
+            Some(bound) => {
+                match Endpoints::start(
+                    bound,
+                    hop_limit,
+                    &s.request.role_arn,
+                    &refresher,
+                    log,
+                    fatal,
+                ) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        refresher.shutdown();
+                        return Err(e);
+                    }
                 }
-            },
+            }
             None => None,
         };
         Ok(Profile {
@@ -209,7 +262,7 @@ impl Registry {
         Ok(Registry {
             profiles: RwLock::new(profiles),
             info,
-            own_uid: own_uid(),
+            own_uid: super::sys::euid(),
             log,
         })
     }
@@ -314,13 +367,6 @@ impl Registry {
     fn allows(&self, p: &ProfileConfig, peer: &Peer) -> bool {
         server::allowed(peer, &p.allow_uids, &p.allow_gids, self.own_uid)
     }
-}
-
-fn own_uid() -> u32 {
-    #[allow(unsafe_code)]
-    // SAFETY: getuid(2) takes no arguments, touches no memory of ours and always succeeds.
-    let uid = unsafe { libc::getuid() };
-    uid
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

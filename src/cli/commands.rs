@@ -170,10 +170,10 @@ pub fn update(s: &UpdateSettings) -> Result<(), Failure> {
 /// creates the container token, starts the refresher, prints the SDK environment lines on stdout
 /// and serves until SIGTERM or SIGINT (exit 0, requests in flight finished).
 pub fn serve(s: &ServeSettings, out: &mut dyn Write) -> Result<(), Failure> {
+    use crate::agent::config::{ProfileConfig, ServeConfig};
+    use crate::agent::registry::{Bound, Profile};
     transport_warnings(&s.session);
     crate::shutdown::install()?;
-    let stop = crate::shutdown::subscribe()
-        .map_err(|e| Failure::operational(e).context("cannot watch for SIGTERM/SIGINT"))?;
     let listeners = match &s.listen {
         Listen::Addrs(addrs) => crate::serve::bind(addrs)?,
         Listen::Systemd(n) => crate::serve::from_systemd(*n)?,
@@ -191,7 +191,6 @@ pub fn serve(s: &ServeSettings, out: &mut dyn Write) -> Result<(), Failure> {
         }
         None => None,
     };
-    let refresher = crate::refresh::Refresher::start(refresher_options(&s.session)?)?;
     let mut lines = String::new();
     // The first loopback listener is the IMDS endpoint; the container endpoint is on the first
     // listener (any address: a pod reaches it on its link-local address).
@@ -216,6 +215,7 @@ pub fn serve(s: &ServeSettings, out: &mut dyn Write) -> Result<(), Failure> {
             path.display()
         ));
     }
+    let mut serving = Vec::new();
     for l in &listeners {
         let what = match l.scope {
             crate::serve::Scope::Local if container_token.is_some() => {
@@ -224,32 +224,36 @@ pub fn serve(s: &ServeSettings, out: &mut dyn Write) -> Result<(), Failure> {
             crate::serve::Scope::Local => "IMDSv2",
             crate::serve::Scope::ContainerOnly => "the container endpoint only (not loopback)",
         };
-        super::stderr_line(&format!(
-            "rolesanywhere-agent: serving {what} on {}",
-            l.addr
-        ));
+        serving.push(format!("rolesanywhere-agent: serving {what} on {}", l.addr));
     }
-    write_out(out, lines.as_bytes())?;
-    let r = refresher.clone();
-    let endpoints = crate::serve::Endpoints {
-        role: s.role_name.clone(),
-        account_id: s.account_id.clone(),
-        container_token,
-        hop_limit: s.hop_limit,
-        source: std::sync::Arc::new(move || r.current()),
-    };
+    // `serve` is an agent profile taken from the flags, without the socket: the same refresher and
+    // endpoints (agent::registry), its listeners bound above so that a busy port fails first.
+    let config = ProfileConfig::from_flags(
+        s.session.clone(),
+        Some(ServeConfig {
+            listen: listeners.iter().map(|l| l.addr).collect(),
+            hop_limit: s.hop_limit,
+            container_token_file: s.container_token_file.clone(),
+        }),
+    );
     let log: crate::refresh::Log = std::sync::Arc::new(|line: &str| {
         super::stderr_line(&format!("rolesanywhere-agent: {line}"))
     });
-    let served = crate::serve::run(
+    let bound = Bound {
         listeners,
-        endpoints,
-        crate::serve::Limits::default(),
-        stop,
-        log,
-    );
-    refresher.shutdown();
-    served?;
+        token: container_token,
+    };
+    let profile = Profile::start_with(config, Some(bound), &log, true)?;
+    for line in &serving {
+        super::stderr_line(line);
+    }
+    if let Err(e) = write_out(out, lines.as_bytes()) {
+        profile.stop();
+        return Err(e);
+    }
+    // Until SIGTERM/SIGINT (or the endpoints failing, which requests the same).
+    while !crate::shutdown::wait(std::time::Duration::from_secs(3600)) {}
+    profile.stop();
     super::stderr_line("rolesanywhere-agent: serve stopped (signal received)");
     Ok(())
 }

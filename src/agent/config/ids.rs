@@ -85,10 +85,7 @@ pub(super) fn group(v: &IdOrName) -> Result<u32, Problem> {
 
 /// The agent's effective uid: who may read a profile that names no one.
 pub(super) fn effective_uid() -> u32 {
-    #[allow(unsafe_code)]
-    // SAFETY: geteuid(2) takes no arguments, touches no memory of ours and always succeeds.
-    let uid = unsafe { libc::geteuid() };
-    uid
+    crate::agent::sys::euid()
 }
 
 /// The `*_r` lookups' answers that mean "no such entry" (getpwnam_r(3): 0 with a null result, or
