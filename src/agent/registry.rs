@@ -159,8 +159,13 @@ impl Profile {
         let mut client = s.client.clone();
         // The refresher's schedule does the retrying.
         client.max_attempts = 1;
+        // Each secret file is read once, here: reopening the device later needs none of them.
+        let key = s.key.with_secret_files_read().map_err(|e| {
+            CliFailure::from(crate::signer::Error::from(e))
+                .context("cannot read a secret of the identity")
+        })?;
         let mut opts = RefresherOptions::new(
-            s.key.clone(),
+            key,
             Client::new(s.endpoint.clone(), &client)?,
             s.request.clone(),
         );

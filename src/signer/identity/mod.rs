@@ -69,6 +69,64 @@ pub struct KeyOptions {
     pub tpm_parent_password: Option<Secret>,
     /// `--tpm-parent-password-file`.
     pub tpm_parent_password_file: Option<PathBuf>,
+    /// The PKCS#11 user PIN, already read from its source (no flag: see
+    /// [`KeyOptions::with_secret_files_read`]); before the URI's sources.
+    pub pkcs11_pin: Option<Secret>,
+    /// The context-specific PIN, already read (as [`KeyOptions::pkcs11_pin`]); after `--reuse-pin`.
+    pub pkcs11_context_pin: Option<Secret>,
+}
+
+impl KeyOptions {
+    /// A copy with every secret held in a file read into memory (zeroizing [`Secret`]s), the file
+    /// sources then dropped: the user PIN of a `pkcs11:` URI's `pin-source`, the context-specific
+    /// PIN file, the key file's password file and the TPM password files. Precedence is kept: a
+    /// file is read only where it would have been the source used. The environment and prompts
+    /// stay as they are.
+    ///
+    /// For long-running processes (the agent, `serve`): each file is read once, at start, so opening
+    /// the device again later (a token re-inserted, a TPM reset, a rotated key file) needs no file
+    /// that may be gone by then (a one-shot secret, systemd's `LoadCredential=`), and a file
+    /// changed under the running process cannot swap its PIN.
+    pub fn with_secret_files_read(&self) -> Result<KeyOptions, crate::secret::Error> {
+        use crate::secret::read_file;
+        let mut o = self.clone();
+        if let Some(f) = o.pkcs8_password_file.take()
+            && o.pkcs8_password.is_none()
+        {
+            o.pkcs8_password = Some(read_file(&f, "the password of the key file")?);
+        }
+        if let Some(f) = o.tpm_key_password_file.take()
+            && o.tpm_key_password.is_none()
+        {
+            o.tpm_key_password = Some(read_file(&f, "the TPM key password")?);
+        }
+        if let Some(f) = o.tpm_parent_password_file.take()
+            && o.tpm_parent_password.is_none()
+        {
+            o.tpm_parent_password = Some(read_file(&f, "the TPM parent password")?);
+        }
+        if let Some(f) = o.pkcs11_context_pin_file.take() {
+            o.pkcs11_context_pin = Some(read_file(&f, "the PKCS#11 context-specific PIN")?);
+        }
+        if o.pkcs11_pin.is_none() {
+            // The first URI that names a PIN decides, as at login: a `pin-value` needs no read.
+            let uris = [&o.certificate, &o.private_key]
+                .into_iter()
+                .flatten()
+                .filter(|s| pkcs11::is_pkcs11_uri(s))
+                .filter_map(|s| pkcs11::uri::Pkcs11Uri::parse(s).ok());
+            for u in uris {
+                if u.pin_value().is_some() {
+                    break;
+                }
+                if let Some(p) = &u.pin_source {
+                    o.pkcs11_pin = Some(read_file(p, "the PKCS#11 user PIN")?);
+                    break;
+                }
+            }
+        }
+        Ok(o)
+    }
 }
 
 impl std::fmt::Debug for KeyOptions {

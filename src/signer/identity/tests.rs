@@ -445,3 +445,115 @@ fn debug_never_shows_pin_value() {
     assert!(!d.contains("1234") && !d.contains("98765"), "{d}");
     assert!(d.contains("object=b?pin-value=<redacted>"), "{d}");
 }
+
+/// The agent reads secret files once, at start: an encrypted key file then opens, and a rotated
+/// one reloads, after its password file is gone (a one-shot secret, systemd's LoadCredential=).
+#[test]
+fn secret_files_read_once_outlive_the_files() {
+    let fx = Fx::new();
+    let (key_pem, cert_pem) = fx.new_key("secret-once");
+    let encrypt = |plain: &str, out: &Path| {
+        let clear = fx.path("clear.pem");
+        std::fs::write(&clear, plain).unwrap();
+        let status = Command::new("openssl")
+            .args([
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-passout",
+                "pass:Tr0ub4dor",
+                "-in",
+            ])
+            .arg(&clear)
+            .arg("-out")
+            .arg(out)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_file(&clear).unwrap();
+    };
+    let key = fx.path("key.pem");
+    encrypt(&key_pem, &key);
+    let cert = fx.replace("cert.pem", &cert_pem);
+    let pw = fx.path("pw");
+    std::fs::write(&pw, "Tr0ub4dor\n").unwrap();
+    let opts = KeyOptions {
+        pkcs8_password_file: Some(pw.clone()),
+        ..fx.file_opts(&key, &cert)
+    };
+    let read = opts.with_secret_files_read().unwrap();
+    assert_eq!(read.pkcs8_password.as_ref().unwrap().expose(), "Tr0ub4dor");
+    assert!(read.pkcs8_password_file.is_none());
+    std::fs::remove_file(&pw).unwrap();
+    // Without the read, the same options now fail: the file is gone.
+    assert!(LiveIdentity::open(&opts).is_err());
+    let mut id = LiveIdentity::open(&read).unwrap();
+    signs(&id);
+    // A rotated key, encrypted with the same password, reloads with the password kept in memory.
+    let (key2_pem, cert2_pem) = fx.new_key("secret-once-2");
+    let tmp = fx.path(".key.pem.tmp");
+    encrypt(&key2_pem, &tmp);
+    std::fs::rename(&tmp, &key).unwrap();
+    fx.replace("cert.pem", &cert2_pem);
+    assert!(matches!(id.reload().unwrap(), Reload::Key));
+    signs(&id);
+}
+
+/// A file is read only where it would be the source used, and a file that cannot be read is an
+/// error naming it, never showing what it holds.
+#[test]
+fn secret_files_keep_their_precedence() {
+    let fx = Fx::new();
+    let missing = fx.path("missing");
+    let given = KeyOptions {
+        pkcs8_password: Some(crate::secret::Secret::new("flag".into())),
+        pkcs8_password_file: Some(missing.clone()),
+        tpm_key_password: Some(crate::secret::Secret::new("tpmflag".into())),
+        tpm_key_password_file: Some(missing.clone()),
+        private_key: Some(format!(
+            "pkcs11:token=t;object=k?pin-value=1234&pin-source=file:{}",
+            missing.display()
+        )),
+        ..KeyOptions::default()
+    };
+    let read = given.with_secret_files_read().unwrap();
+    assert_eq!(read.pkcs8_password.unwrap().expose(), "flag");
+    assert_eq!(read.tpm_key_password.unwrap().expose(), "tpmflag");
+    assert!(
+        read.pkcs11_pin.is_none(),
+        "pin-value comes first: nothing read"
+    );
+
+    let pin = fx.path("pin");
+    std::fs::write(&pin, "8642\r\nsecond line\n").unwrap();
+    let ctx = fx.path("ctx");
+    std::fs::write(&ctx, "97531").unwrap();
+    let parent = fx.path("parent");
+    std::fs::write(&parent, "hier").unwrap();
+    let files = KeyOptions {
+        certificate: Some(format!(
+            "pkcs11:token=t;object=c?pin-source=file:{}",
+            pin.display()
+        )),
+        pkcs11_context_pin_file: Some(ctx),
+        tpm_parent_password_file: Some(parent),
+        ..KeyOptions::default()
+    };
+    let read = files.with_secret_files_read().unwrap();
+    assert_eq!(read.pkcs11_pin.unwrap().expose(), "8642");
+    assert_eq!(read.pkcs11_context_pin.unwrap().expose(), "97531");
+    assert_eq!(read.tpm_parent_password.unwrap().expose(), "hier");
+    assert!(read.pkcs11_context_pin_file.is_none() && read.tpm_parent_password_file.is_none());
+
+    let bad = KeyOptions {
+        tpm_key_password_file: Some(missing.clone()),
+        ..KeyOptions::default()
+    };
+    let e = bad.with_secret_files_read().unwrap_err().to_string();
+    assert!(
+        e.contains("missing") && e.contains("TPM key password"),
+        "{e}"
+    );
+}

@@ -100,7 +100,7 @@ impl TokenSession {
             .lib
             .open_session(token.slot, true)
             .map_err(|e| call(&format!("token {:?}", token.info.label), e))?;
-        pin::login_user(&session, &token.info, &[&uri])?;
+        pin::login_user(&session, &token.info, &[&uri], None)?;
         Ok(TokenSession {
             session,
             token,

@@ -110,6 +110,7 @@ fn open_inner(
     let request = Request::parse(opts)?;
     let uris = request.uris();
     let mut sessions = Sessions::new(module::load(opts.pkcs11_lib.as_deref(), &uris)?);
+    sessions.given_pin = opts.pkcs11_pin.clone();
     let on_token = request
         .certificate
         .as_ref()
@@ -484,6 +485,8 @@ struct Sessions {
     open: Vec<(CK_SLOT_ID, Session)>,
     logged_in: Vec<CK_SLOT_ID>,
     user_pin: Option<Secret>,
+    /// [`KeyOptions::pkcs11_pin`]: the user PIN read before the open.
+    given_pin: Option<Secret>,
 }
 
 impl Sessions {
@@ -493,6 +496,7 @@ impl Sessions {
             open: Vec::new(),
             logged_in: Vec::new(),
             user_pin: None,
+            given_pin: None,
         }
     }
 
@@ -514,9 +518,10 @@ impl Sessions {
         if self.logged_in.contains(&token.slot) {
             return Ok(());
         }
+        let given = self.given_pin.clone();
         let pin = {
             let s = self.get(token)?;
-            pin::login_user(s, &token.info, uris)?
+            pin::login_user(s, &token.info, uris, given.as_ref())?
         };
         self.logged_in.push(token.slot);
         if pin.is_some() {

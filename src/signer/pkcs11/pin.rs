@@ -17,10 +17,18 @@ pub const PIN_ENV: &str = "ROLESANYWHERE_PKCS11_PIN";
 /// Environment variable holding the context-specific PIN of `CKA_ALWAYS_AUTHENTICATE` keys.
 pub const CONTEXT_PIN_ENV: &str = "ROLESANYWHERE_PKCS11_CONTEXT_PIN";
 
-/// The user PIN for `token`, from the first URI (in order) that gives one, else the environment,
+/// The user PIN for `token`: `given` (a PIN already read from its source, see
+/// [`KeyOptions::pkcs11_pin`]), else the first URI (in order) that gives one, else the environment,
 /// else a terminal prompt.
-pub(crate) fn user_pin(uris: &[&Pkcs11Uri], token: &TokenInfo) -> Result<Secret, Error> {
-    let mut sources = Vec::new();
+pub(crate) fn user_pin(
+    uris: &[&Pkcs11Uri],
+    token: &TokenInfo,
+    given: Option<&Secret>,
+) -> Result<Secret, Error> {
+    let mut sources: Vec<Source> = given
+        .map(|p| Source::Value(p.clone()))
+        .into_iter()
+        .collect();
     for u in uris {
         if let Some(v) = u.pin_value() {
             sources.push(Source::Value(v.clone()));
@@ -43,9 +51,11 @@ pub(crate) fn user_pin(uris: &[&Pkcs11Uri], token: &TokenInfo) -> Result<Secret,
 
 /// Whether a non-interactive user PIN source is configured (used to decide whether a token with a
 /// protected authentication path should be given a PIN at all).
-fn has_pin_source(uris: &[&Pkcs11Uri]) -> bool {
-    uris.iter()
-        .any(|u| u.pin_value().is_some() || u.pin_source.is_some())
+fn has_pin_source(uris: &[&Pkcs11Uri], given: Option<&Secret>) -> bool {
+    given.is_some()
+        || uris
+            .iter()
+            .any(|u| u.pin_value().is_some() || u.pin_source.is_some())
         || std::env::var_os(PIN_ENV).is_some()
 }
 
@@ -56,11 +66,12 @@ pub(crate) fn login_user(
     session: &Session,
     token: &TokenInfo,
     uris: &[&Pkcs11Uri],
+    given: Option<&Secret>,
 ) -> Result<Option<Secret>, Error> {
-    let pin = if token.protected_authentication_path() && !has_pin_source(uris) {
+    let pin = if token.protected_authentication_path() && !has_pin_source(uris, given) {
         None
     } else {
-        Some(user_pin(uris, token)?)
+        Some(user_pin(uris, token, given)?)
     };
     let rv = session.login(
         cryptoki_sys::CKU_USER,
@@ -111,6 +122,9 @@ pub(crate) fn context_pin(
     if let Some(p) = user_pin.filter(|_| opts.reuse_pin) {
         sources.push(Source::Value(p.clone()));
     }
+    if let Some(p) = &opts.pkcs11_context_pin {
+        sources.push(Source::Value(p.clone()));
+    }
     if let Some(p) = &opts.pkcs11_context_pin_file {
         sources.push(Source::File(p.clone()));
     }
@@ -144,7 +158,10 @@ mod tests {
     fn uri_pin_value_wins_over_pin_source_of_later_uri() {
         let a = Pkcs11Uri::parse("pkcs11:token=ra?pin-value=1111").unwrap();
         let b = Pkcs11Uri::parse("pkcs11:token=ra?pin-source=file:/nonexistent").unwrap();
-        assert_eq!(user_pin(&[&a, &b], &token()).unwrap().expose(), "1111");
+        assert_eq!(
+            user_pin(&[&a, &b], &token(), None).unwrap().expose(),
+            "1111"
+        );
     }
 
     #[test]
@@ -154,7 +171,7 @@ mod tests {
         std::fs::write(&p, "2468\n").unwrap();
         let u =
             Pkcs11Uri::parse(&format!("pkcs11:token=ra?pin-source=file:{}", p.display())).unwrap();
-        assert_eq!(user_pin(&[&u], &token()).unwrap().expose(), "2468");
+        assert_eq!(user_pin(&[&u], &token(), None).unwrap().expose(), "2468");
     }
 
     #[test]
