@@ -63,8 +63,13 @@ impl Agent {
 
     /// Waits until stderr contains `needle` (failing with stderr after `limit`).
     fn wait_log(&self, needle: &str, limit: Duration) {
+        self.wait_log_count(needle, 1, limit);
+    }
+
+    /// Waits until stderr contains `needle` `count` times.
+    fn wait_log_count(&self, needle: &str, count: usize, limit: Duration) {
         let start = Instant::now();
-        while !self.log().contains(needle) {
+        while self.log().matches(needle).count() < count {
             assert!(
                 start.elapsed() < limit,
                 "agent log lacks {needle:?}:\n{}",
@@ -400,6 +405,46 @@ fn sighup_reloads_the_configuration() {
         .assert_failure(2, &["no profile ops"]);
     agent.fetch(&env, "web").credentials();
     assert_eq!(emu.sessions_issued(), 2);
+
+    // Only the allow list changes: applied in place, the identity and its set kept.
+    write_config(&env, &format!("{web}allow_uids = [65534]\n"));
+    agent.signal("HUP");
+    // The third reload (the broken file was not one).
+    agent.wait_log_count("configuration reloaded", 3, Duration::from_secs(30));
+    assert!(
+        agent
+            .log()
+            .contains("0 added, 0 removed, 0 changed, 1 unchanged")
+    );
+    agent
+        .fetch(&env, "web")
+        .assert_failure(2, &["may not read profile web"]);
+    write_config(&env, &web);
+    agent.signal("HUP");
+    let start = Instant::now();
+    let again = loop {
+        let run = agent.fetch(&env, "web");
+        if run.code == 0 || start.elapsed() > Duration::from_secs(30) {
+            break run.credentials();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(before["AccessKeyId"], again["AccessKeyId"]);
+    // A changed setting restarts the profile: a new identity and CreateSession.
+    write_config(
+        &env,
+        &web.replace("[profiles.web]", "[profiles.web]\nsession_duration = 1800"),
+    );
+    agent.signal("HUP");
+    agent.wait_log_count("configuration reloaded", 5, Duration::from_secs(30));
+    assert!(
+        agent
+            .log()
+            .contains("0 added, 0 removed, 1 changed, 0 unchanged")
+    );
+    let changed = agent.fetch(&env, "web").credentials();
+    assert_ne!(before["AccessKeyId"], changed["AccessKeyId"]);
+    assert_eq!(emu.sessions_issued(), 3);
 }
 
 /// Mistakes in the file stop the agent at start with exit 2, naming the file, the line and the key,

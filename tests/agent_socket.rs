@@ -277,6 +277,31 @@ fn bind_with_a_group_makes_0750_and_0660_owned_by_the_group() {
     assert_eq!(std::fs::symlink_metadata(&path).unwrap().gid(), group);
 }
 
+/// An existing directory of ours is given the socket's group (a 0700 one would keep the group
+/// out); a symbolic link in the directory's place is not followed.
+#[test]
+fn an_existing_directory_gets_the_group_and_a_symlinked_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let group = some_group();
+    let path = run.join("agent.sock");
+    drop(server::bind(&path, Some(group)).unwrap());
+    assert_eq!(mode(&run), 0o750);
+    assert_eq!(std::fs::metadata(&run).unwrap().gid(), group);
+
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let e = server::bind(&link.join("agent.sock"), None).unwrap_err();
+    assert!(matches!(e, server::Error::NotADirectory { .. }), "{e:?}");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert!(std::fs::read_dir(&real).unwrap().next().is_none());
+}
+
 #[test]
 fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -571,6 +596,51 @@ fn callers_over_max_connections_are_told_busy() {
         assert!(matches!(w.join().unwrap(), Ok(Reply::Credentials(_))));
     }
     // The places are given back.
+    server.request(&web()).unwrap();
+    let server = Arc::try_unwrap(server).ok().unwrap();
+    server.stop();
+}
+
+/// One uid cannot take every place: over its own cap it is told busy while the others' places
+/// stay free.
+#[test]
+fn one_uid_is_capped_below_the_connection_cap() {
+    let backend = TestBackend::new();
+    let limits = Limits {
+        max_connections: 10,
+        max_per_uid: 2,
+        ..Limits::default()
+    };
+    let server = Arc::new(Server::start(backend.clone(), limits));
+    let slow = || {
+        let s = server.clone();
+        std::thread::spawn(move || {
+            s.request(&Request::Credentials {
+                profile: "slow".into(),
+            })
+        })
+    };
+    let waiting = [slow(), slow()];
+    backend.gate.wait_for_callers(2);
+    let e = server.request(&web()).unwrap_err();
+    let client::Error::Refused(f) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(f.code, ErrorCode::Busy, "{e}");
+    // The owner of /proc/self is this process's effective uid.
+    let uid = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt as _;
+        m.uid()
+    });
+    assert!(
+        f.message
+            .contains(&format!("uid {} has 2 requests open", uid.unwrap())),
+        "{f}"
+    );
+    backend.gate.open();
+    for w in waiting {
+        assert!(matches!(w.join().unwrap(), Ok(Reply::Credentials(_))));
+    }
     server.request(&web()).unwrap();
     let server = Arc::try_unwrap(server).ok().unwrap();
     server.stop();

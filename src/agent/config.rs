@@ -88,11 +88,17 @@ impl ProfileConfig {
     }
 
     /// True when both were read from equal tables (same keys, same values; layout, comments and
-    /// key order aside): a reload keeps such a profile's session and cache. The allow lists are
-    /// resolved on every read, so a renamed group or user counts only in the new configuration's
-    /// `allow_uids`/`allow_gids`, which a reload should take from it either way.
+    /// key order aside), the allow lists left out: a reload keeps such a profile's identity,
+    /// session and cache, and takes its allow lists from the new file in place (they are resolved
+    /// on every read, so a user or group renumbered since counts as the new file says).
     pub fn same_as(&self, other: &ProfileConfig) -> bool {
-        self.name == other.name && self.raw == other.raw
+        let identity = |t: &toml::Table| {
+            let mut t = t.clone();
+            t.remove("allow_uids");
+            t.remove("allow_gids");
+            t
+        };
+        self.name == other.name && identity(&self.raw) == identity(&other.raw)
     }
 }
 
@@ -305,9 +311,15 @@ pub enum Problem {
     /// The user or group database could not be read.
     #[error("cannot look the name up: {0}")]
     Lookup(std::io::Error),
-    /// `allow_uids` and `allow_gids` both given and both empty.
-    #[error("allow_uids and allow_gids are both empty: no caller could read this profile")]
+    /// `allow_uids` or `allow_gids` given empty.
+    #[error("the list is empty: it allows no caller")]
     NobodyAllowed,
+    /// `allow_uids`/`allow_gids` with `listen`.
+    #[error(
+        "cannot restrict a profile that has listen: its IMDS/container listeners answer every \
+         local process, whatever allow_uids and allow_gids say"
+    )]
+    ListenServesEveryone,
     /// Another settings error (the environment's `AWS_USE_FIPS_ENDPOINT`, a proxy variable).
     #[error("{0}")]
     Settings(String),
@@ -361,7 +373,14 @@ impl Problem {
                 "add listen = [\"127.0.0.1:9911\"] to serve this profile over IMDS".into()
             }
             Problem::NobodyAllowed => {
-                "leave both out to allow the agent's own user, or list the callers".into()
+                "an empty list allows no one: leave both lists out to allow the agent's own user, \
+                 or list the callers"
+                    .into()
+            }
+            Problem::ListenServesEveryone => {
+                "drop the allow lists (the socket then serves the agent's own user, the listeners \
+                 every local process), or drop listen"
+                    .into()
             }
             _ => return None,
         })
@@ -859,13 +878,26 @@ impl<'a> Doc<'a> {
                 })
                 .collect::<Result<Vec<u32>, Error>>()
         };
+        // Listeners answer any local process: allow lists could not restrict them, and a profile
+        // that says who may read it must not also serve everyone.
+        if p.listen.is_some() {
+            for (key, given) in [
+                ("allow_uids", p.allow_uids.is_some()),
+                ("allow_gids", p.allow_gids.is_some()),
+            ] {
+                if given {
+                    return Err(err(key, Problem::ListenServesEveryone));
+                }
+            }
+        }
         let (allow_uids, allow_gids) = match (p.allow_uids, p.allow_gids) {
             (None, None) => (vec![ids::effective_uid()], Vec::new()),
             (uids, gids) => {
-                let empty = uids.as_ref().is_some_and(Vec::is_empty)
-                    && gids.as_ref().is_some_and(Vec::is_empty);
-                if empty {
-                    return Err(err("allow_uids", Problem::NobodyAllowed));
+                // An empty list allows no one by itself: as good as a typo.
+                for (key, list) in [("allow_uids", &uids), ("allow_gids", &gids)] {
+                    if list.as_ref().is_some_and(Vec::is_empty) {
+                        return Err(err(key, Problem::NobodyAllowed));
+                    }
                 }
                 (
                     resolve("allow_uids", uids.unwrap_or_default(), true)?,

@@ -78,6 +78,9 @@ fn run(args: &AgentArgs) -> Result<(), Failure> {
         Some(p) => p.clone(),
         None => paths::default_config(&env)?,
     };
+    // Absolute for the status report, the refusal messages and SIGHUP (same file whatever the
+    // working directory becomes).
+    let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
     let config = config::load(&config_path, &env)?;
     let metrics_addr = match &args.metrics_listen {
         Some(a) => Some(
@@ -176,6 +179,9 @@ fn run(args: &AgentArgs) -> Result<(), Failure> {
         socket_group,
         &log,
     );
+    // The profiles first: callers waiting for credentials are answered `shutting down` at once
+    // instead of at the end of their wait, and the server then drains quickly.
+    registry.shutdown();
     if let Ok(Err(e)) = server_thread.join() {
         log(&format!(
             "the socket server failed: {}",
@@ -190,7 +196,6 @@ fn run(args: &AgentArgs) -> Result<(), Failure> {
             crate::text::error_chain(&e)
         ));
     }
-    registry.shutdown();
     if bound_here {
         let _ = std::fs::remove_file(&socket_path);
     }

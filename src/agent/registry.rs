@@ -37,6 +37,8 @@ pub struct AgentInfo {
 /// One running profile.
 pub struct Profile {
     config: ProfileConfig,
+    /// Who may read it (`allow_uids`, `allow_gids`): replaced in place by a reload.
+    allow: RwLock<(Vec<u32>, Vec<u32>)>,
     refresher: Refresher,
     endpoints: Option<Endpoints>,
 }
@@ -198,6 +200,7 @@ impl Profile {
             None => None,
         };
         Ok(Profile {
+            allow: RwLock::new((config.allow_uids.clone(), config.allow_gids.clone())),
             config,
             refresher,
             endpoints,
@@ -238,7 +241,6 @@ pub struct Applied {
 pub struct Registry {
     profiles: RwLock<BTreeMap<String, Arc<Profile>>>,
     info: AgentInfo,
-    own_uid: u32,
     log: Log,
 }
 
@@ -267,7 +269,6 @@ impl Registry {
         Ok(Registry {
             profiles: RwLock::new(profiles),
             info,
-            own_uid: super::sys::euid(),
             log,
         })
     }
@@ -295,11 +296,18 @@ impl Registry {
                     self.remove(name);
                     applied.removed.push(name.clone());
                 }
-                Some(p) if p.same_as(&running.config) => applied.unchanged.push(name.clone()),
+                Some(p) if p.same_as(&running.config) => {
+                    *running.allow.write().unwrap_or_else(|e| e.into_inner()) =
+                        (p.allow_uids, p.allow_gids);
+                    applied.unchanged.push(name.clone());
+                }
                 Some(p) => {
-                    // Stopped before the new one opens the device: a token or TPM may not take a
-                    // second login or load of the same key.
+                    // Out of the map first: no caller is answered under the old settings while the
+                    // new ones start. Then stopped before the new one opens the device: a token or
+                    // TPM may not take a second login or load of the same key.
+                    self.remove(name);
                     running.stop();
+                    let allow = (p.allow_uids.clone(), p.allow_gids.clone());
                     match Profile::start(p, &self.log) {
                         Ok(started) => {
                             self.insert(name, started);
@@ -309,9 +317,12 @@ impl Registry {
                             applied
                                 .failed
                                 .push((name.clone(), crate::text::error_chain(e.error().as_ref())));
-                            match Profile::start(running.config.clone(), &self.log) {
-                                Ok(old) => self.insert(name, old),
-                                Err(_) => self.remove(name),
+                            // The old settings again, under the new allow lists: a revocation
+                            // made beside a failing change still takes effect.
+                            let mut old = running.config.clone();
+                            (old.allow_uids, old.allow_gids) = allow;
+                            if let Ok(old) = Profile::start(old, &self.log) {
+                                self.insert(name, old);
                             }
                         }
                     }
@@ -369,8 +380,9 @@ impl Registry {
         }
     }
 
-    fn allows(&self, p: &ProfileConfig, peer: &Peer) -> bool {
-        server::allowed(peer, &p.allow_uids, &p.allow_gids, self.own_uid)
+    fn allows(&self, p: &Profile, peer: &Peer) -> bool {
+        let allow = p.allow.read().unwrap_or_else(|e| e.into_inner());
+        server::allowed(peer, &allow.0, &allow.1)
     }
 }
 
@@ -397,7 +409,7 @@ impl Backend for Registry {
                 message: format!("the agent has no profile {}", crate::text::escape(profile)),
             });
         };
-        if !self.allows(&p.config, peer) {
+        if !self.allows(&p, peer) {
             return Err(Failure {
                 code: ErrorCode::NotAllowed,
                 message: format!(
@@ -417,7 +429,7 @@ impl Backend for Registry {
         let profiles = self
             .snapshot_profiles()
             .into_iter()
-            .filter(|(_, p)| self.allows(&p.config, peer))
+            .filter(|(_, p)| self.allows(&p, peer))
             .map(|(name, p)| {
                 let s = p.refresher.status();
                 ProfileStatus {

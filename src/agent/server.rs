@@ -56,12 +56,9 @@ impl Peer {
 }
 
 /// Whether `peer` may read a profile that allows `uids` and `gids`: its uid is listed, or its
-/// primary gid or one of its supplementary groups is. A profile that lists neither allows the
-/// agent's own uid (`own_uid`) alone.
-pub fn allowed(peer: &Peer, uids: &[u32], gids: &[u32], own_uid: u32) -> bool {
-    if uids.is_empty() && gids.is_empty() {
-        return peer.uid == own_uid;
-    }
+/// primary gid or one of its supplementary groups is. Taken literally: empty lists allow no one
+/// (the configuration fills in the agent's own uid for a profile that names no one).
+pub fn allowed(peer: &Peer, uids: &[u32], gids: &[u32]) -> bool {
     uids.contains(&peer.uid)
         || gids.contains(&peer.gid)
         || peer.groups.iter().any(|g| gids.contains(g))
@@ -115,7 +112,7 @@ pub enum Error {
     },
     /// The socket's parent is not a directory.
     #[error(
-        "{} is not a directory; choose another socket path",
+        "{} is not a directory (a symbolic link is not followed); choose another socket path",
         crate::text::path(path)
     )]
     NotADirectory {
@@ -280,8 +277,23 @@ fn prepare_directory(dir: &Path, group: Option<u32>) -> Result<(), Error> {
         path: dir.into(),
         source,
     };
-    match std::fs::metadata(dir) {
-        Ok(meta) => return check_directory(dir, &meta),
+    // Not followed: a symbolic link could be pointed elsewhere later by whoever owns it, moving
+    // the socket (and the file removed at exit) with it.
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => {
+            check_directory(dir, &meta)?;
+            // Made reachable by the socket's group, as a new one would be.
+            if let Some(g) = group {
+                let adjust = |source| Error::Permissions {
+                    path: dir.into(),
+                    source,
+                };
+                std::os::unix::fs::chown(dir, None, Some(g)).map_err(adjust)?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+                    .map_err(adjust)?;
+            }
+            return Ok(());
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(inspect(e)),
     }
@@ -296,7 +308,7 @@ fn prepare_directory(dir: &Path, group: Option<u32>) -> Result<(), Error> {
         .create(dir)
         .map_err(create)?;
     // Checked again: a directory someone else created in the meantime is not ours to use.
-    check_directory(dir, &std::fs::metadata(dir).map_err(inspect)?)?;
+    check_directory(dir, &std::fs::symlink_metadata(dir).map_err(inspect)?)?;
     if let Some(g) = group {
         std::os::unix::fs::chown(dir, None, Some(g)).map_err(create)?;
     }
@@ -401,6 +413,9 @@ fn activated(env: &dyn Fn(&str) -> Option<String>, pid: u32) -> Result<bool, Err
 pub struct Limits {
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once for one uid: a caller holding connections open cannot take
+    /// every place (the kernel names the uid, so it cannot pose as many).
+    pub max_per_uid: usize,
     /// How long a connection may take to send its request.
     pub request_timeout: Duration,
     /// How long one write may block.
@@ -412,8 +427,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_connections: 64,
-            request_timeout: Duration::from_secs(5),
+            max_connections: 128,
+            max_per_uid: 16,
+            request_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),
             wait_max: Duration::from_secs(30),
         }
@@ -466,6 +482,8 @@ struct Shared {
     stop: UnixStream,
     active: Mutex<usize>,
     idle: Condvar,
+    /// Connections open per uid (only uids with some).
+    per_uid: Mutex<std::collections::HashMap<u32, usize>>,
     refusals: Mutex<RefusalLog>,
     log: Log,
 }
@@ -487,6 +505,7 @@ pub fn run(
         stop,
         active: Mutex::new(0),
         idle: Condvar::new(),
+        per_uid: Mutex::new(std::collections::HashMap::new()),
         refusals: Mutex::new(RefusalLog::default()),
         log,
     });
@@ -543,43 +562,69 @@ pub fn run(
     Ok(())
 }
 
-/// One connection's place under the cap, given back when its thread ends (even by a panic in a
+/// One connection's place under the caps, given back when its thread ends (even by a panic in a
 /// backend).
-struct Slot(Arc<Shared>);
+struct Slot(Arc<Shared>, Option<u32>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Some(uid) = self.1 {
+            let mut per_uid = self.0.per_uid.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = per_uid.get_mut(&uid) {
+                *n -= 1;
+                if *n == 0 {
+                    per_uid.remove(&uid);
+                }
+            }
+        }
         let mut active = self.0.active.lock().unwrap_or_else(|e| e.into_inner());
         *active -= 1;
         self.0.idle.notify_all();
     }
 }
 
-/// Starts a thread for `stream`, or answers `busy` when at the connection cap.
-fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
+/// Answers `busy` without blocking the accept loop (the answer fits the socket buffer). What the
+/// caller already sent is read first: closing a Unix socket with unread data resets its end.
+fn busy(mut stream: UnixStream, message: String) {
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = stream.read(&mut [0u8; protocol::MAX_REQUEST]);
+        let busy = Response::Error(Failure::new(ErrorCode::Busy, message));
+        let _ = stream.write_all(&busy.encode());
+    }
+}
+
+/// Starts a thread for `stream`, or answers `busy` when at the connection cap or at its uid's.
+fn admit(shared: &Arc<Shared>, stream: UnixStream) {
+    let uid = sys::peer_credentials(stream.as_fd())
+        .ok()
+        .map(|(_, uid, _)| uid);
     {
         let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
         if *active >= shared.limits.max_connections {
             drop(active);
-            // Best effort, never blocking the accept loop: the answer fits the socket buffer. What
-            // the caller already sent is read first: closing a Unix socket with unread data resets
-            // the caller's end.
-            if stream.set_nonblocking(true).is_ok() {
-                let _ = stream.read(&mut [0u8; protocol::MAX_REQUEST]);
-                let busy = Response::Error(Failure::new(
-                    ErrorCode::Busy,
-                    format!(
-                        "the agent is serving {} callers at once; try again",
-                        shared.limits.max_connections
-                    ),
-                ));
-                let _ = stream.write_all(&busy.encode());
+            let max = shared.limits.max_connections;
+            return busy(
+                stream,
+                format!("the agent is serving {max} callers at once; try again"),
+            );
+        }
+        if let Some(uid) = uid {
+            let mut per_uid = shared.per_uid.lock().unwrap_or_else(|e| e.into_inner());
+            let n = per_uid.entry(uid).or_insert(0);
+            if *n >= shared.limits.max_per_uid {
+                drop(per_uid);
+                drop(active);
+                let max = shared.limits.max_per_uid;
+                return busy(
+                    stream,
+                    format!("uid {uid} has {max} requests open at once; try again"),
+                );
             }
-            return;
+            *n += 1;
         }
         *active += 1;
     }
-    let slot = Slot(shared.clone());
+    let slot = Slot(shared.clone(), uid);
     let spawned = std::thread::Builder::new()
         .name("agent-connection".into())
         .stack_size(256 * 1024)
@@ -773,24 +818,22 @@ mod tests {
     }
 
     #[test]
-    fn without_lists_only_the_agents_own_uid_is_allowed() {
-        assert!(allowed(&peer(1000, 1000, &[]), &[], &[], 1000));
-        assert!(!allowed(&peer(1001, 1000, &[1000]), &[], &[], 1000));
-        // Root is no exception: it can be listed like anyone.
-        assert!(!allowed(&peer(0, 0, &[]), &[], &[], 1000));
+    fn empty_lists_allow_no_one() {
+        assert!(!allowed(&peer(1000, 1000, &[]), &[], &[]));
+        assert!(!allowed(&peer(0, 0, &[0]), &[], &[]));
     }
 
     #[test]
     fn a_listed_uid_primary_gid_or_supplementary_group_is_allowed() {
         let (uids, gids) = (&[1001, 1002][..], &[50, 60][..]);
-        assert!(allowed(&peer(1002, 9, &[]), uids, gids, 1000));
-        assert!(allowed(&peer(7, 60, &[]), uids, gids, 1000));
-        assert!(allowed(&peer(7, 9, &[3, 50]), uids, gids, 1000));
-        assert!(!allowed(&peer(7, 9, &[3, 4]), uids, gids, 1000));
+        assert!(allowed(&peer(1002, 9, &[]), uids, gids));
+        assert!(allowed(&peer(7, 60, &[]), uids, gids));
+        assert!(allowed(&peer(7, 9, &[3, 50]), uids, gids));
+        assert!(!allowed(&peer(7, 9, &[3, 4]), uids, gids));
         // With lists, the agent's own uid is allowed only when listed.
-        assert!(!allowed(&peer(1000, 1000, &[]), uids, gids, 1000));
-        assert!(allowed(&peer(1000, 1000, &[]), &[], &[1000], 1000));
-        assert!(!allowed(&peer(1000, 5, &[]), &[], &[1000], 1000));
+        assert!(!allowed(&peer(1000, 1000, &[]), uids, gids));
+        assert!(allowed(&peer(1000, 1000, &[]), &[], &[1000]));
+        assert!(!allowed(&peer(1000, 5, &[]), &[], &[1000]));
     }
 
     #[test]

@@ -68,8 +68,6 @@ profile_arn = "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/p-1"
 role_arn = "arn:aws:iam::111122223333:role/web"
 session_duration = 900
 role_session_name = "web-host"
-allow_uids = ["root", 1000, "1001"]
-allow_gids = [0]
 listen = ["127.0.0.1:9911", "[::1]:9911"]
 hop_limit = 1
 container_token_file = "/run/rolesanywhere/web.token"
@@ -85,6 +83,8 @@ region = "us-east-1"
 use_fips_endpoint = true
 connect_timeout = 2
 timeout = 10
+allow_uids = ["root", 1000, "1001"]
+allow_gids = [0]
 
 [profiles.tpm-1]
 certificate = "/etc/rolesanywhere/tpm.pem"
@@ -118,8 +118,9 @@ fn full_file_with_a_key_file_a_pkcs11_uri_and_a_tpm_handle() {
 
     let web = &c.profiles["web"];
     assert_eq!(web.name, "web");
-    assert_eq!(web.allow_uids, [0, 1000, 1001]);
-    assert_eq!(web.allow_gids, [0]);
+    // No lists: the agent's own uid.
+    assert_eq!(web.allow_uids, [crate::agent::sys::euid()]);
+    assert!(web.allow_gids.is_empty());
     let s = &web.session;
     assert_eq!(s.request.role_arn, "arn:aws:iam::111122223333:role/web");
     assert_eq!(s.request.region, "eu-west-1");
@@ -157,6 +158,8 @@ fn full_file_with_a_key_file_a_pkcs11_uri_and_a_tpm_handle() {
     assert_eq!(db.session.client.connect_timeout, Duration::from_secs(2));
     assert_eq!(db.session.client.timeout, Duration::from_secs(10));
     assert!(db.serve.is_none());
+    assert_eq!(db.allow_uids, [0, 1000, 1001]);
+    assert_eq!(db.allow_gids, [0]);
 
     let tpm = &c.profiles["tpm-1"];
     assert_eq!(
@@ -279,7 +282,20 @@ fn names_resolve_through_the_user_and_group_databases() {
         &profile("allow_uids = []\nallow_gids = []\n"),
         2,
         "profiles.web.allow_uids",
-        "allow_uids and allow_gids are both empty",
+        "the list is empty",
+    );
+    // One empty list alone would otherwise fall back to the agent's own uid.
+    assert_error(
+        &profile("allow_gids = [0]\nallow_uids = []\n"),
+        3,
+        "profiles.web.allow_uids",
+        "the list is empty",
+    );
+    assert_error(
+        &profile("allow_gids = []\n"),
+        2,
+        "profiles.web.allow_gids",
+        "the list is empty",
     );
 }
 
@@ -524,6 +540,19 @@ fn listeners_are_checked() {
         let line_no = 1 + line.lines().count();
         assert_error(&profile(&format!("{line}\n")), line_no, key, expect);
     }
+    // Listeners serve every local process: allow lists beside them are refused.
+    assert_error(
+        &profile("listen = [\"127.0.0.1:1\"]\nallow_uids = [0]\n"),
+        3,
+        "profiles.web.allow_uids",
+        "cannot restrict a profile that has listen",
+    );
+    assert_error(
+        &profile("allow_gids = [0]\nlisten = [\"127.0.0.1:1\"]\n"),
+        2,
+        "profiles.web.allow_gids",
+        "cannot restrict a profile that has listen",
+    );
     let many: Vec<String> = (0..33)
         .map(|i| format!("\"127.0.0.1:{}\"", 9000 + i))
         .collect();
