@@ -429,7 +429,7 @@ impl Backend for Registry {
         let profiles = self
             .snapshot_profiles()
             .into_iter()
-            .filter(|(_, p)| self.allows(&p, peer))
+            .filter(|(_, p)| self.allows(p, peer))
             .map(|(name, p)| {
                 let s = p.refresher.status();
                 ProfileStatus {
