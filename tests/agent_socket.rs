@@ -585,13 +585,25 @@ fn callers_over_max_connections_are_told_busy() {
     };
     let waiting = [slow(), slow()];
     backend.gate.wait_for_callers(2);
-    let e = server.request(&web()).unwrap_err();
+    // The client asks again while busy, until its deadline, then says so.
+    let started = Instant::now();
+    let e = client::request(&server.path, &web(), Duration::from_millis(400)).unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
     let client::Error::Refused(f) = &e else {
         panic!("{e:?}")
     };
     assert_eq!(f.code, ErrorCode::Busy, "{e}");
     assert!(f.message.contains("2 callers at once"), "{f}");
+    // A caller that arrives while busy gets through when a place frees.
+    let s = server.clone();
+    let patient = std::thread::spawn(move || s.request(&web()));
+    std::thread::sleep(Duration::from_millis(200));
     backend.gate.open();
+    assert!(matches!(patient.join().unwrap(), Ok(Reply::Credentials(_))));
     for w in waiting {
         assert!(matches!(w.join().unwrap(), Ok(Reply::Credentials(_))));
     }
@@ -622,7 +634,7 @@ fn one_uid_is_capped_below_the_connection_cap() {
     };
     let waiting = [slow(), slow()];
     backend.gate.wait_for_callers(2);
-    let e = server.request(&web()).unwrap_err();
+    let e = client::request(&server.path, &web(), Duration::from_millis(400)).unwrap_err();
     let client::Error::Refused(f) = &e else {
         panic!("{e:?}")
     };

@@ -159,6 +159,39 @@ impl rolesanywhere_core::Classify for Error {
 /// Sends `req` to the agent on `socket` and reads its answer, all within `timeout`.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, Error> {
     let deadline = Instant::now() + timeout;
+    // A `busy` agent (at its connection cap, or at this uid's: many parallel callers while the
+    // first credentials are fetched) is asked again after a short, jittered pause, until the
+    // deadline: the caller gets its credentials a little later instead of an error.
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match attempt(socket, req, timeout, deadline) {
+            Err(Error::Refused(f))
+                if f.code == protocol::ErrorCode::Busy && Instant::now() + pause * 2 < deadline =>
+            {
+                std::thread::sleep(pause + jitter(pause));
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Up to `max` more, from the system's random source (none when it fails).
+fn jitter(max: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    if getrandom::fill(&mut b).is_err() {
+        return Duration::ZERO;
+    }
+    max.mul_f64(f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX))
+}
+
+/// One connection, one request, one answer.
+fn attempt(
+    socket: &Path,
+    req: &Request,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<Reply, Error> {
     let timed_out = || Error::Timeout {
         socket: socket.into(),
         after: timeout,
