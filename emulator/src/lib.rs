@@ -14,6 +14,7 @@ mod der;
 pub mod files;
 mod path;
 mod pem;
+pub mod policy;
 pub mod server;
 pub mod verifier;
 
