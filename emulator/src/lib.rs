@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 mod der;
 pub mod files;
+pub mod mapping;
 mod path;
 mod pem;
 pub mod policy;
