@@ -18,7 +18,7 @@
 //!
 //! Evaluation follows the IAM policy evaluation logic: an applicable `Deny` wins, otherwise an
 //! applicable `Allow` allows, otherwise the request is implicitly denied; every requested action
-//! must be allowed. Condition semantics are in [`eval`].
+//! must be allowed. Condition semantics are in `eval.rs`.
 
 mod eval;
 mod glob;
