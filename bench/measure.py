@@ -13,6 +13,8 @@ Subcommands:
   callgrind            instructions (valgrind --tool=callgrind) and peak RSS (/usr/bin/time -f %M)
                        of one command, medians of N runs; appends a result line
   compare              print the ours / needroleshere table of a callgrind results file
+  agent-table          print bench/agent's cold / warm table and check the issue's goals
+  emu-stats URL CA     print the emulator's counters (GET /_emulator/stats) as one JSON line
 
 Each run is started with posix_spawn and reaped with os.wait4, so CPU time (user + sys) is the
 child's own, not this script's. Peak RSS comes from a second run of each under /usr/bin/time -f %M:
@@ -121,19 +123,28 @@ def cmd_row(a):
                 result["notes"] += f", wall median of the others {statistics.median(clean) * 1e3:.1f} ms"
         result.update(
             wall_median_ms=statistics.median(walls) * 1e3,
+            wall_p90_ms=percentile(walls, 90) * 1e3,
             wall_p95_ms=percentile(walls, 95) * 1e3,
             cpu_median_ms=statistics.median(cpus) * 1e3,
             peak_rss_mib=max(rss) / 1024,
         )
+        # Instructions of the whole process (all threads): stable where wall time is not.
+        if a.callgrind:
+            try:
+                instr = [callgrind_once(argv, env, a.workdir) for _ in range(a.callgrind)]
+                result.update(instructions=statistics.median(instr), instructions_all=instr)
+            except (RuntimeError, OSError) as e:
+                result["error"] = f"callgrind run failed: {e}"
     with open(a.results, "a") as f:
         f.write(json.dumps(result) + "\n")
     if "error" in result:
         print(f"bench: {a.name}: {result['error']}", file=sys.stderr)
     else:
+        instr = f", {result['instructions'] / 1e6:.2f} M instructions" if "instructions" in result else ""
         print(
             f"bench: {a.name}: wall median {result['wall_median_ms']:.1f} ms, "
             f"p95 {result['wall_p95_ms']:.1f} ms, cpu {result['cpu_median_ms']:.1f} ms, "
-            f"rss {result['peak_rss_mib']:.1f} MiB",
+            f"rss {result['peak_rss_mib']:.1f} MiB{instr}",
             file=sys.stderr,
         )
 
@@ -415,6 +426,81 @@ def cmd_compare(a):
         print(f"| {name} | {instr(ours)} | {instr(theirs)} | {ratio} | {rss(ours)} | {rss(theirs)} | {notes} |")
 
 
+# The issue's goals for the warm client (issue 11, Bench).
+AGENT_WARM_WALL_MS = 2.0
+AGENT_INSTR_RATIO = 20.0
+
+
+def cmd_agent_table(a):
+    """The cold / warm table of bench/agent and one PASS/FAIL line per goal; exit 1 with --check
+    when a goal fails (or a row has no figures)."""
+    rows = {}
+    with open(a.results) as f:
+        for line in f:
+            r = json.loads(line)
+            rows[r["row"]] = r
+    cold, warm = rows.get(a.cold, {}), rows.get(a.warm, {})
+    cols = [
+        ("wall_median_ms", "{:.2f}", 1),
+        ("wall_p90_ms", "{:.2f}", 1),
+        ("cpu_median_ms", "{:.2f}", 1),
+        ("instructions", "{:.2f}", 1e6),
+        ("peak_rss_mib", "{:.1f}", 1),
+    ]
+    lines = [
+        "| mode | runs | wall median ms | wall p90 ms | CPU median ms | instructions (M) | peak RSS MiB | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, r in ((a.cold, cold), (a.warm, warm)):
+        if "error" in r or not r:
+            msg = r.get("error", "not run").replace("|", "\\|")
+            lines.append(f"| {name} | {r.get('runs', '–')} | – | – | – | – | – | FAILED: {msg} |")
+            continue
+        cells = [fmt.format(r[k] / scale) if k in r else "–" for k, fmt, scale in cols]
+        notes = r.get("notes", "").replace("|", "\\|")
+        lines.append(f"| {name} | {r['runs']} | " + " | ".join(cells) + f" | {notes} |")
+    ratios = []
+    for k, _, _ in cols:
+        if k in cold and k in warm and warm[k]:
+            ratios.append(f"{cold[k] / warm[k]:.1f}×")
+        else:
+            ratios.append("–")
+    lines.append("| cold / warm | | " + " | ".join(ratios) + " | |")
+    print("\n".join(lines))
+    print()
+    failed = False
+
+    def goal(text, ok):
+        nonlocal failed
+        failed |= not ok
+        print(f"- {'PASS' if ok else 'FAIL'}: {text}")
+
+    if "wall_median_ms" in warm:
+        goal(f"warm wall median {warm['wall_median_ms']:.2f} ms <= {AGENT_WARM_WALL_MS:g} ms",
+             warm["wall_median_ms"] <= AGENT_WARM_WALL_MS)
+    else:
+        goal("warm wall median: not measured", False)
+    if "instructions" in cold and "instructions" in warm:
+        ratio = cold["instructions"] / warm["instructions"]
+        goal(f"cold / warm instructions {ratio:.1f}× >= {AGENT_INSTR_RATIO:g}×", ratio >= AGENT_INSTR_RATIO)
+    else:
+        goal("cold / warm instructions: not measured", False)
+    if failed and a.check:
+        sys.exit(1)
+
+
+def cmd_emu_stats(a):
+    """The emulator's counters, fetched over HTTPS trusting its CA alone."""
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=a.ca)
+    # No proxy from the caller's environment: the emulator is on loopback.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
+    with opener.open(a.url.rstrip("/") + "/_emulator/stats", timeout=10) as resp:
+        print(json.dumps(json.load(resp)))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -426,6 +512,8 @@ def main():
     r.add_argument("--workdir", required=True)
     r.add_argument("--notes")
     r.add_argument("--env", action="append", metavar="K=V")
+    r.add_argument("--callgrind", type=int, default=0, metavar="N",
+                   help="also the median instruction count of N runs under callgrind")
     r.add_argument("argv", nargs=argparse.REMAINDER)
     r.set_defaults(func=cmd_row)
 
@@ -475,6 +563,18 @@ def main():
     cmp_ = sub.add_parser("compare")
     cmp_.add_argument("results")
     cmp_.set_defaults(func=cmd_compare)
+
+    at = sub.add_parser("agent-table")
+    at.add_argument("results")
+    at.add_argument("--cold", required=True, help="the cold row's name")
+    at.add_argument("--warm", required=True, help="the warm row's name")
+    at.add_argument("--check", action="store_true", help="exit 1 when a goal fails")
+    at.set_defaults(func=cmd_agent_table)
+
+    es = sub.add_parser("emu-stats")
+    es.add_argument("url")
+    es.add_argument("ca")
+    es.set_defaults(func=cmd_emu_stats)
 
     a = p.parse_args()
     a.func(a)

@@ -484,6 +484,72 @@ pub fn check_utf8(args: &[std::ffi::OsString]) -> Result<(), super::settings::Er
     Ok(())
 }
 
+/// `credential-process --from-agent NAME [--agent-socket PATH] [--debug]`, read without clap.
+///
+/// The warm path of the agent (issue 11) is a process started per SDK credential request, and
+/// building clap's command tree of every command and flag cost about as many instructions as the
+/// request to the agent itself. This reads only that one exact shape: each flag at most once, as
+/// `--flag VALUE` or `--flag=VALUE`, with a value that is not empty and (when separate) does not
+/// start with `-`, and `--debug` (or [`DEBUG_ENV`] as clap reads it). Anything else (another flag,
+/// a repeated one, `--`, help, a value clap would refuse or read differently, an environment value
+/// that is not UTF-8) returns `None` and goes through clap, which gives the usual result or error;
+/// a test holds the two to the same settings.
+pub fn from_agent_fast(
+    args: &[std::ffi::OsString],
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<CredentialProcessFromAgent> {
+    let mut it = args.iter().skip(1);
+    if it.next()?.to_str()? != "credential-process" {
+        return None;
+    }
+    let (mut profile, mut socket, mut debug) = (None, None, false);
+    while let Some(arg) = it.next() {
+        let arg = arg.to_str()?;
+        let (name, joined) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (arg, None),
+        };
+        let slot = match name {
+            "--from-agent" => &mut profile,
+            "--agent-socket" => &mut socket,
+            "--debug" if joined.is_none() && !debug => {
+                debug = true;
+                continue;
+            }
+            _ => return None,
+        };
+        let value = match joined {
+            Some(v) => v,
+            None => it.next()?.to_str().filter(|v| !v.starts_with('-'))?,
+        };
+        if slot.is_some() || value.is_empty() {
+            return None;
+        }
+        *slot = Some(value.to_string());
+    }
+    if !debug && let Some(v) = env(DEBUG_ENV) {
+        // clap's FalseyValueParser: empty or one of its false words (any case) is false.
+        let v = v.to_str()?.to_lowercase();
+        debug = !(v.is_empty() || ["n", "no", "f", "false", "off", "0"].contains(&v.as_str()));
+    }
+    Some(CredentialProcessFromAgent {
+        profile: profile?,
+        agent_socket: socket.map(PathBuf::from),
+        debug,
+    })
+}
+
+/// What [`from_agent_fast`] read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CredentialProcessFromAgent {
+    /// `--from-agent`.
+    pub profile: String,
+    /// `--agent-socket`.
+    pub agent_socket: Option<PathBuf>,
+    /// `--debug` or [`DEBUG_ENV`].
+    pub debug: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

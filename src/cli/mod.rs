@@ -39,11 +39,29 @@ pub fn run(args: Vec<OsString>) -> i32 {
         return report(&e.into());
     }
     let mut out = output::Stdout::new();
+    // The warm path of the agent, before clap builds its whole command tree (see from_agent_fast).
+    if let Some(a) = args::from_agent_fast(&args, &|name| std::env::var_os(name)) {
+        let settings = settings::from_agent(a.profile, a.agent_socket, a.debug, &|name| {
+            std::env::var(name).ok()
+        });
+        return finish(
+            settings
+                .map_err(Failure::from)
+                .and_then(|s| dispatch(s, &mut out)),
+            &out,
+        );
+    }
     let cli = match args::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e, &mut out),
     };
-    match execute(cli.command, &mut out) {
+    let result = execute(cli.command, &mut out);
+    finish(result, &out)
+}
+
+/// The exit code of a run, its error reported.
+fn finish(result: Result<(), Failure>, out: &output::Stdout) -> i32 {
+    match result {
         Ok(()) => EXIT_OK,
         // Nobody reads the output any more (`| head -1`): no message, which would go to the same
         // closed pipe or bother a terminal about a reader that left on purpose.
@@ -58,7 +76,14 @@ fn execute(command: args::Command, out: &mut dyn Write) -> Result<(), Failure> {
         settings::check_enroll(&cmd)?;
         return Ok(crate::enroll::run(cmd, out)?);
     }
-    let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
+    dispatch(
+        settings::validate(command, &|name| std::env::var(name).ok())?,
+        out,
+    )
+}
+
+/// Runs validated settings.
+fn dispatch(settings: Settings, out: &mut dyn Write) -> Result<(), Failure> {
     match settings {
         Settings::CredentialProcess(s) => commands::credential_process(&s, out),
         Settings::FromAgent {

@@ -232,21 +232,31 @@ impl rolesanywhere_core::Classify for Error {
     }
 }
 
+/// `credential-process --from-agent`: the profile name checked, the socket chosen (flag, then
+/// `ROLESANYWHERE_AGENT_SOCK`, then the default). Shared by [`validate`] and the fast path of
+/// [`super::args::from_agent_fast`], so both give the same settings.
+pub fn from_agent(
+    profile: String,
+    agent_socket: Option<std::path::PathBuf>,
+    debug: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, Error> {
+    if !crate::agent::protocol::valid_profile_name(&profile) {
+        return Err(Error::AgentProfile(profile));
+    }
+    Ok(Settings::FromAgent {
+        profile,
+        socket: crate::agent::paths::client_socket(agent_socket, env)?,
+        debug,
+    })
+}
+
 /// Validates `command`; `env` looks up environment variables.
 pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
     match command {
         Command::CredentialProcess(a) => match a.from_agent {
             // clap refused any other session flag with it.
-            Some(profile) => {
-                if !crate::agent::protocol::valid_profile_name(&profile) {
-                    return Err(Error::AgentProfile(profile));
-                }
-                Ok(Settings::FromAgent {
-                    profile,
-                    socket: crate::agent::paths::client_socket(a.agent_socket, env)?,
-                    debug: a.session.key.debug,
-                })
-            }
+            Some(profile) => from_agent(profile, a.agent_socket, a.session.key.debug, env),
             None => Ok(Settings::CredentialProcess(Box::new(session(
                 "credential-process",
                 a.session,
@@ -951,6 +961,115 @@ mod tests {
         }
         let e = from_agent(&["--from-agent", "a/../b\u{1b}"], &[]).unwrap_err();
         assert!(matches!(e, Error::AgentProfile(_)), "{e}");
+    }
+
+    /// The fast path of `--from-agent` gives what clap and `validate` give, for every argv it
+    /// takes; every other argv is left to clap.
+    #[test]
+    fn from_agent_fast_path_agrees_with_clap_or_declines() {
+        use std::ffi::OsString;
+        let argv = |extra: &[&str]| -> Vec<OsString> {
+            ["rolesanywhere-agent", "credential-process"]
+                .iter()
+                .chain(extra)
+                .map(OsString::from)
+                .collect()
+        };
+        // Both read ROLESANYWHERE_DEBUG from the process, as clap does.
+        let real_env = |k: &str| {
+            (k == args::DEBUG_ENV)
+                .then(|| std::env::var_os(k))
+                .flatten()
+        };
+        let no_env = |_: &str| None::<String>;
+        let no_os_env = |_: &str| None::<OsString>;
+        let taken: &[&[&str]] = &[
+            &["--from-agent", "web"],
+            &["--from-agent=web"],
+            &["--from-agent", "web", "--agent-socket", "/s.sock"],
+            &["--agent-socket=/a b/s=1.sock", "--from-agent", "db.prod"],
+            &["--debug", "--from-agent", "web"],
+            &[
+                "--from-agent",
+                "w-1",
+                "--debug",
+                "--agent-socket",
+                "/s.sock",
+            ],
+            &["--from-agent=a=b"],
+            &["--from-agent", "bad/name"],
+            &["--from-agent", "web", "--agent-socket", "relative.sock"],
+        ];
+        for extra in taken {
+            let a = argv(extra);
+            let fast = args::from_agent_fast(&a, &real_env)
+                .unwrap_or_else(|| panic!("{extra:?} not taken by the fast path"));
+            let fast = from_agent(fast.profile, fast.agent_socket, fast.debug, &no_env);
+            let cli = args::Cli::try_parse_from(&a).unwrap();
+            let slow = validate(cli.command, &no_env);
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{extra:?}");
+        }
+        let declined: &[&[&str]] = &[
+            &[],
+            &["--from-agent"],
+            &["--from-agent="],
+            &["--from-agent", "-x"],
+            &["--from-agent", "web", "--from-agent", "db"],
+            &["--from-agent", "web", "--debug", "--debug"],
+            &["--debug=true", "--from-agent", "web"],
+            &["--from-agent", "web", "--agent-socket", ""],
+            &["--from-agent", "web", "--agent-socket", "-s"],
+            &["--agent-socket", "/s.sock"],
+            &["--from-agent", "web", "--region", "eu-west-1"],
+            &["--from-agent", "web", "--"],
+            &["--from-agent", "web", "extra"],
+            &["--from-agent", "web", "-h"],
+            &["--help"],
+        ];
+        for extra in declined {
+            assert_eq!(
+                args::from_agent_fast(&argv(extra), &real_env),
+                None,
+                "{extra:?}"
+            );
+        }
+        let other =
+            ["rolesanywhere-agent", "sign-string", "--from-agent", "web"].map(OsString::from);
+        assert_eq!(args::from_agent_fast(&other, &no_os_env), None);
+        use std::os::unix::ffi::OsStringExt as _;
+        let mut bad = argv(&["--from-agent"]);
+        bad.push(OsString::from_vec(vec![b'w', 0xff]));
+        assert_eq!(args::from_agent_fast(&bad, &no_os_env), None);
+    }
+
+    /// ROLESANYWHERE_DEBUG means what clap's FalseyValueParser makes of it on the clap path.
+    #[test]
+    fn from_agent_fast_path_reads_the_debug_variable_as_clap_does() {
+        use clap::builder::TypedValueParser as _;
+        use std::ffi::OsString;
+        let a: Vec<OsString> = [
+            "rolesanywhere-agent",
+            "credential-process",
+            "--from-agent",
+            "w",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let cmd = clap::Command::new("t");
+        for v in [
+            "", "0", "n", "No", "F", "false", "OFF", "1", "yes", "true", "on", " ", "x", "nope",
+        ] {
+            let env = |k: &str| (k == args::DEBUG_ENV).then(|| OsString::from(v));
+            let fast = args::from_agent_fast(&a, &env).unwrap().debug;
+            let clap = clap::builder::FalseyValueParser::new()
+                .parse_ref(&cmd, None, std::ffi::OsStr::new(v))
+                .unwrap();
+            assert_eq!(fast, clap, "{v:?}");
+        }
+        // Not UTF-8: clap refuses it, so the fast path leaves it to clap.
+        use std::os::unix::ffi::OsStringExt as _;
+        let env = |k: &str| (k == args::DEBUG_ENV).then(|| OsString::from_vec(vec![0xff]));
+        assert_eq!(args::from_agent_fast(&a, &env), None);
     }
 
     #[test]
