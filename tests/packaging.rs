@@ -60,7 +60,7 @@ fn every_systemd_unit_is_packaged_and_runs_the_installed_agent() {
     let assets = &deb[deb.find("assets = [").unwrap()..];
     let assets = &assets[..assets.find("\n]").unwrap()];
     assert!(assets.contains(r#"["target/release/rolesanywhere-agent", "usr/bin/", "755"]"#));
-    let mut units = 0;
+    let mut units = Vec::new();
     for entry in std::fs::read_dir(root.join("contrib/systemd")).unwrap() {
         let path = entry.unwrap().path();
         let ext = path.extension().unwrap().to_str().unwrap();
@@ -84,7 +84,17 @@ fn every_systemd_unit_is_packaged_and_runs_the_installed_agent() {
                 path.display()
             );
         }
-        units += 1;
+        units.push(path.file_name().unwrap().to_str().unwrap().to_string());
     }
-    assert_eq!(units, 3);
+    units.sort();
+    assert_eq!(
+        units,
+        [
+            "rolesanywhere-agent.service",
+            "rolesanywhere-agent.socket",
+            "rolesanywhere-serve.service",
+            "rolesanywhere-serve.socket",
+            "rolesanywhere-update.service"
+        ]
+    );
 }
