@@ -8,14 +8,15 @@
 //!
 //! [`HostileTpm`] is the opposite: a TCP endpoint that speaks the swtpm TCTI's wire protocol badly
 //! (never answers, answers garbage, drops the connection, or forwards to a real swtpm and stalls one
-//! command), for the tests of what the agent does when a TPM misbehaves.
+//! command), for the tests of what the agent does when a TPM misbehaves; forwarding, it records
+//! every command's code, for the tests that count what the agent asks of the TPM.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -408,7 +409,8 @@ pub enum Behaviour {
     /// Reads the request and closes without answering.
     Close,
     /// Forwards TPM commands to a real TPM's command `port` on loopback and relays its answers, but
-    /// never answers a command whose `TPM_CC` is `stall` (e.g. `0x15d` TPM2_Sign).
+    /// never answers a command whose `TPM_CC` is `stall` (e.g. `0x15d` TPM2_Sign). Every command's
+    /// code is recorded ([`HostileTpm::commands`]).
     Proxy {
         /// The real swtpm's command port.
         port: u16,
@@ -421,12 +423,17 @@ pub enum Behaviour {
 /// TCTI needs from the control port (it sets the locality when it starts).
 pub const CONTROL_OK: Behaviour = Behaviour::Answer(&[0, 0, 0, 0]);
 
+/// The commands a [`Behaviour::Proxy`] forwarded: each `TPM_CC` with the response code the TPM
+/// answered (`None` while unanswered, or never, for a stalled one).
+type Commands = Vec<(u32, Option<u32>)>;
+
 /// A misbehaving TPM endpoint on a pair of loopback ports (command port, control port = command + 1),
 /// reached with the TCTI [`HostileTpm::tcti`]. Threads and connections end when it is dropped.
 pub struct HostileTpm {
     port: u16,
     stop: Arc<AtomicBool>,
     acceptors: Vec<JoinHandle<()>>,
+    commands: Arc<Mutex<Commands>>,
 }
 
 impl HostileTpm {
@@ -434,6 +441,7 @@ impl HostileTpm {
     /// swtpm control port.
     pub fn start(command: Behaviour, control: Behaviour) -> HostileTpm {
         let stop = Arc::new(AtomicBool::new(false));
+        let commands = Arc::new(Mutex::new(Vec::new()));
         loop {
             let port = free_port_pair();
             let (Ok(cmd), Ok(ctrl)) = (
@@ -446,13 +454,15 @@ impl HostileTpm {
                 .into_iter()
                 .map(|(listener, behaviour)| {
                     let stop = stop.clone();
-                    std::thread::spawn(move || accept_loop(listener, behaviour, stop))
+                    let commands = commands.clone();
+                    std::thread::spawn(move || accept_loop(listener, behaviour, stop, commands))
                 })
                 .collect();
             return HostileTpm {
                 port,
                 stop,
                 acceptors,
+                commands,
             };
         }
     }
@@ -460,6 +470,30 @@ impl HostileTpm {
     /// `swtpm:host=127.0.0.1,port=P`.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Every command a [`Behaviour::Proxy`] port received so far, in order (the stalled one
+    /// included), as its `TPM_CC` and the TPM's response code: the TPM's own view of what a client
+    /// sent, e.g. how often it loaded a key (`0x157` TPM2_Load).
+    pub fn commands(&self) -> Vec<(u32, Option<u32>)> {
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many commands with this `TPM_CC` the proxy received.
+    pub fn count(&self, code: u32) -> usize {
+        self.commands().iter().filter(|c| c.0 == code).count()
+    }
+
+    /// How many commands with this `TPM_CC` the TPM completed (`TPM_RC_SUCCESS`); the others were
+    /// refused or deferred, e.g. `TPM_RC_RETRY`, which the client's TSS sends again by itself.
+    pub fn succeeded(&self, code: u32) -> usize {
+        self.commands()
+            .iter()
+            .filter(|c| c.0 == code && c.1 == Some(0))
+            .count()
     }
 }
 
@@ -476,14 +510,20 @@ impl Drop for HostileTpm {
     }
 }
 
-fn accept_loop(listener: TcpListener, behaviour: Behaviour, stop: Arc<AtomicBool>) {
+fn accept_loop(
+    listener: TcpListener,
+    behaviour: Behaviour,
+    stop: Arc<AtomicBool>,
+    commands: Arc<Mutex<Commands>>,
+) {
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         let Ok(conn) = conn else { continue };
         let stop = stop.clone();
-        std::thread::spawn(move || serve(conn, behaviour, &stop));
+        let commands = commands.clone();
+        std::thread::spawn(move || serve(conn, behaviour, &stop, &commands));
     }
 }
 
@@ -495,7 +535,7 @@ fn hold(conn: TcpStream, stop: &AtomicBool) {
     let _ = conn.shutdown(Shutdown::Both);
 }
 
-fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
+fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool, commands: &Mutex<Commands>) {
     let mut buf = [0u8; 4096];
     match behaviour {
         Behaviour::Silent => {
@@ -517,6 +557,10 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
             // One TPM message at a time: a 10-byte header (tag, size, code) and size - 10 more bytes.
             while let Some(cmd) = read_message(&mut conn) {
                 let code = u32::from_be_bytes([cmd[6], cmd[7], cmd[8], cmd[9]]);
+                commands
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((code, None));
                 if stall == Some(code) {
                     // Free the real TPM (swtpm serves one connection at a time), keep the client
                     // waiting.
@@ -527,6 +571,14 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
                 let Some(rsp) = up.write_all(&cmd).ok().and_then(|_| read_message(&mut up)) else {
                     return;
                 };
+                let rc = u32::from_be_bytes([rsp[6], rsp[7], rsp[8], rsp[9]]);
+                if let Some(last) = commands
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_mut()
+                {
+                    last.1 = Some(rc);
+                }
                 if conn.write_all(&rsp).is_err() {
                     return;
                 }
