@@ -10,6 +10,7 @@
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod crypto;
 mod der;
 pub mod files;
