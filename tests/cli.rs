@@ -2233,3 +2233,108 @@ fn issue_14_certificate_subjects_and_file_names_are_escaped_on_stderr() {
         );
     }
 }
+
+/// Issue 12: the seeds' setup commands through the AWS CLI against the emulator's control plane,
+/// then this agent's `credential-process` with the ARNs they printed.
+#[test]
+fn agent_gets_credentials_from_anchor_and_profile_created_with_the_aws_cli() {
+    const KEY_ID: &str = "AKIACLITESTADMIN0001";
+    const SECRET: &str = "cli-test-admin-secret/0123456789abcdefghij";
+    let env = Env::new();
+    env.leaf("leaf");
+    env.leaf("gone");
+    let crl = env
+        .ca
+        .revoke(&std::fs::read_to_string(env.path("gone.pem")).unwrap())
+        .unwrap();
+    let toml = format!(
+        "{}\n[admin]\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\n",
+        env.config_toml("", "", "")
+    );
+    let emu = env.emulator_with(&toml, Tls::None);
+    let url = emu.url();
+    let aws = |args: &[&str]| {
+        let mut all = vec!["rolesanywhere"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--endpoint-url", &url]);
+        let run = env.run_program(
+            "aws",
+            &all,
+            &[
+                ("AWS_ACCESS_KEY_ID", KEY_ID),
+                ("AWS_SECRET_ACCESS_KEY", SECRET),
+                ("AWS_DEFAULT_REGION", REGION),
+            ],
+        );
+        assert_eq!(run.code, 0, "aws {args:?}: {}", run.stderr);
+        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap_or_default()
+    };
+    let pem = std::fs::read_to_string(env.path("ca.pem")).unwrap();
+    let anchor = aws(&[
+        "create-trust-anchor",
+        "--name",
+        "external-ca-trust",
+        "--source",
+        &format!("sourceType=CERTIFICATE_BUNDLE,sourceData={{x509CertificateData={pem}}}"),
+        "--enabled",
+    ]);
+    let anchor_arn = anchor["trustAnchor"]["trustAnchorArn"].as_str().unwrap();
+    let policy = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+        "Resource": ["arn:aws:s3:::corp-backups-prod", "arn:aws:s3:::corp-backups-prod/*"]}]}"#;
+    let profile = aws(&[
+        "create-profile",
+        "--name",
+        "backup-server-profile",
+        "--role-arns",
+        ROLE,
+        "--session-policy",
+        policy,
+        "--duration-seconds",
+        "3600",
+        "--enabled",
+    ]);
+    let profile_arn = profile["profile"]["profileArn"].as_str().unwrap();
+    let profile_id = profile["profile"]["profileId"].as_str().unwrap();
+    aws(&[
+        "import-crl",
+        "--name",
+        "root-crl",
+        "--crl-data",
+        &format!("fileb://{}", path_str(&crl)),
+        "--trust-anchor-arn",
+        anchor_arn,
+        "--enabled",
+    ]);
+    let run_with = |name: &str, extra: &[&str]| {
+        let (cert, key) = (env.p(&format!("{name}.pem")), env.p(&format!("{name}.key")));
+        let mut args = vec![
+            "credential-process",
+            "--certificate",
+            &cert,
+            "--private-key",
+            &key,
+            "--trust-anchor-arn",
+            anchor_arn,
+            "--profile-arn",
+            profile_arn,
+            "--role-arn",
+            ROLE,
+            "--endpoint",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args, &[])
+    };
+    let run_for = |name: &str| run_with(name, &[]);
+    let ok = run_for("leaf");
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let creds = ok.credentials();
+    assert!(creds["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert_eq!(emu.decisions().pop().unwrap().duration_seconds, Some(3600));
+    // The profile's --duration-seconds 3600 caps what a session may ask for.
+    run_with("leaf", &["--session-duration", "7200"]).assert_failure(1, &["HTTP 400", "3600"]);
+    run_for("gone").assert_failure(1, &["HTTP 403", "revoked"]);
+    aws(&["disable-profile", "--profile-id", profile_id]);
+    run_for("leaf").assert_failure(1, &["HTTP 403", "disabled"]);
+}

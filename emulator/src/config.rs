@@ -38,7 +38,35 @@ pub struct Config {
     pub roles: Vec<Role>,
     /// Faults applied, in order, to the first requests.
     pub faults: Vec<Fault>,
+    /// Credentials that may call the control plane (the `[admin]` table); none: it refuses all.
+    pub admin: Option<AdminCredentials>,
+    /// The account the control plane creates resources in (`[admin] account_id`).
+    pub account_id: String,
+    /// Where the control plane keeps what it created: `<config file>.state.json` when the
+    /// configuration came from a file, none (memory only) otherwise.
+    pub state_file: Option<PathBuf>,
 }
+
+/// The control plane's admin credentials. The secret key is zeroized on drop and never printed.
+#[derive(Clone)]
+pub struct AdminCredentials {
+    /// The access key id clients sign with.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for AdminCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The account used when `[admin] account_id` is not set (the one `init` writes).
+pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 
 /// A trust anchor: up to two CA certificates and up to two CRLs.
 #[derive(Debug, Clone)]
@@ -113,6 +141,15 @@ struct RawConfig {
     #[serde(default)]
     faults: Vec<RawFault>,
     server: Option<RawServer>,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    access_key_id: Option<String>,
+    secret_access_key: Option<zeroize::Zeroizing<String>>,
+    account_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,8 +233,12 @@ impl Settings {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Settings::from_toml_str(&text, base)
-            .with_context(|| format!("invalid config file {}", path.display()))
+        let mut settings = Settings::from_toml_str(&text, base)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".state.json");
+        settings.config.state_file = Some(path.with_file_name(name));
+        Ok(settings)
     }
 
     /// Parses and validates TOML; relative paths are resolved against `base_dir`.
@@ -302,6 +343,7 @@ impl Settings {
                 times: f.times,
             });
         }
+        let (admin, account_id) = admin(raw.admin)?;
         let limits = match raw.server {
             Some(server) => server_limits(server)?,
             None => Limits::default(),
@@ -313,10 +355,45 @@ impl Settings {
                 profiles,
                 roles,
                 faults,
+                admin,
+                account_id,
+                state_file: None,
             },
             limits,
         })
     }
+}
+
+/// The `[admin]` table: both keys or neither, and the account id.
+fn admin(raw: Option<RawAdmin>) -> anyhow::Result<(Option<AdminCredentials>, String)> {
+    let Some(raw) = raw else {
+        return Ok((None, DEFAULT_ACCOUNT_ID.to_string()));
+    };
+    let account_id = raw
+        .account_id
+        .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string());
+    if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("admin.account_id: {account_id:?} is not a 12-digit account id");
+    }
+    let creds = match (raw.access_key_id, raw.secret_access_key) {
+        (Some(id), Some(secret)) => {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!("admin.access_key_id: must be letters and digits only");
+            }
+            // The secret is not quoted: a malformed one must not reach a log.
+            if secret.is_empty() || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!("admin.secret_access_key: must be printable ASCII without spaces");
+            }
+            Some(AdminCredentials {
+                access_key_id: id,
+                secret_access_key: secret,
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => bail!("admin.secret_access_key: required with admin.access_key_id"),
+        (None, Some(_)) => bail!("admin.access_key_id: required with admin.secret_access_key"),
+    };
+    Ok((creds, account_id))
 }
 
 /// Checks a `credential_seconds` value (1..43200): credentials shorter than the service's 900 s
@@ -410,22 +487,22 @@ fn check_arn(key: &str, arn: &str, kind: &str) -> anyhow::Result<()> {
 fn load_anchor_certificates(key: &str, path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{key}.certificates: cannot read {}", path.display()))?;
-    let ders = crate::pem::decode_label(&text, "CERTIFICATE")
-        .map_err(|e| anyhow!("{key}.certificates: {}: {e}", path.display()))?;
+    anchor_certificates(&text).map_err(|e| anyhow!("{key}.certificates: {}: {e}", path.display()))
+}
+
+/// The DER certificates of a trust anchor's PEM bundle: 1 or 2 CA certificates (CA:TRUE and,
+/// when keyUsage is present, keyCertSign). Shared by the configuration and the control plane.
+pub fn anchor_certificates(pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let ders = crate::pem::decode_label(pem_text, "CERTIFICATE").map_err(|e| e.to_string())?;
     if ders.is_empty() || ders.len() > 2 {
-        bail!(
-            "{key}.certificates: {} holds {} certificates; a trust anchor takes 1 or 2",
-            path.display(),
+        return Err(format!(
+            "holds {} certificates; a trust anchor takes 1 or 2",
             ders.len()
-        );
+        ));
     }
     for der in &ders {
-        let (_, cert) = X509Certificate::from_der(der).map_err(|e| {
-            anyhow!(
-                "{key}.certificates: {}: not a certificate: {e}",
-                path.display()
-            )
-        })?;
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
         let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
         let can_sign_certs = match cert.key_usage() {
             Ok(Some(ku)) => ku.value.key_cert_sign(),
@@ -433,21 +510,43 @@ fn load_anchor_certificates(key: &str, path: &Path) -> anyhow::Result<Vec<Vec<u8
             Err(_) => false,
         };
         if !can_sign_certs {
-            bail!(
-                "{key}.certificates: {} ({}) lacks keyUsage keyCertSign; a trust anchor must be allowed to sign certificates",
-                path.display(),
+            return Err(format!(
+                "{} lacks keyUsage keyCertSign; a trust anchor must be allowed to sign certificates",
                 cert.subject()
-            );
+            ));
         }
         if !is_ca {
-            bail!(
-                "{key}.certificates: {} ({}) is not a CA certificate (basicConstraints CA:TRUE is required)",
-                path.display(),
+            return Err(format!(
+                "{} is not a CA certificate (basicConstraints CA:TRUE is required)",
                 cert.subject()
-            );
+            ));
         }
     }
     Ok(ders)
+}
+
+/// Checks that `der` is a CRL signed by one of the anchor certificates; returns its issuer's
+/// name on failure.
+pub fn check_crl_signer(der: &[u8], anchors: &[Vec<u8>]) -> Result<(), String> {
+    let (_, crl) =
+        CertificateRevocationList::from_der(der).map_err(|e| format!("not a CRL: {e}"))?;
+    let signed_by_anchor = anchors.iter().any(|a| {
+        let Ok((_, ca)) = X509Certificate::from_der(a) else {
+            return false;
+        };
+        ca.subject().as_raw() == crl.issuer().as_raw()
+            && PublicKey::from_spki(ca.public_key())
+                .and_then(|k| crypto::verify_signed_object(der, &crl.signature_algorithm, &k))
+                .is_ok()
+    });
+    if signed_by_anchor {
+        Ok(())
+    } else {
+        Err(format!(
+            "the CRL (issuer {}) is not signed by a certificate of this trust anchor",
+            crl.issuer()
+        ))
+    }
 }
 
 fn load_crl(key: &str, path: &Path, anchors: &[Vec<u8>]) -> anyhow::Result<Vec<u8>> {

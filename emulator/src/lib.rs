@@ -2,7 +2,8 @@
 //!
 //! The emulator verifies requests with its own SigV4-X509 code ([`verifier`]) so that a client bug
 //! cannot cancel out; it must never depend on the agent crate. [`server`] answers like the service,
-//! [`config`] reads the TOML configuration, [`ca`] issues test certificates and CRLs. [`policy`]
+//! [`config`] reads the TOML configuration, [`control`] is the SigV4-authenticated control plane
+//! (trust anchors, profiles, CRLs), [`ca`] issues test certificates and CRLs. [`policy`]
 //! evaluates IAM role trust policies and [`mapping`] derives principal tags from a certificate.
 
 #![deny(missing_docs, unsafe_code)]
@@ -10,6 +11,7 @@
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod crypto;
 mod der;
 pub mod files;

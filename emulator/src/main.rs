@@ -185,6 +185,16 @@ fn uuid_v4() -> String {
     server::uuid_text(&b)
 }
 
+/// `len` characters drawn uniformly from `alphabet` (its length a power of two).
+fn random_text(len: usize, alphabet: &[u8]) -> String {
+    let mut bytes = vec![0u8; len];
+    rolesanywhere_emulator::ca::fill_random(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(alphabet[usize::from(*b) & (alphabet.len() - 1)]))
+        .collect()
+}
+
 fn init(a: InitArgs) -> anyhow::Result<()> {
     // Refuse before the CA exists: a CA without its client would make a second run fail too.
     rolesanywhere_emulator::files::check_private_path(&a.dir.join("client.key"))?;
@@ -212,18 +222,33 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         uuid_v4()
     );
     let role = format!("arn:aws:iam::{account}:role/rolesanywhere-demo");
-    let config = format!(
+    // Admin credentials for the control plane, in the AWS shapes (20-character AKIA id,
+    // 40-character secret) so tools that check the form accept them.
+    let access_key_id = format!(
+        "AKIA{}",
+        random_text(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+    );
+    let secret = zeroize::Zeroizing::new(random_text(
+        40,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+    ));
+    let config = zeroize::Zeroizing::new(format!(
         "region = \"{region}\"\n\n[[trust_anchors]]\narn = \"{anchor}\"\ncertificates = \"ca/ca.pem\"\nenabled = true\n\n\
          [[profiles]]\narn = \"{profile}\"\nrole_arns = [\"{role}\"]\nduration_seconds = 3600\naccept_role_session_name = false\nenabled = true\n\n\
-         [[roles]]\narn = \"{role}\"\nmax_session_duration = 3600\n"
-    );
+         [[roles]]\narn = \"{role}\"\nmax_session_duration = 3600\n\n\
+         [admin]\naccess_key_id = \"{access_key_id}\"\nsecret_access_key = \"{}\"\naccount_id = \"{account}\"\n",
+        secret.as_str()
+    ));
     let config_path = a.dir.join("config.toml");
-    rolesanywhere_emulator::files::write_public(&config_path, config.as_bytes())?;
+    // The config holds the admin secret: 0600 like a key.
+    write_private(&config_path, &config)?;
     // Prove the written config loads before telling the user to use it.
     Config::from_file(&config_path).context("internal error: the configuration just written")?;
     println!("TRUST_ANCHOR_ARN={anchor}");
     println!("PROFILE_ARN={profile}");
     println!("ROLE_ARN={role}");
+    println!("AWS_ACCESS_KEY_ID={access_key_id}");
+    println!("AWS_SECRET_ACCESS_KEY={}", secret.as_str());
     eprintln!(
         "wrote {}, {}, {} and {}",
         config_path.display(),

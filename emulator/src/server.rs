@@ -125,6 +125,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The control plane's state file could not be loaded.
+    #[error(transparent)]
+    State(#[from] crate::control::Error),
     /// The listening socket, runtime or server thread could not be set up.
     #[error("cannot start the server: {what}")]
     Start {
@@ -143,6 +146,7 @@ impl Error {
         match self {
             Error::TlsRead { .. } | Error::TlsFile { .. } | Error::TlsMismatch(_) => true,
             Error::TlsCaOut(e) => e.is_usage(),
+            Error::State(e) => matches!(e, crate::control::state::Error::Parse { .. }),
             Error::SelfIssued(_) | Error::Listen { .. } | Error::Start { .. } => false,
         }
     }
@@ -322,6 +326,7 @@ struct AppState {
     decisions: Arc<DecisionLog>,
     counters: Arc<Counters>,
     faults: Mutex<VecDeque<FaultKind>>,
+    control: crate::control::Control,
 }
 
 /// Starts the emulator with [`Limits::default`]; see [`spawn_with`].
@@ -342,6 +347,7 @@ pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<
         }
         Tls::Files { cert, key } => (Some(file_tls(cert, key)?), None),
     };
+    let control = crate::control::Control::new(config.clone())?;
     let listener = std::net::TcpListener::bind(opts.listen).map_err(|source| Error::Listen {
         addr: opts.listen,
         source,
@@ -376,6 +382,7 @@ pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<
         decisions: decisions.clone(),
         counters: counters.clone(),
         faults: Mutex::new(faults),
+        control,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1078,6 +1085,9 @@ async fn handle(
     if uri.path() == STATS_PATH && method == Method::GET {
         return stats(&state);
     }
+    if crate::control::Control::claims(uri.path()) {
+        return control(&state, &method, &uri, &headers, &body);
+    }
     let fault = state
         .faults
         .lock()
@@ -1163,7 +1173,7 @@ async fn handle(
         body: &body,
     };
     let now = OffsetDateTime::now_utc();
-    match verifier::verify(&req, &state.config, now) {
+    match verifier::verify(&req, &state.control.snapshot(), now) {
         Ok(acc) => success(&state, &acc, now),
         Err(Refusal {
             kind,
@@ -1171,6 +1181,44 @@ async fn handle(
             serial_decimal,
         }) => refusal(kind.status(), kind.error_type(), message, serial_decimal),
     }
+}
+
+/// Hands a control-plane request (not a decision: not counted, not faulted) to [`crate::control`].
+fn control(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let mut pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    if !headers.contains_key("host")
+        && let Some(authority) = uri.authority()
+    {
+        pairs.push(("host".to_string(), authority.to_string()));
+    }
+    let req = crate::control::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &pairs,
+        body,
+    };
+    let resp = state.control.handle(&req, OffsetDateTime::now_utc());
+    log_line(&serde_json::json!({
+        "control": format!("{method} {}", bounded_text(uri.path())),
+        "status": resp.status().as_u16(),
+        "error_type": resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()),
+    }));
+    resp
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {

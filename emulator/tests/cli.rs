@@ -448,13 +448,13 @@ fn ca_revoke_writes_a_cumulative_crl_openssl_verifies() {
 }
 
 #[test]
-fn init_prints_three_arns_and_writes_a_loadable_config() {
+fn init_prints_three_arns_and_admin_credentials_and_writes_a_loadable_config() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("demo");
     let out = ok(&["init", "--dir", p(&dir)]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 5, "{stdout}");
     assert!(lines[0].starts_with(
         "TRUST_ANCHOR_ARN=arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/"
     ));
@@ -462,7 +462,24 @@ fn init_prints_three_arns_and_writes_a_loadable_config() {
         lines[1].starts_with("PROFILE_ARN=arn:aws:rolesanywhere:us-east-1:123456789012:profile/")
     );
     assert!(lines[2].starts_with("ROLE_ARN=arn:aws:iam::123456789012:role/"));
+    let key_id = lines[3]
+        .strip_prefix("AWS_ACCESS_KEY_ID=")
+        .expect("key id line");
+    let secret = lines[4]
+        .strip_prefix("AWS_SECRET_ACCESS_KEY=")
+        .expect("secret line");
+    assert!(key_id.starts_with("AKIA") && key_id.len() == 20, "{key_id}");
+    assert_eq!(secret.len(), 40);
     let config = Config::from_file(&dir.join("config.toml")).expect("config loads");
+    let admin = config
+        .admin
+        .as_ref()
+        .expect("admin credentials in the config");
+    assert_eq!(admin.access_key_id, key_id);
+    assert_eq!(admin.secret_access_key.as_str(), secret);
+    // The config holds the secret, so it is private; its Debug form does not show it.
+    assert_eq!(mode(&dir.join("config.toml")), 0o600);
+    assert!(!format!("{config:?}").contains(secret));
     assert_eq!(
         config.trust_anchors[0].arn,
         lines[0]["TRUST_ANCHOR_ARN=".len()..]
@@ -737,12 +754,12 @@ fn every_written_key_is_0600_and_every_public_file_0644_issue_14_item_15() {
         demo.join("client.key"),
         demo.join("ca/ca.key"),
         inter.join("ca.key"),
+        demo.join("config.toml"),
     ] {
         assert_eq!(mode(&key), 0o600, "{}", key.display());
     }
     for public in [
         demo.join("client.pem"),
-        demo.join("config.toml"),
         demo.join("ca/ca.pem"),
         demo.join("ca/issued.txt"),
         inter.join("ca.pem"),

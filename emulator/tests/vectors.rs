@@ -80,6 +80,9 @@ fn config_for(v: &Vector) -> Config {
             max_session_duration: 43200,
         }],
         faults: vec![],
+        admin: None,
+        account_id: "123456789012".into(),
+        state_file: None,
     }
 }
 

@@ -1,0 +1,363 @@
+//! The control plane driven by real clients: boto3's `rolesanywhere` client and the AWS CLI with
+//! `--endpoint-url`, then CreateSession (signed by the independent signer in `support`) against
+//! what they created; SigV4 refusals as botocore's exception classes; state kept across restarts.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use rolesanywhere_emulator::ca::{Ca, KeyType};
+use rolesanywhere_emulator::config::Settings;
+use rolesanywhere_emulator::server::{self, Running, ServeOptions, Tls};
+use support::*;
+
+const KEY_ID: &str = "AKIAEMULATORADMIN001";
+const SECRET: &str = "emulator/admin+secret/0123456789abcdefghij";
+
+fn start(config: &Path) -> Running {
+    let settings = Settings::from_file(config).expect("config");
+    server::spawn_with(
+        settings.config,
+        settings.limits,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: Tls::None,
+        },
+    )
+    .expect("spawn")
+}
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Ca::init(&tmp.path().join("root"), KeyType::EcP256, "Test Root").expect("root CA");
+    let toml = format!(
+        "{}\n[admin]\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\n",
+        config_toml(tmp.path(), "", "")
+    );
+    let path = tmp.path().join("config.toml");
+    std::fs::write(&path, toml).expect("config");
+    (tmp, path)
+}
+
+/// Runs a python3 script with boto3 against `url`; returns its stdout as JSON.
+fn boto3(url: &str, secret: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let prelude = r#"import boto3, botocore, json, sys
+c = boto3.client('rolesanywhere', endpoint_url=sys.argv[1], region_name='us-east-1',
+    aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3],
+    config=botocore.config.Config(retries={'max_attempts': 1}, parameter_validation=False))
+def err(f):
+    try:
+        f()
+    except botocore.exceptions.ClientError as e:
+        return [type(e).__name__, e.response['Error']['Code'], e.response['ResponseMetadata']['HTTPStatusCode']]
+    return None
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .args([url, KEY_ID, secret])
+        .args(args)
+        .output()
+        .expect("python3 with boto3 is required (scripts/install-deps)");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// CreateSession for `id` naming these ARNs.
+fn create_session(server: &Running, id: &Identity, anchor: &str, profile: &str) -> Response {
+    let host = server.url().rsplit('/').next().expect("host").to_string();
+    let mut call = Call::new(&host, "{\"durationSeconds\":3600}");
+    call.query = vec![
+        ("profileArn".into(), profile.into()),
+        ("roleArn".into(), ROLE.into()),
+        ("trustAnchorArn".into(), anchor.into()),
+    ];
+    send(
+        &server.url(),
+        None,
+        &sign(id, &call),
+        Duration::from_secs(10),
+    )
+    .expect("request")
+}
+
+const SEEDS_SESSION_POLICY: &str = r#"{
+    "Version": "2012-10-17",
+    "Statement": [
+      {
+        "Effect": "Allow",
+        "Action": [
+          "s3:PutObject",
+          "s3:GetObject",
+          "s3:ListBucket"
+        ],
+        "Resource": [
+          "arn:aws:s3:::corp-backups-prod",
+          "arn:aws:s3:::corp-backups-prod/*"
+        ]
+      }
+    ]
+  }"#;
+
+#[test]
+fn boto3_creates_anchor_profile_and_crl_that_create_session_uses_and_state_survives_restart() {
+    let (tmp, config) = setup();
+    let other = Ca::init(&tmp.path().join("other"), KeyType::EcP256, "Other CA").expect("CA");
+    let good = leaf(&other, KeyType::EcP256, "good-host");
+    let revoked = leaf(&other, KeyType::EcP256, "revoked-host");
+    let crl = other.revoke(&revoked.cert_pem).expect("revoke");
+    let ca_pem = tmp.path().join("other/ca.pem");
+    let server = start(&config);
+    let url = server.url();
+
+    // Before: a certificate of the other CA is not trusted by the seeded anchor.
+    assert_eq!(create_session(&server, &good, ANCHOR, PROFILE).status, 403);
+
+    let created = boto3(
+        &url,
+        SECRET,
+        "pem = open(sys.argv[4]).read()\n\
+         ta = c.create_trust_anchor(name='external-ca-trust', enabled=True,\n\
+             source={'sourceType': 'CERTIFICATE_BUNDLE', 'sourceData': {'x509CertificateData': pem}})['trustAnchor']\n\
+         pca = err(lambda: c.create_trust_anchor(name='pca', source={'sourceType': 'AWS_ACM_PCA',\n\
+             'sourceData': {'acmPcaArn': 'arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/x'}}))\n\
+         notca = err(lambda: c.create_trust_anchor(name='leaf', source={'sourceType': 'CERTIFICATE_BUNDLE',\n\
+             'sourceData': {'x509CertificateData': open(sys.argv[7]).read()}}))\n\
+         pr = c.create_profile(name='backup-server-profile', roleArns=[sys.argv[5]],\n\
+             sessionPolicy=sys.argv[8], durationSeconds=3600, enabled=True)['profile']\n\
+         baddur = err(lambda: c.create_profile(name='p', roleArns=[sys.argv[5]], durationSeconds=60))\n\
+         crl = c.import_crl(name='other-crl', crlData=open(sys.argv[6], 'rb').read(),\n\
+             trustAnchorArn=ta['trustAnchorArn'], enabled=True)['crl']\n\
+         pages, kw = [], {'pageSize': 1}\n\
+         while True:\n\
+         \x20   r = c.list_trust_anchors(**kw); pages.append(r['trustAnchors'])\n\
+         \x20   if 'nextToken' not in r: break\n\
+         \x20   kw['nextToken'] = r['nextToken']\n\
+         all_ = [a['name'] for p in c.get_paginator('list_trust_anchors').paginate() for a in p['trustAnchors']]\n\
+         missing = err(lambda: c.get_profile(profileId='00000000-0000-4000-8000-000000000000'))\n\
+         print(json.dumps({'ta': ta, 'pr': pr, 'crl': crl, 'pca': pca, 'notca': notca, 'baddur': baddur,\n\
+             'pages': [[a['name'] for a in p] for p in pages], 'missing': missing, 'all': all_,\n\
+             'got': c.get_trust_anchor(trustAnchorId=ta['trustAnchorId'])['trustAnchor']['name']}, default=str))\n",
+        &[
+            ca_pem.to_str().expect("utf-8"),
+            ROLE,
+            crl.to_str().expect("utf-8"),
+            tmp.path().join("root/ca.key").to_str().expect("utf-8"),
+            SEEDS_SESSION_POLICY,
+        ],
+    );
+    let ta = &created["ta"];
+    let anchor_arn = ta["trustAnchorArn"].as_str().expect("arn");
+    assert!(
+        anchor_arn.starts_with("arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/"),
+        "{anchor_arn}"
+    );
+    assert_eq!(ta["source"]["sourceType"], "CERTIFICATE_BUNDLE");
+    assert_eq!(ta["enabled"], true);
+    assert_eq!(created["got"], "external-ca-trust");
+    assert_eq!(
+        created["pca"],
+        serde_json::json!(["ValidationException", "ValidationException", 400])
+    );
+    assert_eq!(created["notca"][1], "ValidationException");
+    assert_eq!(created["baddur"][1], "ValidationException");
+    // Modeled errors raise the model's exception classes, as against AWS.
+    assert_eq!(created["missing"][0], "ResourceNotFoundException");
+    assert_eq!(created["missing"][1], "ResourceNotFoundException");
+    assert_eq!(created["missing"][2], 404);
+    // The seeded anchor and the new one, one per page.
+    assert_eq!(
+        created["pages"],
+        serde_json::json!([[ANCHOR.rsplit('/').next()], ["external-ca-trust"]])
+    );
+    assert_eq!(
+        created["all"],
+        serde_json::json!([ANCHOR.rsplit('/').next(), "external-ca-trust"])
+    );
+    let pr = &created["pr"];
+    let profile_arn = pr["profileArn"].as_str().expect("arn");
+    assert_eq!(pr["durationSeconds"], 3600);
+    assert_eq!(pr["sessionPolicy"], SEEDS_SESSION_POLICY);
+    assert_eq!(created["crl"]["trustAnchorArn"], anchor_arn);
+
+    // CreateSession sees the new anchor and profile; the imported CRL revokes.
+    let r = create_session(&server, &good, anchor_arn, profile_arn);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = create_session(&server, &revoked, anchor_arn, profile_arn);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("revoked"), "{}", r.body);
+
+    // A disabled profile refuses; the CRL disabled, the revoked certificate passes again.
+    let ids = boto3(
+        &url,
+        SECRET,
+        "c.disable_profile(profileId=sys.argv[4])\n\
+         c.disable_crl(crlId=sys.argv[5])\n\
+         print(json.dumps(c.get_profile(profileId=sys.argv[4])['profile']['enabled']))\n",
+        &[
+            pr["profileId"].as_str().expect("id"),
+            created["crl"]["crlId"].as_str().expect("id"),
+        ],
+    );
+    assert_eq!(ids, serde_json::json!(false));
+    let r = create_session(&server, &good, anchor_arn, profile_arn);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("disabled"), "{}", r.body);
+    let r = create_session(&server, &revoked, anchor_arn, PROFILE);
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Restart: everything created is still there, from a private state file.
+    drop(server);
+    let state = tmp.path().join("config.toml.state.json");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&state)
+            .expect("state file")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let server = start(&config);
+    let after = boto3(
+        &server.url(),
+        SECRET,
+        "print(json.dumps([len(c.list_trust_anchors()['trustAnchors']), c.list_profiles()['profiles'][1]['enabled'],\n\
+             c.list_crls()['crls'][0]['enabled']]))\n",
+        &[],
+    );
+    assert_eq!(after, serde_json::json!([2, false, false]));
+    let r = create_session(&server, &revoked, anchor_arn, PROFILE);
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn bad_signatures_raise_botocore_exception_classes() {
+    let (_tmp, config) = setup();
+    let server = start(&config);
+    let out = boto3(
+        &server.url(),
+        "not-the-secret",
+        "wrong = err(lambda: c.list_trust_anchors())\n\
+         c2 = boto3.client('rolesanywhere', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+             aws_access_key_id='AKIAUNKNOWN000000000', aws_secret_access_key=sys.argv[3])\n\
+         unknown = err(lambda: c2.list_profiles())\n\
+         c3 = boto3.client('rolesanywhere', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+             config=botocore.config.Config(signature_version=botocore.UNSIGNED))\n\
+         unsigned = err(lambda: c3.list_crls())\n\
+         print(json.dumps([wrong, unknown, unsigned]))\n",
+        &[],
+    );
+    assert_eq!(
+        out,
+        serde_json::json!([
+            ["ClientError", "InvalidSignatureException", 403],
+            ["ClientError", "UnrecognizedClientException", 403],
+            ["ClientError", "MissingAuthenticationTokenException", 403]
+        ])
+    );
+    // The right secret works on the same server.
+    let ok = boto3(
+        &server.url(),
+        SECRET,
+        "print(json.dumps(len(c.list_profiles()['profiles'])))\n",
+        &[],
+    );
+    assert_eq!(ok, serde_json::json!(1));
+}
+
+#[test]
+fn aws_cli_runs_the_seeds_commands_unchanged_but_for_endpoint_url() {
+    if Command::new("aws").arg("--version").output().is_err() {
+        panic!("the AWS CLI is required (scripts/install-deps installs awscli)");
+    }
+    let (tmp, config) = setup();
+    let other = Ca::init(&tmp.path().join("other"), KeyType::EcP256, "Other CA").expect("CA");
+    drop(other);
+    let server = start(&config);
+    let aws = |args: &[&str]| {
+        let out = Command::new("aws")
+            .args(args)
+            .args(["--endpoint-url", &server.url()])
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("aws");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let pem = std::fs::read_to_string(tmp.path().join("other/ca.pem")).expect("pem");
+    let source = format!("sourceType=CERTIFICATE_BUNDLE,sourceData={{x509CertificateData={pem}}}");
+    let (code, out, err) = aws(&[
+        "rolesanywhere",
+        "create-trust-anchor",
+        "--name",
+        "external-ca-trust",
+        "--source",
+        &source,
+        "--enabled",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let id = created["trustAnchor"]["trustAnchorId"]
+        .as_str()
+        .expect("id");
+    let (code, _, err) = aws(&[
+        "rolesanywhere",
+        "create-trust-anchor",
+        "--name",
+        "on-prem-workloads-ca",
+        "--source",
+        "sourceType=AWS_ACM_PCA,sourceData={acmPcaArn=arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/abcd1234-ef56-gh78-ij90-klmnopqrstuv}",
+        "--enabled",
+    ]);
+    assert!(matches!(code, Some(254 | 255)), "{code:?} {err}");
+    assert!(
+        err.contains("ValidationException") && err.contains("AWS_ACM_PCA"),
+        "{err}"
+    );
+    let (code, out, err) = aws(&[
+        "rolesanywhere",
+        "list-trust-anchors",
+        "--query",
+        "trustAnchors[].{Name:name,Id:trustAnchorId,Enabled:enabled}",
+        "--output",
+        "text",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split('\t').collect::<Vec<_>>() == ["True", id, "external-ca-trust"]),
+        "{out}"
+    );
+    let (code, out, err) = aws(&[
+        "rolesanywhere",
+        "create-profile",
+        "--name",
+        "backup-server-profile",
+        "--role-arns",
+        "arn:aws:iam::123456789012:role/OnPremBackupRole",
+        "--session-policy",
+        SEEDS_SESSION_POLICY,
+        "--duration-seconds",
+        "3600",
+        "--enabled",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let profile: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(profile["profile"]["durationSeconds"], 3600);
+    assert_eq!(profile["profile"]["enabled"], true);
+}
