@@ -4,6 +4,8 @@
 //! cannot cancel out; it must never depend on the agent crate. [`server`] answers like the service,
 //! [`config`] reads the TOML configuration, [`ca`] issues test certificates and CRLs. [`policy`]
 //! evaluates IAM role trust policies and [`mapping`] derives principal tags from a certificate.
+//! [`sessions`] remembers the sessions granted, [`sts`] answers `GetCallerIdentity` for them and
+//! [`throttle`] limits CreateSession like the service.
 
 #![deny(missing_docs, unsafe_code)]
 
@@ -18,6 +20,9 @@ mod path;
 mod pem;
 pub mod policy;
 pub mod server;
+pub mod sessions;
+pub mod sts;
+pub mod throttle;
 pub mod verifier;
 
 pub use config::Config;
