@@ -1,5 +1,7 @@
-//! The HTTP(S) front: accepts `POST /sessions`, applies configured faults, asks the verifier, answers
-//! like the service (201 credential set or an AWS-style error) and logs one JSON line per decision.
+//! The HTTP(S) front: accepts `POST /sessions`, applies configured faults and throttling
+//! ([`crate::throttle`]), asks the verifier, answers like the service (201 credential set or an
+//! AWS-style error), remembers the session granted ([`crate::sessions`]) and logs one JSON line per
+//! decision. `POST /` signed for `sts` goes to [`crate::sts`].
 //!
 //! Owns sockets, TLS, the runtime thread and credential minting. It must not log or record
 //! credentials, and it must not make verification decisions of its own.
@@ -1121,23 +1123,21 @@ async fn handle(
     }
     // The query-protocol APIs (STS, later IAM) share `POST /`; the SigV4 scope names the service.
     if uri.path() == "/" && method == Method::POST {
-        match sts::scope_service(&headers).as_deref() {
-            Some("sts") => {
-                let req = sts::StsRequest {
-                    uri: &uri,
-                    headers: &headers,
-                    body: &body,
-                };
-                return sts::handle(
-                    &state.sessions,
-                    &state.config.region,
-                    &req,
-                    OffsetDateTime::now_utc(),
-                );
-            }
-            // Some("iam") => the IAM query API (issue 12 item 2) dispatches here.
-            _ => {}
+        let service = sts::scope_service(&headers);
+        if service.as_deref() == Some("sts") {
+            let req = sts::StsRequest {
+                uri: &uri,
+                headers: &headers,
+                body: &body,
+            };
+            return sts::handle(
+                &state.sessions,
+                &state.config.region,
+                &req,
+                OffsetDateTime::now_utc(),
+            );
         }
+        // Service `iam`: the IAM query API (issue 12 item 2) dispatches here.
     }
     let fault = state
         .faults
@@ -1392,6 +1392,11 @@ fn stats(state: &AppState) -> Response {
             "sessions_issued": c.sessions_issued.load(Ordering::SeqCst),
             "credential_seconds": (seconds != 0).then_some(seconds),
             "throttled": c.throttled.load(Ordering::SeqCst),
+            "throttle": {
+                "enabled": state.limits.throttle.enabled,
+                "create_session_per_second": state.limits.throttle.create_session_per_second,
+                "total_per_second": state.limits.throttle.total_per_second,
+            },
         })),
     )
         .into_response()

@@ -384,7 +384,7 @@ pub fn handle(
             xml(
                 status,
                 &request_id,
-                error_xml(&e.code, &bounded_text(&e.message), &request_id),
+                error_xml(e.code, &bounded_text(&e.message), &request_id),
             )
         }
     }
