@@ -58,6 +58,18 @@ pub struct ServeArgs {
     /// granted; overrides `[server] credential_seconds`. For testing refresh.
     #[arg(long, value_name = "N")]
     pub credential_seconds: Option<u64>,
+    /// CreateSession requests per second per (certificate, source address) before 429
+    /// ThrottlingException (1..1000000; default 10, as the service); overrides `[throttle]
+    /// create_session_per_second` and turns throttling on.
+    #[arg(long, value_name = "N", conflicts_with = "no_throttle")]
+    pub throttle_per_second: Option<u64>,
+    /// CreateSession requests per second for all clients together (1..1000000); overrides
+    /// `[throttle] total_per_second` and turns throttling on.
+    #[arg(long, value_name = "N", conflicts_with = "no_throttle")]
+    pub throttle_total_per_second: Option<u64>,
+    /// Do not throttle CreateSession at all (overrides `[throttle] enabled`).
+    #[arg(long)]
+    pub no_throttle: bool,
 }
 
 /// `ca` subcommands.

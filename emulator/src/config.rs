@@ -1,5 +1,5 @@
 //! The emulator's configuration: region, trust anchors (certificates and CRLs), profiles, roles,
-//! injected faults and the server's connection limits, read from TOML.
+//! injected faults, the server's connection limits and CreateSession throttling, read from TOML.
 //!
 //! Owns loading and validating the configuration, including reading the PEM files it names and
 //! checking each CRL's signature against its anchor. It must not start servers or read the clock.
@@ -14,6 +14,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::crypto::{self, PublicKey};
 use crate::server::Limits;
+use crate::throttle::{self, ThrottleSettings};
 
 /// Everything a configuration file says: what the verifier checks ([`Config`]) and how the server
 /// treats connections and what it keeps ([`Limits`], the optional `[server]` table).
@@ -142,6 +143,7 @@ struct RawConfig {
     faults: Vec<RawFault>,
     server: Option<RawServer>,
     admin: Option<RawAdmin>,
+    throttle: Option<RawThrottle>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +152,14 @@ struct RawAdmin {
     access_key_id: Option<String>,
     secret_access_key: Option<zeroize::Zeroizing<String>>,
     account_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThrottle {
+    enabled: Option<bool>,
+    create_session_per_second: Option<u64>,
+    total_per_second: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -344,10 +354,13 @@ impl Settings {
             });
         }
         let (admin, account_id) = admin(raw.admin)?;
-        let limits = match raw.server {
+        let mut limits = match raw.server {
             Some(server) => server_limits(server)?,
             None => Limits::default(),
         };
+        if let Some(t) = raw.throttle {
+            limits.throttle = throttle_settings(t)?;
+        }
         Ok(Settings {
             config: Config {
                 region: raw.region,
@@ -448,6 +461,23 @@ fn server_limits(raw: RawServer) -> anyhow::Result<Limits> {
         limits.credential_seconds = Some(credential_seconds(n).map_err(|e| anyhow!("server.{e}"))?);
     }
     Ok(limits)
+}
+
+/// The `[throttle]` table over [`ThrottleSettings::default`].
+fn throttle_settings(raw: RawThrottle) -> anyhow::Result<ThrottleSettings> {
+    let mut t = ThrottleSettings::default();
+    if let Some(enabled) = raw.enabled {
+        t.enabled = enabled;
+    }
+    if let Some(n) = raw.create_session_per_second {
+        t.create_session_per_second = throttle::check_rate("throttle.create_session_per_second", n)
+            .map_err(|e| anyhow!(e))?;
+    }
+    if let Some(n) = raw.total_per_second {
+        t.total_per_second =
+            Some(throttle::check_rate("throttle.total_per_second", n).map_err(|e| anyhow!(e))?);
+    }
+    Ok(t)
 }
 
 impl Config {

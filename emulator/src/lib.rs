@@ -5,6 +5,8 @@
 //! [`config`] reads the TOML configuration, [`control`] is the SigV4-authenticated control plane
 //! (trust anchors, profiles, CRLs), [`ca`] issues test certificates and CRLs. [`policy`]
 //! evaluates IAM role trust policies and [`mapping`] derives principal tags from a certificate.
+//! [`sessions`] remembers the sessions granted, [`sts`] answers `GetCallerIdentity` for them and
+//! [`throttle`] limits CreateSession like the service.
 
 #![deny(missing_docs, unsafe_code)]
 
@@ -20,6 +22,9 @@ mod path;
 mod pem;
 pub mod policy;
 pub mod server;
+pub mod sessions;
+pub mod sts;
+pub mod throttle;
 pub mod verifier;
 
 pub use config::Config;

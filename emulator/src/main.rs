@@ -53,6 +53,21 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
             .map_err(|e| usage(anyhow!("--{}", e.replace('_', "-"))))?;
         settings.limits.credential_seconds = Some(n);
     }
+    let throttle = &mut settings.limits.throttle;
+    let rate = |flag: &str, n: u64| {
+        rolesanywhere_emulator::throttle::check_rate(flag, n).map_err(|e| usage(anyhow!(e)))
+    };
+    if let Some(n) = a.throttle_per_second {
+        throttle.create_session_per_second = rate("--throttle-per-second", n)?;
+        throttle.enabled = true;
+    }
+    if let Some(n) = a.throttle_total_per_second {
+        throttle.total_per_second = Some(rate("--throttle-total-per-second", n)?);
+        throttle.enabled = true;
+    }
+    if a.no_throttle {
+        throttle.enabled = false;
+    }
     let tls = if a.http {
         Tls::None
     } else if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {

@@ -1,5 +1,7 @@
-//! The HTTP(S) front: accepts `POST /sessions`, applies configured faults, asks the verifier, answers
-//! like the service (201 credential set or an AWS-style error) and logs one JSON line per decision.
+//! The HTTP(S) front: accepts `POST /sessions`, applies configured faults and throttling
+//! ([`crate::throttle`]), asks the verifier, answers like the service (201 credential set or an
+//! AWS-style error), remembers the session granted ([`crate::sessions`]) and logs one JSON line per
+//! decision. `POST /` signed for `sts` goes to [`crate::sts`].
 //!
 //! Owns sockets, TLS, the runtime thread and credential minting. It must not log or record
 //! credentials, and it must not make verification decisions of its own.
@@ -28,6 +30,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, FaultKind};
 use crate::files;
+use crate::sessions::{IssuedSession, SESSIONS_KEPT, SessionStore};
+use crate::sts;
+use crate::throttle::{Throttle, ThrottleSettings};
 use crate::verifier::{self, Accepted, HttpRequest, Refusal};
 
 /// Largest request head (request line and headers) accepted, HTTP/1 and HTTP/2 alike. A
@@ -70,6 +75,9 @@ pub struct Limits {
     /// duration is still checked and reported). [`Running::set_credential_seconds`] changes it
     /// while running.
     pub credential_seconds: Option<u32>,
+    /// CreateSession throttling (the `[throttle]` table): by default 10 per second per
+    /// (certificate, source address), as the service does.
+    pub throttle: ThrottleSettings,
 }
 
 impl Default for Limits {
@@ -81,6 +89,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30),
             decisions_kept: 1000,
             credential_seconds: None,
+            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -237,11 +246,15 @@ struct Counters {
     sessions_issued: AtomicU64,
     /// [`Limits::credential_seconds`] in force; 0 for none.
     credential_seconds: AtomicU64,
+    /// CreateSession requests answered 429 by the throttle.
+    throttled: AtomicU64,
 }
 
 /// The path of the statistics endpoint: `GET` only, answered before fault injection, never counted
 /// as a request.
 pub const STATS_PATH: &str = "/_emulator/stats";
+/// The debug view of one issued session: `GET /_emulator/sessions/{accessKeyId}` (no secrets).
+pub const SESSIONS_PATH: &str = "/_emulator/sessions/";
 
 /// A running emulator; stops when dropped.
 pub struct Running {
@@ -249,6 +262,7 @@ pub struct Running {
     tls_ca_pem: Option<String>,
     decisions: Arc<DecisionLog>,
     counters: Arc<Counters>,
+    sessions: Arc<SessionStore>,
     max_connections: usize,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -301,6 +315,17 @@ impl Running {
         self.counters.requests.load(Ordering::SeqCst)
     }
 
+    /// CreateSession requests refused 429 `ThrottlingException` by the throttle since start.
+    pub fn throttled(&self) -> u64 {
+        self.counters.throttled.load(Ordering::SeqCst)
+    }
+
+    /// The session issued with this access key id, while it is among the last
+    /// [`SESSIONS_KEPT`].
+    pub fn session(&self, access_key_id: &str) -> Option<IssuedSession> {
+        self.sessions.get(access_key_id)
+    }
+
     /// Sets (or with `None` clears) [`Limits::credential_seconds`] for the sets issued from now on.
     pub fn set_credential_seconds(&self, seconds: Option<u32>) {
         self.counters
@@ -327,6 +352,9 @@ struct AppState {
     counters: Arc<Counters>,
     faults: Mutex<VecDeque<FaultKind>>,
     control: crate::control::Control,
+    /// Every session granted (the newest [`SESSIONS_KEPT`]), for STS and the debug view.
+    sessions: Arc<SessionStore>,
+    throttle: Throttle,
 }
 
 /// Starts the emulator with [`Limits::default`]; see [`spawn_with`].
@@ -376,6 +404,7 @@ pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<
         limits.credential_seconds.map_or(0, u64::from),
         Ordering::SeqCst,
     );
+    let sessions = Arc::new(SessionStore::new(SESSIONS_KEPT));
     let state = Arc::new(AppState {
         config,
         limits: limits.clone(),
@@ -383,6 +412,8 @@ pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<
         counters: counters.clone(),
         faults: Mutex::new(faults),
         control,
+        sessions: sessions.clone(),
+        throttle: Throttle::new(limits.throttle.clone()),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -404,6 +435,7 @@ pub fn spawn_with(config: Config, limits: Limits, opts: ServeOptions) -> Result<
         tls_ca_pem,
         decisions,
         counters,
+        sessions,
         max_connections,
         shutdown: Some(tx),
         thread: Some(thread),
@@ -706,7 +738,7 @@ async fn accept_loop(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
+                let Ok((stream, peer)) = accepted else {
                     // Out of descriptors and similar: back off instead of spinning.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -723,6 +755,7 @@ async fn accept_loop(
                 let registration = conns.register();
                 tokio::spawn(serve_connection(
                     stream,
+                    peer,
                     permit,
                     registration,
                     acceptor.clone(),
@@ -782,6 +815,7 @@ fn http_builder() -> hyper_util::server::conn::auto::Builder<hyper_util::rt::Tok
 
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
     registration: Registration,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
@@ -794,8 +828,11 @@ async fn serve_connection(
         slot: slot.clone(),
     };
     let svc_slot = slot.clone();
-    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let in_flight = svc_slot.begin();
+        // The source address, for throttling per (certificate, address).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let app = app.clone();
         async move {
             let response = tower::ServiceExt::oneshot(app, req).await;
@@ -1040,6 +1077,7 @@ fn fault_error_type(status: u16) -> &'static str {
 
 async fn handle(
     State(state): State<Arc<AppState>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -1087,6 +1125,29 @@ async fn handle(
     }
     if crate::control::Control::claims(uri.path()) {
         return control(&state, &method, &uri, &headers, &body);
+    }
+    if let Some(key) = uri.path().strip_prefix(SESSIONS_PATH)
+        && method == Method::GET
+    {
+        return session_view(&state, key);
+    }
+    // The query-protocol APIs (STS, later IAM) share `POST /`; the SigV4 scope names the service.
+    if uri.path() == "/" && method == Method::POST {
+        let service = sts::scope_service(&headers);
+        if service.as_deref() == Some("sts") {
+            let req = sts::StsRequest {
+                uri: &uri,
+                headers: &headers,
+                body: &body,
+            };
+            return sts::handle(
+                &state.sessions,
+                &state.config.region,
+                &req,
+                OffsetDateTime::now_utc(),
+            );
+        }
+        // Service `iam`: the IAM query API (issue 12 item 2) dispatches here.
     }
     let fault = state
         .faults
@@ -1146,6 +1207,33 @@ async fn handle(
             format!("no operation {method} {} (only POST /sessions)", uri.path()),
             None,
         );
+    }
+    let claimed_serial = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| verifier::parse_authorization(v).ok())
+        .map(|a| a.serial);
+    if let Err(exceeded) = state.throttle.admit(
+        claimed_serial.as_deref().unwrap_or(""),
+        peer.ip(),
+        Instant::now(),
+    ) {
+        state.counters.throttled.fetch_add(1, Ordering::SeqCst);
+        let which = match exceeded {
+            crate::throttle::Exceeded::PerCertificate => "certificate and source address",
+            crate::throttle::Exceeded::Total => "all clients together",
+        };
+        let resp = error_response(429, "ThrottlingException", "Rate exceeded");
+        let d = Decision {
+            status: 429,
+            error_type: Some("ThrottlingException".into()),
+            message: format!("Rate exceeded (CreateSession limit for {which})"),
+            role_session_name: None,
+            duration_seconds: None,
+            serial_decimal: claimed_serial,
+        };
+        record(&state, d, serde_json::json!({"throttled": which}));
+        return resp;
     }
     let mut pairs = Vec::with_capacity(headers.len() + 1);
     for (name, value) in &headers {
@@ -1269,22 +1357,40 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
         0 => i64::from(acc.duration_seconds),
         n => i64::try_from(n).unwrap_or(i64::MAX),
     };
-    let expiration = format_expiration(now + time::Duration::seconds(lifetime));
-    // Counted before the decision is logged, so its line carries the new count.
-    state
-        .counters
-        .sessions_issued
-        .fetch_add(1, Ordering::SeqCst);
+    let expires_at = now + time::Duration::seconds(lifetime);
+    let expiration = format_expiration(expires_at);
+    let issued = IssuedSession {
+        access_key_id: format!("ASIA{}", random_string(16, UPPER_ALNUM)),
+        secret_access_key: random_string(40, SECRET_CHARS).into(),
+        session_token: base64::engine::general_purpose::STANDARD
+            .encode(&token)
+            .into(),
+        role_arn: acc.role_arn.clone(),
+        assumed_role_arn: format!(
+            "arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}"
+        ),
+        user_id: format!("{}:{session}", sts::role_id(&acc.role_arn)),
+        account: account.to_string(),
+        role_session_name: session.clone(),
+        principal_tags: Vec::new(),
+        source_identity: source_identity.clone(),
+        session_policy: None,
+        profile_arn: acc.profile_arn.clone(),
+        trust_anchor_arn: acc.trust_anchor_arn.clone(),
+        serial_decimal: acc.serial_decimal.clone(),
+        issued_at: now,
+        expiration: expires_at,
+    };
     let body = serde_json::json!({
         "credentialSet": [{
             "assumedRoleUser": {
-                "arn": format!("arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}"),
-                "assumedRoleId": format!("AROA{}:{session}", random_string(17, UPPER_ALNUM)),
+                "arn": issued.assumed_role_arn,
+                "assumedRoleId": issued.user_id,
             },
             "credentials": {
-                "accessKeyId": format!("ASIA{}", random_string(16, UPPER_ALNUM)),
-                "secretAccessKey": random_string(40, SECRET_CHARS),
-                "sessionToken": base64::engine::general_purpose::STANDARD.encode(&token),
+                "accessKeyId": issued.access_key_id,
+                "secretAccessKey": issued.secret_access_key.as_str(),
+                "sessionToken": issued.session_token.as_str(),
                 "expiration": expiration,
             },
             "packedPolicySize": 0,
@@ -1297,6 +1403,12 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
             arn_field(&acc.trust_anchor_arn, 4)
         ),
     });
+    state.sessions.insert(issued);
+    // Counted before the decision is logged, so its line carries the new count.
+    state
+        .counters
+        .sessions_issued
+        .fetch_add(1, Ordering::SeqCst);
     record(
         state,
         Decision {
@@ -1327,9 +1439,30 @@ fn stats(state: &AppState) -> Response {
             "requests": c.requests.load(Ordering::SeqCst),
             "sessions_issued": c.sessions_issued.load(Ordering::SeqCst),
             "credential_seconds": (seconds != 0).then_some(seconds),
+            "throttled": c.throttled.load(Ordering::SeqCst),
+            "throttle": {
+                "enabled": state.limits.throttle.enabled,
+                "create_session_per_second": state.limits.throttle.create_session_per_second,
+                "total_per_second": state.limits.throttle.total_per_second,
+            },
         })),
     )
         .into_response()
+}
+
+/// `GET /_emulator/sessions/{accessKeyId}`: what a granted session carries, never its secret key
+/// or token (not a decision; not counted).
+fn session_view(state: &AppState, access_key_id: &str) -> Response {
+    match state.sessions.get(access_key_id) {
+        Some(s) => (StatusCode::OK, axum::Json(s.public_view())).into_response(),
+        None => error_response(
+            404,
+            "ResourceNotFoundException",
+            &bounded_text(&format!(
+                "no session with access key id {access_key_id:?} (unknown, or older than the last {SESSIONS_KEPT})"
+            )),
+        ),
+    }
 }
 
 /// 16 bytes in the 8-4-4-4-12 hex form of a UUID.

@@ -902,3 +902,81 @@ fn usage_mistakes_exit_2_and_system_failures_exit_1_issue_14_item_17() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `GET /_emulator/stats` of a server started with `flags` (plain HTTP): its JSON.
+fn stats_of_serve(config: &Path, flags: &[&str]) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let mut args = vec!["serve", "--config", p(config), "--http"];
+    args.extend_from_slice(flags);
+    let (line, mut child) = first_stdout_line(&args);
+    let host = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&host).expect("connect");
+    write!(
+        s,
+        "GET /_emulator/stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    child.kill().expect("kill the server we started");
+    let _ = child.wait();
+    serde_json::from_str(out.split_once("\r\n\r\n").expect("body").1).expect("stats JSON")
+}
+
+#[test]
+fn serve_throttle_flags_override_the_config_and_are_checked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("demo");
+    ok(&["init", "--dir", p(&dir)]);
+    let config = dir.join("config.toml");
+    let v = stats_of_serve(&config, &[]);
+    assert_eq!(
+        v["throttle"],
+        serde_json::json!({"enabled": true, "create_session_per_second": 10, "total_per_second": null})
+    );
+    assert_eq!(v["throttled"], 0);
+    let v = stats_of_serve(
+        &config,
+        &[
+            "--throttle-per-second",
+            "3",
+            "--throttle-total-per-second",
+            "7",
+        ],
+    );
+    assert_eq!(
+        v["throttle"],
+        serde_json::json!({"enabled": true, "create_session_per_second": 3, "total_per_second": 7})
+    );
+    let v = stats_of_serve(&config, &["--no-throttle"]);
+    assert_eq!(v["throttle"]["enabled"], false);
+
+    let out = emulator(&[
+        "serve",
+        "--config",
+        p(&config),
+        "--http",
+        "--throttle-per-second",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--throttle-per-second: 0 is outside 1..1000000"),
+        "{err}"
+    );
+    let out = emulator(&[
+        "serve",
+        "--config",
+        p(&config),
+        "--http",
+        "--no-throttle",
+        "--throttle-per-second",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

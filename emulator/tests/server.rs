@@ -968,6 +968,7 @@ fn server_table_sets_the_limits_and_decisions_kept_bounds_the_log() {
             idle_timeout: Duration::from_millis(250),
             decisions_kept: 3,
             credential_seconds: None,
+            throttle: Default::default(),
         }
     );
     assert_eq!(
