@@ -24,19 +24,8 @@ use state::State;
 /// Why the control plane could not start.
 pub type Error = state::Error;
 
-/// One control-plane request as received.
-pub struct Request<'a> {
-    /// Method.
-    pub method: &'a str,
-    /// Path, still percent-encoded.
-    pub path: &'a str,
-    /// Raw query string.
-    pub query: &'a str,
-    /// Headers, names lowercase.
-    pub headers: &'a [(String, String)],
-    /// Body.
-    pub body: &'a [u8],
-}
+/// One request as received (headers with lowercase names): the verifier's HTTP request.
+pub use crate::verifier::HttpRequest as Request;
 
 /// An AWS-shaped error answer: status, `x-amzn-ErrorType` and `{"message"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

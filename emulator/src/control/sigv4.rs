@@ -51,19 +51,8 @@ impl Error {
     }
 }
 
-/// One request as received.
-pub struct Request<'a> {
-    /// `GET`, `POST`, …
-    pub method: &'a str,
-    /// The path as sent (still percent-encoded).
-    pub path: &'a str,
-    /// The raw query string (without `?`).
-    pub query: &'a str,
-    /// Headers, names lowercase.
-    pub headers: &'a [(String, String)],
-    /// The body.
-    pub body: &'a [u8],
-}
+/// One request as received (headers with lowercase names): the verifier's HTTP request.
+pub use crate::verifier::HttpRequest as Request;
 
 struct Authorization<'a> {
     access_key_id: &'a str,

@@ -96,64 +96,52 @@ fn not_found(rc: i32) -> bool {
 
 /// `getpwnam_r(3)`: `None` when there is no such user.
 fn user_id(name: &str) -> io::Result<Option<u32>> {
-    let Ok(name) = CString::new(name) else {
-        return Ok(None); // a NUL byte: no user is named so
-    };
-    let mut size = 1024;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        let mut entry = MaybeUninit::<libc::passwd>::uninit();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        #[allow(unsafe_code)]
-        // SAFETY: `name` is a NUL-terminated string; `entry` is writable storage for one `passwd`;
-        // `buf` is writable for `buf.len()` bytes and outlives every use of the strings the entry
-        // points into (none: only the uid is read); `result` is a writable pointer. All live
-        // across the call.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                entry.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && size < MAX_BUFFER {
-            size *= 4;
-            continue;
-        }
-        if rc != 0 {
-            return if not_found(rc) {
-                Ok(None)
-            } else {
-                Err(io::Error::from_raw_os_error(rc))
-            };
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        #[allow(unsafe_code)]
-        // SAFETY: a zero return with a non-null `result` means the entry was filled in, and
-        // `result` points to `entry`.
-        let uid = unsafe { (*result).pw_uid };
-        return Ok(Some(uid));
+    #[allow(unsafe_code)]
+    // SAFETY: `lookup` passes what getpwnam_r(3) takes (see there); reading `pw_uid` of an entry it
+    // filled in is sound.
+    unsafe {
+        lookup::<libc::passwd>(name, libc::getpwnam_r, |e| e.pw_uid)
     }
 }
 
 /// `getgrnam_r(3)`: `None` when there is no such group.
 fn group_id(name: &str) -> io::Result<Option<u32>> {
+    #[allow(unsafe_code)]
+    // SAFETY: as in `user_id`, for getgrnam_r(3) and one `group` entry's `gr_gid`.
+    unsafe {
+        lookup::<libc::group>(name, libc::getgrnam_r, |e| e.gr_gid)
+    }
+}
+
+/// The signature of getpwnam_r(3) and getgrnam_r(3) for entry type `T`.
+type NamR<T> = unsafe extern "C" fn(
+    *const libc::c_char,
+    *mut T,
+    *mut libc::c_char,
+    libc::size_t,
+    *mut *mut T,
+) -> libc::c_int;
+
+/// One `*nam_r` lookup, its buffer grown on ERANGE up to [`MAX_BUFFER`]; `id` reads the number
+/// out of the filled-in entry (only that: the entry's strings point into a buffer freed here).
+///
+/// # Safety
+/// `f` must be getpwnam_r or getgrnam_r with `T` its entry type.
+#[allow(unsafe_code)]
+unsafe fn lookup<T>(name: &str, f: NamR<T>, id: impl Fn(&T) -> u32) -> io::Result<Option<u32>> {
     let Ok(name) = CString::new(name) else {
-        return Ok(None);
+        return Ok(None); // a NUL byte: nothing is named so
     };
     let mut size = 1024;
     loop {
         let mut buf = vec![0 as libc::c_char; size];
-        let mut entry = MaybeUninit::<libc::group>::uninit();
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        #[allow(unsafe_code)]
-        // SAFETY: as in `user_id`, for one `group` entry; only the gid is read from it.
+        let mut entry = MaybeUninit::<T>::uninit();
+        let mut result: *mut T = std::ptr::null_mut();
+        // SAFETY: `name` is a NUL-terminated string; `entry` is writable storage for one `T`;
+        // `buf` is writable for `buf.len()` bytes; `result` is a writable pointer; all live across
+        // the call, and `f` is a `*nam_r` for `T` (the caller's promise).
         let rc = unsafe {
-            libc::getgrnam_r(
+            f(
                 name.as_ptr(),
                 entry.as_mut_ptr(),
                 buf.as_mut_ptr(),
@@ -175,10 +163,8 @@ fn group_id(name: &str) -> io::Result<Option<u32>> {
         if result.is_null() {
             return Ok(None);
         }
-        #[allow(unsafe_code)]
         // SAFETY: a zero return with a non-null `result` means the entry was filled in, and
-        // `result` points to `entry`.
-        let gid = unsafe { (*result).gr_gid };
-        return Ok(Some(gid));
+        // `result` points to `entry`, which (with `buf`) is still alive here.
+        return Ok(Some(id(unsafe { &*result })));
     }
 }
