@@ -95,15 +95,23 @@ pub struct Profile {
     pub accept_role_session_name: bool,
     /// Whether the profile accepts sessions.
     pub enabled: bool,
+    /// The inline session policy handed to STS with each session (recorded, not enforced).
+    pub session_policy: Option<String>,
+    /// Managed policies handed to STS with each session (recorded, not enforced).
+    pub managed_policy_arns: Vec<String>,
+    /// How principal tags are derived from the certificate.
+    pub attribute_mappings: crate::mapping::AttributeMappings,
 }
 
-/// A role's maximum session duration.
+/// A role: its maximum session duration and trust policy.
 #[derive(Debug, Clone)]
 pub struct Role {
     /// The role's ARN.
     pub arn: String,
     /// The role's maximum session duration in seconds (3600..43200).
     pub max_session_duration: u32,
+    /// The trust policy document (JSON); `None`: no policy is evaluated for this role.
+    pub trust_policy: Option<String>,
 }
 
 /// How a faulted request is answered.
@@ -312,6 +320,9 @@ impl Settings {
                 duration_seconds: p.duration_seconds,
                 accept_role_session_name: p.accept_role_session_name,
                 enabled: p.enabled,
+                session_policy: None,
+                managed_policy_arns: Vec::new(),
+                attribute_mappings: crate::mapping::AttributeMappings::default(),
             });
         }
         let mut roles = Vec::new();
@@ -327,6 +338,7 @@ impl Settings {
             roles.push(Role {
                 arn: r.arn,
                 max_session_duration: r.max_session_duration,
+                trust_policy: None,
             });
         }
         let mut faults = Vec::new();
@@ -489,6 +501,11 @@ impl Config {
     /// The profile with this ARN.
     pub fn profile(&self, arn: &str) -> Option<&Profile> {
         self.profiles.iter().find(|p| p.arn == arn)
+    }
+
+    /// A role by ARN.
+    pub fn role(&self, arn: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.arn == arn)
     }
 
     /// The maximum session duration of a role ([`DEFAULT_ROLE_MAX_SESSION`] when not configured).

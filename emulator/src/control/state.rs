@@ -302,6 +302,9 @@ impl State {
                 duration_seconds: p.duration_seconds,
                 accept_role_session_name: p.accept_role_session_name,
                 enabled: p.enabled,
+                session_policy: p.session_policy.clone(),
+                managed_policy_arns: p.managed_policy_arns.clone(),
+                attribute_mappings: crate::mapping::AttributeMappings::default(),
             })
             .collect();
         config
