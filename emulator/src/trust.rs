@@ -46,8 +46,10 @@ pub struct Grant {
     pub source_identity: String,
     /// The profile's session policy.
     pub session_policy: Option<String>,
-    /// For the decision log: `"trust_policy"` (what decided, or `"none configured"`),
-    /// `"principal_tags"`, `"dropped_tags"`. Text is escaped and bounded.
+    /// For the decision log: `"trust_policy"` (`"none configured"`, or `result`, each action's
+    /// outcome and statement in `actions`, and in `decided_by` the deciding action with its
+    /// statement(s) and conditions: operator, key, policy and request values), `"principal_tags"`,
+    /// `"dropped_tags"` and `"source_identity"`. Text is escaped and bounded.
     pub record: Value,
 }
 
@@ -131,14 +133,13 @@ pub fn authorize(acc: &Accepted, config: &Config) -> Result<Grant, Denial> {
         .with_key("sts:SourceIdentity", [source_identity.clone()]);
     let decision = parsed.evaluate(&ctx, &ACTIONS);
     let allowed = decision.is_allowed();
-    let mut trust = json!({
+    // In full only the action that decided: the refused one, or `sts:AssumeRole` when allowed.
+    let decided_by = decision.refusal().or(decision.actions.first());
+    record["trust_policy"] = json!({
         "result": if allowed { "allowed" } else { "denied" },
-        "actions": decision.actions.iter().map(action_record).collect::<Vec<_>>(),
+        "actions": decision.actions.iter().map(action_summary).collect::<Vec<_>>(),
+        "decided_by": decided_by.map(action_record),
     });
-    if let Some(refusal) = decision.refusal() {
-        trust["decided_by"] = action_record(refusal);
-    }
-    record["trust_policy"] = trust;
     if allowed {
         Ok(Grant {
             principal_tags: tags,
@@ -193,7 +194,27 @@ fn condition_record(c: &ConditionTrace) -> Value {
     })
 }
 
-/// One action's outcome: the statement that allowed or explicitly denied it with its conditions,
+/// One action's outcome and the statement that allowed or explicitly denied it.
+fn action_summary(a: &ActionDecision) -> Value {
+    match &a.outcome {
+        Outcome::Allowed { statement, .. } => json!({
+            "action": a.action,
+            "outcome": "allowed",
+            "statement": statement_record(statement),
+        }),
+        Outcome::ExplicitDeny { statement, .. } => json!({
+            "action": a.action,
+            "outcome": "explicit deny",
+            "statement": statement_record(statement),
+        }),
+        Outcome::ImplicitDeny { .. } => json!({
+            "action": a.action,
+            "outcome": "implicit deny",
+        }),
+    }
+}
+
+/// One action's outcome in full: the statement that allowed or explicitly denied it with its conditions,
 /// or, for an implicit deny, every `Allow` statement with the first thing that did not match.
 fn action_record(a: &ActionDecision) -> Value {
     match &a.outcome {

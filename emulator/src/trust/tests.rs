@@ -181,6 +181,13 @@ fn the_seed_policy_allows_its_cn_and_refuses_another_naming_the_condition() {
         ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
     );
     assert_eq!(actions[0]["statement"]["sid"], "RolesAnywhere");
+    let by = &ok.record["trust_policy"]["decided_by"];
+    assert_eq!(by["action"], "sts:AssumeRole");
+    assert_eq!(
+        by["conditions"][1]["key"],
+        "aws:PrincipalTag/x509Subject/CN"
+    );
+    assert_eq!(by["conditions"][1]["request_values"][0], "allowed-host");
 
     let denied = authorize(&accepted(&f, "CN=other-host", &[]), &cfg).expect_err("denied");
     assert_eq!(denied.message, format!("Unable to assume role for {ROLE}."));
@@ -258,7 +265,7 @@ fn a_tag_dropped_for_its_characters_is_absent_from_the_request() {
     assert!(g.principal_tags.get("x509Subject/CN").is_none());
     let dropped = g.record["dropped_tags"][0].as_str().expect("dropped");
     assert!(dropped.starts_with("x509Subject/CN"), "{dropped}");
-    let trace = &g.record["trust_policy"]["actions"][0]["conditions"][0];
+    let trace = &g.record["trust_policy"]["decided_by"]["conditions"][0];
     assert_eq!(trace["request_values"], Value::Null);
     assert_eq!(trace["held"], true);
 
