@@ -6,7 +6,8 @@
 //! (trust anchors, profiles, CRLs), [`ca`] issues test certificates and CRLs. [`policy`]
 //! evaluates IAM role trust policies and [`mapping`] derives principal tags from a certificate.
 //! [`sessions`] remembers the sessions granted, [`sts`] answers `GetCallerIdentity` for them and
-//! [`throttle`] limits CreateSession like the service.
+//! [`throttle`] limits CreateSession like the service. [`trust`] derives a session's principal
+//! tags and judges the role's trust policy once the verifier accepted the request.
 
 #![deny(missing_docs, unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod server;
 pub mod sessions;
 pub mod sts;
 pub mod throttle;
+pub mod trust;
 pub mod verifier;
 
 pub use config::Config;

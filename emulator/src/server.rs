@@ -1261,14 +1261,48 @@ async fn handle(
         body: &body,
     };
     let now = OffsetDateTime::now_utc();
-    match verifier::verify(&req, &state.control.snapshot(), now) {
-        Ok(acc) => success(&state, &acc, now),
+    let config = state.control.snapshot();
+    match verifier::verify(&req, &config, now) {
+        Ok(acc) => match crate::trust::authorize(&acc, &config) {
+            Ok(grant) => success(&state, &acc, grant, now),
+            Err(denial) => trust_refusal(&state, &acc, denial),
+        },
         Err(Refusal {
             kind,
             message,
             serial_decimal,
         }) => refusal(kind.status(), kind.error_type(), message, serial_decimal),
     }
+}
+
+/// A request the verifier accepted but the role's trust policy refused: the client gets the
+/// service's message, the decision log what decided ([`crate::trust::Denial::detail`] and its
+/// record).
+fn trust_refusal(state: &AppState, acc: &Accepted, denial: crate::trust::Denial) -> Response {
+    let error_type = verifier::ErrorKind::AccessDenied.error_type();
+    let resp = error_response(403, error_type, &bounded_text(&denial.message));
+    let mut extra = denial.record;
+    if let Some(obj) = extra.as_object_mut() {
+        obj.insert("profile_arn".into(), bounded_text(&acc.profile_arn).into());
+        obj.insert("role_arn".into(), bounded_text(&acc.role_arn).into());
+        obj.insert(
+            "trust_anchor_arn".into(),
+            bounded_text(&acc.trust_anchor_arn).into(),
+        );
+    }
+    record(
+        state,
+        Decision {
+            status: 403,
+            error_type: Some(error_type.to_string()),
+            message: denial.detail,
+            role_session_name: None,
+            duration_seconds: None,
+            serial_decimal: Some(acc.serial_decimal.clone()),
+        },
+        extra,
+    );
+    resp
 }
 
 /// Hands a control-plane request (not a decision: not counted, not faulted) to [`crate::control`].
@@ -1335,15 +1369,22 @@ fn arn_field(arn: &str, index: usize) -> &str {
     arn.split(':').nth(index).unwrap_or("")
 }
 
-fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
+fn success(
+    state: &AppState,
+    acc: &Accepted,
+    grant: crate::trust::Grant,
+    now: OffsetDateTime,
+) -> Response {
     let session = acc
         .role_session_name
         .clone()
         .unwrap_or_else(|| acc.serial_hex.clone());
-    let source_identity = match &acc.subject_cn {
-        Some(cn) if cn.chars().count() <= 61 => format!("CN={cn}"),
-        _ => format!("ID={}", acc.serial_hex),
-    };
+    let crate::trust::Grant {
+        principal_tags,
+        source_identity,
+        session_policy,
+        record: trust_record,
+    } = grant;
     let partition = arn_field(&acc.role_arn, 1);
     let account = arn_field(&acc.role_arn, 4);
     let role_name = acc.role_arn.rsplit('/').next().unwrap_or("");
@@ -1372,9 +1413,9 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
         user_id: format!("{}:{session}", sts::role_id(&acc.role_arn)),
         account: account.to_string(),
         role_session_name: session.clone(),
-        principal_tags: Vec::new(),
+        principal_tags: principal_tags.tags,
         source_identity: source_identity.clone(),
-        session_policy: None,
+        session_policy,
         profile_arn: acc.profile_arn.clone(),
         trust_anchor_arn: acc.trust_anchor_arn.clone(),
         serial_decimal: acc.serial_decimal.clone(),
@@ -1419,12 +1460,20 @@ fn success(state: &AppState, acc: &Accepted, now: OffsetDateTime) -> Response {
             duration_seconds: Some(acc.duration_seconds),
             serial_decimal: Some(acc.serial_decimal.clone()),
         },
-        serde_json::json!({
-            "profile_arn": acc.profile_arn,
-            "role_arn": acc.role_arn,
-            "trust_anchor_arn": acc.trust_anchor_arn,
-            "expiration": expiration,
-        }),
+        {
+            let mut extra = serde_json::json!({
+                "profile_arn": acc.profile_arn,
+                "role_arn": acc.role_arn,
+                "trust_anchor_arn": acc.trust_anchor_arn,
+                "expiration": expiration,
+            });
+            if let (Some(obj), serde_json::Value::Object(more)) =
+                (extra.as_object_mut(), trust_record)
+            {
+                obj.extend(more);
+            }
+            extra
+        },
     );
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }

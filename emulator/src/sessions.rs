@@ -34,7 +34,7 @@ pub struct IssuedSession {
     pub account: String,
     /// The session name.
     pub role_session_name: String,
-    /// Principal tags of the session, key → value (empty until attribute mapping is wired in).
+    /// Principal tags of the session, key → value, in mapping order (subject, issuer, SAN).
     pub principal_tags: Vec<(String, String)>,
     /// `CN=…` from the certificate's subject, or `ID=serial` without a usable CN.
     pub source_identity: String,

@@ -273,7 +273,15 @@ fn the_debug_view_shows_the_session_but_not_its_secrets() {
     assert_eq!(v["sourceIdentity"], "CN=debug-view");
     assert_eq!(v["expiration"], creds["expiration"]);
     assert_eq!(v["serialNumber"], id.serial_decimal.as_str());
-    assert_eq!(v["principalTags"], serde_json::json!({}));
+    // The default attribute mappings: the subject's and issuer's attributes.
+    assert_eq!(
+        v["principalTags"],
+        serde_json::json!({
+            "x509Subject/CN": "debug-view",
+            "x509Subject/O": "Test",
+            "x509Issuer/CN": "Test Root",
+        })
+    );
     assert!(v["sessionPolicy"].is_null(), "{v}");
     for secret in ["secretAccessKey", "sessionToken"] {
         let s = creds[secret].as_str().expect(secret);
