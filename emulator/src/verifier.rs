@@ -102,6 +102,8 @@ pub struct Accepted {
     pub role_session_name: Option<String>,
     /// The granted duration.
     pub duration_seconds: u32,
+    /// The end-entity certificate (DER).
+    pub leaf_der: Vec<u8>,
 }
 
 fn deny(message: impl Into<String>) -> Refusal {
@@ -613,6 +615,7 @@ fn authorize(
         role_arn: input.role_arn,
         role_session_name: input.role_session_name,
         duration_seconds: input.duration_seconds,
+        leaf_der: signed.leaf_der.clone(),
     })
 }
 
