@@ -1343,6 +1343,20 @@ fn control(
     resp
 }
 
+/// Tells the control plane about a granted session (ListSubjects, GetSubject); a state file that
+/// cannot be written is logged, the session stands.
+fn record_subject(state: &AppState, acc: &Accepted, subject_id: String, now: OffsetDateTime) {
+    let seen = crate::control::SubjectSeen {
+        subject_id,
+        trust_anchor_arn: acc.trust_anchor_arn.clone(),
+        leaf_der: acc.leaf_der.clone(),
+        seen_at: now,
+    };
+    if let Err(e) = state.control.record_subject(seen) {
+        log_line(&serde_json::json!({ "subjects": format!("{:#}", anyhow::Error::new(e)) }));
+    }
+}
+
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     // Both alphabets have a power-of-two length (32, 64), so masking a random byte is uniform.
     debug_assert!(alphabet.len().is_power_of_two());
@@ -1445,6 +1459,7 @@ fn success(
         ),
     });
     state.sessions.insert(issued);
+    record_subject(state, acc, subject_id, now);
     // Counted before the decision is logged, so its line carries the new count.
     state
         .counters

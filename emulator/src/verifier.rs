@@ -102,7 +102,8 @@ pub struct Accepted {
     pub role_session_name: Option<String>,
     /// The granted duration.
     pub duration_seconds: u32,
-    /// The leaf certificate (DER), for what is derived from it after the checks (principal tags).
+    /// The leaf certificate (DER), for what is derived from it after the checks (principal tags,
+    /// the subject record).
     pub leaf_der: Vec<u8>,
 }
 

@@ -1,6 +1,7 @@
 //! The control plane driven by real clients: boto3's `rolesanywhere` client and the AWS CLI with
 //! `--endpoint-url`, then CreateSession (signed by the independent signer in `support`) against
-//! what they created; SigV4 refusals as botocore's exception classes; state kept across restarts.
+//! what they created; attribute mappings, tags, notification settings and the subjects
+//! CreateSession saw; SigV4 refusals as botocore's exception classes; state kept across restarts.
 
 mod support;
 
@@ -86,6 +87,31 @@ fn create_session(server: &Running, id: &Identity, anchor: &str, profile: &str) 
         Duration::from_secs(10),
     )
     .expect("request")
+}
+
+/// Runs the AWS CLI against `url` with the admin credentials and nothing from the environment's
+/// AWS configuration: (exit code, stdout, stderr).
+fn aws_cli(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new("aws")
+        .args(args)
+        .args(["--endpoint-url", url])
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("the AWS CLI is required (scripts/install-deps installs awscli)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The UUID at the end of an ARN.
+fn id_of(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 const SEEDS_SESSION_POLICY: &str = r#"{
@@ -282,23 +308,7 @@ fn aws_cli_runs_the_seeds_commands_unchanged_but_for_endpoint_url() {
     let other = Ca::init(&tmp.path().join("other"), KeyType::EcP256, "Other CA").expect("CA");
     drop(other);
     let server = start(&config);
-    let aws = |args: &[&str]| {
-        let out = Command::new("aws")
-            .args(args)
-            .args(["--endpoint-url", &server.url()])
-            .env("AWS_ACCESS_KEY_ID", KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .output()
-            .expect("aws");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let aws = |args: &[&str]| aws_cli(&server.url(), args);
     let pem = std::fs::read_to_string(tmp.path().join("other/ca.pem")).expect("pem");
     let source = format!("sourceType=CERTIFICATE_BUNDLE,sourceData={{x509CertificateData={pem}}}");
     let (code, out, err) = aws(&[
@@ -360,4 +370,246 @@ fn aws_cli_runs_the_seeds_commands_unchanged_but_for_endpoint_url() {
     let profile: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(profile["profile"]["durationSeconds"], 3600);
     assert_eq!(profile["profile"]["enabled"], true);
+}
+
+#[test]
+fn boto3_manages_mappings_tags_notifications_and_lists_the_subjects_create_session_saw() {
+    let (tmp, config) = setup();
+    let root = Ca::load(&tmp.path().join("root")).expect("root CA");
+    let a = leaf(&root, KeyType::EcP256, "host-a");
+    let b = leaf(&root, KeyType::EcP256, "host-b");
+    let server = start(&config);
+    let url = server.url();
+
+    // Sessions for a, b, then a again: two subjects, a the most recently seen.
+    let first = create_session(&server, &a, ANCHOR, PROFILE);
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(create_session(&server, &b, ANCHOR, PROFILE).status, 201);
+    assert_eq!(create_session(&server, &a, ANCHOR, PROFILE).status, 201);
+    let subject_arn =
+        serde_json::from_str::<serde_json::Value>(&first.body).expect("json")["subjectArn"]
+            .as_str()
+            .expect("subjectArn")
+            .to_string();
+
+    let out = boto3(
+        &url,
+        SECRET,
+        "pid, tid, anchor, profile = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]\n\
+         put = c.put_attribute_mapping(profileId=pid, certificateField='x509Subject',\n\
+             mappingRules=[{'specifier': 'CN'}, {'specifier': 'OU'}])['profile']['attributeMappings']\n\
+         deleted = c.delete_attribute_mapping(profileId=pid, certificateField='x509SAN',\n\
+             specifiers=['DNS', 'Name/*'])['profile']['attributeMappings']\n\
+         got = c.get_profile(profileId=pid)['profile']['attributeMappings']\n\
+         badfield = err(lambda: c.put_attribute_mapping(profileId=pid, certificateField='x509Foo',\n\
+             mappingRules=[]))\n\
+         longspec = err(lambda: c.put_attribute_mapping(profileId=pid, certificateField='x509Issuer',\n\
+             mappingRules=[{'specifier': 'A' * 61}]))\n\
+         c.tag_resource(resourceArn=anchor, tags=[{'key': 'team', 'value': 'infra'}, {'key': 'env', 'value': 'dev'}])\n\
+         c.untag_resource(resourceArn=anchor, tagKeys=['env'])\n\
+         tags = c.list_tags_for_resource(resourceArn=anchor)['tags']\n\
+         many = err(lambda: c.tag_resource(resourceArn=profile,\n\
+             tags=[{'key': 'k%d' % i, 'value': 'v'} for i in range(201)]))\n\
+         badtag = err(lambda: c.tag_resource(resourceArn=profile, tags=[{'key': 'a*b', 'value': 'v'}]))\n\
+         notag = err(lambda: c.list_tags_for_resource(resourceArn=anchor + 'x'))\n\
+         put_n = c.put_notification_settings(trustAnchorId=tid, notificationSettings=[\n\
+             {'enabled': False, 'event': 'END_ENTITY_CERTIFICATE_EXPIRY', 'threshold': 10}])['trustAnchor']\n\
+         got_n = c.get_trust_anchor(trustAnchorId=tid)['trustAnchor']['notificationSettings']\n\
+         badn = err(lambda: c.put_notification_settings(trustAnchorId=tid, notificationSettings=[\n\
+             {'enabled': True, 'event': 'CA_CERTIFICATE_EXPIRY', 'threshold': 400}]))\n\
+         reset = c.reset_notification_settings(trustAnchorId=tid,\n\
+             notificationSettingKeys=[{'event': 'END_ENTITY_CERTIFICATE_EXPIRY', 'channel': 'ALL'}])\n\
+         subjects = c.list_subjects()['subjects']\n\
+         paged = [[x['subjectId'] for x in p['subjects']] for p in\n\
+             c.get_paginator('list_subjects').paginate(pageSize=1)]\n\
+         detail = c.get_subject(subjectId=subjects[-1]['subjectId'])['subject']\n\
+         nosubject = err(lambda: c.get_subject(subjectId='00000000-0000-4000-8000-000000000000'))\n\
+         print(json.dumps({'put': put, 'deleted': deleted, 'got': got, 'badfield': badfield,\n\
+             'longspec': longspec, 'tags': tags, 'many': many, 'badtag': badtag, 'notag': notag,\n\
+             'put_n': put_n['notificationSettings'], 'got_n': got_n, 'badn': badn,\n\
+             'reset': reset['trustAnchor']['notificationSettings'], 'subjects': subjects,\n\
+             'paged': paged, 'detail': detail, 'nosubject': nosubject}, default=str))\n",
+        &[id_of(PROFILE), id_of(ANCHOR), ANCHOR, PROFILE],
+    );
+    use serde_json::json;
+    assert_eq!(
+        out["put"],
+        json!([
+            {"certificateField": "x509Issuer", "mappingRules": [{"specifier": "*"}]},
+            {"certificateField": "x509SAN", "mappingRules": [
+                {"specifier": "DNS"}, {"specifier": "URI"}, {"specifier": "Name/*"}]},
+            {"certificateField": "x509Subject", "mappingRules": [{"specifier": "CN"}, {"specifier": "OU"}]},
+        ])
+    );
+    assert_eq!(
+        out["deleted"][1],
+        json!({"certificateField": "x509SAN", "mappingRules": [{"specifier": "URI"}]})
+    );
+    assert_eq!(out["got"], out["deleted"]);
+    assert_eq!(
+        out["badfield"],
+        json!(["ValidationException", "ValidationException", 400])
+    );
+    assert_eq!(out["longspec"][0], "ValidationException");
+    assert_eq!(out["tags"], json!([{"key": "team", "value": "infra"}]));
+    assert_eq!(
+        out["many"],
+        json!(["TooManyTagsException", "TooManyTagsException", 400])
+    );
+    assert_eq!(
+        out["badtag"],
+        json!(["ValidationException", "ValidationException", 400])
+    );
+    assert_eq!(
+        out["notag"],
+        json!([
+            "ResourceNotFoundException",
+            "ResourceNotFoundException",
+            404
+        ])
+    );
+    assert_eq!(
+        out["put_n"],
+        json!([
+            {"enabled": true, "event": "CA_CERTIFICATE_EXPIRY", "threshold": 45, "channel": "ALL",
+             "configuredBy": "rolesanywhere.amazonaws.com"},
+            {"enabled": false, "event": "END_ENTITY_CERTIFICATE_EXPIRY", "threshold": 10, "channel": "ALL",
+             "configuredBy": "123456789012"},
+        ])
+    );
+    assert_eq!(out["got_n"], out["put_n"]);
+    assert_eq!(out["badn"][0], "ValidationException");
+    assert_eq!(
+        out["reset"][1]["configuredBy"],
+        "rolesanywhere.amazonaws.com"
+    );
+    assert_eq!(out["reset"][1]["threshold"], 45);
+    assert_eq!(out["reset"][1]["enabled"], true);
+
+    // Subjects: b, then a (seen last); one per page through botocore's paginator.
+    let subjects = out["subjects"].as_array().expect("subjects");
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[0]["x509Subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("CN=host-b"))
+    );
+    assert_eq!(subjects[1]["subjectArn"], subject_arn.as_str());
+    assert_eq!(
+        out["paged"],
+        json!([[subjects[0]["subjectId"]], [subjects[1]["subjectId"]]])
+    );
+    let detail = &out["detail"];
+    assert_eq!(detail["subjectArn"], subject_arn.as_str());
+    assert_ne!(detail["lastSeenAt"], detail["createdAt"]);
+    let credential = &detail["credentials"][0];
+    assert_eq!(credential["serialNumber"], a.serial_decimal.as_str());
+    assert_eq!(credential["failed"], false);
+    assert!(
+        credential["issuer"]
+            .as_str()
+            .is_some_and(|s| s.contains("Test Root")),
+        "{credential}"
+    );
+    assert_eq!(
+        der_of(credential["x509CertificateData"].as_str().expect("pem")),
+        der_of(&a.cert_pem)
+    );
+    assert_eq!(out["nosubject"][0], "ResourceNotFoundException");
+
+    // A sighting after the last change: it alone does not rewrite the file, stopping does.
+    assert_eq!(create_session(&server, &a, ANCHOR, PROFILE).status, 201);
+    let last_seen = boto3(
+        &url,
+        SECRET,
+        "print(json.dumps([x['lastSeenAt'] for x in c.list_subjects()['subjects']], default=str))\n",
+        &[],
+    );
+    assert_ne!(last_seen[1], detail["lastSeenAt"]);
+
+    // Restart: mappings, tags, notification settings and subjects come back from the file.
+    drop(server);
+    let server = start(&config);
+    let after = boto3(
+        &server.url(),
+        SECRET,
+        "s = c.list_subjects()['subjects']\n\
+         print(json.dumps({'mappings': c.get_profile(profileId=sys.argv[4])['profile']['attributeMappings'],\n\
+             'tags': c.list_tags_for_resource(resourceArn=sys.argv[5])['tags'],\n\
+             'last': [x['lastSeenAt'] for x in s]}, default=str))\n",
+        &[id_of(PROFILE), ANCHOR],
+    );
+    assert_eq!(after["mappings"], out["got"]);
+    assert_eq!(after["tags"], json!([{"key": "team", "value": "infra"}]));
+    assert_eq!(after["last"], last_seen);
+}
+
+#[test]
+fn aws_cli_puts_and_deletes_an_attribute_mapping_and_lists_tags() {
+    let (_tmp, config) = setup();
+    let server = start(&config);
+    let aws = |args: &[&str]| aws_cli(&server.url(), args);
+    let (code, out, err) = aws(&[
+        "rolesanywhere",
+        "put-attribute-mapping",
+        "--profile-id",
+        id_of(PROFILE),
+        "--certificate-field",
+        "x509Subject",
+        "--mapping-rules",
+        "specifier=CN",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let put: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        put["profile"]["attributeMappings"][2],
+        serde_json::json!({"certificateField": "x509Subject", "mappingRules": [{"specifier": "CN"}]})
+    );
+    let (code, out, err) = aws(&[
+        "rolesanywhere",
+        "delete-attribute-mapping",
+        "--profile-id",
+        id_of(PROFILE),
+        "--certificate-field",
+        "x509SAN",
+        "--specifiers",
+        "DNS",
+        "URI",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let deleted: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        deleted["profile"]["attributeMappings"][1],
+        serde_json::json!({"certificateField": "x509SAN", "mappingRules": [{"specifier": "Name/*"}]})
+    );
+    let (code, _, err) = aws(&[
+        "rolesanywhere",
+        "tag-resource",
+        "--resource-arn",
+        PROFILE,
+        "--tags",
+        "key=team,value=infra",
+        "key=owner,value=ops@example.com",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = aws(&[
+        "rolesanywhere",
+        "list-tags-for-resource",
+        "--resource-arn",
+        PROFILE,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        listed["tags"],
+        serde_json::json!([{"key": "team", "value": "infra"}, {"key": "owner", "value": "ops@example.com"}])
+    );
+    let (code, _, err) = aws(&[
+        "rolesanywhere",
+        "list-tags-for-resource",
+        "--resource-arn",
+        "arn:aws:rolesanywhere:us-east-1:123456789012:crl/00000000-0000-4000-8000-000000000000",
+    ]);
+    assert!(matches!(code, Some(254 | 255)), "{code:?} {err}");
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
 }

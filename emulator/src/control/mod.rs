@@ -1,16 +1,22 @@
 //! The IAM Roles Anywhere control plane (REST-JSON, botocore's `rolesanywhere` 2018-05-10 model):
-//! trust anchors, profiles and CRLs, authenticated with SigV4 against the `[admin]` credentials.
+//! trust anchors (with notification settings), profiles (with attribute mappings), CRLs, tags and
+//! the subjects CreateSession has seen, authenticated with SigV4 against the `[admin]`
+//! credentials.
 //!
 //! Owns the resources (in memory and in the state file next to the configuration) and the
 //! [`Config`] snapshot the CreateSession verifier uses, rebuilt after every change. The server
-//! only hands it requests whose path it claims ([`Control::claims`]).
+//! only hands it requests whose path it claims ([`Control::claims`]), and tells it about every
+//! session granted ([`Control::record_subject`]).
 
 mod crls;
 mod profiles;
 pub mod sigv4;
 pub mod state;
+mod subjects;
+mod tags;
 mod trust_anchors;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::http::{HeaderValue, StatusCode};
@@ -20,6 +26,7 @@ use time::OffsetDateTime;
 
 use crate::config::{AdminCredentials, Config};
 use state::State;
+pub use subjects::SubjectSeen;
 
 /// Why the control plane could not start.
 pub type Error = state::Error;
@@ -55,6 +62,14 @@ impl ApiError {
         }
     }
 
+    fn too_many_tags(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "TooManyTagsException",
+            message: message.into(),
+        }
+    }
+
     fn internal(message: impl Into<String>) -> ApiError {
         ApiError {
             status: 500,
@@ -82,6 +97,8 @@ pub struct Control {
     admin: Option<AdminCredentials>,
     state: Mutex<State>,
     snapshot: RwLock<Arc<Config>>,
+    /// Subjects seen again since the state file was last written (their `lastSeenAt`).
+    unsaved: AtomicBool,
 }
 
 impl std::fmt::Debug for Control {
@@ -121,7 +138,32 @@ impl Control {
             base: config,
             state: Mutex::new(state),
             snapshot: RwLock::new(snapshot),
+            unsaved: AtomicBool::new(false),
         })
+    }
+
+    /// Records a session CreateSession granted under its subject (see [`SubjectSeen`]). A new
+    /// subject is written to the state file at once; a subject seen again only updates its
+    /// `lastSeenAt`, which the next write (any change, a new subject, or dropping the control
+    /// plane) saves, so that a busy client does not rewrite the file per session.
+    ///
+    /// An error means the state file could not be written; the subject is still recorded in
+    /// memory.
+    pub fn record_subject(&self, seen: SubjectSeen) -> Result<(), Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let is_new = subjects::record(&mut state, &self.base.region, seen);
+        if !is_new {
+            self.unsaved.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
+        match &self.base.state_file {
+            Some(path) => {
+                let saved = state.save(path);
+                self.unsaved.store(saved.is_err(), Ordering::SeqCst);
+                saved
+            }
+            None => Ok(()),
+        }
     }
 
     /// What CreateSession is verified against now.
@@ -139,7 +181,19 @@ impl Control {
         let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
         matches!(
             first,
-            "trustanchors" | "trustanchor" | "profiles" | "profile" | "crls" | "crl"
+            "trustanchors"
+                | "trustanchor"
+                | "profiles"
+                | "profile"
+                | "crls"
+                | "crl"
+                | "subjects"
+                | "subject"
+                | "put-notifications-settings"
+                | "reset-notifications-settings"
+                | "TagResource"
+                | "UntagResource"
+                | "ListTagsForResource"
         )
     }
 
@@ -203,6 +257,23 @@ impl Control {
             ("POST", ["profile", id, "disable"]) => {
                 self.change(|s| profiles::set_enabled(s, &ctx, id, false))
             }
+            ("PUT", ["profiles", id, "mappings"]) => {
+                self.change(|s| profiles::put_mapping(s, &ctx, id, &body()?))
+            }
+            ("DELETE", ["profiles", id, "mappings"]) => {
+                self.change(|s| profiles::delete_mapping(s, &ctx, id, &query))
+            }
+            ("PATCH", ["put-notifications-settings"]) => {
+                self.change(|s| trust_anchors::put_notifications(s, &ctx, &body()?))
+            }
+            ("PATCH", ["reset-notifications-settings"]) => {
+                self.change(|s| trust_anchors::reset_notifications(s, &ctx, &body()?))
+            }
+            ("POST", ["TagResource"]) => self.change(|s| tags::tag(s, &body()?)),
+            ("POST", ["UntagResource"]) => self.change(|s| tags::untag(s, &body()?)),
+            ("GET", ["ListTagsForResource"]) => self.read(|s| tags::list(s, &query)),
+            ("GET", ["subjects"]) => self.read(|s| subjects::list(s, &query)),
+            ("GET", ["subject", id]) => self.read(|s| subjects::get(s, id)),
             ("POST", ["crls"]) => self.change(|s| crls::import(s, &ctx, &body()?)),
             ("GET", ["crls"]) => self.read(|s| crls::list(s, &query)),
             ("GET", ["crl", id]) => self.read(|s| crls::get(s, id)),
@@ -244,7 +315,22 @@ impl Control {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(next.config(&self.base));
         *current = next;
+        if self.base.state_file.is_some() {
+            self.unsaved.store(false, Ordering::SeqCst);
+        }
         Ok(answer)
+    }
+}
+
+impl Drop for Control {
+    /// Saves what [`Control::record_subject`] left unsaved (best effort: nobody is left to tell).
+    fn drop(&mut self) {
+        if self.unsaved.load(Ordering::SeqCst)
+            && let Some(path) = &self.base.state_file
+        {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = state.save(path);
+        }
     }
 }
 
@@ -316,6 +402,15 @@ impl Query {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated parameter (botocore sends a list as `name=a&name=b`).
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -427,7 +522,49 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `tags`: at most 200, keys 1–128 and values 0–256 characters of `[ a-zA-Z0-9_.:/=+@-]`.
+/// Most tags a resource holds, and most keys one UntagResource removes.
+const MAX_TAGS: usize = 200;
+
+/// Whether a tag key or value has only `[ a-zA-Z0-9_.:/=+@-]` (the model's pattern).
+fn tag_text(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || " _.:/=+@-".contains(c))
+}
+
+/// A tag key: 1 to 128 characters of the tag pattern.
+fn check_tag_key(key: &str) -> Result<(), ApiError> {
+    if !(1..=128).contains(&key.chars().count()) || !tag_text(key) {
+        return Err(ApiError::validation(format!(
+            "tag key {key:?} must be 1 to 128 characters of letters, digits, spaces and _.:/=+@-"
+        )));
+    }
+    Ok(())
+}
+
+/// One `{key, value}` tag: the key as [`check_tag_key`], the value 0 to 256 characters of the
+/// same pattern.
+fn tag(t: &Value) -> Result<state::Tag, ApiError> {
+    let (Some(key), Some(value)) = (
+        t.get("key").and_then(Value::as_str),
+        t.get("value").and_then(Value::as_str),
+    ) else {
+        return Err(ApiError::validation(
+            "each tag must be an object with a string key and a string value",
+        ));
+    };
+    check_tag_key(key)?;
+    if value.chars().count() > 256 || !tag_text(value) {
+        return Err(ApiError::validation(format!(
+            "the value of tag {key:?} must be at most 256 characters of letters, digits, spaces and _.:/=+@-"
+        )));
+    }
+    Ok(state::Tag {
+        key: key.into(),
+        value: value.into(),
+    })
+}
+
+/// `tags`: at most 200 (else TooManyTagsException), each as [`tag`]; absent is none.
 fn tags_field(m: &Map<String, Value>) -> Result<Vec<state::Tag>, ApiError> {
     let Some(v) = m.get("tags").filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
@@ -435,37 +572,66 @@ fn tags_field(m: &Map<String, Value>) -> Result<Vec<state::Tag>, ApiError> {
     let Some(list) = v.as_array() else {
         return Err(ApiError::validation("tags must be a list"));
     };
-    if list.len() > 200 {
-        return Err(ApiError {
-            status: 400,
-            kind: "TooManyTagsException",
-            message: format!("{} tags; a resource takes at most 200", list.len()),
-        });
+    if list.len() > MAX_TAGS {
+        return Err(ApiError::too_many_tags(format!(
+            "{} tags; a resource takes at most {MAX_TAGS}",
+            list.len()
+        )));
     }
-    let allowed = |s: &str| {
-        s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || " _.:/=+@-".contains(c))
-    };
-    list.iter()
-        .map(|t| {
-            let key = t.get("key").and_then(Value::as_str);
-            let value = t.get("value").and_then(Value::as_str);
-            match (key, value) {
-                (Some(k), Some(v))
-                    if (1..=128).contains(&k.chars().count())
-                        && v.chars().count() <= 256
-                        && allowed(k)
-                        && allowed(v) =>
-                {
-                    Ok(state::Tag {
-                        key: k.into(),
-                        value: v.into(),
-                    })
-                }
-                _ => Err(ApiError::validation(
-                    "each tag needs a key (1-128) and a value (0-256) of letters, digits, spaces and _.:/=+@-",
-                )),
-            }
-        })
-        .collect()
+    list.iter().map(tag).collect()
+}
+
+/// An empty configuration for unit tests.
+#[cfg(test)]
+fn test_config() -> Config {
+    Config {
+        region: "us-east-1".into(),
+        trust_anchors: Vec::new(),
+        profiles: Vec::new(),
+        roles: Vec::new(),
+        faults: Vec::new(),
+        admin: None,
+        account_id: crate::config::DEFAULT_ACCOUNT_ID.into(),
+        state_file: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_every_model_path_and_nothing_else() {
+        for path in [
+            "/trustanchors",
+            "/profiles/00000000-0000-4000-8000-000000000000/mappings",
+            "/subjects",
+            "/subject/00000000-0000-4000-8000-000000000000",
+            "/put-notifications-settings",
+            "/reset-notifications-settings",
+            "/TagResource",
+            "/UntagResource",
+            "/ListTagsForResource",
+        ] {
+            assert!(Control::claims(path), "{path}");
+        }
+        for path in [
+            "/sessions",
+            "/",
+            "/tagresource",
+            "/subjectsx",
+            "/debug/sessions",
+        ] {
+            assert!(!Control::claims(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn repeated_query_parameters_are_all_kept_in_order() {
+        let q =
+            Query::parse("specifiers=CN&certificateField=x509Subject&specifiers=O%55&specifiers=");
+        assert_eq!(q.all("specifiers"), ["CN", "OU", ""]);
+        assert_eq!(q.get("certificateField"), Some("x509Subject"));
+        assert!(q.all("missing").is_empty());
+    }
 }

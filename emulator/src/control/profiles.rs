@@ -1,10 +1,13 @@
-//! CreateProfile, ListProfiles, Get/Update/Delete/Enable/DisableProfile.
+//! CreateProfile, ListProfiles, Get/Update/Delete/Enable/DisableProfile, Put/DeleteAttributeMapping.
 //!
-//! The verifier uses roleArns, durationSeconds (the cap on a session), acceptRoleSessionName and
-//! enabled; sessionPolicy, managedPolicyArns and requireInstanceProperties are validated, stored
-//! and returned.
+//! The verifier uses roleArns, durationSeconds (the cap on a session), acceptRoleSessionName,
+//! enabled and the attribute mappings; sessionPolicy, managedPolicyArns and
+//! requireInstanceProperties are validated, stored and returned. The mapping rules themselves
+//! are [`crate::mapping`]'s.
 
 use serde_json::{Map, Value, json};
+
+use crate::mapping::{AttributeMappings, CertificateField};
 
 use super::state::{Profile, State};
 use super::{
@@ -26,12 +29,28 @@ fn detail(p: &Profile, account: &str) -> Value {
         "updatedAt": p.updated_at,
         "durationSeconds": p.duration_seconds,
         "acceptRoleSessionName": p.accept_role_session_name,
-        "attributeMappings": [],
+        "attributeMappings": mappings(&p.attribute_mappings),
     });
     if let (Some(policy), Some(o)) = (&p.session_policy, v.as_object_mut()) {
         o.insert("sessionPolicy".into(), json!(policy));
     }
     v
+}
+
+/// `[{certificateField, mappingRules: [{specifier}]}]`, the fields with rules.
+fn mappings(m: &AttributeMappings) -> Value {
+    m.entries()
+        .into_iter()
+        .map(|(field, specifiers)| {
+            json!({
+                "certificateField": field.name(),
+                "mappingRules": specifiers
+                    .iter()
+                    .map(|s| json!({ "specifier": s }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 fn answer(status: u16, p: &Profile, account: &str) -> Answer {
@@ -140,6 +159,7 @@ pub(super) fn create(s: &mut State, ctx: &Ctx<'_>, m: &Map<String, Value>) -> An
         created_at: ctx.now.clone(),
         updated_at: ctx.now.clone(),
         tags,
+        attribute_mappings: AttributeMappings::default(),
     };
     let out = answer(201, &profile, ctx.account);
     s.profiles.push(profile);
@@ -222,4 +242,212 @@ pub(super) fn set_enabled(s: &mut State, ctx: &Ctx<'_>, id: &str, enabled: bool)
     p.enabled = enabled;
     p.updated_at = ctx.now.clone();
     answer(200, p, ctx.account)
+}
+
+fn certificate_field(name: &str) -> Result<CertificateField, ApiError> {
+    CertificateField::parse(name)
+        .map_err(|e| ApiError::validation(format!("certificateField: {e}")))
+}
+
+/// PutAttributeMapping: `{certificateField, mappingRules: [{specifier}]}` replaces the field's
+/// rules (an empty list leaves the field without rules).
+pub(super) fn put_mapping(
+    s: &mut State,
+    ctx: &Ctx<'_>,
+    id: &str,
+    m: &Map<String, Value>,
+) -> Answer {
+    let field = certificate_field(&required(
+        string_field(m, "certificateField")?,
+        "certificateField",
+    )?)?;
+    let rules = match m.get("mappingRules") {
+        None | Some(Value::Null) => return Err(ApiError::validation("mappingRules is required")),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "mappingRules must be a list of {\"specifier\": …}",
+            ));
+        }
+    };
+    let specifiers = rules
+        .iter()
+        .map(|r| {
+            r.get("specifier")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "each of mappingRules must be an object with a string specifier",
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let p = find(s, id)?;
+    p.attribute_mappings
+        .put(field, &specifiers)
+        .map_err(|e| ApiError::validation(format!("mappingRules: {e}")))?;
+    p.updated_at = ctx.now.clone();
+    answer(200, p, ctx.account)
+}
+
+/// DeleteAttributeMapping: `?certificateField=…` removes the field's rules, with
+/// `&specifiers=…` (repeated) only those.
+pub(super) fn delete_mapping(s: &mut State, ctx: &Ctx<'_>, id: &str, q: &Query) -> Answer {
+    let field = certificate_field(required(q.get("certificateField"), "certificateField")?)?;
+    let listed: Vec<String> = q
+        .all("specifiers")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let p = find(s, id)?;
+    p.attribute_mappings
+        .delete(field, (!listed.is_empty()).then_some(listed.as_slice()));
+    p.updated_at = ctx.now.clone();
+    answer(200, p, ctx.account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Ctx<'static> {
+        Ctx {
+            region: "us-east-1",
+            account: "123456789012",
+            now: "2025-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn with_profile() -> (State, String) {
+        let mut s = State::default();
+        let body = json!({"name": "p", "roleArns": ["arn:aws:iam::123456789012:role/R"]});
+        let (_, v) = create(&mut s, &ctx(), body.as_object().expect("object")).expect("create");
+        let id = v["profile"]["profileId"].as_str().expect("id").to_string();
+        (s, id)
+    }
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn a_new_profile_lists_the_default_rules_in_the_services_order() {
+        let (s, id) = with_profile();
+        let (_, v) = get(&s, &id, "123456789012").expect("get");
+        assert_eq!(
+            v["profile"]["attributeMappings"],
+            json!([
+                {"certificateField": "x509Issuer", "mappingRules": [{"specifier": "*"}]},
+                {"certificateField": "x509SAN", "mappingRules": [
+                    {"specifier": "DNS"}, {"specifier": "URI"}, {"specifier": "Name/*"}]},
+                {"certificateField": "x509Subject", "mappingRules": [{"specifier": "*"}]},
+            ])
+        );
+    }
+
+    #[test]
+    fn put_mapping_refuses_bad_fields_rules_and_long_specifiers() {
+        let (mut s, id) = with_profile();
+        let refused =
+            |s: &mut State, v: Value| put_mapping(s, &ctx(), &id, &body(v)).expect_err("refused");
+        let e = refused(
+            &mut s,
+            json!({"certificateField": "x509Foo", "mappingRules": []}),
+        );
+        assert_eq!(e.kind, "ValidationException");
+        assert!(e.message.contains("x509Foo"), "{}", e.message);
+        let e = refused(&mut s, json!({"mappingRules": []}));
+        assert!(
+            e.message.contains("certificateField is required"),
+            "{}",
+            e.message
+        );
+        let e = refused(&mut s, json!({"certificateField": "x509Subject"}));
+        assert!(
+            e.message.contains("mappingRules is required"),
+            "{}",
+            e.message
+        );
+        let e = refused(
+            &mut s,
+            json!({"certificateField": "x509Subject", "mappingRules": ["CN"]}),
+        );
+        assert!(e.message.contains("specifier"), "{}", e.message);
+        let long = "A".repeat(61);
+        let e = refused(
+            &mut s,
+            json!({"certificateField": "x509Subject", "mappingRules": [{"specifier": long}]}),
+        );
+        assert!(e.message.contains("longer than 60"), "{}", e.message);
+        // 60 characters is the limit, not past it.
+        let ok = "A".repeat(60);
+        put_mapping(
+            &mut s,
+            &ctx(),
+            &id,
+            &body(json!({"certificateField": "x509Subject", "mappingRules": [{"specifier": ok}]})),
+        )
+        .expect("60 characters");
+        // Nothing refused changed the rules.
+        assert_eq!(
+            s.profiles[0]
+                .attribute_mappings
+                .specifiers(CertificateField::Subject),
+            ["A".repeat(60)]
+        );
+        assert_eq!(
+            s.profiles[0]
+                .attribute_mappings
+                .specifiers(CertificateField::Issuer),
+            ["*"]
+        );
+    }
+
+    #[test]
+    fn mapping_an_unknown_or_malformed_profile_id_is_refused() {
+        let (mut s, _) = with_profile();
+        let m = body(json!({"certificateField": "x509Subject", "mappingRules": []}));
+        let e = put_mapping(&mut s, &ctx(), "00000000-0000-4000-8000-000000000000", &m)
+            .expect_err("unknown");
+        assert_eq!((e.status, e.kind), (404, "ResourceNotFoundException"));
+        let e = put_mapping(&mut s, &ctx(), "not-a-uuid", &m).expect_err("malformed");
+        assert_eq!(e.kind, "ValidationException");
+    }
+
+    #[test]
+    fn delete_mapping_removes_listed_specifiers_or_the_whole_field() {
+        let (mut s, id) = with_profile();
+        let q = Query::parse("certificateField=x509SAN&specifiers=DNS&specifiers=Name%2F%2A");
+        let (_, v) = delete_mapping(&mut s, &ctx(), &id, &q).expect("delete");
+        assert_eq!(
+            v["profile"]["attributeMappings"][1],
+            json!({"certificateField": "x509SAN", "mappingRules": [{"specifier": "URI"}]})
+        );
+        let (_, v) = delete_mapping(
+            &mut s,
+            &ctx(),
+            &id,
+            &Query::parse("certificateField=x509SAN"),
+        )
+        .expect("delete field");
+        let fields: Vec<&str> = v["profile"]["attributeMappings"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|m| m["certificateField"].as_str())
+            .collect();
+        assert_eq!(fields, ["x509Issuer", "x509Subject"]);
+        let e = delete_mapping(&mut s, &ctx(), &id, &Query::parse("specifiers=CN"))
+            .expect_err("no field");
+        assert_eq!(e.kind, "ValidationException");
+        // The verifier's configuration follows the state.
+        let config = s.config(&super::super::test_config());
+        assert!(
+            config.profiles[0]
+                .attribute_mappings
+                .specifiers(CertificateField::San)
+                .is_empty()
+        );
+    }
 }

@@ -1,6 +1,10 @@
 //! What the control plane holds: trust anchors, profiles and CRLs as created through the API or
-//! seeded from the TOML configuration, their JSON file (written atomically, 0600) and the
-//! [`Config`] the verifier sees, rebuilt after every change.
+//! seeded from the TOML configuration, the subjects CreateSession has seen, their JSON file
+//! (written atomically, 0600) and the [`Config`] the verifier sees, rebuilt after every change.
+//!
+//! Fields added after the first release carry serde defaults, so a state file an earlier
+//! emulator wrote still loads: a profile without `attribute_mappings` gets the default rules, a
+//! file without `subjects` has seen none.
 
 use std::path::Path;
 
@@ -8,6 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::mapping::AttributeMappings;
 
 /// Why the state file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +70,58 @@ pub struct TrustAnchor {
     /// Tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
-    /// Notification settings as given (stored and returned).
-    #[serde(default)]
-    pub notification_settings: Vec<serde_json::Value>,
+    /// The notification settings customised through the API (at most one per event); events
+    /// without one use the service's defaults. Entries an earlier emulator stored unvalidated
+    /// and that are not valid settings are skipped when the file is read.
+    #[serde(default, deserialize_with = "valid_settings")]
+    pub notification_settings: Vec<NotificationSetting>,
+}
+
+/// A customised notification setting. Its JSON keys are the API's (camelCase), as earlier
+/// emulators stored the settings verbatim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationSetting {
+    /// Whether notifications for the event are sent.
+    pub enabled: bool,
+    /// `CA_CERTIFICATE_EXPIRY` or `END_ENTITY_CERTIFICATE_EXPIRY`.
+    pub event: String,
+    /// Days before expiry, 1 to 360.
+    pub threshold: u32,
+    /// `ALL`.
+    pub channel: String,
+    /// The account that configured it.
+    pub configured_by: String,
+}
+
+/// The notification events.
+pub const NOTIFICATION_EVENTS: [&str; 2] =
+    ["CA_CERTIFICATE_EXPIRY", "END_ENTITY_CERTIFICATE_EXPIRY"];
+
+impl NotificationSetting {
+    /// Whether the setting is one the API could have stored.
+    pub fn is_valid(&self) -> bool {
+        NOTIFICATION_EVENTS.contains(&self.event.as_str())
+            && (1..=360).contains(&self.threshold)
+            && self.channel == "ALL"
+            && (1..=200).contains(&self.configured_by.chars().count())
+    }
+}
+
+fn valid_settings<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<NotificationSetting>, D::Error> {
+    let values: Vec<serde_json::Value> = Deserialize::deserialize(d)?;
+    let mut out: Vec<NotificationSetting> = Vec::new();
+    for v in values {
+        if let Ok(n) = serde_json::from_value::<NotificationSetting>(v)
+            && n.is_valid()
+            && !out.iter().any(|o| o.event == n.event)
+        {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 /// A profile.
@@ -101,6 +155,90 @@ pub struct Profile {
     /// Tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// How principal tags are derived from the certificate (absent in older files: the
+    /// defaults).
+    #[serde(default, with = "mappings")]
+    pub attribute_mappings: AttributeMappings,
+}
+
+/// A profile's attribute mappings in the state file: `[{certificate_field, specifiers}]`, the
+/// fields with at least one rule.
+mod mappings {
+    use serde::{Deserialize, Serialize};
+
+    use crate::mapping::{AttributeMappings, CertificateField};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        certificate_field: String,
+        specifiers: Vec<String>,
+    }
+
+    pub fn serialize<S: serde::Serializer>(m: &AttributeMappings, s: S) -> Result<S::Ok, S::Error> {
+        m.entries()
+            .into_iter()
+            .map(|(field, specifiers)| Entry {
+                certificate_field: field.name().to_string(),
+                specifiers: specifiers.to_vec(),
+            })
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<AttributeMappings, D::Error> {
+        let entries: Vec<Entry> = Deserialize::deserialize(d)?;
+        let mut out = AttributeMappings::empty();
+        for e in entries {
+            let field =
+                CertificateField::parse(&e.certificate_field).map_err(serde::de::Error::custom)?;
+            out.put(field, &e.specifiers)
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(out)
+    }
+}
+
+/// A subject: one end-entity certificate CreateSession granted a session to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    /// UUID derived from the certificate's serial (as in CreateSession's `subjectArn`).
+    pub id: String,
+    /// ARN.
+    pub arn: String,
+    /// The certificate's subject name (escaped and bounded).
+    pub x509_subject: String,
+    /// Always true: the emulator has no operation that disables a subject.
+    pub enabled: bool,
+    /// ISO 8601: first seen.
+    pub created_at: String,
+    /// ISO 8601.
+    pub updated_at: String,
+    /// ISO 8601: the last session granted.
+    pub last_seen_at: String,
+    /// The certificates presented (one: the subject is per certificate).
+    pub credentials: Vec<SubjectCredential>,
+}
+
+/// A certificate a subject presented.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectCredential {
+    /// ISO 8601: the last session granted for it.
+    pub seen_at: String,
+    /// Serial, base 10.
+    pub serial_number: String,
+    /// The issuer's name (escaped and bounded).
+    pub issuer: String,
+    /// Always true.
+    pub enabled: bool,
+    /// PEM.
+    pub x509_certificate_data: String,
+    /// Always false: only granted sessions are recorded.
+    pub failed: bool,
 }
 
 /// A certificate revocation list.
@@ -151,7 +289,13 @@ pub struct State {
     pub profiles: Vec<Profile>,
     /// CRLs.
     pub crls: Vec<Crl>,
+    /// Subjects, least recently seen first (at most [`SUBJECTS_KEPT`]).
+    #[serde(default)]
+    pub subjects: Vec<Subject>,
 }
+
+/// How many subjects are kept; the least recently seen goes first.
+pub const SUBJECTS_KEPT: usize = 10_000;
 
 /// The UUID-shaped tail of an ARN (`…:trust-anchor/ID`), or the whole tail after the last `/`.
 fn arn_id(arn: &str) -> String {
@@ -169,7 +313,7 @@ fn seeded_crl_id(anchor_arn: &str, index: usize) -> String {
     crate::server::uuid_text(&b)
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+pub(super) fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
@@ -269,6 +413,7 @@ impl State {
                 created_at: now.to_string(),
                 updated_at: now.to_string(),
                 tags: Vec::new(),
+                attribute_mappings: p.attribute_mappings.clone(),
             });
         }
     }
@@ -304,9 +449,77 @@ impl State {
                 enabled: p.enabled,
                 session_policy: p.session_policy.clone(),
                 managed_policy_arns: p.managed_policy_arns.clone(),
-                attribute_mappings: crate::mapping::AttributeMappings::default(),
+                attribute_mappings: p.attribute_mappings.clone(),
             })
             .collect();
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::CertificateField;
+
+    /// A state file as the first control-plane release wrote it: no attribute mappings, no
+    /// subjects, notification settings stored verbatim (one of them not a valid setting).
+    const OLD: &str = r#"{
+      "trust_anchors": [{"id": "t", "arn": "arn:t", "name": "t", "certificate_pem": "",
+        "enabled": true, "created_at": "x", "updated_at": "x", "tags": [],
+        "notification_settings": [
+          {"enabled": false, "event": "CA_CERTIFICATE_EXPIRY", "threshold": 9, "channel": "ALL",
+           "configuredBy": "123456789012"},
+          {"enabled": true, "event": "SOMETHING_ELSE", "threshold": 45, "channel": "ALL",
+           "configuredBy": "123456789012"}]}],
+      "profiles": [{"id": "p", "arn": "arn:p", "name": "p", "role_arns": [],
+        "session_policy": null, "duration_seconds": 3600, "accept_role_session_name": false,
+        "require_instance_properties": false, "enabled": true, "created_at": "x",
+        "updated_at": "x"}],
+      "crls": []
+    }"#;
+
+    #[test]
+    fn a_state_file_from_before_mappings_and_subjects_loads_with_the_defaults() {
+        let s: State = serde_json::from_str(OLD).expect("old state loads");
+        assert_eq!(
+            s.profiles[0].attribute_mappings,
+            AttributeMappings::default()
+        );
+        assert!(s.subjects.is_empty());
+        assert_eq!(
+            s.trust_anchors[0].notification_settings,
+            [NotificationSetting {
+                enabled: false,
+                event: "CA_CERTIFICATE_EXPIRY".into(),
+                threshold: 9,
+                channel: "ALL".into(),
+                configured_by: "123456789012".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn mappings_round_trip_through_the_file_including_an_emptied_field() {
+        let mut s: State = serde_json::from_str(OLD).expect("old state loads");
+        let m = &mut s.profiles[0].attribute_mappings;
+        m.put(CertificateField::Subject, &["CN".into(), "OU".into()])
+            .expect("put");
+        m.delete(CertificateField::San, None);
+        let text = serde_json::to_string(&s).expect("save");
+        let back: State = serde_json::from_str(&text).expect("load");
+        assert_eq!(
+            back.profiles[0].attribute_mappings,
+            s.profiles[0].attribute_mappings
+        );
+        assert!(
+            back.profiles[0]
+                .attribute_mappings
+                .specifiers(CertificateField::San)
+                .is_empty()
+        );
+        // A field the API does not know is a parse error naming it, not a silent default.
+        let bad = text.replace("x509Subject", "x509Foo");
+        let e = serde_json::from_str::<State>(&bad).expect_err("unknown field");
+        assert!(e.to_string().contains("x509Foo"), "{e}");
     }
 }
