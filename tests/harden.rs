@@ -9,6 +9,8 @@
 
 use rolesanywhere_agent::agent::harden::{MEMLOCK_ENOUGH, harden};
 use std::io::{BufRead as _, BufReader, Read as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -146,17 +148,24 @@ impl Reported {
     }
 }
 
-/// Runs the child half in `mode` (through `wrap`, e.g. setpriv), waiting with `wait`.
-fn spawn(mode: &str, wrap: &[&str], wait: bool, marker: &str) -> Reported {
-    let exe = std::env::current_exe().unwrap();
+fn own_exe() -> PathBuf {
+    std::env::current_exe().unwrap()
+}
+
+/// Runs the child half in `mode` (the test binary `exe`, through `wrap`, e.g. setpriv), waiting
+/// with `wait`.
+fn spawn(exe: &Path, mode: &str, wrap: &[&str], wait: bool, marker: &str) -> Reported {
     let mut cmd = match wrap.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
-            c.args(args).arg(&exe);
+            c.args(args).arg(exe);
             c
         }
-        None => Command::new(&exe),
+        None => Command::new(exe),
     };
+    if let Some(dir) = exe.parent() {
+        cmd.current_dir(dir);
+    }
     cmd.args(["--exact", "hardened_child", "--ignored", "--nocapture"])
         .env(CHILD, mode)
         .env(MARKER, marker)
@@ -195,7 +204,7 @@ fn spawn(mode: &str, wrap: &[&str], wait: bool, marker: &str) -> Reported {
 
 #[test]
 fn harden_turns_off_dumping_and_core_files_and_locks_memory_where_it_may() {
-    let c = spawn("harden", &[], true, "m");
+    let c = spawn(&own_exe(), "harden", &[], true, "m");
     assert_eq!(c.get("dumpable_before"), "1");
     assert_eq!(c.get("dumpable_after"), "0");
     assert_eq!(c.get("core"), "0,0");
@@ -230,7 +239,7 @@ fn harden_turns_off_dumping_and_core_files_and_locks_memory_where_it_may() {
     c.finish();
 
     // The control: the same child, not hardened, keeps the defaults.
-    let c = spawn("control", &[], false, "m");
+    let c = spawn(&own_exe(), "control", &[], false, "m");
     assert_eq!(c.get("dumpable_after"), "1");
     assert_eq!(c.get("vmlck_kib"), "0");
     c.finish();
@@ -267,7 +276,16 @@ fn a_same_user_process_cannot_read_a_hardened_process_memory_or_environment() {
     } else {
         &[]
     };
-    let exe = std::env::current_exe().unwrap();
+    // A copy of this test binary in a world-traversable directory: a fresh clone's target dir may
+    // sit under a private (0700) directory that nobody cannot enter.
+    let shared = tempfile::Builder::new()
+        .prefix("ra-harden")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = shared.path().join("harden-test");
+    std::fs::copy(own_exe(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (runnable, _) = run(wrap, &format!("test -x '{}'", exe.display()));
     assert!(
         runnable,
@@ -276,8 +294,8 @@ fn a_same_user_process_cannot_read_a_hardened_process_memory_or_environment() {
     );
 
     let marker = format!("harden-marker-{}", std::process::id());
-    let control = spawn("control", wrap, true, &marker);
-    let hardened = spawn("harden", wrap, true, &marker);
+    let control = spawn(&exe, "control", wrap, true, &marker);
+    let hardened = spawn(&exe, "harden", wrap, true, &marker);
     assert_eq!(hardened.get("dumpable_after"), "0");
 
     let environ = |pid: &str| run(wrap, &format!("cat /proc/{pid}/environ"));
