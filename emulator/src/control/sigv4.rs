@@ -457,6 +457,21 @@ mod tests {
             body: b"",
         };
         assert_eq!(verify(&req, None, "us-east-1", now), Err(Error::UnknownKey));
+        // Signed for rolesanywhere: refused by a check for another service, whatever the region.
+        let err =
+            verify_for(&req, Some(&admin), &["eu-west-1", "us-east-1"], "iam", now).unwrap_err();
+        assert!(err.to_string().contains("'iam'"), "{err}");
+        assert_eq!(err.query_code(), "SignatureDoesNotMatch");
+        assert_eq!(
+            verify_for(
+                &req,
+                Some(&admin),
+                &["eu-west-1", "us-east-1"],
+                SERVICE,
+                now
+            ),
+            Ok(())
+        );
         assert_eq!(
             verify(&req, Some(&admin), "eu-west-1", now)
                 .unwrap_err()
