@@ -272,11 +272,16 @@ fn malformed_policy_document_carries_the_policy_parsers_message() {
 }
 
 #[test]
-fn iam_roles_reach_create_session_and_role_ids_match_the_issued_sessions() {
+fn iam_roles_and_trust_policies_reach_create_session_and_role_ids_match_the_issued_sessions() {
     let (tmp, config) = setup();
     let server = start(&config);
     let ca = Ca::load(&tmp.path().join("root")).expect("CA");
     let client = leaf(&ca, KeyType::EcP256, "backup-server.corp.example.com");
+    // The seeds' policy naming this emulator's anchor: it allows the client.
+    let allowing = SEEDS_TRUST_POLICY.replace(
+        "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/abcd1234-ef56-gh78-ij90-klmnopqrstuv",
+        ANCHOR,
+    );
     // A profile allowing 12 h for a role created through IAM with a 1 h maximum.
     let out = boto3(
         &server.url(),
@@ -284,7 +289,7 @@ fn iam_roles_reach_create_session_and_role_ids_match_the_issued_sessions() {
         "r = c.create_role(RoleName='Backup', AssumeRolePolicyDocument=sys.argv[4])['Role']\n\
          p = ra.create_profile(name='backup', roleArns=[r['Arn']], durationSeconds=43200, enabled=True)['profile']\n\
          print(json.dumps([r['Arn'], p['profileArn'], c.get_role(RoleName='EmulatorRole')['Role']['RoleId']]))\n",
-        &[SEEDS_TRUST_POLICY],
+        &[&allowing],
     );
     let role = out[0].as_str().expect("arn");
     let profile = out[1].as_str().expect("arn");
@@ -302,10 +307,22 @@ fn iam_roles_reach_create_session_and_role_ids_match_the_issued_sessions() {
         "c.delete_role(RoleName='Backup')\n\
          c.create_role(RoleName='Backup', AssumeRolePolicyDocument=sys.argv[4], MaxSessionDuration=43200)\n\
          print('null')\n",
-        &[SEEDS_TRUST_POLICY],
+        &[&allowing],
     );
     let r = create_session(&server, &client, profile, role, 7200);
     assert_eq!(r.status, 201, "{}", r.body);
+    // The trust policy updated through IAM to name another host: CreateSession evaluates the new
+    // one and refuses.
+    boto3(
+        &server.url(),
+        SECRET,
+        "c.update_assume_role_policy(RoleName='Backup', PolicyDocument=sys.argv[4])\n\
+         print('null')\n",
+        &[&allowing.replace("backup-server.corp", "other-server.corp")],
+    );
+    let r = create_session(&server, &client, profile, role, 7200);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("Unable to assume role"), "{}", r.body);
     // The seeded role's RoleId is the AROA… part of the sessions' assumedRoleId.
     let r = create_session(&server, &client, PROFILE, ROLE, 3600);
     assert_eq!(r.status, 201, "{}", r.body);

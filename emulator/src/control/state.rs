@@ -451,14 +451,16 @@ impl State {
             if self.roles.iter().any(|q| q.arn == r.arn) {
                 continue;
             }
-            // The configuration checked the ARN; one that does not split is not an IAM role.
-            let Ok(parts) = super::iam::RoleArn::parse(&r.arn) else {
-                continue;
+            // A configuration read from TOML checked the ARN; one built in code may hold any, and
+            // its role still reaches the snapshot (named by the ARN's tail, path `/`).
+            let (path, name) = match super::iam::RoleArn::parse(&r.arn) {
+                Ok(parts) => (parts.path, parts.name),
+                Err(_) => ("/", r.name()),
             };
             self.roles.push(Role {
                 arn: r.arn.clone(),
-                path: parts.path.to_string(),
-                name: parts.name.to_string(),
+                path: path.to_string(),
+                name: name.to_string(),
                 trust_policy: r.trust_policy.clone(),
                 description: None,
                 max_session_duration: r.max_session_duration,
