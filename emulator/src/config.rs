@@ -114,6 +114,13 @@ pub struct Role {
     pub trust_policy: Option<String>,
 }
 
+impl Role {
+    /// The role's name: the last part of its ARN (`arn:aws:iam::ACCOUNT:role/PATH/NAME`).
+    pub fn name(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or(&self.arn)
+    }
+}
+
 /// How a faulted request is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultKind {
@@ -211,6 +218,8 @@ struct RawRole {
     arn: String,
     #[serde(default = "default_duration")]
     max_session_duration: u32,
+    trust_policy: Option<String>,
+    trust_policy_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -328,17 +337,30 @@ impl Settings {
         let mut roles = Vec::new();
         for (i, r) in raw.roles.into_iter().enumerate() {
             let key = format!("roles[{i}]");
-            check_arn(&format!("{key}.arn"), &r.arn, ":role/")?;
+            let parts = crate::control::iam::RoleArn::parse(&r.arn)
+                .map_err(|e| anyhow!("{key}.arn: {:?} {e}", r.arn))?;
+            if let Some(other) = roles.iter().position(|q: &Role| {
+                crate::control::iam::RoleArn::parse(&q.arn).is_ok_and(|o| {
+                    o.account == parts.account && o.name.eq_ignore_ascii_case(parts.name)
+                })
+            }) {
+                bail!(
+                    "{key}.arn: role name {} is already used by roles[{other}] (IAM role names are unique per account, ignoring case)",
+                    parts.name
+                );
+            }
             if !(3600..=43200).contains(&r.max_session_duration) {
                 bail!(
                     "{key}.max_session_duration: {} is outside 3600..43200 (IAM's limits)",
                     r.max_session_duration
                 );
             }
+            let trust_policy =
+                role_trust_policy(&key, r.trust_policy, r.trust_policy_file, base_dir)?;
             roles.push(Role {
                 arn: r.arn,
                 max_session_duration: r.max_session_duration,
-                trust_policy: None,
+                trust_policy,
             });
         }
         let mut faults = Vec::new();
@@ -387,6 +409,33 @@ impl Settings {
             limits,
         })
     }
+}
+
+/// A role's trust policy: `trust_policy` (the JSON inline) or `trust_policy_file` (a path
+/// relative to the configuration's folder), not both; validated as IAM's CreateRole would.
+fn role_trust_policy(
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    base_dir: &Path,
+) -> anyhow::Result<Option<String>> {
+    let (document, field) = match (inline, file) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            bail!("{key}: trust_policy and trust_policy_file are both set; keep one")
+        }
+        (Some(text), None) => (text, format!("{key}.trust_policy")),
+        (None, Some(path)) => {
+            let path = base_dir.join(path);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("{key}.trust_policy_file: cannot read {}", path.display())
+            })?;
+            (text, format!("{key}.trust_policy_file: {}", path.display()))
+        }
+    };
+    crate::policy::Policy::parse(&document)
+        .map_err(|e| anyhow!("{field}: not a valid trust policy: {e}"))?;
+    Ok(Some(document))
 }
 
 /// The `[admin]` table: both keys or neither, and the account id.

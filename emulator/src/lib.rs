@@ -7,7 +7,8 @@
 //! evaluates IAM role trust policies and [`mapping`] derives principal tags from a certificate.
 //! [`sessions`] remembers the sessions granted, [`sts`] answers `GetCallerIdentity` for them and
 //! [`throttle`] limits CreateSession like the service. [`trust`] derives a session's principal
-//! tags and judges the role's trust policy once the verifier accepted the request.
+//! tags and judges the role's trust policy once the verifier accepted the request. [`query`]
+//! holds the query protocol STS and the control plane's IAM API share on `POST /`.
 
 #![deny(missing_docs, unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod mapping;
 mod path;
 mod pem;
 pub mod policy;
+pub mod query;
 pub mod server;
 pub mod sessions;
 pub mod sts;

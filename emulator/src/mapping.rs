@@ -42,6 +42,11 @@ static TAG_TEXT: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("the STS tag pattern is a valid regex")
 });
 
+/// Whether `s` fits STS's (and IAM's) tag pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@]*` (length aside).
+pub fn is_tag_text(s: &str) -> bool {
+    TAG_TEXT.is_match(s)
+}
+
 /// The attributes `*` maps, by short name and OID, in the order tags are produced.
 const RECOGNISED: &[(&str, &str)] = &[
     ("CN", "2.5.4.3"),

@@ -10,13 +10,12 @@
 //! and `SignatureDoesNotMatch`, so botocore raises `ClientError` with those codes. Secrets never
 //! reach the answer or the log line.
 
-use std::io::Write as _;
-
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 use time::OffsetDateTime;
 
-use crate::server::{bounded_text, uuid_text};
+use crate::query::{self, error, escape, xml};
+use crate::server::bounded_text;
 use crate::sessions::{IssuedSession, SessionStore};
 use crate::verifier::{self, HttpRequest};
 
@@ -27,17 +26,6 @@ pub const VERSION: &str = "2011-06-15";
 const XML_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// Allowed distance between X-Amz-Date and now, as STS allows.
 const MAX_SKEW_SECONDS: i64 = 300;
-
-/// The service a query-protocol request (`POST /`) is signed for: the fourth field of the
-/// `Credential=` scope in its `Authorization` header (`sts`, `iam`, …), when there is one.
-pub fn scope_service(headers: &HeaderMap) -> Option<String> {
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    let (_, rest) = auth.trim().split_once(' ')?;
-    let credential = rest
-        .split(',')
-        .find_map(|p| p.trim().strip_prefix("Credential="))?;
-    credential.split('/').nth(3).map(str::to_string)
-}
 
 /// `AROA` and 17 characters derived from the role ARN: the role's unique id, stable per role as
 /// IAM's is, so `UserId` is the same for every session of a role.
@@ -52,23 +40,7 @@ pub fn role_id(role_arn: &str) -> String {
 }
 
 /// An STS error: the HTTP status, the code botocore reports and the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StsError {
-    /// HTTP status.
-    pub status: u16,
-    /// `InvalidClientTokenId`, `ExpiredToken`, `SignatureDoesNotMatch`, ….
-    pub code: &'static str,
-    /// The message, as STS words it where known.
-    pub message: String,
-}
-
-fn error(status: u16, code: &'static str, message: impl Into<String>) -> StsError {
-    StsError {
-        status,
-        code,
-        message: message.into(),
-    }
-}
+pub type StsError = query::Error;
 
 fn invalid_token() -> StsError {
     error(
@@ -301,24 +273,6 @@ pub fn authenticate(
     Ok(session)
 }
 
-/// The decoded form body (`+` is a space, as in HTML forms).
-fn form(body: &[u8]) -> Result<Vec<(String, String)>, StsError> {
-    let text = std::str::from_utf8(body).map_err(|_| {
-        error(
-            400,
-            "MalformedQueryString",
-            "The request body is not UTF-8.",
-        )
-    })?;
-    verifier::parse_query(&text.replace('+', "%20")).map_err(|e| {
-        error(
-            400,
-            "MalformedQueryString",
-            format!("The request body is not a form: {e}"),
-        )
-    })
-}
-
 /// Answers one STS request: authenticates it, then runs its action. Logs one line (no secrets).
 pub fn handle(
     sessions: &SessionStore,
@@ -326,24 +280,19 @@ pub fn handle(
     req: &StsRequest<'_>,
     now: OffsetDateTime,
 ) -> Response {
-    let request_id = new_request_id();
+    let request_id = query::new_request_id();
     let access_key_id = req
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|a| parse_authorization(a).ok())
         .map(|a| a.access_key_id);
-    let result = form(req.body).and_then(|params| {
+    let result = query::form(req.body).and_then(|params| {
         let session = authenticate(sessions, region, req, now)?;
-        let param = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let action = param("Action")
+        let action = params
+            .get("Action")
             .ok_or_else(|| error(400, "MissingAction", "Missing Action"))?;
-        let version = param("Version").unwrap_or(VERSION);
+        let version = params.get("Version").unwrap_or(VERSION);
         match (action, version) {
             ("GetCallerIdentity", VERSION) => Ok((action.to_string(), session)),
             _ => Err(error(
@@ -362,7 +311,7 @@ pub fn handle(
         ),
         Err(e) => (e.status, Some(e.code), e.message.clone(), None),
     };
-    log(&serde_json::json!({
+    query::log(&serde_json::json!({
         "ts": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "event": "sts",
         "action": action,
@@ -378,46 +327,9 @@ pub fn handle(
             &request_id,
             caller_identity_xml(&s, &request_id),
         ),
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            // Text a request chose (a region, a date) is echoed only through bounded_text.
-            xml(
-                status,
-                &request_id,
-                error_xml(e.code, &bounded_text(&e.message), &request_id),
-            )
-        }
+        // Text a request chose (a region, a date) is echoed only through bounded_text.
+        Err(e) => query::error_response(XML_NAMESPACE, &e, &request_id),
     }
-}
-
-fn new_request_id() -> String {
-    let mut b = [0u8; 16];
-    crate::ca::fill_random(&mut b);
-    uuid_text(&b)
-}
-
-fn xml(status: StatusCode, request_id: &str, body: String) -> Response {
-    let mut resp = (status, [("content-type", "text/xml")], body).into_response();
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
-    }
-    resp
-}
-
-/// XML character data: `&`, `<`, `>`, quotes escaped.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `GetCallerIdentityResponse` as STS writes it.
@@ -433,43 +345,12 @@ pub fn caller_identity_xml(s: &IssuedSession, request_id: &str) -> String {
 
 /// STS's `ErrorResponse`.
 pub fn error_xml(code: &str, message: &str, request_id: &str) -> String {
-    format!(
-        "<ErrorResponse xmlns=\"{XML_NAMESPACE}\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
-        escape(code),
-        escape(message),
-        escape(request_id)
-    )
-}
-
-fn log(v: &serde_json::Value) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{v}");
+    query::error_xml(XML_NAMESPACE, code, message, request_id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scope_service_reads_the_credential_scope() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "authorization",
-            HeaderValue::from_static(
-                "AWS4-HMAC-SHA256 Credential=ASIAX/20260301/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00",
-            ),
-        );
-        assert_eq!(scope_service(&h).as_deref(), Some("sts"));
-        h.insert(
-            "authorization",
-            HeaderValue::from_static(
-                "AWS4-HMAC-SHA256 Credential=AKIAX/20260301/us-east-1/iam/aws4_request",
-            ),
-        );
-        assert_eq!(scope_service(&h).as_deref(), Some("iam"));
-        h.insert("authorization", HeaderValue::from_static("Bearer x"));
-        assert_eq!(scope_service(&h), None);
-    }
 
     #[test]
     fn role_ids_are_stable_per_role_and_shaped_like_iams() {

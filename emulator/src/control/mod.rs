@@ -1,7 +1,7 @@
 //! The IAM Roles Anywhere control plane (REST-JSON, botocore's `rolesanywhere` 2018-05-10 model):
 //! trust anchors (with notification settings), profiles (with attribute mappings), CRLs, tags and
 //! the subjects CreateSession has seen, authenticated with SigV4 against the `[admin]`
-//! credentials.
+//! credentials; and IAM roles with their trust policies through IAM's query API ([`iam`]).
 //!
 //! Owns the resources (in memory and in the state file next to the configuration) and the
 //! [`Config`] snapshot the CreateSession verifier uses, rebuilt after every change. The server
@@ -9,6 +9,7 @@
 //! session granted ([`Control::record_subject`]).
 
 mod crls;
+pub mod iam;
 mod profiles;
 pub mod sigv4;
 pub mod state;
@@ -296,19 +297,28 @@ impl Control {
         }
     }
 
-    fn read(&self, f: impl FnOnce(&State) -> Answer) -> Answer {
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Applies a change to a copy, writes the copy to the state file, then makes it current (and
-    /// rebuilds the snapshot): a change that cannot be saved changes nothing.
     fn change(&self, f: impl FnOnce(&mut State) -> Answer) -> Answer {
+        self.commit(f, ApiError::internal)
+    }
+
+    /// Applies a change to a copy, writes the copy to the state file, then makes it current (and
+    /// rebuilds the snapshot): a change that cannot be saved changes nothing. `internal` shapes
+    /// the save failure in the API's own error type.
+    fn commit<T, E>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, E>,
+        internal: impl FnOnce(String) -> E,
+    ) -> Result<T, E> {
         let mut current = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next = current.clone();
         let answer = f(&mut next)?;
         if let Some(path) = &self.base.state_file {
             next.save(path)
-                .map_err(|e| ApiError::internal(format!("{:#}", anyhow::Error::new(e))))?;
+                .map_err(|e| internal(format!("{:#}", anyhow::Error::new(e))))?;
         }
         *self
             .snapshot

@@ -42,6 +42,16 @@ impl Error {
         }
     }
 
+    /// The `Code` a query-protocol service (IAM, STS) answers with in its `ErrorResponse`.
+    pub fn query_code(&self) -> &'static str {
+        match self {
+            Error::Missing => "MissingAuthenticationToken",
+            Error::Malformed(_) => "IncompleteSignature",
+            Error::UnknownKey => "InvalidClientTokenId",
+            Error::BadSignature(_) => "SignatureDoesNotMatch",
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
@@ -247,6 +257,17 @@ pub fn verify(
     region: &str,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
+    verify_for(req, admin, &[region], SERVICE, now)
+}
+
+/// Verifies a request signed with the admin credentials for `service` and one of `regions`.
+pub fn verify_for(
+    req: &Request<'_>,
+    admin: Option<&AdminCredentials>,
+    regions: &[&str],
+    service: &str,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     let Some(value) = canonical_header_value(req.headers, "authorization") else {
         return Err(Error::Missing);
     };
@@ -271,15 +292,16 @@ pub fn verify(
             auth.date
         )));
     }
-    if auth.region != region {
+    if !regions.contains(&auth.region) {
         return Err(Error::BadSignature(format!(
-            "Credential should be scoped to a valid region, not '{}' (this endpoint serves '{region}')",
-            crate::server::bounded_text(auth.region)
+            "Credential should be scoped to a valid region, not '{}' (this endpoint serves '{}')",
+            crate::server::bounded_text(auth.region),
+            regions.join("' or '")
         )));
     }
-    if auth.service != SERVICE {
+    if auth.service != service {
         return Err(Error::BadSignature(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'"
+            "Credential should be scoped to correct service: '{service}'"
         )));
     }
     for required in ["host", "x-amz-date"] {
@@ -293,8 +315,8 @@ pub fn verify(
         req,
         &admin.secret_access_key,
         &amz_date,
-        region,
-        SERVICE,
+        auth.region,
+        service,
         &auth.signed_headers,
     )?;
     if !same(expected.as_bytes(), auth.signature.as_bytes()) {
@@ -435,6 +457,21 @@ mod tests {
             body: b"",
         };
         assert_eq!(verify(&req, None, "us-east-1", now), Err(Error::UnknownKey));
+        // Signed for rolesanywhere: refused by a check for another service, whatever the region.
+        let err =
+            verify_for(&req, Some(&admin), &["eu-west-1", "us-east-1"], "iam", now).unwrap_err();
+        assert!(err.to_string().contains("'iam'"), "{err}");
+        assert_eq!(err.query_code(), "SignatureDoesNotMatch");
+        assert_eq!(
+            verify_for(
+                &req,
+                Some(&admin),
+                &["eu-west-1", "us-east-1"],
+                SERVICE,
+                now
+            ),
+            Ok(())
+        );
         assert_eq!(
             verify(&req, Some(&admin), "eu-west-1", now)
                 .unwrap_err()

@@ -266,6 +266,30 @@ pub struct Crl {
     pub tags: Vec<Tag>,
 }
 
+/// An IAM role: created through the IAM query API or seeded from `[[roles]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Role {
+    /// `arn:aws:iam::ACCOUNT:role` + path + name.
+    pub arn: String,
+    /// `/` or `/…/`.
+    pub path: String,
+    /// The role's name, unique (ignoring case) among the roles.
+    pub name: String,
+    /// The trust policy (JSON, as given); none for a `[[roles]]` entry without one.
+    #[serde(default)]
+    pub trust_policy: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The longest session it grants, in seconds (3600..43200).
+    pub max_session_duration: u32,
+    /// ISO 8601.
+    pub created_at: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
 mod b64 {
     use base64::Engine as _;
     pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -292,6 +316,9 @@ pub struct State {
     /// Subjects, least recently seen first (at most [`SUBJECTS_KEPT`]).
     #[serde(default)]
     pub subjects: Vec<Subject>,
+    /// IAM roles (absent from state files written before roles were kept).
+    #[serde(default)]
+    pub roles: Vec<Role>,
 }
 
 /// How many subjects are kept; the least recently seen goes first.
@@ -352,8 +379,8 @@ impl State {
         crate::files::write_private(path, &text).map_err(Error::Write)
     }
 
-    /// Adds the configuration's anchors (with their CRLs) and profiles that the state does not
-    /// hold yet (by ARN), so the TOML keeps seeding a state file written by an earlier run.
+    /// Adds the configuration's anchors (with their CRLs), profiles and roles that the state does
+    /// not hold yet (by ARN), so the TOML keeps seeding a state file written by an earlier run.
     pub fn seed(&mut self, config: &Config, now: &str) {
         for a in &config.trust_anchors {
             if self.trust_anchors.iter().any(|t| t.arn == a.arn) {
@@ -416,10 +443,35 @@ impl State {
                 attribute_mappings: p.attribute_mappings.clone(),
             });
         }
+        self.seed_roles(config, now);
     }
 
-    /// The configuration the verifier checks CreateSession against: `base`'s region, roles and
-    /// faults with this state's anchors (and their enabled CRLs) and profiles.
+    fn seed_roles(&mut self, config: &Config, now: &str) {
+        for r in &config.roles {
+            if self.roles.iter().any(|q| q.arn == r.arn) {
+                continue;
+            }
+            // A configuration read from TOML checked the ARN; one built in code may hold any, and
+            // its role still reaches the snapshot (named by the ARN's tail, path `/`).
+            let (path, name) = match super::iam::RoleArn::parse(&r.arn) {
+                Ok(parts) => (parts.path, parts.name),
+                Err(_) => ("/", r.name()),
+            };
+            self.roles.push(Role {
+                arn: r.arn.clone(),
+                path: path.to_string(),
+                name: name.to_string(),
+                trust_policy: r.trust_policy.clone(),
+                description: None,
+                max_session_duration: r.max_session_duration,
+                created_at: now.to_string(),
+                tags: Vec::new(),
+            });
+        }
+    }
+
+    /// The configuration the verifier checks CreateSession against: `base`'s region and faults
+    /// with this state's anchors (and their enabled CRLs), profiles and roles.
     pub fn config(&self, base: &Config) -> Config {
         let mut config = base.clone();
         config.trust_anchors = self
@@ -450,6 +502,15 @@ impl State {
                 session_policy: p.session_policy.clone(),
                 managed_policy_arns: p.managed_policy_arns.clone(),
                 attribute_mappings: p.attribute_mappings.clone(),
+            })
+            .collect();
+        config.roles = self
+            .roles
+            .iter()
+            .map(|r| crate::config::Role {
+                arn: r.arn.clone(),
+                max_session_duration: r.max_session_duration,
+                trust_policy: r.trust_policy.clone(),
             })
             .collect();
         config
