@@ -48,7 +48,9 @@ fn guide_steps(markdown: &str) -> Result<Vec<Step>, String> {
             None => (spec, false),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("line {at}: step name {name:?} is not [A-Za-z0-9-]+"));
+            return Err(format!(
+                "line {at}: step name {name:?} is not [A-Za-z0-9-]+"
+            ));
         }
         if steps.iter().any(|s| s.name == name) {
             return Err(format!("line {at}: step {name:?} appears twice"));
@@ -395,7 +397,12 @@ fn the_emulator_readme_guide_runs_as_written() {
     assert_contains(
         "refused-disabled-profile",
         &out("refused-disabled-profile"),
-        &[refused, "HTTP 403 AccessDeniedException", "is disabled", "@@guide-exit 1"],
+        &[
+            refused,
+            "HTTP 403 AccessDeniedException",
+            "is disabled",
+            "@@guide-exit 1",
+        ],
     );
     assert_contains(
         "refused-revoked",
@@ -410,7 +417,9 @@ fn the_emulator_readme_guide_runs_as_written() {
     assert_contains(
         "why-other-cn",
         &out("why-other-cn"),
-        &["StringEquals \"aws:PrincipalTag/x509Subject/CN\" [\"backup-server.corp.example.com\"] is false for request value [\"web-01.corp.example.com\"]"],
+        &[
+            "StringEquals \"aws:PrincipalTag/x509Subject/CN\" [\"backup-server.corp.example.com\"] is false for request value [\"web-01.corp.example.com\"]",
+        ],
     );
     let view = out("debug-view");
     let start = view.find('{').unwrap_or_else(|| panic!("no JSON:\n{view}"));
@@ -419,8 +428,7 @@ fn the_emulator_readme_guide_runs_as_written() {
     assert_eq!(view["accessKeyId"], creds["AccessKeyId"], "{view}");
     assert_eq!(view["roleArn"], role, "{view}");
     assert_eq!(
-        view["principalTags"]["x509Subject/CN"],
-        "backup-server.corp.example.com",
+        view["principalTags"]["x509Subject/CN"], "backup-server.corp.example.com",
         "{view}"
     );
     assert_eq!(view["principalTags"]["x509Subject/OU"], "backup", "{view}");
@@ -463,7 +471,10 @@ fn guide_steps_parses_marked_blocks_and_refuses_broken_ones() {
         ]
     );
     for (md, error) in [
-        ("<!-- guide: a -->\ntext\n", "must be followed by a ```sh fence"),
+        (
+            "<!-- guide: a -->\ntext\n",
+            "must be followed by a ```sh fence",
+        ),
         ("<!-- guide: a -->\n```sh\necho\n", "is not closed"),
         ("<!-- guide: a b -->\n```sh\n```\n", "is not [A-Za-z0-9-]+"),
         (

@@ -479,7 +479,9 @@ fn a_subject_field_left_out_by_put_attribute_mapping_satisfies_not_equals_and_fa
     assert_trust_denied(&env.create_session(&quarantined));
     assert_mentions(
         &env.last_decision(),
-        &["StringNotEquals \"aws:PrincipalTag/x509Subject/OU\" [\"quarantine\"] is false for request value [\"quarantine\"]"],
+        &[
+            "StringNotEquals \"aws:PrincipalTag/x509Subject/OU\" [\"quarantine\"] is false for request value [\"quarantine\"]",
+        ],
     );
     put_subject_mapping(&env, &["CN"]);
     let key = access_key_id(&env.create_session(&quarantined));
@@ -495,7 +497,10 @@ fn a_subject_field_left_out_by_put_attribute_mapping_satisfies_not_equals_and_fa
     let env = start(Some(equals), true);
     let web = env.leaf("CN=web-7,OU=web", &[]);
     let key = access_key_id(&env.create_session(&web));
-    assert_eq!(env.session_view(&key)["principalTags"]["x509Subject/OU"], "web");
+    assert_eq!(
+        env.session_view(&key)["principalTags"]["x509Subject/OU"],
+        "web"
+    );
     put_subject_mapping(&env, &["CN"]);
     assert_trust_denied(&env.create_session(&web));
     assert_mentions(
