@@ -425,3 +425,91 @@ print(json.dumps({'arn': p['profileArn']}))
     assert_eq!(view["principalTags"]["x509Subject/CN"], "allowed-host");
     assert_trust_denied(&session_via(&env.leaf("CN=other-host", &[])));
 }
+
+/// `aws rolesanywhere put-attribute-mapping` (the AWS CLI against the control plane) replacing the
+/// profile's subject rules with `specifiers`.
+fn put_subject_mapping(env: &Env, specifiers: &[&str]) {
+    let rules: Vec<String> = specifiers
+        .iter()
+        .map(|s| format!("specifier={s}"))
+        .collect();
+    let profile_id = PROFILE.rsplit('/').next().expect("profile id");
+    let out = std::process::Command::new("aws")
+        .args(["rolesanywhere", "put-attribute-mapping", "--profile-id"])
+        .arg(profile_id)
+        .args(["--certificate-field", "x509Subject", "--mapping-rules"])
+        .args(&rules)
+        .args(["--endpoint-url", &env.server.url()])
+        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("the AWS CLI is required (scripts/install-deps installs awscli)");
+    assert!(
+        out.status.success(),
+        "put-attribute-mapping failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let put: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let subject = put["profile"]["attributeMappings"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["certificateField"] == "x509Subject"))
+        .expect("the subject's mapping");
+    let expected: Vec<serde_json::Value> = specifiers
+        .iter()
+        .map(|s| serde_json::json!({ "specifier": s }))
+        .collect();
+    assert_eq!(subject["mappingRules"], serde_json::Value::from(expected));
+}
+
+/// A subject attribute that PutAttributeMapping no longer maps is absent from the request, as a
+/// dropped tag is: a `StringNotEquals` condition on it is disregarded (holds) and admits the
+/// certificate it refused before, while a `StringEquals` condition on it refuses the certificate it
+/// admitted before.
+#[test]
+fn a_subject_field_left_out_by_put_attribute_mapping_satisfies_not_equals_and_fails_equals() {
+    let not_equals = policy(&[allow(
+        "NotQuarantined",
+        r#"{"StringNotEquals":{"aws:PrincipalTag/x509Subject/OU":"quarantine"}}"#,
+    )]);
+    let env = start(Some(not_equals), true);
+    let quarantined = env.leaf("CN=web-6,OU=quarantine", &[]);
+    assert_trust_denied(&env.create_session(&quarantined));
+    assert_mentions(
+        &env.last_decision(),
+        &[
+            "StringNotEquals \"aws:PrincipalTag/x509Subject/OU\" [\"quarantine\"] is false for request value [\"quarantine\"]",
+        ],
+    );
+    put_subject_mapping(&env, &["CN"]);
+    let key = access_key_id(&env.create_session(&quarantined));
+    assert_eq!(
+        env.session_view(&key)["principalTags"],
+        serde_json::json!({"x509Subject/CN": "web-6", "x509Issuer/CN": "Trust Root"})
+    );
+
+    let equals = policy(&[allow(
+        "WebOnly",
+        r#"{"StringEquals":{"aws:PrincipalTag/x509Subject/OU":"web"}}"#,
+    )]);
+    let env = start(Some(equals), true);
+    let web = env.leaf("CN=web-7,OU=web", &[]);
+    let key = access_key_id(&env.create_session(&web));
+    assert_eq!(
+        env.session_view(&key)["principalTags"]["x509Subject/OU"],
+        "web"
+    );
+    put_subject_mapping(&env, &["CN"]);
+    assert_trust_denied(&env.create_session(&web));
+    assert_mentions(
+        &env.last_decision(),
+        &[
+            "Statement[0] (Sid \"WebOnly\")",
+            "StringEquals \"aws:PrincipalTag/x509Subject/OU\" [\"web\"]",
+            "(key absent from the request)",
+        ],
+    );
+    assert_eq!(env.server.sessions_issued(), 1);
+}
