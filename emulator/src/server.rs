@@ -813,6 +813,13 @@ fn http_builder() -> hyper_util::server::conn::auto::Builder<hyper_util::rt::Tok
     builder
 }
 
+tokio::task_local! {
+    /// When the connection carrying the request being handled was accepted: the decision log
+    /// gives it as `connection_accepted`, close to when the client started its attempt (the
+    /// decision's own `ts` comes after the TLS handshake and the checks, late under load).
+    static CONNECTION_ACCEPTED: OffsetDateTime;
+}
+
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -822,6 +829,7 @@ async fn serve_connection(
     app: axum::Router,
     limits: Limits,
 ) {
+    let accepted_at = OffsetDateTime::now_utc();
     let slot = registration.slot.clone();
     let io = Watched {
         inner: stream,
@@ -834,11 +842,11 @@ async fn serve_connection(
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
         let app = app.clone();
-        async move {
+        CONNECTION_ACCEPTED.scope(accepted_at, async move {
             let response = tower::ServiceExt::oneshot(app, req).await;
             drop(in_flight);
             response
-        }
+        })
     });
     let builder = http_builder();
     match acceptor {
@@ -1048,6 +1056,16 @@ fn record(state: &AppState, d: Decision, extra: serde_json::Value) {
         "requests": requests,
         "sessions_issued": state.counters.sessions_issued.load(Ordering::SeqCst),
     });
+    if let (Ok(accepted), Some(obj)) = (CONNECTION_ACCEPTED.try_with(|t| *t), line.as_object_mut())
+    {
+        obj.insert(
+            "connection_accepted".into(),
+            accepted
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+                .into(),
+        );
+    }
     if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
         obj.extend(more);
     }
