@@ -330,14 +330,31 @@ fn outage_keeps_the_last_set_until_it_expires_then_recovers_on_the_same_port() {
             .reason
             .contains(&first.credentials.access_key_id)
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // The next failure after the expiry says nothing valid is left (it comes within the backoff
+    // cap, 15.5 s for 62 s sets); meanwhile nothing is handed out.
+    let failed_lines = || -> Vec<String> {
+        lines
+            .all()
+            .into_iter()
+            .filter(|l| l.starts_with("refreshing credentials failed"))
+            .collect()
+    };
+    let after_expiry = Instant::now();
+    while !failed_lines()
+        .last()
+        .is_some_and(|l| l.contains("no valid credentials to serve"))
+    {
+        assert!(r.current().is_err());
+        assert!(
+            after_expiry.elapsed() < Duration::from_secs(20),
+            "no failure logged after the expiry: {:?}",
+            failed_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(r.current().is_err());
 
-    let failures: Vec<String> = lines
-        .all()
-        .into_iter()
-        .filter(|l| l.starts_with("refreshing credentials failed"))
-        .collect();
+    let failures = failed_lines();
     let outage = down_at.elapsed().as_secs_f64();
     assert!(!failures.is_empty());
     assert!(

@@ -352,7 +352,8 @@ impl Refresher {
                         }
                         other => other,
                     };
-                    worker.failed(e, now);
+                    // From the failure's end, as in `run`.
+                    worker.failed(e, clock());
                 }
             }
         }
@@ -507,10 +508,14 @@ impl Worker {
             if !self.wait_until_due() {
                 break;
             }
-            let now = self.now();
-            self.plan.attempt(now);
+            let started = self.now();
+            self.plan.attempt(started);
             if let Err(e) = self.attempt() {
-                self.failed(e, now);
+                // The backoff runs from the failure's end, not the attempt's start: the service
+                // sees at least the backoff (>= 2 s) between an answer and the next request from
+                // here, however long the attempt took (a slow handshake under a fleet's burst).
+                let ended = self.now();
+                self.failed(e, ended);
             }
         }
         // Close the identity before the module: its sessions hold the module until dropped.
