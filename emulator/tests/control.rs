@@ -48,27 +48,10 @@ fn boto3(url: &str, secret: &str, script: &str, args: &[&str]) -> serde_json::Va
 c = boto3.client('rolesanywhere', endpoint_url=sys.argv[1], region_name='us-east-1',
     aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3],
     config=botocore.config.Config(retries={'max_attempts': 1}, parameter_validation=False))
-def err(f):
-    try:
-        f()
-    except botocore.exceptions.ClientError as e:
-        return [type(e).__name__, e.response['Error']['Code'], e.response['ResponseMetadata']['HTTPStatusCode']]
-    return None
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{prelude}{script}"))
-        .args([url, KEY_ID, secret])
-        .args(args)
-        .output()
-        .expect("python3 with boto3 is required (scripts/install-deps)");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    let mut argv = vec![url, KEY_ID, secret];
+    argv.extend_from_slice(args);
+    python_json(prelude, script, &argv)
 }
 
 /// CreateSession for `id` naming these ARNs.

@@ -85,27 +85,10 @@ def client(service, region='us-east-1', key=sys.argv[2], secret=sys.argv[3], **k
         config=botocore.config.Config(retries={'max_attempts': 1}, parameter_validation=False, **kw))
 c = client('iam')
 ra = client('rolesanywhere')
-def err(f):
-    try:
-        f()
-    except botocore.exceptions.ClientError as e:
-        return [type(e).__name__, e.response['Error']['Code'], e.response['ResponseMetadata']['HTTPStatusCode']]
-    return None
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{prelude}{script}"))
-        .args([url, KEY_ID, secret])
-        .args(args)
-        .output()
-        .expect("python3 with boto3 is required (scripts/install-deps)");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    let mut argv = vec![url, KEY_ID, secret];
+    argv.extend_from_slice(args);
+    python_json(prelude, script, &argv)
 }
 
 /// CreateSession through the seeded anchor for `role` and `profile`, asking `duration` seconds.

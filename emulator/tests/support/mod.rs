@@ -410,3 +410,32 @@ pub fn wait_closed(
         String::from_utf8_lossy(&seen)
     ))
 }
+
+/// The `err(f)` helper boto3 scripts use: the exception class, the AWS error code and the HTTP
+/// status of a refused call, or `None`.
+pub const BOTO3_ERR: &str = r#"
+def err(f):
+    try:
+        f()
+    except botocore.exceptions.ClientError as e:
+        return [type(e).__name__, e.response['Error']['Code'], e.response['ResponseMetadata']['HTTPStatusCode']]
+    return None
+"#;
+
+/// Runs `python3 -c PRELUDE+SCRIPT ARGS…` (boto3 and botocore from scripts/install-deps) and
+/// parses its stdout as JSON; a failing script fails the test with its stderr.
+pub fn python_json(prelude: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}{BOTO3_ERR}{script}"))
+        .args(args)
+        .output()
+        .expect("python3 with boto3 is required (scripts/install-deps)");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
