@@ -4,6 +4,8 @@
 //! stderr. Failure paths must leave stdout empty.
 
 mod common;
+#[path = "cli/companion.rs"]
+mod companion;
 #[path = "cli/files.rs"]
 mod files;
 
