@@ -450,6 +450,7 @@ fn sighup_reloads_the_configuration() {
 /// An agent that started with key-file profiles only runs without the TPM backend (it never ran
 /// rolesanywhere-agent-tpm): a TPM profile added by SIGHUP is refused with the fix, restarting the
 /// agent, and the other profiles keep serving.
+#[cfg(feature = "tpm")]
 #[test]
 fn sighup_refuses_a_tpm_profile_in_an_agent_started_without_one() {
     let env = Env::new();
