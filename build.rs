@@ -10,7 +10,8 @@
 //! rebuild the crate anyway). Edits elsewhere in the tree are picked up at the next commit or source
 //! change, so that editing the docs does not recompile the agent.
 //!
-//! Release builds of the `rolesanywhere-agent` binary on Linux are linked by lld with
+//! Release builds of the `rolesanywhere-agent` binary (and of its TPM companion,
+//! `rolesanywhere-agent-tpm`) on Linux are linked by lld with
 //! `build/link-order.txt` as its symbol ordering file (written by `scripts/link-order`): the
 //! functions one `credential-process` runs lie together at the start of the text, so that a cold
 //! start faults in a few 64 KiB windows of code instead of most of them (ADR 0002, "The RSS
@@ -41,7 +42,7 @@ fn main() {
 
 const ORDER_FILE: &str = "build/link-order.txt";
 
-/// Only the shipped binary: tests, debug builds, the emulator and fuzz/ link as before.
+/// Only the shipped binaries: tests, debug builds, the emulator and fuzz/ link as before.
 fn link_order(dir: &Path) {
     println!("cargo:rerun-if-changed={ORDER_FILE}");
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
@@ -62,15 +63,23 @@ fn link_order(dir: &Path) {
         );
         return;
     }
-    let bin = "rolesanywhere-agent";
-    println!("cargo:rustc-link-arg-bin={bin}=-fuse-ld=lld");
-    println!(
-        "cargo:rustc-link-arg-bin={bin}=-Wl,--symbol-ordering-file={}",
-        order.display()
-    );
-    // Names a newer build no longer has (renamed functions, other dependency versions) are skipped;
-    // they only cost residency, so they need not be listed on every build.
-    println!("cargo:rustc-link-arg-bin={bin}=-Wl,--no-warn-symbol-ordering");
+    // The companion runs the same code for a TPM key: the same order serves it (its TPM functions,
+    // not in the file, go after the listed ones). Cargo refuses link arguments for a binary the
+    // build does not have: the companion exists with the `tpm` feature only.
+    let mut bins = vec!["rolesanywhere-agent"];
+    if std::env::var_os("CARGO_FEATURE_TPM").is_some() {
+        bins.push("rolesanywhere-agent-tpm");
+    }
+    for bin in bins {
+        println!("cargo:rustc-link-arg-bin={bin}=-fuse-ld=lld");
+        println!(
+            "cargo:rustc-link-arg-bin={bin}=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        // Names a newer build no longer has (renamed functions, other dependency versions) are
+        // skipped; they only cost residency, so they need not be listed on every build.
+        println!("cargo:rustc-link-arg-bin={bin}=-Wl,--no-warn-symbol-ordering");
+    }
 }
 
 fn on_path(program: &str) -> bool {

@@ -1,18 +1,12 @@
 //! `rolesanywhere-agent`: a drop-in replacement for `aws_signing_helper`.
+//!
+//! Carries no TPM backend, so that no libtss2 or libcrypto is loaded at its start: a command that
+//! needs a TPM key is run by `rolesanywhere-agent-tpm` (src/main_tpm.rs) in its place
+//! (`cli::companion`; ADR 0002, "libtss2 only for a TPM key").
+
+use rolesanywhere_agent::signer::backends::Backends;
 
 fn main() {
-    quiet_tss2_logging();
-    let code = rolesanywhere_agent::cli::run(std::env::args_os().collect());
+    let code = rolesanywhere_agent::cli::run(std::env::args_os().collect(), Backends::NONE);
     std::process::exit(code);
-}
-
-/// libtss2's ESYS layer prints `WARNING:esys:` lines on stderr for every TPM error response, which
-/// buries our own message (which already names the TPM_RC). Silence it unless the user asked for
-/// TSS2 logging themselves.
-fn quiet_tss2_logging() {
-    if std::env::var_os("TSS2_LOG").is_none() {
-        // SAFETY: called first thing in `main`, before any thread exists, so no other thread can be
-        // reading the environment concurrently.
-        unsafe { std::env::set_var("TSS2_LOG", "all+none") };
-    }
 }

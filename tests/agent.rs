@@ -447,6 +447,51 @@ fn sighup_reloads_the_configuration() {
     assert_eq!(emu.sessions_issued(), 3);
 }
 
+/// An agent that started with key-file profiles only runs without the TPM backend (it never ran
+/// rolesanywhere-agent-tpm): a TPM profile added by SIGHUP is refused with the fix, restarting the
+/// agent, and the other profiles keep serving.
+#[cfg(feature = "tpm")]
+#[test]
+fn sighup_refuses_a_tpm_profile_in_an_agent_started_without_one() {
+    let env = Env::new();
+    env.leaf("web");
+    let emu = env.emulator();
+    let web = profile(&env, "web", &emu.url(), "");
+    let config = write_config(&env, &web);
+    let socket = env.path("run/agent.sock");
+    let agent = Agent::start(&env, &config, &socket, &[]);
+    let before = agent.fetch(&env, "web").credentials();
+
+    // web's certificate (the file must exist), with a TPM handle as the key.
+    let tpm = web.replace("[profiles.web]", "[profiles.tpm]").replace(
+        &format!("private_key = \"{}\"", env.p("web.key")),
+        "private_key = \"handle:0x81000001\"",
+    );
+    assert!(tpm.contains("handle:0x81000001"), "{tpm}");
+    write_config(&env, &format!("{web}{tpm}"));
+    agent.signal("HUP");
+    agent.wait_log("profile tpm did not start", Duration::from_secs(30));
+    let log = agent.log();
+    assert!(
+        log.contains(
+            "profile tpm did not start: handle:0x81000001 is a TPM key, but this process started \
+             without the TPM backend"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("restart it (the agent"), "{log}");
+    assert!(
+        log.contains("0 added, 0 removed, 0 changed, 1 unchanged"),
+        "{log}"
+    );
+    agent
+        .fetch(&env, "tpm")
+        .assert_failure(2, &["no profile tpm"]);
+    let after = agent.fetch(&env, "web").credentials();
+    assert_eq!(before["AccessKeyId"], after["AccessKeyId"]);
+    assert_eq!(emu.sessions_issued(), 1);
+}
+
 /// Mistakes in the file stop the agent at start with exit 2, naming the file, the line and the key,
 /// before any socket is created.
 #[test]

@@ -4,6 +4,10 @@
 //! stderr. Failure paths must leave stdout empty.
 
 mod common;
+// A build without the `tpm` feature has no companion to run.
+#[cfg(feature = "tpm")]
+#[path = "cli/companion.rs"]
+mod companion;
 #[path = "cli/files.rs"]
 mod files;
 

@@ -1,6 +1,7 @@
-//! What a user builds and installs: a bare `cargo build --release` (README "Use") must produce both
-//! binaries the README and the Debian package name, so the workspace's default members are checked
-//! here rather than trusted; and every systemd unit under contrib/systemd/ must be a package asset.
+//! What a user builds and installs: a bare `cargo build --release` (README "Use") must produce the
+//! binaries the README and the Debian package name (the agent, its TPM companion, the emulator), so
+//! the workspace's default members are checked here rather than trusted; and every systemd unit
+//! under contrib/systemd/ must be a package asset.
 //!
 //! Runs `cargo metadata --no-deps` and reads files only (no build, no network).
 
@@ -8,7 +9,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 #[test]
-fn bare_cargo_build_builds_the_agent_and_the_emulator() {
+fn bare_cargo_build_builds_the_agent_its_tpm_companion_and_the_emulator() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args([
@@ -45,7 +46,11 @@ fn bare_cargo_build_builds_the_agent_and_the_emulator() {
     }
     assert_eq!(
         bins.into_iter().collect::<Vec<_>>(),
-        ["rolesanywhere-agent", "rolesanywhere-emulator"],
+        [
+            "rolesanywhere-agent",
+            "rolesanywhere-agent-tpm",
+            "rolesanywhere-emulator"
+        ],
         "binaries built by a bare `cargo build` (default-members in Cargo.toml)"
     );
 }
@@ -60,6 +65,14 @@ fn every_systemd_unit_is_packaged_and_runs_the_installed_agent() {
     let assets = &deb[deb.find("assets = [").unwrap()..];
     let assets = &assets[..assets.find("\n]").unwrap()];
     assert!(assets.contains(r#"["target/release/rolesanywhere-agent", "usr/bin/", "755"]"#));
+    // Where the agent looks for its TPM companion after ROLESANYWHERE_AGENT_TPM and its own directory.
+    assert!(assets.contains(
+        r#"["target/release/rolesanywhere-agent-tpm", "usr/libexec/rolesanywhere-agent/", "755"]"#
+    ));
+    assert_eq!(
+        rolesanywhere_agent::cli::companion::INSTALLED,
+        "/usr/libexec/rolesanywhere-agent/rolesanywhere-agent-tpm"
+    );
     let mut units = Vec::new();
     for entry in std::fs::read_dir(root.join("contrib/systemd")).unwrap() {
         let path = entry.unwrap().path();

@@ -784,10 +784,24 @@ fn softhsm_wrong_pin_fails_start_with_one_login() {
     );
 }
 
+/// This test process opens TPM keys itself, as `rolesanywhere-agent-tpm` does: with the crate's
+/// TPM backend installed (`rolesanywhere-agent` has none).
+fn with_tpm_backend() {
+    #[cfg(feature = "tpm")]
+    {
+        use rolesanywhere_agent::signer::backends::{Backends, install, installed};
+        install(Backends {
+            tpm: Some(&rolesanywhere_agent::signer::tpm::BACKEND),
+        });
+        assert!(installed().has_tpm());
+    }
+}
+
 /// swtpm is restarted (connections break, the loaded key is gone): the refresher opens the key
 /// again and keeps refreshing.
 #[test]
 fn swtpm_restarted_under_a_running_refresher_reloads_the_key() {
+    with_tpm_backend();
     let mut tpm = match Swtpm::start() {
         Ok(t) => t,
         Err(u) => {
@@ -834,6 +848,7 @@ fn swtpm_restarted_under_a_running_refresher_reloads_the_key() {
 /// handed out, and opening is retried in the background (rate-bounded like any attempt).
 #[test]
 fn unreachable_tpm_at_start_is_retried_in_the_background() {
+    with_tpm_backend();
     let tpm = match Swtpm::start() {
         Ok(t) => t,
         Err(u) => {

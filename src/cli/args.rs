@@ -95,6 +95,8 @@ macro_rules! key_environment_lines {
   ROLESANYWHERE_TPM_KEY_PASSWORD     TPM key password
   ROLESANYWHERE_TPM_PARENT_PASSWORD  TPM parent key (or hierarchy) password
   TPM2TOOLS_TCTI, TCTI, TPM_DEVICE   the TPM when --tpm-tcti is not given, in that order
+  ROLESANYWHERE_AGENT_TPM            rolesanywhere-agent-tpm, run for a TPM key (default: next to
+                                     this program, else /usr/libexec/rolesanywhere-agent/)
   TSS2_LOG                           the TSS library's own logging (default: silenced)"
     };
 }

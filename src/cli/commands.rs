@@ -51,10 +51,13 @@ pub fn credential_process(s: &SessionSettings, out: &mut dyn Write) -> Result<()
     let client = Client::new(s.endpoint.clone(), &s.client)?;
     let creds = client.create_session(&s.request, &identity, debug)?;
     #[cfg(feature = "tpm")]
-    if s.debug && signer::tpm::command_count() > 0 {
+    if let Some(tpm) = signer::backends::tpm()
+        && s.debug
+        && tpm.command_count() > 0
+    {
         debug_line(&format!(
             "TPM commands sent by this process: {} (plus the key's FlushContext at exit)",
-            signer::tpm::command_count()
+            tpm.command_count()
         ));
     }
 

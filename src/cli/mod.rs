@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod companion;
 pub mod failure;
 pub mod output;
 pub mod settings;
@@ -17,6 +18,7 @@ pub use failure::Failure;
 pub use output::stderr_line;
 
 use crate::session;
+use crate::signer::backends::Backends;
 use clap::Parser;
 use rolesanywhere_core::ErrorClass;
 use settings::Settings;
@@ -32,8 +34,13 @@ pub const EXIT_USAGE: i32 = 2;
 
 const PROGRAM: &str = "rolesanywhere-agent";
 
-/// Runs the program with `args`; returns the process exit code (0, 1 operational, 2 usage).
-pub fn run(args: Vec<OsString>) -> i32 {
+/// Runs the program with `args` and the optional `backends` its `main` carries (see
+/// [`crate::signer::backends`]); returns the process exit code (0, 1 operational, 2 usage). Without
+/// a TPM backend, a command that needs a TPM key is run by `rolesanywhere-agent-tpm` instead
+/// ([`companion`]), in this process: then this returns only if that could not be done.
+pub fn run(args: Vec<OsString>, backends: Backends) -> i32 {
+    // The first and only call in a program; unit tests keep the crate's default.
+    crate::signer::backends::install(backends);
     output::mask_arguments(&args);
     if let Err(e) = args::check_utf8(&args) {
         return report(&e.into());
@@ -51,12 +58,41 @@ pub fn run(args: Vec<OsString>) -> i32 {
             &out,
         );
     }
-    let cli = match args::Cli::try_parse_from(args) {
+    let cli = match args::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e, &mut out),
     };
-    let result = execute(cli.command, &mut out);
+    let result = execute(
+        cli.command,
+        &Forward {
+            args: &args,
+            backends,
+        },
+        &mut out,
+    );
     finish(result, &out)
+}
+
+/// What [`execute`] needs to hand a command to the TPM companion: the program's arguments as given
+/// and whether it carries the TPM backend itself.
+struct Forward<'a> {
+    args: &'a [OsString],
+    backends: Backends,
+}
+
+impl Forward<'_> {
+    /// Runs the companion for `key` when this program lacks the TPM backend and `key` is one
+    /// (returns only if that failed); `Ok` when this program runs the command itself. A build
+    /// without the `tpm` feature has no companion: its own error names the TPM key.
+    fn check(&self, key: impl FnOnce() -> Option<String>) -> Result<(), Failure> {
+        if !cfg!(feature = "tpm") || self.backends.has_tpm() {
+            return Ok(());
+        }
+        match key() {
+            Some(key) => Err(companion::exec(self.args, &key).into()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The exit code of a run, its error reported.
@@ -70,16 +106,17 @@ fn finish(result: Result<(), Failure>, out: &output::Stdout) -> i32 {
     }
 }
 
-fn execute(command: args::Command, out: &mut dyn Write) -> Result<(), Failure> {
+fn execute(command: args::Command, forward: &Forward, out: &mut dyn Write) -> Result<(), Failure> {
     // Enrollment has its own arguments and never touches the network: it needs no session settings.
     if let args::Command::Enroll(cmd) = command {
         settings::check_enroll(&cmd)?;
+        forward.check(|| companion::enroll_tpm_key(&cmd))?;
         return Ok(crate::enroll::run(cmd, out)?);
     }
-    dispatch(
-        settings::validate(command, &|name| std::env::var(name).ok())?,
-        out,
-    )
+    let settings = settings::validate(command, &|name| std::env::var(name).ok())?;
+    // Before the command does anything: the companion runs it whole.
+    forward.check(|| companion::tpm_key_of(&settings))?;
+    dispatch(settings, out)
 }
 
 /// Runs validated settings.
@@ -157,6 +194,9 @@ fn hint_of(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     }
     if let Some(e) = cause.downcast_ref::<crate::agent::client::Error>() {
         return e.hint();
+    }
+    if let Some(e) = cause.downcast_ref::<companion::Error>() {
+        return Some(e.hint());
     }
     None
 }

@@ -335,7 +335,8 @@ fn check_profile_args(
 /// This program's own absolute path, for `credential_process`: SDKs run it with their environment,
 /// whose `PATH` need not find it (and may find another version first).
 fn program_path() -> String {
-    let found = std::env::current_exe().and_then(|p| p.canonicalize());
+    // The front when this is `rolesanywhere-agent-tpm` run for a TPM key: users call the front.
+    let found = crate::cli::companion::front_program().and_then(|p| p.canonicalize());
     match found.as_ref().ok().and_then(|p| p.to_str()) {
         Some(p) => p.to_string(),
         None => {

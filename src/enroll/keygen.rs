@@ -2,8 +2,9 @@
 //!
 //! Dispatch only: a `pkcs11:` target goes to the PKCS#11 backend's key management
 //! ([`crate::signer::pkcs11::generate_key`]), a file or a persistent handle to the TPM backend
-//! (`signer::tpm::generate`). Nothing is ever overwritten: an existing token object with the same id or
-//! label, an existing file or an occupied persistent handle is an error.
+//! (`signer::tpm::generate`, reached through `signer::backends`). Nothing is ever overwritten: an
+//! existing token object with the same id or label, an existing file or an occupied persistent
+//! handle is an error.
 
 use super::target::KeySource as Target;
 use super::{Error, KeyType, KeygenArgs};
@@ -22,7 +23,7 @@ impl KeyType {
 }
 
 /// The validated keygen target.
-fn target(args: &KeygenArgs) -> Result<Target, Error> {
+pub(crate) fn target(args: &KeygenArgs) -> Result<Target, Error> {
     let t = match (&args.private_key, &args.persist) {
         (Some(t), None) => Target::parse(t),
         (None, Some(h)) => Target::TpmHandle(format!("handle:{}", h.trim_start_matches("handle:"))),
@@ -81,7 +82,7 @@ fn generate_pkcs11(uri: &str, args: &KeygenArgs) -> Result<crate::keys::PublicKe
 /// existing file (checked before the TPM is touched, and again by the no-replace write).
 #[cfg(feature = "tpm")]
 fn generate_tpm(t: &Target, args: &KeygenArgs) -> Result<crate::keys::PublicKey, Error> {
-    use crate::signer::tpm::{self, Destination, KeySpec};
+    use crate::signer::tpm::{Destination, KeySpec};
     let (dest, text) = match t {
         Target::File(p) => {
             if std::fs::symlink_metadata(p).is_ok() {
@@ -105,7 +106,12 @@ fn generate_tpm(t: &Target, args: &KeygenArgs) -> Result<crate::keys::PublicKey,
         parent: args.tpm_parent.clone(),
         pcrs: args.tpm_pcrs.clone(),
     };
-    let generated = tpm::generate(
+    // The program's TPM backend (`signer::backends`): `rolesanywhere-agent` runs the companion
+    // for a TPM target before it gets here.
+    let Some(backend) = crate::signer::backends::tpm() else {
+        return Err(crate::signer::Error::TpmNotLoaded(crate::text::arg(&text)).into());
+    };
+    let generated = backend.generate(
         &dest,
         &spec,
         &super::target::key_options(&text, &args.device),

@@ -10,9 +10,11 @@
 //! (`rolesanywhere-core`) and are re-exported here. [`identity`] is the composition root: from the
 //! user's options to a ready (and reloadable) identity; its open-time [`Error`] is re-exported here,
 //! and a backend's signing failure reaches the core as a [`SignError`] carrying it, classified by
-//! the backend.
+//! the backend. [`backends`] is how a program hands the library the optional TPM backend (which
+//! links libtss2): the library never calls it by name.
 
 mod asn1;
+pub mod backends;
 pub mod file;
 pub mod identity;
 pub mod pkcs11;

@@ -21,6 +21,16 @@ pub enum Error {
     #[cfg(feature = "tpm")]
     #[error(transparent)]
     Tpm(#[from] crate::signer::tpm::Error),
+    /// A `TSS2 PRIVATE KEY` or `handle:` key reached a process without the TPM backend: one that
+    /// `rolesanywhere-agent` started with no TPM key in sight (an agent whose configuration gained
+    /// a TPM profile, a key file replaced by a TPM key file).
+    #[cfg(feature = "tpm")]
+    #[error(
+        "{0} is a TPM key, but this process started without the TPM backend (rolesanywhere-agent \
+         loads it, by running rolesanywhere-agent-tpm, only for a TPM key named when it starts): \
+         restart it (the agent, serve or update) to use this key"
+    )]
+    TpmNotLoaded(String),
     /// A `TSS2 PRIVATE KEY` or `handle:` key was given to a build without TPM support.
     #[cfg(not(feature = "tpm"))]
     #[error("{0} is a TPM key, but this build has no TPM support (rebuild with the `tpm` feature)")]

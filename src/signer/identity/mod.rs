@@ -13,7 +13,7 @@
 //! the new identity only when it is whole and its key matches the certificate. Must not: log in or load
 //! a TPM key again for a certificate change, or keep a private key's file bytes.
 //!
-//! - `source`: [`KeySource`] and [`is_tss2_pem`].
+//! - `source`: [`KeySource`], [`is_tss2_pem`] and [`tpm_key`].
 //! - `live`: [`LiveIdentity`] and its reload.
 //! - `error`: the open-time [`Error`].
 
@@ -25,7 +25,7 @@ mod tests;
 
 pub use error::Error;
 pub use live::{LiveIdentity, Reload};
-pub use source::{KeySource, is_tss2_pem};
+pub use source::{KeySource, is_tss2_pem, tpm_key};
 
 use super::pkcs11::redact_uri;
 use super::{Signer, file, pkcs11};
@@ -288,14 +288,23 @@ fn read_key_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
     Ok(data)
 }
 
+/// Through the program's TPM backend ([`super::backends`]): `rolesanywhere-agent` has none and
+/// runs `rolesanywhere-agent-tpm` for a TPM key it sees at start, so reaching this without one means
+/// the key appeared later (an agent's reload, a rotated key file).
 #[cfg(feature = "tpm")]
 fn open_tpm_file(data: &[u8], path: &Path, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(super::tpm::open_key_file(data, path, opts)?))
+    match super::backends::tpm() {
+        Some(tpm) => Ok(tpm.open_key_file(data, path, opts)?),
+        None => Err(Error::TpmNotLoaded(crate::text::path(path))),
+    }
 }
 
 #[cfg(feature = "tpm")]
 fn open_tpm_handle(handle: &str, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
-    Ok(Box::new(super::tpm::open_handle(handle, opts)?))
+    match super::backends::tpm() {
+        Some(tpm) => Ok(tpm.open_handle(handle, opts)?),
+        None => Err(Error::TpmNotLoaded(crate::text::arg(handle))),
+    }
 }
 
 #[cfg(not(feature = "tpm"))]

@@ -14,7 +14,9 @@
 //!
 //! The backend's API: [`open_key_file`] and [`open_handle`] (signing keys; `check_key_file` for the fuzz target),
 //! [`generate`] (key management: new keys for enrollment), [`resolved_tcti`] and [`command_count`].
-//! Everything else is private to the backend:
+//! The rest of the crate reaches the ones that talk to the TPM only through [`BACKEND`], which
+//! `rolesanywhere-agent-tpm` hands to the library (`signer::backends`): `rolesanywhere-agent` does
+//! not, and so links no libtss2. Everything else is private to the backend:
 //!
 //! - `tcti`: which TPM, and the context wrapper that counts commands and puts a deadline on each.
 //! - `keyfile`: the key file format (decode and encode).
@@ -48,6 +50,7 @@ pub use key_management::{Destination, Generated, KeySpec, generate};
 pub(crate) use keyfile::TpmKeyFile;
 
 use crate::keys::PublicKey;
+use crate::signer::backends::TpmBackend;
 use crate::signer::{KeyOptions, Signer};
 use crate::sigv4x509::Digest;
 use std::path::Path;
@@ -59,6 +62,44 @@ use tss_esapi::{
     structures::{Private, Public},
     traits::UnMarshall,
 };
+
+/// This backend behind the library's port ([`TpmBackend`]): what `rolesanywhere-agent-tpm` hands
+/// to `cli::run`. Nothing else in the crate names the functions it calls (see
+/// [`crate::signer::backends`]).
+pub static BACKEND: Tss2Backend = Tss2Backend;
+
+/// The TPM backend through libtss2 (tss-esapi): [`open_key_file`], [`open_handle`], [`generate`]
+/// and [`command_count`].
+#[derive(Debug)]
+pub struct Tss2Backend;
+
+impl TpmBackend for Tss2Backend {
+    fn open_key_file(
+        &self,
+        data: &[u8],
+        path: &Path,
+        opts: &KeyOptions,
+    ) -> Result<Box<dyn Signer>, Error> {
+        Ok(Box::new(open_key_file(data, path, opts)?))
+    }
+
+    fn open_handle(&self, handle: &str, opts: &KeyOptions) -> Result<Box<dyn Signer>, Error> {
+        Ok(Box::new(open_handle(handle, opts)?))
+    }
+
+    fn generate(
+        &self,
+        dest: &Destination,
+        spec: &KeySpec,
+        opts: &KeyOptions,
+    ) -> Result<Generated, Error> {
+        generate(dest, spec, opts)
+    }
+
+    fn command_count(&self) -> u64 {
+        command_count()
+    }
+}
 
 /// Number of TPM commands this process has sent so far (every context). The CLI prints it under
 /// `--debug`; tests use it to pin the cost of a credential fetch.
