@@ -7,7 +7,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use rolesanywhere_emulator::ca::{Ca, KeyType};
 use rolesanywhere_emulator::config::Settings;
@@ -56,20 +55,7 @@ c = boto3.client('rolesanywhere', endpoint_url=sys.argv[1], region_name='us-east
 
 /// CreateSession for `id` naming these ARNs.
 fn create_session(server: &Running, id: &Identity, anchor: &str, profile: &str) -> Response {
-    let host = server.url().rsplit('/').next().expect("host").to_string();
-    let mut call = Call::new(&host, "{\"durationSeconds\":3600}");
-    call.query = vec![
-        ("profileArn".into(), profile.into()),
-        ("roleArn".into(), ROLE.into()),
-        ("trustAnchorArn".into(), anchor.into()),
-    ];
-    send(
-        &server.url(),
-        None,
-        &sign(id, &call),
-        Duration::from_secs(10),
-    )
-    .expect("request")
+    create_session_at(&server.url(), id, anchor, profile, ROLE, 3600)
 }
 
 /// Runs the AWS CLI against `url` with the admin credentials and nothing from the environment's

@@ -7,7 +7,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use rolesanywhere_emulator::ca::{Ca, KeyType};
 use rolesanywhere_emulator::config::{Config, Settings};
@@ -18,30 +17,7 @@ const KEY_ID: &str = "AKIAEMULATORADMIN001";
 const SECRET: &str = "emulator/admin+secret/0123456789abcdefghij";
 
 /// The trust policy of the seeds' "Create the IAM Role" step, verbatim.
-const SEEDS_TRUST_POLICY: &str = r#"{
-  "Version": "2012-10-17",
-  "Statement": [
-    {
-      "Effect": "Allow",
-      "Principal": {
-        "Service": "rolesanywhere.amazonaws.com"
-      },
-      "Action": [
-        "sts:AssumeRole",
-        "sts:SetSourceIdentity",
-        "sts:TagSession"
-      ],
-      "Condition": {
-        "StringEquals": {
-          "aws:PrincipalTag/x509Subject/CN": "backup-server.corp.example.com"
-        },
-        "ArnEquals": {
-          "aws:SourceArn": "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/abcd1234-ef56-gh78-ij90-klmnopqrstuv"
-        }
-      }
-    }
-  ]
-}"#;
+const SEEDS_TRUST_POLICY: &str = include_str!("../testdata/seeds-trust-policy.json");
 
 fn start(config: &Path) -> Running {
     let settings = Settings::from_file(config).expect("config");
@@ -99,20 +75,7 @@ fn create_session(
     role: &str,
     duration: u32,
 ) -> Response {
-    let host = server.url().rsplit('/').next().expect("host").to_string();
-    let mut call = Call::new(&host, &format!("{{\"durationSeconds\":{duration}}}"));
-    call.query = vec![
-        ("profileArn".into(), profile.into()),
-        ("roleArn".into(), role.into()),
-        ("trustAnchorArn".into(), ANCHOR.into()),
-    ];
-    send(
-        &server.url(),
-        None,
-        &sign(id, &call),
-        Duration::from_secs(10),
-    )
-    .expect("request")
+    create_session_at(&server.url(), id, ANCHOR, profile, role, duration)
 }
 
 fn json(text: &str) -> serde_json::Value {

@@ -373,30 +373,8 @@ const SEED_LOCAL: &str = r#"{
     ]
 }"#;
 
-const SEED_BACKUP: &str = r#"{
-  "Version": "2012-10-17",
-  "Statement": [
-    {
-      "Effect": "Allow",
-      "Principal": {
-        "Service": "rolesanywhere.amazonaws.com"
-      },
-      "Action": [
-        "sts:AssumeRole",
-        "sts:SetSourceIdentity",
-        "sts:TagSession"
-      ],
-      "Condition": {
-        "StringEquals": {
-          "aws:PrincipalTag/x509Subject/CN": "backup-server.corp.example.com"
-        },
-        "ArnEquals": {
-          "aws:SourceArn": "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/abcd1234-ef56-gh78-ij90-klmnopqrstuv"
-        }
-      }
-    }
-  ]
-}"#;
+/// The trust policy of the seeds' "Create the IAM Role" step, verbatim.
+const SEED_BACKUP: &str = include_str!("../../testdata/seeds-trust-policy.json");
 
 #[test]
 fn seed_backup_server_policy() {

@@ -439,3 +439,23 @@ pub fn python_json(prelude: &str, script: &str, args: &[&str]) -> serde_json::Va
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// CreateSession at `url` (`https://host:port` or `http://…`) for `id`, naming these ARNs and
+/// asking for `duration` seconds.
+pub fn create_session_at(
+    url: &str,
+    id: &Identity,
+    anchor: &str,
+    profile: &str,
+    role: &str,
+    duration: u32,
+) -> Response {
+    let host = url.rsplit('/').next().expect("host").to_string();
+    let mut call = Call::new(&host, &format!("{{\"durationSeconds\":{duration}}}"));
+    call.query = vec![
+        ("profileArn".into(), profile.into()),
+        ("roleArn".into(), role.into()),
+        ("trustAnchorArn".into(), anchor.into()),
+    ];
+    send(url, None, &sign(id, &call), Duration::from_secs(10)).expect("request")
+}
