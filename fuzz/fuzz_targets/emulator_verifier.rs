@@ -103,9 +103,15 @@ fn config(crl: &str, extra_anchor: &str) -> Config {
             duration_seconds: 3600,
             accept_role_session_name: true,
             enabled: true,
+            session_policy: None,
+            managed_policy_arns: Vec::new(),
+            attribute_mappings: Default::default(),
         }],
         roles: Vec::new(),
         faults: Vec::new(),
+        admin: None,
+        account_id: "123456789012".into(),
+        state_file: None,
     }
 }
 
