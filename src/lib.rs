@@ -16,6 +16,7 @@ pub mod agent;
 pub mod arn;
 pub mod certs;
 pub mod cli;
+pub mod doctor;
 pub mod enroll;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -82,6 +82,15 @@ pub enum Command {
     /// Air-gapped enrollment: generate a key on the device, make a CSR with it, install the certificate.
     #[command(subcommand)]
     Enroll(crate::enroll::EnrollCommand),
+    /// Check locally what CreateSession will make of this identity: key, certificate, chain,
+    /// request, principal tags, the role's trust policy and the session policy (--live adds the
+    /// endpoint, TLS, clock and one real CreateSession). Exit 0 when no check failed, 1 otherwise.
+    #[command(
+        args_override_self = true,
+        mut_arg("from_agent", |a| a.conflicts_with_all(FROM_AGENT_CONFLICTS)),
+        after_help = SESSION_ENVIRONMENT
+    )]
+    Doctor(DoctorArgs),
     /// Print the version.
     Version,
 }
@@ -175,7 +184,7 @@ fn required(unless: &'static str) -> impl FnOnce(clap::Arg) -> clap::Arg {
 }
 
 /// Flags that select and unlock the key and certificate.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct KeyArgs {
     /// Certificate: a PEM file (first certificate is the leaf) or a pkcs11: URI.
     #[arg(long)]
@@ -332,6 +341,53 @@ pub struct CredentialProcessArgs {
     /// default).
     #[arg(long, value_name = "PATH", requires = "from_agent")]
     pub agent_socket: Option<PathBuf>,
+}
+
+/// `doctor` flags: the identity and request of `credential-process` (or an agent profile), and
+/// the documents the service would hold.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Session flags, as for credential-process (the ARNs are checked, not required).
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Check profile NAME of the agent's configuration file instead of the session flags (the
+    /// file is read; the running agent is not asked).
+    #[arg(long, value_name = "NAME")]
+    pub from_agent: Option<String>,
+    /// The agent's configuration file, with --from-agent (default: /etc/rolesanywhere/agent.toml
+    /// for root, $XDG_CONFIG_HOME/rolesanywhere/agent.toml otherwise).
+    #[arg(long, value_name = "FILE", requires = "from_agent")]
+    pub config: Option<PathBuf>,
+    /// PEM bundle of the CA certificate(s) registered as the trust anchor.
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor_pem: Option<PathBuf>,
+    /// A CRL imported onto the trust anchor (PEM or DER); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
+    /// The role's trust policy (JSON), to evaluate for this certificate and trust anchor.
+    #[arg(long, value_name = "FILE")]
+    pub trust_policy: Option<PathBuf>,
+    /// The profile's session policy (JSON), to check against the STS limits and summarise.
+    #[arg(long, value_name = "FILE")]
+    pub session_policy: Option<PathBuf>,
+    /// Also check the endpoint (DNS, TLS, clock) and make one real CreateSession.
+    #[arg(long)]
+    pub live: bool,
+    /// Warn when a certificate expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub warn_days: u32,
+    /// Output: one line per finding, or a JSON document for automation.
+    #[arg(long, value_enum, ignore_case = true, default_value = "text")]
+    pub format: DoctorFormat,
+}
+
+/// `doctor --format` values.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DoctorFormat {
+    /// One line per finding.
+    Text,
+    /// One JSON object.
+    Json,
 }
 
 /// `sign-string` flags.

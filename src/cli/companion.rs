@@ -18,7 +18,7 @@
 //! front ([`FRONT_ENV`] set), or that finds itself as the companion, refuses.
 
 use super::args::AgentArgs;
-use super::settings::Settings;
+use super::settings::{DoctorTarget, Settings};
 use crate::enroll::EnrollCommand;
 use crate::signer::identity::tpm_key;
 use crate::text;
@@ -121,6 +121,14 @@ pub fn tpm_key_of(settings: &Settings) -> Option<String> {
         Settings::Update(u) => tpm_key(&u.session.key),
         Settings::Serve(s) => tpm_key(&s.session.key),
         Settings::Agent(a) => agent_tpm_key(a),
+        Settings::Doctor(d) => match &d.target {
+            DoctorTarget::Flags(r) => tpm_key(&r.key),
+            DoctorTarget::Agent { config, profile } => {
+                let env = |name: &str| std::env::var(name).ok();
+                let config = crate::agent::config::load(config, &env).ok()?;
+                tpm_key(&config.profiles.get(profile)?.session.key)
+            }
+        },
         // A certificate is read from a file or a token; the agent's client opens no key.
         Settings::ReadCertificateData { .. } | Settings::FromAgent { .. } | Settings::Version => {
             None

@@ -131,6 +131,7 @@ fn dispatch(settings: Settings, out: &mut dyn Write) -> Result<(), Failure> {
         Settings::Update(s) => commands::update(&s),
         Settings::Serve(s) => commands::serve(&s, out),
         Settings::Agent(a) => crate::agent::main(*a, out),
+        Settings::Doctor(d) => crate::doctor::run(*d, out),
         Settings::SignString {
             key,
             alg,

@@ -58,6 +58,8 @@ pub enum Settings {
     Serve(Box<ServeSettings>),
     /// `agent` (the daemon or a client subcommand): its configuration file is read by the agent.
     Agent(Box<super::args::AgentArgs>),
+    /// `doctor`.
+    Doctor(Box<DoctorSettings>),
     /// `version`.
     Version,
 }
@@ -99,6 +101,67 @@ pub struct ServeSettings {
     pub role_name: String,
     /// The role's account.
     pub account_id: String,
+}
+
+/// `doctor`, validated as far as it can be without failing: the request's own mistakes are
+/// findings of the doctor (check 3), not usage errors.
+#[derive(Debug)]
+pub struct DoctorSettings {
+    /// What to check.
+    pub target: DoctorTarget,
+    /// The rest of the flags.
+    pub options: DoctorOptions,
+}
+
+/// `doctor`'s own flags.
+#[derive(Debug)]
+pub struct DoctorOptions {
+    /// `--trust-anchor-pem`.
+    pub trust_anchor_pem: Option<std::path::PathBuf>,
+    /// `--crl`, in the order given.
+    pub crls: Vec<std::path::PathBuf>,
+    /// `--trust-policy`.
+    pub trust_policy: Option<std::path::PathBuf>,
+    /// `--session-policy`.
+    pub session_policy: Option<std::path::PathBuf>,
+    /// `--live`.
+    pub live: bool,
+    /// `--warn-days`.
+    pub warn_days: u32,
+    /// `--format`.
+    pub format: super::args::DoctorFormat,
+    /// `--debug`.
+    pub debug: bool,
+}
+
+/// The identity and request `doctor` checks.
+#[derive(Debug)]
+pub enum DoctorTarget {
+    /// Given by the session flags.
+    Flags(Box<DoctorRequest>),
+    /// Profile `profile` of the agent configuration file `config` (read by the doctor).
+    Agent {
+        /// The configuration file.
+        config: std::path::PathBuf,
+        /// The profile.
+        profile: String,
+    },
+}
+
+/// The session flags of `doctor`: the key, the ARNs as given, and the CreateSession settings
+/// when they are valid (else why not: check 3 reports it).
+#[derive(Debug)]
+pub struct DoctorRequest {
+    /// Key and certificate selection.
+    pub key: KeyOptions,
+    /// `--trust-anchor-arn` as given.
+    pub trust_anchor_arn: Option<String>,
+    /// `--profile-arn` as given.
+    pub profile_arn: Option<String>,
+    /// `--role-arn` as given.
+    pub role_arn: Option<String>,
+    /// The settings `credential-process` would run with these flags, or its usage error.
+    pub session: Result<SessionSettings, Error>,
 }
 
 /// Everything a CreateSession call needs, validated.
@@ -328,10 +391,76 @@ pub fn validate(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Resul
             })))
         }
         Command::Agent(a) => Ok(Settings::Agent(a.into())),
+        Command::Doctor(a) => doctor(a, env),
         Command::Version => Ok(Settings::Version),
         // Dispatched before validation (see `cli::execute`); unreachable here.
         Command::Enroll(_) => Err(Error::NotSupported("enroll")),
     }
+}
+
+/// `doctor`: a missing certificate or key is a usage error (there is nothing to check); every
+/// other mistake of the session flags is kept for the doctor to report.
+fn doctor(
+    a: super::args::DoctorArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, Error> {
+    let debug = a.session.key.debug;
+    check_file_flags(&[
+        ("--trust-anchor-pem", a.trust_anchor_pem.as_deref()),
+        ("--trust-policy", a.trust_policy.as_deref()),
+        ("--session-policy", a.session_policy.as_deref()),
+    ])?;
+    for crl in &a.crl {
+        check_file_flags(&[("--crl", Some(crl.as_path()))])?;
+    }
+    let target = match a.from_agent {
+        Some(profile) => {
+            if !crate::agent::protocol::valid_profile_name(&profile) {
+                return Err(Error::AgentProfile(profile));
+            }
+            let config = match a.config {
+                Some(c) => c,
+                None => crate::agent::paths::default_config(env)?,
+            };
+            DoctorTarget::Agent { config, profile }
+        }
+        None => {
+            let key = key_options(a.session.key.clone())?;
+            let mut missing = Vec::new();
+            if certificate_missing(&key) {
+                missing.push("--certificate");
+            }
+            if private_key_missing(&key) {
+                missing.push("--private-key");
+            }
+            if !missing.is_empty() {
+                return Err(Error::MissingFlags {
+                    command: "doctor",
+                    missing,
+                });
+            }
+            DoctorTarget::Flags(Box::new(DoctorRequest {
+                key,
+                trust_anchor_arn: a.session.trust_anchor_arn.clone(),
+                profile_arn: a.session.profile_arn.clone(),
+                role_arn: a.session.role_arn.clone(),
+                session: session("doctor", a.session, env),
+            }))
+        }
+    };
+    Ok(Settings::Doctor(Box::new(DoctorSettings {
+        target,
+        options: DoctorOptions {
+            trust_anchor_pem: a.trust_anchor_pem,
+            crls: a.crl,
+            trust_policy: a.trust_policy,
+            session_policy: a.session_policy,
+            live: a.live,
+            warn_days: a.warn_days,
+            format: a.format,
+            debug,
+        },
+    })))
 }
 
 /// `serve`'s listeners: systemd's sockets when `LISTEN_PID` is this process, else `--listen`,

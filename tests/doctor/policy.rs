@@ -1,0 +1,4 @@
+//! doctor: tests of the policy check(s).
+
+#[allow(unused_imports)]
+use crate::common::*;
