@@ -69,7 +69,10 @@ pub fn summarise(doc: &Value) -> Result<Vec<Grant>, DocError> {
         Some(other) => {
             return Err(at(
                 "Statement",
-                format!("a non-empty array of objects or one object, not {}", kind(other)),
+                format!(
+                    "a non-empty array of objects or one object, not {}",
+                    kind(other)
+                ),
             ));
         }
         None => return Err(at("the top level", "no Statement".to_string())),
@@ -78,11 +81,19 @@ pub fn summarise(doc: &Value) -> Result<Vec<Grant>, DocError> {
     for (i, s) in list.iter().enumerate() {
         let here = format!("Statement[{i}]");
         let Value::Object(s) = s else {
-            return Err(at(&here, format!("a statement is an object, not {}", kind(s))));
+            return Err(at(
+                &here,
+                format!("a statement is an object, not {}", kind(s)),
+            ));
         };
         let effect = match s.get("Effect").and_then(Value::as_str) {
             Some(e @ ("Allow" | "Deny")) => e.to_string(),
-            _ => return Err(at(&format!("{here}.Effect"), "\"Allow\" or \"Deny\"".into())),
+            _ => {
+                return Err(at(
+                    &format!("{here}.Effect"),
+                    "\"Allow\" or \"Deny\"".into(),
+                ));
+            }
         };
         let pick = |pos: &str, neg: &str| -> Result<Vec<String>, DocError> {
             let (v, prefix, name) = match (s.get(pos), s.get(neg)) {
@@ -159,7 +170,12 @@ pub fn check(cx: &mut Context, report: &mut Report) {
     let grants = match json(&text).and_then(|doc| summarise(&doc)) {
         Ok(g) => g,
         Err(e) => {
-            report.push(Finding::failed(Check::SessionPolicy, object, e.to_string(), fix_doc));
+            report.push(Finding::failed(
+                Check::SessionPolicy,
+                object,
+                e.to_string(),
+                fix_doc,
+            ));
             return;
         }
     };
@@ -183,11 +199,23 @@ pub fn check(cx: &mut Context, report: &mut Report) {
             g.effect,
             g.actions.join(", "),
             g.resources.join(", "),
-            if g.conditional { " (with conditions)" } else { "" }
+            if g.conditional {
+                " (with conditions)"
+            } else {
+                ""
+            }
         )
     };
-    let allows: Vec<String> = grants.iter().filter(|g| g.effect == "Allow").map(line).collect();
-    let denies: Vec<String> = grants.iter().filter(|g| g.effect == "Deny").map(line).collect();
+    let allows: Vec<String> = grants
+        .iter()
+        .filter(|g| g.effect == "Allow")
+        .map(line)
+        .collect();
+    let denies: Vec<String> = grants
+        .iter()
+        .filter(|g| g.effect == "Deny")
+        .map(line)
+        .collect();
     if allows.is_empty() {
         report.push(Finding::warning(
             Check::SessionPolicy,
@@ -195,7 +223,11 @@ pub fn check(cx: &mut Context, report: &mut Report) {
             format!(
                 "{packed} of {MAX_PACKED} characters packed; it allows nothing, so the \
                  credentials will be able to do nothing{}",
-                if denies.is_empty() { String::new() } else { format!(" ({})", denies.join("; ")) }
+                if denies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", denies.join("; "))
+                }
             ),
             "add an Allow statement with the actions and resources the workload needs",
         ));
@@ -220,7 +252,10 @@ mod tests {
 
     #[test]
     fn packing_keeps_whitespace_inside_strings_only() {
-        assert_eq!(packed_len("{ \"a b\" : [ 1 ,\n 2 ] }"), "{\"a b\":[1,2]}".len());
+        assert_eq!(
+            packed_len("{ \"a b\" : [ 1 ,\n 2 ] }"),
+            "{\"a b\":[1,2]}".len()
+        );
         assert_eq!(packed_len(r#"{"a\" b": "x"}"#), r#"{"a\" b":"x"}"#.len());
         assert_eq!(packed_len(r#"{"a\\": " "}"#), r#"{"a\\":" "}"#.len());
     }
@@ -235,7 +270,10 @@ mod tests {
         .unwrap_or(Value::Null);
         let g = summarise(&doc).unwrap_or_default();
         assert_eq!(g.len(), 1);
-        assert_eq!(g[0].actions, ["s3:PutObject", "s3:GetObject", "s3:ListBucket"]);
+        assert_eq!(
+            g[0].actions,
+            ["s3:PutObject", "s3:GetObject", "s3:ListBucket"]
+        );
         assert_eq!(g[0].resources.len(), 2);
     }
 
@@ -243,9 +281,18 @@ mod tests {
     fn wrong_shapes_name_the_position() {
         for (doc, at) in [
             (r#"[]"#, "the top level"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":5,"Resource":"*"}]}"#, "Statement[0].Action[0]"),
-            (r#"{"Statement":[{"Effect":"Maybe","Action":"s3:*","Resource":"*"}]}"#, "Statement[0].Effect"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":"s3:*"}]}"#, "Statement[0]"),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":5,"Resource":"*"}]}"#,
+                "Statement[0].Action[0]",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Maybe","Action":"s3:*","Resource":"*"}]}"#,
+                "Statement[0].Effect",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"s3:*"}]}"#,
+                "Statement[0]",
+            ),
         ] {
             let v = json(doc).unwrap_or(Value::Null);
             match summarise(&v) {

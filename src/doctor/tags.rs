@@ -214,14 +214,8 @@ pub fn tag_char(c: char) -> bool {
         || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
         || matches!(
             c,
-            ' ' | '\u{a0}'
-                | '\u{1680}'
-                | '\u{2000}'..='\u{200a}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202f}'
-                | '\u{205f}'
-                | '\u{3000}'
+            ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
         )
 }
 
@@ -281,7 +275,11 @@ pub fn check(cx: &mut Context, report: &mut Report) {
         ));
     }
     for t in tags.tags.iter().filter(|t| t.dropped.is_some()) {
-        let why = t.dropped.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        let why = t
+            .dropped
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
         report.push(Finding::warning(
             Check::Tags,
             format!("aws:PrincipalTag/{}", t.key),
@@ -423,10 +421,14 @@ mod tests {
 
     #[test]
     fn session_tag_characters() {
-        for c in ['a', 'Z', 'ß', '7', '٣', ' ', '\u{3000}', '_', '.', ':', '/', '=', '+', '-', '@'] {
+        for c in [
+            'a', 'Z', 'ß', '7', '٣', ' ', '\u{3000}', '_', '.', ':', '/', '=', '+', '-', '@',
+        ] {
             assert!(tag_char(c), "{c:?}");
         }
-        for c in [',', ';', '\t', '\n', '\0', '*', '"', '\\', '\u{202e}', '#', '!'] {
+        for c in [
+            ',', ';', '\t', '\n', '\0', '*', '"', '\\', '\u{202e}', '#', '!',
+        ] {
             assert!(!tag_char(c), "{c:?}");
         }
     }

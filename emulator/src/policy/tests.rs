@@ -582,7 +582,11 @@ fn emulator_decides_every_shared_policy_case_as_the_table_says() {
             for (k, v) in keys {
                 let values: Vec<String> = v
                     .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 ctx = ctx.with_key(k, values);
             }
@@ -615,8 +619,10 @@ fn emulator_decides_every_shared_policy_case_as_the_table_says() {
                         match &miss.reason {
                             MissReason::Principal => json!({"statement": i, "reason": "principal"}),
                             MissReason::Action => json!({"statement": i, "reason": "action"}),
-                            MissReason::Condition(c) => json!({"statement": i, "reason": "condition",
-                                "operator": c.operator, "key": c.key}),
+                            MissReason::Condition(c) => {
+                                json!({"statement": i, "reason": "condition",
+                                "operator": c.operator, "key": c.key})
+                            }
                         }
                     })
                     .collect();
@@ -636,7 +642,10 @@ fn emulator_decides_every_shared_policy_case_as_the_table_says() {
         .filter_map(|case| {
             let got = observed(case);
             (got.as_ref().ok() != Some(&case["expect"])).then(|| {
-                format!("{}: expected {}, the emulator decided {got:?}", case["name"], case["expect"])
+                format!(
+                    "{}: expected {}, the emulator decided {got:?}",
+                    case["name"], case["expect"]
+                )
             })
         })
         .collect();

@@ -222,10 +222,15 @@ impl DocError {
 
 /// Reads `text` as a JSON value, naming the position of a syntax error.
 pub fn json(text: &str) -> Result<Value, DocError> {
-    serde_json::from_str(text).map_err(|e| DocError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json's text ends with the position, which the error shows once already.
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        DocError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
+        }
     })
 }
 
@@ -277,9 +282,6 @@ impl Policy {
         }
         let statements = match top.get("Statement") {
             None => return Err(DocError::at("the top level", "no Statement")),
-            Some(Value::Array(list)) if list.is_empty() => {
-                return Err(DocError::at("Statement", "an empty list of statements"));
-            }
             Some(Value::Array(list)) => list
                 .iter()
                 .enumerate()
@@ -522,7 +524,10 @@ fn condition_values(v: &Value, at: &str) -> Result<Vec<String>, DocError> {
             Value::Bool(b) => Ok(b.to_string()),
             other => Err(DocError::at(
                 at,
-                format!("a condition value is a string, number or boolean, not {}", kind(other)),
+                format!(
+                    "a condition value is a string, number or boolean, not {}",
+                    kind(other)
+                ),
             )),
         }
     }

@@ -286,9 +286,18 @@ mod tests {
         let a = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/x";
         assert!(arn_match(a, a));
         assert!(arn_match("arn:aws:rolesanywhere:*:123456789012:*", a));
-        assert!(arn_match("arn:aws:rolesanywhere:us-east-?:*:trust-anchor/*", a));
-        assert!(!arn_match("arn:aws:rolesanywhere:us-east-1:123456789012", a));
+        assert!(arn_match(
+            "arn:aws:rolesanywhere:us-east-?:*:trust-anchor/*",
+            a
+        ));
+        assert!(!arn_match(
+            "arn:aws:rolesanywhere:us-east-1:123456789012",
+            a
+        ));
         assert!(!arn_match("*", a));
-        assert!(arn_match("arn:aws:s3:::b/k:with:colons", "arn:aws:s3:::b/k:with:colons"));
+        assert!(arn_match(
+            "arn:aws:s3:::b/k:with:colons",
+            "arn:aws:s3:::b/k:with:colons"
+        ));
     }
 }

@@ -356,7 +356,9 @@ fn evaluate(policy: &Policy, known: &Known, object: &str, report: &mut Report) {
             .unwrap_or_else(|| format!("statement {i}"))
     };
     let unknown_note = match (known.tags.is_none(), known.trust_anchor_arn.is_none()) {
-        (true, true) => " (no certificate and no --trust-anchor-arn: conditions on them were not judged)",
+        (true, true) => {
+            " (no certificate and no --trust-anchor-arn: conditions on them were not judged)"
+        }
         (true, false) => " (no certificate: conditions on its tags were not judged)",
         (false, true) => " (no --trust-anchor-arn: conditions on aws:SourceArn were not judged)",
         (false, false) => "",
@@ -404,7 +406,8 @@ fn evaluate(policy: &Policy, known: &Known, object: &str, report: &mut Report) {
                         .join(" and ")
                 )
             };
-            let cause = format!("explicitly denies {ASSUME_ROLE}{why}; a Deny overrides every Allow");
+            let cause =
+                format!("explicitly denies {ASSUME_ROLE}{why}; a Deny overrides every Allow");
             let fix = "remove or narrow the Deny statement, or use a certificate it does not match";
             let o = format!("{object} {}", name(*statement));
             report.push(if unjudged {
@@ -440,7 +443,9 @@ fn evaluate(policy: &Policy, known: &Known, object: &str, report: &mut Report) {
                 "Roles Anywhere passes the certificate's attributes as session tags{}, and STS \
                  refuses to assume a role with session tags unless its trust policy allows \
                  {TAG_SESSION}: CreateSession will be refused (AccessDenied)",
-                tag_count.map(|n| format!(" ({n} here)")).unwrap_or_default()
+                tag_count
+                    .map(|n| format!(" ({n} here)"))
+                    .unwrap_or_default()
             ),
         ),
         (
@@ -478,5 +483,159 @@ fn evaluate(policy: &Policy, known: &Known, object: &str, report: &mut Report) {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    const SEEDS: &str = include_str!("../../../emulator/testdata/seeds-trust-policy.json");
+
+    fn run(policy: &str, cn: Option<&str>, arn: Option<&str>) -> Vec<Finding> {
+        let tags = cn.map(|cn| {
+            crate::doctor::tags::derive(
+                &[("2.5.4.3".to_string(), cn.to_string())],
+                &[],
+                &crate::certs::AltNames::default(),
+                "01",
+            )
+        });
+        let mut request = Request::new(SERVICE);
+        if let Some(t) = &tags {
+            for (k, v) in t.kept() {
+                request.set(&format!("{TAG_PREFIX}{k}"), vec![v.to_string()]);
+            }
+        }
+        if let Some(a) = arn {
+            request.set(SOURCE_ARN, vec![a.to_string()]);
+        }
+        let known = Known {
+            request,
+            tags: tags.as_ref(),
+            trust_anchor_arn: arn,
+        };
+        let mut report = Report::default();
+        match Policy::parse(policy) {
+            Ok(p) => evaluate(&p, &known, "trust policy t.json", &mut report),
+            Err(e) => panic!("{e}"),
+        }
+        report.findings().to_vec()
+    }
+
+    #[test]
+    fn conditions_on_unknown_values_are_unjudged_not_failed() {
+        let f = run(SEEDS, Some("backup-server.corp.example.com"), None);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].status, Status::Warning, "{f:?}");
+        assert!(
+            f[0].cause
+                .contains("conditions on aws:SourceArn cannot be judged"),
+            "{f:?}"
+        );
+        // A CN that does not match still fails, whatever the ARN.
+        let f = run(SEEDS, Some("other"), None);
+        assert_eq!(f[0].status, Status::Failed, "{f:?}");
+        // No certificate: the CN condition is unjudged.
+        let anchor = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/abcd1234-ef56-gh78-ij90-klmnopqrstuv";
+        let f = run(SEEDS, None, Some(anchor));
+        assert_eq!(f[0].status, Status::Warning, "{f:?}");
+        assert!(f[0].cause.contains("no certificate was read"), "{f:?}");
+    }
+
+    #[test]
+    fn an_explicit_deny_names_its_statement() {
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","Principal":{"Service":"rolesanywhere.amazonaws.com"},"Action":"sts:*"},
+            {"Sid":"NoWeb","Effect":"Deny","Principal":"*","Action":"sts:AssumeRole",
+             "Condition":{"StringLike":{"aws:PrincipalTag/x509Subject/CN":"web-*"}}}]}"#;
+        let f = run(
+            doc,
+            Some("web-1"),
+            Some("arn:aws:rolesanywhere:us-east-1:1:trust-anchor/x"),
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].status, Status::Failed);
+        assert_eq!(f[0].object, "trust policy t.json statement 1 (\"NoWeb\")");
+        assert!(f[0].cause.starts_with("explicitly denies sts:AssumeRole because StringLike aws:PrincipalTag/x509Subject/CN holds (web-1)"), "{f:?}");
+    }
+
+    #[test]
+    fn no_statement_for_the_service_principal_fails() {
+        let doc = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let f = run(doc, Some("web-1"), None);
+        assert_eq!(f[0].status, Status::Failed);
+        assert!(
+            f[0].cause.contains(
+                "no Allow statement names the principal Service rolesanywhere.amazonaws.com"
+            ),
+            "{f:?}"
+        );
+        let f = run(r#"{"Statement":[]}"#, Some("web-1"), None);
+        assert_eq!(f[0].status, Status::Failed);
+    }
+
+    /// Wrong types anywhere are errors with a position, never panics.
+    #[test]
+    fn malformed_documents_are_refused_with_their_position() {
+        let cases = [
+            ("null", "the top level"),
+            (r#"{"Statement":5}"#, "Statement"),
+            (r#"{"Statement":[5]}"#, "Statement[0]"),
+            (r#"{"Version":1,"Statement":[]}"#, "Version"),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":7,"Action":"x"}}"#,
+                "Statement.Principal",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":{"Service":[1]},"Action":"x"}}"#,
+                "Statement.Principal.Service[0]",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":[]}}"#,
+                "Statement.Action",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Condition":[]}}"#,
+                "Statement.Condition",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Condition":{"StringEquals":"v"}}}"#,
+                "Statement.Condition.StringEquals",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Condition":{"StringEquals":{"k":null}}}}"#,
+                "Statement.Condition.StringEquals.k",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Condition":{"StringEquals":{"k":[[1]]}}}}"#,
+                "Statement.Condition.StringEquals.k[0]",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Condition":{"Nope":{"k":"v"}}}}"#,
+                "Statement.Condition.Nope",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Condition":{"Null":{"k":"maybe"}}}}"#,
+                "Statement.Condition.Null.k",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Resource":"*"}}"#,
+                "Statement.Resource",
+            ),
+        ];
+        for (doc, at) in cases {
+            match Policy::parse(doc) {
+                Err(DocError::Structure { at: a, .. }) => assert_eq!(a, at, "{doc}"),
+                other => panic!("{doc}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Policy::parse(
+                r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"x","Condition":{"Bool":{"aws:SecureTransport":"true"}}}}"#
+            ),
+            Err(DocError::NotJudged { .. })
+        ));
     }
 }
