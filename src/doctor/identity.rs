@@ -172,8 +172,18 @@ fn open_key(
         Ok(s) => Some(s),
         Err(e) => {
             report.push(key_failure(opts, &e));
-            if token_certificate && certificates.leaf.is_none() && !is_login_failure(&e) {
-                token_leaf(opts, now, certificates, report);
+            if token_certificate && certificates.leaf.is_none() {
+                if is_login_failure(&e) {
+                    certificates.reported = true;
+                    report.push(Finding::skipped(
+                        Check::Identity,
+                        format!("certificate {}", certificates.source),
+                        "not read: the login above failed, and it is not tried again (wrong PINs \
+                         count towards locking the token); fix the PIN source and run doctor again",
+                    ));
+                } else {
+                    token_leaf(opts, now, certificates, report);
+                }
             }
             None
         }
@@ -220,9 +230,10 @@ fn token_leaf(
 /// The finding for a key that did not open. The error names the object and the cause (never a
 /// secret's value); the fix depends on what failed.
 fn key_failure(opts: &KeyOptions, e: &signer::Error) -> Finding {
-    let object = match opts.private_key.as_deref() {
-        Some(k) => format!("private key {}", crate::text::redact(k)),
-        None => "private key".to_string(),
+    let object = match (opts.private_key.as_deref(), opts.certificate.as_deref()) {
+        (Some(k), _) => format!("private key {}", crate::text::redact(k)),
+        (None, Some(c)) => format!("private key of certificate {}", crate::text::redact(c)),
+        (None, None) => "private key".to_string(),
     };
     let fix = match e {
         signer::Error::NoPrivateKey => {

@@ -429,3 +429,104 @@ fn a_sha1_signature_fails() {
     );
     id(&run, "passed", &["opens and matches"]);
 }
+
+/// A token key: the right PIN source opens it and the token's certificate is checked; a wrong
+/// one fails once (one C_Login when OpenSC's spy module is there to count), the PIN never shown.
+#[test]
+fn a_token_key_with_right_and_wrong_pin_sources() {
+    use hsm_tests::softhsm::{self, MODULE, PIN, SoftHsm};
+    let Some(hsm) = SoftHsm::new() else { return };
+    let env = Env::new();
+    hsm.init_token("ra");
+    let public = hsm.keygen("ra", "EC:prime256v1", "01", "k", &[]);
+    let serial = env.issue_with(&env.ca, "tok", public, |r| {
+        r.not_after = OffsetDateTime::now_utc() + time::Duration::days(365);
+    });
+    hsm.write_cert(
+        "ra",
+        &std::fs::read_to_string(env.path("tok.pem")).unwrap(),
+        "01",
+        "k",
+    );
+    std::fs::write(env.path("pin.txt"), PIN).unwrap();
+    std::fs::write(env.path("wrong-pin.txt"), "98765").unwrap();
+    let log = env.path("spy.log");
+    let spy = softhsm::spy_module();
+    let module = spy.as_deref().map_or(MODULE.to_string(), path_str);
+    let vars = hsm.spy_env(&log);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run_with = |pin_file: &str| {
+        let uri = format!(
+            "pkcs11:token=ra;object=k;type=cert?pin-source=file:{}",
+            env.p(pin_file)
+        );
+        let run = env.run(
+            &[
+                "doctor",
+                "--certificate",
+                &uri,
+                "--pkcs11-lib",
+                &module,
+                "--trust-anchor-arn",
+                TRUST_ANCHOR,
+                "--profile-arn",
+                PROFILE,
+                "--role-arn",
+                ROLE,
+            ],
+            &vars,
+        );
+        eprintln!(
+            "--- doctor (exit {}):\n{}{}",
+            run.code, run.stdout, run.stderr
+        );
+        run
+    };
+
+    let run = run_with("pin.txt");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    id(
+        &run,
+        "passed",
+        &[
+            "private key",
+            "opens and matches certificate pkcs11:token=ra",
+        ],
+    );
+    id(
+        &run,
+        "passed",
+        &[
+            &format!("(serial {serial}, CN=tok)"),
+            "is an end-entity certificate",
+        ],
+    );
+
+    let _ = std::fs::remove_file(&log);
+    let run = run_with("wrong-pin.txt");
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    id(
+        &run,
+        "failed",
+        &[
+            "private key of certificate pkcs11:token=ra",
+            "CKR_PIN_INCORRECT",
+            "fix: check the PIN source",
+        ],
+    );
+    id(
+        &run,
+        "skipped",
+        &["certificate pkcs11:token=ra", "not tried again"],
+    );
+    for out in [&run.stdout, &run.stderr] {
+        assert!(!out.contains("98765"), "{out}");
+    }
+    if spy.is_some() {
+        assert_eq!(
+            softhsm::count_calls(&log, "C_Login"),
+            1,
+            "a wrong PIN is not retried"
+        );
+    }
+}
