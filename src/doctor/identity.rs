@@ -361,13 +361,6 @@ fn leaf_findings(
         )),
     }
     match has(&|p| matches!(p, LeafProblem::NoDigitalSignature | LeafProblem::NoKeyUsage)) {
-        Some(LeafProblem::NoKeyUsage) => report.push(Finding::warning(
-            Check::Identity,
-            name,
-            "has no keyUsage extension: the emulator accepts that, but Roles Anywhere's \
-             documentation asks for keyUsage digitalSignature",
-            format!("{reissue} with keyUsage digitalSignature"),
-        )),
         Some(p) => report.push(fail(
             p,
             &format!("{reissue} with digitalSignature in its keyUsage"),
