@@ -201,7 +201,13 @@ mod tests {
             }
         );
         let c = client("https://h.example", &[("ALL_PROXY", "proxy.example:8080")]);
-        assert!(matches!(c.route(), Route::Proxy { variable: "ALL_PROXY", .. }));
+        assert!(matches!(
+            c.route(),
+            Route::Proxy {
+                variable: "ALL_PROXY",
+                ..
+            }
+        ));
         // HTTP_PROXY does not apply to an https endpoint.
         let c = client("https://h.example", &[("HTTP_PROXY", "proxy.example:8080")]);
         assert_eq!(c.route(), Route::Direct);

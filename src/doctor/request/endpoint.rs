@@ -106,15 +106,17 @@ pub(super) fn check(cx: &Context, report: &mut Report) {
                     ),
                 ));
             } else {
-                report.push(
-                    super::arns::no_verify_ssl().with_fix(
-                        "drop --no-verify-ssl (the connection worked but the server's \
+                report.push(super::arns::no_verify_ssl().with_fix(
+                    "drop --no-verify-ssl (the connection worked but the server's \
                          certificate was not checked); for a private CA or a TLS-inspecting \
                          proxy set AWS_CA_BUNDLE to its PEM file",
-                    ),
-                );
+                ));
             }
-            report.push(clock(probe.date.as_deref(), probe.sent_at, probe.received_at));
+            report.push(clock(
+                probe.date.as_deref(),
+                probe.sent_at,
+                probe.received_at,
+            ));
         }
         Err(e) => {
             report.push(probe_failure(

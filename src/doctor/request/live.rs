@@ -135,7 +135,9 @@ fn explain_refusal(status: u16, error_type: &str, message: &str) -> &'static str
         return "the profile does not list the role: see check 3 (request: --role-arn and the \
                 profile's roles)";
     }
-    if error_type == "ResourceNotFoundException" || m.contains("not found") || m.contains("disabled")
+    if error_type == "ResourceNotFoundException"
+        || m.contains("not found")
+        || m.contains("disabled")
     {
         return "the trust anchor or profile is missing or disabled in this region and account: see \
                 check 3 (request: the ARNs)";
@@ -173,7 +175,12 @@ mod tests {
     #[test]
     fn refusals_map_to_the_check_that_explains_them() {
         for (status, error_type, message, check) in [
-            (403, "AccessDeniedException", "Untrusted signing certificate", "check 2"),
+            (
+                403,
+                "AccessDeniedException",
+                "Untrusted signing certificate",
+                "check 2",
+            ),
             (
                 403,
                 "AccessDeniedException",
