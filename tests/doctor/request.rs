@@ -630,3 +630,30 @@ fn a_proxy_in_use_is_named_without_its_password() {
     );
     line(&run, "passed", 7, &["credentials issued"]);
 }
+
+#[test]
+fn live_create_session_waits_for_a_key_that_opens() {
+    let env = Env::new();
+    env.leaf("leaf");
+    // A key that is not the certificate's: check 1 cannot open the identity, so check 7 has
+    // nothing to sign with (the endpoint itself is fine).
+    env.openssl_key(
+        "other",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let emu = env.emulator();
+    let run = doctor(
+        &env,
+        &emu.url(),
+        &["--live", "--private-key", &env.p("other.key")],
+        &[],
+    );
+    line(&run, "passed", 3, &["clock: ", "agree within a minute"]);
+    line(
+        &run,
+        "skipped",
+        7,
+        &["CreateSession: not attempted: the key did not open (check 1)"],
+    );
+    assert_eq!(emu.sessions_issued(), 0);
+}

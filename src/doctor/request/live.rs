@@ -27,14 +27,6 @@ pub(super) fn check(cx: &mut Context, report: &mut Report) {
         ));
         return;
     };
-    let Some(identity) = &cx.identity else {
-        report.push(Finding::skipped(
-            Check::Live,
-            "CreateSession",
-            "not attempted: the key did not open (check 1)",
-        ));
-        return;
-    };
     if super::endpoint_unreachable(report) {
         report.push(Finding::skipped(
             Check::Live,
@@ -43,6 +35,14 @@ pub(super) fn check(cx: &mut Context, report: &mut Report) {
         ));
         return;
     }
+    let Some(identity) = &cx.identity else {
+        report.push(Finding::skipped(
+            Check::Live,
+            "CreateSession",
+            "not attempted: the key did not open (check 1)",
+        ));
+        return;
+    };
     let object = format!("CreateSession at {}", s.endpoint.display_url());
     let client = match Client::new(s.endpoint.clone(), &s.client) {
         Ok(c) => c,
