@@ -159,7 +159,7 @@ impl KeyType {
             PublicKey::Rsa { bits: 2048, .. } => Some(KeyType::Rsa2048),
             PublicKey::Rsa { bits: 3072, .. } => Some(KeyType::Rsa3072),
             PublicKey::Rsa { bits: 4096, .. } => Some(KeyType::Rsa4096),
-            PublicKey::Rsa { .. } => None,
+            PublicKey::Rsa { .. } | PublicKey::MlDsa { .. } => None,
         }
     }
 }
