@@ -1,5 +1,6 @@
 //! A small file-backed test CA: root and intermediate CAs, leaf certificates from new keys, CSRs or
-//! public keys, and a cumulative CRL.
+//! public keys, and a cumulative CRL. CAs sign with EC or RSA keys; leaves may also hold ML-DSA
+//! keys (their SubjectPublicKeyInfo goes into the certificate as given, see [`sign_certificate`]).
 //!
 //! Owns the CA directory layout (`ca.pem`, `ca.key` 0600, `chain.pem` for intermediates,
 //! `issued.txt`, `revoked.txt`, `crl.pem`). It is for tests and demos: it must not be mistaken for
@@ -20,7 +21,7 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::crypto::{self, PublicKey};
+use crate::crypto::{self, MlDsaLevel, PublicKey};
 use crate::{der, files};
 
 /// What went wrong in a CA operation.
@@ -136,7 +137,26 @@ pub enum KeyType {
     Rsa3072,
     /// RSA 4096.
     Rsa4096,
+    /// ML-DSA-44 (leaf keys only: the CA signs with EC or RSA).
+    MlDsa44,
+    /// ML-DSA-65 (leaf keys only).
+    MlDsa65,
+    /// ML-DSA-87 (leaf keys only).
+    MlDsa87,
 }
+
+/// Every key type, in the order the command line lists them.
+const KEY_TYPES: [KeyType; 9] = [
+    KeyType::EcP256,
+    KeyType::EcP384,
+    KeyType::EcP521,
+    KeyType::Rsa2048,
+    KeyType::Rsa3072,
+    KeyType::Rsa4096,
+    KeyType::MlDsa44,
+    KeyType::MlDsa65,
+    KeyType::MlDsa87,
+];
 
 impl KeyType {
     /// The command-line name (`ec-p256`, `rsa-2048`…).
@@ -148,6 +168,19 @@ impl KeyType {
             KeyType::Rsa2048 => "rsa-2048",
             KeyType::Rsa3072 => "rsa-3072",
             KeyType::Rsa4096 => "rsa-4096",
+            KeyType::MlDsa44 => "ml-dsa-44",
+            KeyType::MlDsa65 => "ml-dsa-65",
+            KeyType::MlDsa87 => "ml-dsa-87",
+        }
+    }
+
+    /// The ML-DSA parameter set, for the ML-DSA key types.
+    pub fn ml_dsa_level(self) -> Option<MlDsaLevel> {
+        match self {
+            KeyType::MlDsa44 => Some(MlDsaLevel::MlDsa44),
+            KeyType::MlDsa65 => Some(MlDsaLevel::MlDsa65),
+            KeyType::MlDsa87 => Some(MlDsaLevel::MlDsa87),
+            _ => None,
         }
     }
 
@@ -160,6 +193,11 @@ impl KeyType {
             PublicKey::Rsa { bits: 3072, .. } => Some(KeyType::Rsa3072),
             PublicKey::Rsa { bits: 4096, .. } => Some(KeyType::Rsa4096),
             PublicKey::Rsa { .. } => None,
+            PublicKey::MlDsa { level, .. } => Some(match level {
+                MlDsaLevel::MlDsa44 => KeyType::MlDsa44,
+                MlDsaLevel::MlDsa65 => KeyType::MlDsa65,
+                MlDsaLevel::MlDsa87 => KeyType::MlDsa87,
+            }),
         }
     }
 }
@@ -167,19 +205,16 @@ impl KeyType {
 impl FromStr for KeyType {
     type Err = Error;
     fn from_str(s: &str) -> Result<KeyType, Error> {
-        [
-            KeyType::EcP256,
-            KeyType::EcP384,
-            KeyType::EcP521,
-            KeyType::Rsa2048,
-            KeyType::Rsa3072,
-            KeyType::Rsa4096,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
-        .ok_or_else(|| {
-            Error::Request(format!("unknown key type {s:?} (expected ec-p256, ec-p384, ec-p521, rsa-2048, rsa-3072 or rsa-4096)"))
-        })
+        KEY_TYPES
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = KEY_TYPES.iter().map(|k| k.name()).collect();
+                Error::Request(format!(
+                    "unknown key type {s:?} (expected one of {})",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -239,11 +274,38 @@ fn generate_key(kind: KeyType) -> Result<GeneratedKey, Error> {
                     .map_err(crypto("cannot encode the RSA public key"))?;
             (der.as_bytes().to_vec(), spki.as_bytes().to_vec())
         }
+        KeyType::MlDsa44 => ml_dsa_key::<ml_dsa::MlDsa44>()?,
+        KeyType::MlDsa65 => ml_dsa_key::<ml_dsa::MlDsa65>()?,
+        KeyType::MlDsa87 => ml_dsa_key::<ml_dsa::MlDsa87>()?,
     };
     Ok(GeneratedKey {
         pkcs8: SecretKeyDer(pkcs8),
         spki,
     })
+}
+
+/// A new ML-DSA key from a random seed: its PKCS#8 in the seed-only form (`privateKey` holds
+/// `[0] IMPLICIT OCTET STRING` with the 32-byte seed, as Python `cryptography` writes it) and its
+/// SubjectPublicKeyInfo (the parameter set's OID, no parameters, the encoded key as BIT STRING).
+fn ml_dsa_key<P>() -> Result<(Vec<u8>, Vec<u8>), Error>
+where
+    P: ml_dsa::MlDsaParams,
+    P: ml_dsa::pkcs8::spki::AssociatedAlgorithmIdentifier<
+            Params = ml_dsa::pkcs8::der::AnyRef<'static>,
+        >,
+{
+    use ml_dsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+    let mut seed = ml_dsa::Seed::default();
+    fill_random(&mut seed);
+    let sk = ml_dsa::SigningKey::<P>::from_seed(&seed);
+    zeroize::Zeroize::zeroize(seed.as_mut_slice());
+    let pkcs8 = sk
+        .to_pkcs8_der()
+        .map_err(crypto("cannot encode the ML-DSA key"))?;
+    let spki = ml_dsa::signature::Keypair::verifying_key(&sk)
+        .to_public_key_der()
+        .map_err(crypto("cannot encode the ML-DSA public key"))?;
+    Ok((pkcs8.as_bytes().to_vec(), spki.as_bytes().to_vec()))
 }
 
 /// A CA: its certificate and signing key, stored in a directory.
@@ -410,7 +472,8 @@ fn parse_san(san: &str) -> Result<SanType, Error> {
 }
 
 /// Stands in for the subject key while rcgen builds the TBS; the real SubjectPublicKeyInfo is
-/// spliced in afterwards so that any key type (P-521, any RSA size) can be certified.
+/// spliced in afterwards so that any key type (P-521, any RSA size, ML-DSA, which rcgen does not
+/// know as a subject key) can be certified, all through this one path.
 struct Placeholder(Vec<u8>);
 
 impl PublicKeyData for Placeholder {
@@ -468,6 +531,12 @@ fn signing_key(kind: KeyType, pkcs8: &SecretKeyDer) -> Result<KeyPair, Error> {
             return Err(Error::Request(
                 "a CA key cannot be ec-p521 (this CA signs with ring, which has no P-521); use ec-p256, ec-p384 or rsa-*".into(),
             ));
+        }
+        KeyType::MlDsa44 | KeyType::MlDsa65 | KeyType::MlDsa87 => {
+            return Err(Error::Request(format!(
+                "a CA key cannot be {} (this CA signs certificates and CRLs with ECDSA or RSA; ML-DSA keys are for leaf certificates); use ec-p256, ec-p384 or rsa-*",
+                kind.name()
+            )));
         }
     };
     let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.0.as_slice());
@@ -802,6 +871,11 @@ fn csr_public_key(bytes: &[u8]) -> Result<Vec<u8>, Error> {
     let spki = &csr.certification_request_info.subject_pki;
     let key =
         PublicKey::from_spki(spki).map_err(|e| bad(format!("CSR key cannot be certified: {e}")))?;
+    if let PublicKey::MlDsa { level, .. } = key {
+        return Err(bad(format!(
+            "the CSR is for an {level} key, and this CA checks CSR self-signatures made with EC or RSA keys only; certify the key from its public key instead (`ca issue --public-key`, IssueRequest with KeySource::PublicKeyPem)"
+        )));
+    }
     crypto::verify_signed_object(&der, &csr.signature_algorithm, &key)
         .map_err(|e| bad(format!("CSR self-signature is invalid ({e}); refusing to certify a key whose possession is not proven")))?;
     Ok(spki.raw.to_vec())

@@ -80,7 +80,7 @@ pub enum CaCommand {
         /// CA directory.
         #[arg(long)]
         dir: PathBuf,
-        /// ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.
+        /// ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096 (the CA signs with ECDSA or RSA).
         #[arg(long, default_value = "ec-p256")]
         key_type: KeyType,
         /// The CA's common name.
@@ -122,10 +122,11 @@ pub struct IssueArgs {
     /// Certify the key of this PKCS#10 request (its signature is checked).
     #[arg(long)]
     pub csr: Option<PathBuf>,
-    /// Certify this public key (PEM SubjectPublicKeyInfo).
+    /// Certify this public key (PEM SubjectPublicKeyInfo: EC, RSA or ML-DSA).
     #[arg(long)]
     pub public_key: Option<PathBuf>,
-    /// Generate a key of this type.
+    /// Generate a key of this type: ec-p256, ec-p384, ec-p521, rsa-2048, rsa-3072, rsa-4096,
+    /// ml-dsa-44, ml-dsa-65 or ml-dsa-87.
     #[arg(long, requires = "key_out")]
     pub new_key: Option<KeyType>,
     /// Where to write the new key (PKCS#8 PEM, mode 0600).
@@ -166,7 +167,7 @@ pub struct InitArgs {
     /// CA key type.
     #[arg(long, default_value = "ec-p256")]
     pub key_type: KeyType,
-    /// Client key type.
+    /// Client key type (any `ca issue --new-key` type, ML-DSA included).
     #[arg(long, default_value = "ec-p256")]
     pub client_key_type: KeyType,
 }

@@ -259,11 +259,19 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
     write_private(&config_path, &config)?;
     // Prove the written config loads before telling the user to use it.
     Config::from_file(&config_path).context("internal error: the configuration just written")?;
-    println!("TRUST_ANCHOR_ARN={anchor}");
-    println!("PROFILE_ARN={profile}");
-    println!("ROLE_ARN={role}");
-    println!("AWS_ACCESS_KEY_ID={access_key_id}");
-    println!("AWS_SECRET_ACCESS_KEY={}", secret.as_str());
+    // One write, its failure an error (a closed pipe: `init | head -1`), never a panic.
+    let lines = zeroize::Zeroizing::new(format!(
+        "TRUST_ANCHOR_ARN={anchor}\nPROFILE_ARN={profile}\nROLE_ARN={role}\n\
+         AWS_ACCESS_KEY_ID={access_key_id}\nAWS_SECRET_ACCESS_KEY={}\n",
+        secret.as_str()
+    ));
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        out.write_all(lines.as_bytes())
+            .and_then(|()| out.flush())
+            .context("cannot write the settings to stdout")?;
+    }
     eprintln!(
         "wrote {}, {}, {} and {}",
         config_path.display(),

@@ -20,6 +20,9 @@ use crate::crypto::{self, Hash, PublicKey};
 pub const ALG_RSA: &str = "AWS4-X509-RSA-SHA256";
 /// Algorithm name for EC keys of any curve.
 pub const ALG_ECDSA: &str = "AWS4-X509-ECDSA-SHA256";
+/// Algorithm name for ML-DSA-44/65/87 keys: a pure ML-DSA signature (empty context) over the
+/// string to sign itself, not over a hash of it.
+pub const ALG_MLDSA: &str = "AWS4-X509-MLDSA";
 /// Allowed distance between X-Amz-Date and now, in seconds.
 pub const MAX_SKEW_SECONDS: i64 = 300;
 /// Most intermediates accepted in X-Amz-X509-Chain.
@@ -134,7 +137,7 @@ fn not_found(message: impl Into<String>) -> Refusal {
 /// The parsed `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
-    /// `AWS4-X509-RSA-SHA256` or `AWS4-X509-ECDSA-SHA256`.
+    /// `AWS4-X509-RSA-SHA256`, `AWS4-X509-ECDSA-SHA256` or `AWS4-X509-MLDSA`.
     pub algorithm: String,
     /// The serial in `Credential=`, base 10.
     pub serial: String,
@@ -412,9 +415,9 @@ fn authenticate(
         .ok_or_else(|| deny("missing authentication: no authorization header"))?;
     let auth = parse_authorization(auth_value)
         .map_err(|e| deny(format!("malformed authorization header: {e}")))?;
-    if auth.algorithm != ALG_RSA && auth.algorithm != ALG_ECDSA {
+    if ![ALG_RSA, ALG_ECDSA, ALG_MLDSA].contains(&auth.algorithm.as_str()) {
         return Err(deny(format!(
-            "unsupported signing algorithm {:?} (expected {ALG_RSA} or {ALG_ECDSA})",
+            "unsupported signing algorithm {:?} (expected {ALG_RSA}, {ALG_ECDSA} or {ALG_MLDSA})",
             auth.algorithm
         )));
     }
@@ -475,16 +478,16 @@ fn authenticate(
     let with_serial = signed.tag();
     let leaf_key = PublicKey::from_spki(leaf.public_key())
         .map_err(|e| with_serial(deny(format!("certificate key not usable: {e}"))))?;
-    let expected_alg = if leaf_key.family() == "rsa" {
-        ALG_RSA
-    } else {
-        ALG_ECDSA
+    let expected_alg = match leaf_key {
+        PublicKey::Rsa { .. } => ALG_RSA,
+        PublicKey::MlDsa { .. } => ALG_MLDSA,
+        PublicKey::P256(_) | PublicKey::P384(_) | PublicKey::P521(_) => ALG_ECDSA,
     };
     if auth.algorithm != expected_alg {
         return Err(with_serial(deny(format!(
             "algorithm {} does not fit the certificate's {} key (expected {expected_alg})",
             auth.algorithm,
-            leaf_key.family()
+            leaf_key.describe()
         ))));
     }
     // The service canonicalizes SignedHeaders sorted; a client that signed them in another order
@@ -495,9 +498,19 @@ fn authenticate(
     let canonical = canonical_request(req, &sorted_headers).map_err(|e| with_serial(deny(e)))?;
     let scope = format!("{}/{}/{SERVICE}/aws4_request", auth.date, auth.region);
     let sts = string_to_sign(&auth.algorithm, amz_date, &scope, &canonical);
-    leaf_key
-        .verify(Hash::Sha256, sts.as_bytes(), &auth.signature)
-        .map_err(|_| with_serial(deny("Invalid signature")))?;
+    let checked = if expected_alg == ALG_MLDSA {
+        leaf_key.verify_ml_dsa(sts.as_bytes(), &auth.signature)
+    } else {
+        leaf_key.verify(Hash::Sha256, sts.as_bytes(), &auth.signature)
+    };
+    checked.map_err(|e| {
+        with_serial(deny(match e {
+            // A length that cannot be the key's says more than a failed check: truncated in
+            // transit, or signed with another parameter set.
+            crypto::CryptoError::SignatureLength { .. } => format!("Invalid signature: {e}"),
+            _ => "Invalid signature".to_string(),
+        }))
+    })?;
     if auth.serial != signed.serial_decimal {
         return Err(with_serial(deny(format!(
             "credential serial {} is not the certificate's serial {}",

@@ -54,6 +54,33 @@ impl HttpError {
     pub(super) fn is_timeout(&self) -> bool {
         is_timeout(&self.source)
     }
+
+    /// The step that failed, from the step text every error site above writes.
+    pub(super) fn stage(&self) -> Stage {
+        let step = self.step.as_str();
+        if step.starts_with("resolving") {
+            Stage::Resolve
+        } else if step.starts_with("connecting") || step.starts_with("opening a tunnel") {
+            Stage::Connect
+        } else if step.starts_with("TLS") {
+            Stage::Tls
+        } else {
+            Stage::Http
+        }
+    }
+}
+
+/// The steps of a request, for `doctor` to say which one failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Resolving the host name (of the endpoint, or of the proxy).
+    Resolve,
+    /// Connecting (TCP), or the proxy's tunnel.
+    Connect,
+    /// The TLS handshake (the server's certificate verified).
+    Tls,
+    /// Sending the request or reading the answer.
+    Http,
 }
 
 /// True for the errors a socket time limit produces, and for ours.
@@ -672,7 +699,7 @@ fn tcp_connect(host: &Host<String>, port: u16, deadline: Instant) -> Result<TcpS
 /// The addresses of `name`, before `deadline`. The system resolver cannot be interrupted, so it
 /// runs on a thread of its own that is left behind (and ends when the resolver does) if the
 /// deadline passes first.
-fn resolve(name: &str, port: u16, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+pub(super) fn resolve(name: &str, port: u16, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let query = (name.to_string(), port);
     std::thread::Builder::new()

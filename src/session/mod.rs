@@ -12,7 +12,7 @@
 //! `attempt.rs` is one signed request and its answer; `error.rs` holds [`Error`] with its class and
 //! hint; `http.rs` is the HTTP/1.1 transport. `endpoint.rs`, `proxy.rs` and `tls.rs` turn settings
 //! into what the transport uses;
-//! `response.rs` reads the service's answers.
+//! `response.rs` reads the service's answers; `probe.rs` is `doctor --live`'s look at the endpoint.
 
 mod attempt;
 #[cfg(test)]
@@ -20,6 +20,7 @@ mod client_tests;
 mod endpoint;
 mod error;
 pub(crate) mod http;
+mod probe;
 mod proxy;
 pub(crate) mod response;
 mod retry;
@@ -28,9 +29,11 @@ mod tls;
 pub use attempt::MIN_REMAINING;
 pub use endpoint::Endpoint;
 pub use error::{Error, TransportFailure};
+pub use http::Stage;
+pub use probe::{Probe, ProbeError, Route, parse_http_date};
 pub use proxy::Proxies;
 pub use response::Credentials;
-pub use tls::CaBundle;
+pub use tls::{CaBundle, TrustStore, trust_store};
 
 use std::time::Duration;
 

@@ -20,6 +20,9 @@ pub struct Proxies {
     pub(super) https: Option<Url>,
     /// `NO_PROXY` as given (hosts, domain suffixes, IP addresses or ranges, comma-separated).
     pub(super) no_proxy: Option<String>,
+    /// The variables `http` and `https` came from, for `doctor` to name them.
+    pub(super) http_variable: Option<&'static str>,
+    pub(super) https_variable: Option<&'static str>,
 }
 
 /// The proxy URLs may hold a password: `Debug` names the proxies' hosts only.
@@ -53,7 +56,7 @@ impl Proxies {
         if env("REQUEST_METHOD").is_some() {
             return Ok(Proxies::default());
         }
-        let first = |names: [&'static str; 2]| -> Result<Option<Url>, Error> {
+        let first = |names: [&'static str; 2]| -> Result<Option<(Url, &'static str)>, Error> {
             let mut chosen = None;
             // Every set variable is checked, also one that the other spelling overrides: a typo
             // must not wait for the day the other variable is unset.
@@ -61,14 +64,14 @@ impl Proxies {
                 if let Some(url) = proxy_url(name, env(name))?
                     && chosen.is_none()
                 {
-                    chosen = Some(url);
+                    chosen = Some((url, name));
                 }
             }
             Ok(chosen)
         };
         let all = first(ALL)?;
-        let https = first(HTTPS)?.or_else(|| all.clone());
-        let http = first(HTTP)?.or(all);
+        let (https, https_variable) = first(HTTPS)?.or_else(|| all.clone()).unzip();
+        let (http, http_variable) = first(HTTP)?.or(all).unzip();
         let no_proxy = NO
             .iter()
             .filter_map(|name| env(name))
@@ -78,6 +81,8 @@ impl Proxies {
             http,
             https,
             no_proxy,
+            http_variable,
+            https_variable,
         })
     }
 

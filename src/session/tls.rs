@@ -93,6 +93,100 @@ fn root_store(
     Ok(roots)
 }
 
+/// The trust roots the client verifies the server with, as `doctor` names them.
+#[derive(Debug, Clone)]
+pub struct TrustStore {
+    /// Where the roots come from: `AWS_CA_BUNDLE file /x/ca.pem (it replaces the system roots)`,
+    /// `the system store /etc/ssl/certs/ca-certificates.crt`…
+    pub source: String,
+    /// How many roots it holds (0 with `--no-verify-ssl`, which uses none).
+    pub roots: usize,
+}
+
+/// The trust store `opts` makes the client use, read exactly as [`client_config`] reads it (the
+/// same precedence, the same errors).
+pub fn trust_store(opts: &ClientOptions) -> Result<TrustStore, Error> {
+    if !opts.verify_tls {
+        return Ok(TrustStore {
+            source: "none: --no-verify-ssl accepts any server certificate".into(),
+            roots: 0,
+        });
+    }
+    let env = |name: &str| std::env::var_os(name);
+    let roots = root_store(opts.ca_bundle.as_ref(), &env)?.roots.len();
+    Ok(TrustStore {
+        source: store_source(opts.ca_bundle.as_ref(), &env),
+        roots,
+    })
+}
+
+/// Where [`root_store`] takes the roots from, in words.
+fn store_source(bundle: Option<&CaBundle>, env: &dyn Fn(&str) -> Option<OsString>) -> String {
+    let dirs = cert_dirs(env);
+    let shown_dirs = || {
+        dirs.iter()
+            .map(|d| crate::text::path(d))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    match bundle {
+        Some(b) if b.replaces_system_roots() => format!(
+            "{} file {} (it replaces the system roots)",
+            b.variable,
+            crate::text::path(&b.path)
+        ),
+        Some(b) if dirs.is_empty() => {
+            format!("{} file {}", b.variable, crate::text::path(&b.path))
+        }
+        Some(b) => format!(
+            "{} file {} and SSL_CERT_DIR {}",
+            b.variable,
+            crate::text::path(&b.path),
+            shown_dirs()
+        ),
+        None => {
+            let file = env("SSL_CERT_FILE").filter(|v| !v.is_empty());
+            match (file, dirs.is_empty()) {
+                (Some(f), true) => format!("SSL_CERT_FILE file {}", crate::text::path(f.as_ref())),
+                (Some(f), false) => format!(
+                    "SSL_CERT_FILE file {} and SSL_CERT_DIR {}",
+                    crate::text::path(f.as_ref()),
+                    shown_dirs()
+                ),
+                (None, false) => format!("SSL_CERT_DIR {}", shown_dirs()),
+                (None, true) => platform_source(),
+            }
+        }
+    }
+}
+
+/// The platform's store as [`platform_roots`] reads it.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn platform_source() -> String {
+    let probe = openssl_probe::probe();
+    match probe.cert_file {
+        Some(file) => format!("the system store {}", crate::text::path(&file)),
+        None if probe.cert_dir.is_empty() => {
+            "the system store (none found: no CA bundle file or directory)".into()
+        }
+        None => format!(
+            "the system store directories {}",
+            probe
+                .cert_dir
+                .iter()
+                .map(|d| crate::text::path(d))
+                .collect::<Vec<_>>()
+                .join(":")
+        ),
+    }
+}
+
+/// The platform's store as [`platform_roots`] reads it.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn platform_source() -> String {
+    "the platform's certificate store".into()
+}
+
 /// Most certificates read from a CA bundle: system bundles hold about 150 roots.
 const MAX_BUNDLE_CERTIFICATES: usize = 1000;
 

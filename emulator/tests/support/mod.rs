@@ -78,6 +78,9 @@ pub fn leaf(ca: &Ca, kind: KeyType, cn: &str) -> Identity {
     identity(issued, None)
 }
 
+/// Signs the string to sign: its bytes in, the signature out.
+pub type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 /// What to put in the request.
 pub struct Call {
     pub host: String,
@@ -95,6 +98,9 @@ pub struct Call {
     pub unsigned: Vec<String>,
     /// Sign the headers in reverse order (a client bug the service refuses).
     pub reverse_signed_headers: bool,
+    /// Make the signature over the string to sign with this instead of the identity's key (another
+    /// implementation, or a deliberately wrong scheme).
+    pub signer: Option<Signer>,
 }
 
 impl Call {
@@ -115,6 +121,7 @@ impl Call {
             algorithm: None,
             unsigned: Vec::new(),
             reverse_signed_headers: false,
+            signer: None,
         }
     }
 }
@@ -139,6 +146,18 @@ fn sign_bytes(key_pem: &str, msg: &[u8]) -> (Vec<u8>, &'static str) {
     if let Ok(k) = ring::signature::EcdsaKeyPair::from_pkcs8(p256, &der, &rng) {
         let sig = k.sign(&rng, msg).expect("ecdsa sign");
         return (sig.as_ref().to_vec(), "AWS4-X509-ECDSA-SHA256");
+    }
+    // ML-DSA signs the string to sign itself (pure, empty context, deterministic). (The PKCS#8
+    // decoder trait is the one imported for P-384 below.)
+    use ml_dsa::signature::Signer as _;
+    if let Ok(sk) = ml_dsa::SigningKey::<ml_dsa::MlDsa44>::from_pkcs8_der(&der) {
+        return (sk.sign(msg).encode().to_vec(), "AWS4-X509-MLDSA");
+    }
+    if let Ok(sk) = ml_dsa::SigningKey::<ml_dsa::MlDsa65>::from_pkcs8_der(&der) {
+        return (sk.sign(msg).encode().to_vec(), "AWS4-X509-MLDSA");
+    }
+    if let Ok(sk) = ml_dsa::SigningKey::<ml_dsa::MlDsa87>::from_pkcs8_der(&der) {
+        return (sk.sign(msg).encode().to_vec(), "AWS4-X509-MLDSA");
     }
     // ring signs P-384 only with SHA-384; the protocol wants SHA-256 for every curve.
     use p384::ecdsa::signature::hazmat::PrehashSigner as _;
@@ -200,7 +219,10 @@ pub fn sign(id: &Identity, call: &Call) -> Signed {
         call.amz_date,
         sha256_hex(canonical.as_bytes())
     );
-    let (mut sig, _) = sign_bytes(&id.key_pem, sts.as_bytes());
+    let mut sig = match &call.signer {
+        Some(signer) => signer(sts.as_bytes()),
+        None => sign_bytes(&id.key_pem, sts.as_bytes()).0,
+    };
     if call.corrupt_signature {
         let last = sig.len() - 1;
         sig[last] ^= 1;
