@@ -246,6 +246,43 @@ impl Certificate {
         let name = self.signature_algorithm.to_ascii_lowercase();
         name.contains("md5") || name.contains("sha1") || name.contains("sha-1")
     }
+    /// The subject's attributes in certificate order: `(dotted OID, value)`; values that are not
+    /// text (no string type x509-parser can read) are left out.
+    pub fn subject_attributes(&self) -> Vec<(String, String)> {
+        self.parsed()
+            .map(|x| name_attributes(x.subject()))
+            .unwrap_or_default()
+    }
+    /// The issuer's attributes, as [`Certificate::subject_attributes`].
+    pub fn issuer_attributes(&self) -> Vec<(String, String)> {
+        self.parsed()
+            .map(|x| name_attributes(x.issuer()))
+            .unwrap_or_default()
+    }
+    /// The subject alternative names of three kinds, each in certificate order (empty when the
+    /// certificate has no such extension, or a duplicated one).
+    pub fn subject_alt_names(&self) -> AltNames {
+        let mut out = AltNames::default();
+        let Some(x) = self.parsed() else {
+            return out;
+        };
+        if let Ok(Some(san)) = x.subject_alternative_name() {
+            for name in &san.value.general_names {
+                use x509_parser::extensions::GeneralName;
+                match name {
+                    GeneralName::DNSName(d) => out.dns.push((*d).to_string()),
+                    GeneralName::URI(u) => out.uri.push((*u).to_string()),
+                    GeneralName::DirectoryName(n) => out.directory_names.push(name_attributes(n)),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+    /// The certificate parsed again from its DER (it parsed once, so this only fails on a bug).
+    fn parsed(&self) -> Option<X509Certificate<'_>> {
+        X509Certificate::from_der(&self.der).ok().map(|(_, x)| x)
+    }
     /// True when `issuer`'s subject is this certificate's issuer and its key verifies this signature.
     pub fn is_issued_by(&self, issuer: &Certificate) -> bool {
         // Both parsed in `parse`; failing again would mean memory corruption, so "no" is safe.
@@ -355,6 +392,28 @@ fn verify_ecdsa_fallback(sig_oid: &str, tbs: &[u8], sig: &[u8], key: &PublicKey)
 
 /// RFC 4514: last RDN first, `+` inside an RDN, short names for the usual attributes, `#hex` for the
 /// rest.
+/// Subject alternative names of the kinds the service's attribute mapping reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AltNames {
+    /// `dNSName` values.
+    pub dns: Vec<String>,
+    /// `uniformResourceIdentifier` values.
+    pub uri: Vec<String>,
+    /// `directoryName` values, each as its attributes `(dotted OID, value)`.
+    pub directory_names: Vec<Vec<(String, String)>>,
+}
+
+/// Every attribute of `name` with a text value, in certificate order (RDN by RDN, then within a
+/// multi-valued RDN as encoded).
+fn name_attributes(name: &X509Name<'_>) -> Vec<(String, String)> {
+    name.iter_attributes()
+        .filter_map(|atv| {
+            let value = atv.as_str().ok()?;
+            Some((atv.attr_type().to_id_string(), value.to_string()))
+        })
+        .collect()
+}
+
 fn rfc4514(name: &X509Name<'_>) -> String {
     let rdns: Vec<String> = name
         .iter_rdn()

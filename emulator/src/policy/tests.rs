@@ -553,3 +553,101 @@ fn accepted_variants() {
         }
     }
 }
+
+/// `testdata/policy-cases.json` (at the workspace root): the decisions this engine and the
+/// agent's `doctor` (its own, separate engine) must both reach. The file's `about` defines the
+/// fields; this reads them into a [`RequestContext`] and compares [`Policy::evaluate`]'s outcome.
+#[test]
+fn emulator_decides_every_shared_policy_case_as_the_table_says() {
+    use serde_json::{Value, json};
+    const TABLE: &str = include_str!("../../../testdata/policy-cases.json");
+    fn observed(case: &Value) -> Result<Value, String> {
+        let doc = serde_json::to_string(&case["policy"]).map_err(|e| e.to_string())?;
+        let policy = Policy::parse(&doc).map_err(|e| e.to_string())?;
+        let service = case["principal"].as_str().unwrap_or(ROLES_ANYWHERE_SERVICE);
+        let mut ctx = RequestContext::for_service(service);
+        if let Some(tags) = case["tags"].as_object() {
+            ctx = ctx.with_principal_tags(
+                tags.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
+            );
+        }
+        if let Some(si) = case["source_identity"].as_str() {
+            ctx = ctx.with_key("sts:SourceIdentity", [si]);
+        }
+        if let Some(arn) = case["source_arn"].as_str() {
+            ctx = ctx.with_source_arn(arn);
+        }
+        if let Some(keys) = case["keys"].as_object() {
+            for (k, v) in keys {
+                let values: Vec<String> = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ctx = ctx.with_key(k, values);
+            }
+        }
+        let actions: Vec<&str> = case["actions"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let decision = policy.evaluate(&ctx, &actions);
+        if decision.is_allowed() {
+            return match decision.actions.first().map(|a| &a.outcome) {
+                Some(Outcome::Allowed { statement, .. }) => {
+                    Ok(json!({"decision": "allow", "statement": statement.index}))
+                }
+                other => Err(format!("allowed without an allowing statement: {other:?}")),
+            };
+        }
+        let Some(refusal) = decision.refusal() else {
+            return Err("refused without a refusal".into());
+        };
+        Ok(match &refusal.outcome {
+            Outcome::ExplicitDeny { statement, .. } => {
+                json!({"decision": "deny", "action": refusal.action, "explicit": statement.index})
+            }
+            Outcome::ImplicitDeny { misses } => {
+                let m: Vec<Value> = misses
+                    .iter()
+                    .map(|miss| {
+                        let i = miss.statement.index;
+                        match &miss.reason {
+                            MissReason::Principal => json!({"statement": i, "reason": "principal"}),
+                            MissReason::Action => json!({"statement": i, "reason": "action"}),
+                            MissReason::Condition(c) => {
+                                json!({"statement": i, "reason": "condition",
+                                "operator": c.operator, "key": c.key})
+                            }
+                        }
+                    })
+                    .collect();
+                json!({"decision": "deny", "action": refusal.action, "misses": m})
+            }
+            Outcome::Allowed { .. } => return Err("the refusal is an Allow".into()),
+        })
+    }
+    let doc: Value = match serde_json::from_str(TABLE) {
+        Ok(d) => d,
+        Err(e) => panic!("testdata/policy-cases.json: {e}"),
+    };
+    let cases = doc["cases"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    assert!(cases.len() >= 30, "the table has {} cases", cases.len());
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            let got = observed(case);
+            (got.as_ref().ok() != Some(&case["expect"])).then(|| {
+                format!(
+                    "{}: expected {}, the emulator decided {got:?}",
+                    case["name"], case["expect"]
+                )
+            })
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
