@@ -18,7 +18,7 @@
 //!
 //! Choices where AWS documents nothing (see the emulator README): the recognised attributes are
 //! `CN`, `OU`, `O`, `C`, `ST`, `L` and `UID`; an attribute that occurs more than once maps its
-//! first value; specifiers are matched exactly (case-sensitive); STS's packed-size limit on
+//! values joined with `/` in certificate order (`../shared/protocol.md`); specifiers are matched exactly (case-sensitive); STS's packed-size limit on
 //! session tags is not modelled.
 
 use std::fmt;
@@ -421,17 +421,34 @@ fn oid_of(name: &str) -> Option<&'static str> {
 }
 
 /// `(attribute name, value)` pairs a distinguished-name specifier selects: `*` every recognised
-/// attribute (first value each, in [`RECOGNISED`] order), a name that attribute's first value.
-fn select_dn<'a>(attrs: &'a [Attribute], specifier: &str) -> Vec<(&'static str, &'a Attribute)> {
-    let first = |oid: &str| attrs.iter().find(|a| a.oid == oid);
+/// attribute (in [`RECOGNISED`] order), a name that attribute. An attribute that occurs more than
+/// once gives its values joined with `/` in certificate order (`OU=ops/eu`); `None` when one of
+/// them is not a string.
+fn select_dn(attrs: &[Attribute], specifier: &str) -> Vec<(&'static str, Option<String>)> {
+    let joined = |oid: &str| -> Option<Option<String>> {
+        let values: Vec<Option<&str>> = attrs
+            .iter()
+            .filter(|a| a.oid == oid)
+            .map(|a| a.value.as_deref())
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        Some(
+            values
+                .into_iter()
+                .collect::<Option<Vec<&str>>>()
+                .map(|v| v.join("/")),
+        )
+    };
     if specifier == "*" {
         RECOGNISED
             .iter()
-            .filter_map(|(name, oid)| first(oid).map(|a| (*name, a)))
+            .filter_map(|(name, oid)| joined(oid).map(|v| (*name, v)))
             .collect()
     } else {
         oid_of(specifier)
-            .and_then(|oid| first(oid).map(|a| (short_name(oid).unwrap_or("?"), a)))
+            .and_then(|oid| joined(oid).map(|v| (short_name(oid).unwrap_or("?"), v)))
             .into_iter()
             .collect()
     }
@@ -461,12 +478,8 @@ fn map_limited(
         (CertificateField::Issuer, &names.issuer),
     ] {
         for spec in rules.specifiers(field) {
-            for (name, a) in select_dn(attrs, spec) {
-                push(
-                    field,
-                    format!("{}/{name}", field.name()),
-                    a.value.as_deref(),
-                );
+            for (name, value) in select_dn(attrs, spec) {
+                push(field, format!("{}/{name}", field.name()), value.as_deref());
             }
         }
     }
@@ -494,8 +507,8 @@ fn map_limited(
                 }
             }
             "Name" | "Name/*" => {
-                for (name, a) in select_dn(directory.unwrap_or(&[]), "*") {
-                    push(field, format!("x509SAN/Name/{name}"), a.value.as_deref());
+                for (name, value) in select_dn(directory.unwrap_or(&[]), "*") {
+                    push(field, format!("x509SAN/Name/{name}"), value.as_deref());
                 }
             }
             "Name/" => {
@@ -509,8 +522,8 @@ fn map_limited(
             }
             other => {
                 if let Some(attr) = other.strip_prefix("Name/").filter(|a| *a != "*") {
-                    for (name, a) in select_dn(directory.unwrap_or(&[]), attr) {
-                        push(field, format!("x509SAN/Name/{name}"), a.value.as_deref());
+                    for (name, value) in select_dn(directory.unwrap_or(&[]), attr) {
+                        push(field, format!("x509SAN/Name/{name}"), value.as_deref());
                     }
                 }
             }

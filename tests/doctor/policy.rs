@@ -366,3 +366,80 @@ fn doctor_skips_the_policy_checks_without_their_files() {
         run.stdout
     );
 }
+
+/// The tags doctor announces are the tags the emulator sets: its own mapping code, written
+/// separately, decides the same for a certificate with many kinds of attribute (several OUs,
+/// DC, UID, C/ST/L, an e-mail address, DNS, URI and directory-name SANs) and a value STS drops.
+#[test]
+fn doctor_announces_the_tags_the_emulator_sets() {
+    let env = Env::new();
+    env.openssl_key(
+        "many",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &env.p("many.key"),
+        "-out",
+        &env.p("many.csr"),
+        "-subj",
+        "/DC=com/DC=example/C=DE/ST=Berlin/L=Berlin/O=Example; Corp/OU=ops/OU=eu/UID=u-17/\
+         emailAddress=ops@example.com/CN=many.example.com",
+    ]);
+    std::fs::write(
+        env.path("many.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         subjectAltName=DNS:many.example.com,DNS:second.example.com,\
+         URI:spiffe://example.com/many,dirName:san_dn\n[san_dn]\nCN=dir-name\nOU=dir-ou\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &env.p("many.csr"),
+        "-CA",
+        &env.p("root/ca.pem"),
+        "-CAkey",
+        &env.p("root/ca.key"),
+        "-set_serial",
+        "4242",
+        "-days",
+        "30",
+        "-extfile",
+        &env.p("many.ext"),
+        "-out",
+        &env.p("many.pem"),
+    ]);
+
+    let emu = env.emulator();
+    let run = env.credential_process(&emu.url(), "many", &[]);
+    let key_id = run.credentials()["AccessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session = emu.session(&key_id).expect("the emulator kept the session");
+
+    let report = doctor(&env, "many", SEEDS_ANCHOR, &[]);
+    let tags = lines(&report, "tags");
+    let announced = tags[0];
+    assert!(
+        announced.contains(&format!(
+            "will set {} session tag(s)",
+            session.principal_tags.len()
+        )),
+        "the emulator set {:?}; doctor: {announced}",
+        session.principal_tags
+    );
+    for (key, value) in &session.principal_tags {
+        let tag = format!("aws:PrincipalTag/{key}={value}");
+        assert!(announced.contains(&tag), "{tag} not in {announced}");
+    }
+    assert!(
+        announced.contains(&format!("sts:SourceIdentity={}", session.source_identity)),
+        "{} not in {announced}",
+        session.source_identity
+    );
+}

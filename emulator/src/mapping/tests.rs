@@ -61,7 +61,7 @@ fn default_rules_map_recognised_attributes_and_first_san_values() {
         pairs(&t),
         vec![
             ("x509Subject/CN", "web-01.example.com"),
-            ("x509Subject/OU", "ops"),
+            ("x509Subject/OU", "ops/second-ou"),
             ("x509Subject/O", "Example"),
             ("x509Subject/C", "DE"),
             ("x509Issuer/CN", "Example Issuing CA"),
@@ -73,7 +73,7 @@ fn default_rules_map_recognised_attributes_and_first_san_values() {
         ]
     );
     assert!(t.dropped.is_empty(), "{:?}", t.dropped);
-    assert_eq!(t.get("x509Subject/OU"), Some("ops"));
+    assert_eq!(t.get("x509Subject/OU"), Some("ops/second-ou"));
     assert_eq!(
         t.unmappable_message("arn:aws:iam::123456789012:role/r"),
         None
@@ -105,10 +105,10 @@ fn specifier_table() {
     #[rustfmt::skip]
     let cases: &[SpecifierCase] = &[
         (CertificateField::Subject, &["CN"], &[("x509Subject/CN", "web-01.example.com")]),
-        (CertificateField::Subject, &["OU", "CN"], &[("x509Subject/OU", "ops"), ("x509Subject/CN", "web-01.example.com")]),
+        (CertificateField::Subject, &["OU", "CN"], &[("x509Subject/OU", "ops/second-ou"), ("x509Subject/CN", "web-01.example.com")]),
         (CertificateField::Subject, &["cn"], &[]),
         (CertificateField::Subject, &["DC"], &[]),
-        (CertificateField::Subject, &["CN", "*"], &[("x509Subject/CN", "web-01.example.com"), ("x509Subject/OU", "ops"), ("x509Subject/O", "Example"), ("x509Subject/C", "DE")]),
+        (CertificateField::Subject, &["CN", "*"], &[("x509Subject/CN", "web-01.example.com"), ("x509Subject/OU", "ops/second-ou"), ("x509Subject/O", "Example"), ("x509Subject/C", "DE")]),
         (CertificateField::Subject, &[], &[]),
         (CertificateField::Issuer, &["O"], &[("x509Issuer/O", "Example")]),
         (CertificateField::San, &["DNS"], &[("x509SAN/DNS", "web-01.example.com")]),
@@ -298,7 +298,7 @@ fn tag_limit_drops_the_excess_in_order() {
         pairs(&all),
         vec![
             ("x509Subject/CN", "web-01.example.com"),
-            ("x509Subject/OU", "ops"),
+            ("x509Subject/OU", "ops/second-ou"),
             ("x509Subject/O", "Example"),
         ]
     );
