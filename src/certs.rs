@@ -347,7 +347,12 @@ impl rolesanywhere_core::sigv4x509::CertificateDer for Certificate {
 }
 
 /// ECDSA signatures ring cannot check: P-521 with any SHA-2, and any curve with SHA-512.
-fn verify_ecdsa_fallback(sig_oid: &str, tbs: &[u8], sig: &[u8], key: &PublicKey) -> bool {
+pub(crate) fn verify_ecdsa_fallback(
+    sig_oid: &str,
+    tbs: &[u8],
+    sig: &[u8],
+    key: &PublicKey,
+) -> bool {
     use ecdsa::signature::hazmat::PrehashVerifier as _;
     use sha2::Digest as _;
     let prehash = match sig_oid {

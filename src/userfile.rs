@@ -30,6 +30,11 @@ pub enum Kind {
     Secret,
     /// Another program's configuration file read for a hint (`SOFTHSM2_CONF`).
     Config,
+    /// A policy document (`doctor --trust-policy`, `--session-policy`); IAM's limits are a few
+    /// thousand characters.
+    Policy,
+    /// A CRL (`doctor --crl`), PEM or DER.
+    Crl,
 }
 
 impl Kind {
@@ -41,6 +46,8 @@ impl Kind {
             Kind::PrivateKey => 1 << 20,
             Kind::Secret => crate::secret::MAX_FILE_LEN,
             Kind::Config => 1 << 20,
+            Kind::Policy => 1 << 20,
+            Kind::Crl => 16 << 20,
         }
     }
 
@@ -51,6 +58,8 @@ impl Kind {
             Kind::PrivateKey => "a private key file",
             Kind::Secret => "a PIN or password file",
             Kind::Config => "a configuration file",
+            Kind::Policy => "a policy document",
+            Kind::Crl => "a CRL file",
         }
     }
 
@@ -60,6 +69,8 @@ impl Kind {
             Kind::PrivateKey => "point to the key file itself",
             Kind::Certificates | Kind::CaBundle => "point to a PEM file of certificates",
             Kind::Config => "point to the configuration file itself",
+            Kind::Policy => "point to the policy's JSON file",
+            Kind::Crl => "point to the CRL file (PEM or DER)",
         }
     }
 }

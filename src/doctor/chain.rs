@@ -440,6 +440,18 @@ fn crl_findings(
                 "import a fresh CRL from the CA onto the trust anchor",
             ));
         }
+        if crl.this_update > cx.now {
+            report.push(Finding::warning(
+                Check::Chain,
+                &object,
+                format!(
+                    "is dated in the future: thisUpdate {} (it is {} now)",
+                    date(crl.this_update),
+                    date(cx.now)
+                ),
+                "check this machine's clock, or the CA's: a CRL is issued at its thisUpdate",
+            ));
+        }
         let mut applied = false;
         for (cert, cert_name) in &subjects {
             let by_this_ca =
@@ -490,7 +502,7 @@ fn crl_findings(
 
 /// Reads and parses one `--crl` file; the error is the finding's cause.
 fn read_crl(path: &Path) -> Result<Crl, String> {
-    let data = crate::userfile::read(path, crate::userfile::Kind::Certificates)
+    let data = crate::userfile::read(path, crate::userfile::Kind::Crl)
         .map_err(|e| format!("cannot read it: {}", crate::text::error_chain(&e)))?;
     Crl::parse(&data).map_err(|e| e.to_string())
 }
@@ -602,8 +614,22 @@ impl Crl {
         ) else {
             return false;
         };
-        x.subject().as_raw() == crl.issuer().as_raw()
-            && crl.verify_signature(x.public_key()).is_ok()
+        if x.subject().as_raw() != crl.issuer().as_raw() {
+            return false;
+        }
+        match crl.verify_signature(x.public_key()) {
+            Ok(()) => true,
+            // ring has no P-521 and no ECDSA with SHA-512: as for certificates (certs.rs).
+            Err(x509_parser::error::X509Error::SignatureUnsupportedAlgorithm) => {
+                crate::certs::verify_ecdsa_fallback(
+                    &crl.signature_algorithm.algorithm.to_id_string(),
+                    crl.tbs_cert_list.as_ref(),
+                    &crl.signature_value.data,
+                    ca.public_key(),
+                )
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -258,7 +258,7 @@ pub fn check(cx: &mut Context, report: &mut Report) {
             object.clone(),
             format!(
                 "the default attribute mapping derives no session tag from this certificate \
-                 ({source}); trust-policy conditions on aws:PrincipalTag/… cannot hold"
+                 ({source}); positive trust-policy conditions on aws:PrincipalTag/… (StringEquals, StringLike, ArnEquals…) cannot hold"
             ),
             "issue the certificate with a subject CN (and SANs) the role's trust policy can test",
         ));

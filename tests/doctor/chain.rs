@@ -392,3 +392,72 @@ fn more_than_five_intermediates_fail() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     chain(&run, "failed", &["chain above", "CN=deep", "more than 5"]);
 }
+
+/// A P-521 CA signing with ECDSA-SHA512 (which ring cannot verify): its certificate's signature
+/// on the leaf and its CRL's signature are still verified (RustCrypto fallback), so the CRL is
+/// used and the revoked leaf fails. Made by Python `cryptography`, an implementation we did not
+/// write.
+#[test]
+fn a_p521_ca_and_its_sha512_crl_are_verified() {
+    let env = Env::new();
+    let script = r#"
+import datetime, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+out = sys.argv[1]
+now = datetime.datetime.now(datetime.timezone.utc)
+ca_key = ec.generate_private_key(ec.SECP521R1())
+ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "P521 Root")])
+ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+      .public_key(ca_key.public_key()).serial_number(1)
+      .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=365))
+      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+      .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+      .sign(ca_key, hashes.SHA512()))
+key = ec.generate_private_key(ec.SECP256R1())
+leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p521-leaf")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(77)
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .sign(ca_key, hashes.SHA512()))
+revoked = (x509.RevokedCertificateBuilder().serial_number(77).revocation_date(now - datetime.timedelta(hours=1)).build())
+crl = (x509.CertificateRevocationListBuilder().issuer_name(ca_name)
+       .last_update(now - datetime.timedelta(hours=1)).next_update(now + datetime.timedelta(days=7))
+       .add_revoked_certificate(revoked).sign(ca_key, hashes.SHA512()))
+pem = serialization.Encoding.PEM
+open(out + "/p521-ca.pem", "wb").write(ca.public_bytes(pem))
+open(out + "/p521.pem", "wb").write(leaf.public_bytes(pem))
+open(out + "/p521.key", "wb").write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+open(out + "/p521-crl.pem", "wb").write(crl.public_bytes(pem))
+"#;
+    let made = std::process::Command::new("python3")
+        .args(["-c", script, &path_str(&env.path(""))])
+        .output()
+        .expect("python3 runs (scripts/install-deps installs cryptography)");
+    assert!(
+        made.status.success(),
+        "python3 cryptography: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let run = doctor(&env, "p521", &["--trust-anchor-pem", &env.p("p521-ca.pem")]);
+    chain(&run, "passed", &["the chain reaches", "'CN=P521 Root'"]);
+    let run = doctor(
+        &env,
+        "p521",
+        &[
+            "--trust-anchor-pem",
+            &env.p("p521-ca.pem"),
+            "--crl",
+            &env.p("p521-crl.pem"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    chain(
+        &run,
+        "failed",
+        &["CN=p521-leaf", "revoked on", "p521-crl.pem"],
+    );
+}

@@ -210,30 +210,47 @@ fn doctor_fails_the_seeds_trust_policy_for_another_trust_anchor() {
     assert_eq!(run.code, 1);
 }
 
+/// Roles Anywhere always asks for the session tags and the source identity: a trust policy that
+/// allows sts:AssumeRole but not sts:TagSession or sts:SetSourceIdentity is refused (the emulator
+/// refuses it too), so doctor fails it, naming the action and the fix.
 #[test]
-fn doctor_warns_when_the_trust_policy_lacks_tag_session() {
+fn doctor_fails_a_trust_policy_without_tag_session_or_set_source_identity() {
     let env = Env::new();
     issue(&env, "backup", &format!("CN={SEEDS_CN}"), &[]);
-    let no_tag = SEEDS_POLICY.replace(",\n        \"sts:TagSession\"", "");
-    assert_ne!(no_tag, SEEDS_POLICY);
-    let policy = write(&env, "trust.json", &no_tag);
-    let run = doctor(&env, "backup", SEEDS_ANCHOR, &["--trust-policy", &policy]);
-    let tp = lines(&run, "trust-policy");
-    assert_eq!(tp.len(), 2, "{tp:?}");
-    assert!(tp[0].starts_with("passed  5 trust-policy"), "{}", tp[0]);
-    assert!(tp[1].starts_with("warning 5 trust-policy"), "{}", tp[1]);
-    assert!(
-        tp[1].contains("does not allow sts:TagSession (statement 0 does not list sts:TagSession)"),
-        "{}",
-        tp[1]
-    );
-    assert!(
-        tp[1].contains("STS refuses to assume a role with session tags"),
-        "{}",
-        tp[1]
-    );
-    assert!(tp[1].contains("fix: add \"sts:TagSession\""), "{}", tp[1]);
-    assert_eq!(run.code, 0, "a warning alone does not fail the run");
+    for (action, removed) in [
+        ("sts:TagSession", ",\n        \"sts:TagSession\""),
+        (
+            "sts:SetSourceIdentity",
+            ",\n        \"sts:SetSourceIdentity\"",
+        ),
+    ] {
+        let without = SEEDS_POLICY.replace(removed, "");
+        assert_ne!(without, SEEDS_POLICY);
+        let policy = write(&env, "trust.json", &without);
+        let run = doctor(&env, "backup", SEEDS_ANCHOR, &["--trust-policy", &policy]);
+        let tp = lines(&run, "trust-policy");
+        assert_eq!(tp.len(), 2, "{tp:?}");
+        assert!(tp[0].starts_with("passed  5 trust-policy"), "{}", tp[0]);
+        assert!(tp[1].starts_with("failed  5 trust-policy"), "{}", tp[1]);
+        assert!(
+            tp[1].contains(&format!(
+                "does not allow {action} (statement 0 does not list {action})"
+            )),
+            "{}",
+            tp[1]
+        );
+        assert!(
+            tp[1].contains("CreateSession will be refused (AccessDenied)"),
+            "{}",
+            tp[1]
+        );
+        assert!(
+            tp[1].contains(&format!("fix: add \"{action}\"")),
+            "{}",
+            tp[1]
+        );
+        assert_eq!(run.code, 1, "{run:?}");
+    }
 }
 
 #[test]

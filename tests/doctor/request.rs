@@ -653,7 +653,7 @@ fn live_create_session_waits_for_a_key_that_opens() {
         &run,
         "skipped",
         7,
-        &["CreateSession: not attempted: the key did not open (check 1)"],
+        &["CreateSession: not attempted: no key that opens and matches the certificate"],
     );
     assert_eq!(emu.sessions_issued(), 0);
 }

@@ -32,22 +32,12 @@ const TAG_PREFIX: &str = "aws:PrincipalTag/";
 const SOURCE_ARN: &str = "aws:SourceArn";
 const SOURCE_IDENTITY: &str = "sts:SourceIdentity";
 
-/// Reads a policy file of at most [`document::MAX_FILE`] bytes as UTF-8.
+/// Reads a policy file of at most [`crate::userfile::Kind::Policy`]'s size as UTF-8: a regular
+/// file only (a FIFO or a terminal is refused, never waited on), as every file the agent reads.
 pub fn read_policy_file(path: &Path) -> Result<String, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(document::MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if bytes.len() as u64 > document::MAX_FILE {
-        return Err(format!(
-            "it is over {} bytes, not a policy document (IAM's limits are a few thousand \
-             characters)",
-            document::MAX_FILE
-        ));
-    }
-    String::from_utf8(bytes).map_err(|e| {
+    let bytes = crate::userfile::read(path, crate::userfile::Kind::Policy)
+        .map_err(|e| crate::text::error_chain(&e))?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
         format!(
             "it is not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
@@ -74,7 +64,17 @@ impl Known<'_> {
         if lower == SOURCE_ARN.to_ascii_lowercase() {
             return self.trust_anchor_arn.is_none();
         }
-        false
+        // A key doctor does not model (aws:SourceAccount, aws:CurrentTime, …): the service may
+        // well send it, so a condition on it cannot be judged here either way.
+        true
+    }
+
+    /// Whether `key` is one doctor models (principal tags, source identity, source ARN).
+    fn modelled(key: &str) -> bool {
+        let lower = key.to_ascii_lowercase();
+        lower.starts_with(&TAG_PREFIX.to_ascii_lowercase())
+            || lower == SOURCE_IDENTITY.to_ascii_lowercase()
+            || lower == SOURCE_ARN.to_ascii_lowercase()
     }
 
     /// "this certificate gives X" / "the request has no K (because …)".
@@ -99,6 +99,10 @@ impl Known<'_> {
                 "no --trust-anchor-arn was given, so conditions on aws:SourceArn cannot be judged"
                     .to_string()
             }
+            None if !Self::modelled(key) => format!(
+                "doctor does not know what the service sends for {key}, so this condition \
+                 cannot be judged here"
+            ),
             None if self.unknown(key) => {
                 "no certificate was read, so its principal tags and source identity are unknown"
                     .to_string()
@@ -381,13 +385,35 @@ fn evaluate(policy: &Policy, known: &Known, object: &str, report: &mut Report) {
                         .join(", ")
                 )
             };
-            report.push(Finding::passed(
-                Check::TrustPolicy,
-                format!("{object} {}", name(*statement)),
-                format!(
-                    "allows {ASSUME_ROLE} to {SERVICE} for this certificate and trust anchor{how}"
-                ),
-            ));
+            // A condition that held only because doctor lacks the key's value (no trust anchor
+            // ARN, no certificate, a key it does not model) proves nothing: a warning.
+            let unjudged: Vec<&str> = conditions
+                .iter()
+                .filter(|j| known.unknown(&j.condition.key))
+                .map(|j| j.condition.key.as_str())
+                .collect();
+            if unjudged.is_empty() {
+                report.push(Finding::passed(
+                    Check::TrustPolicy,
+                    format!("{object} {}", name(*statement)),
+                    format!(
+                        "allows {ASSUME_ROLE} to {SERVICE} for this certificate and trust \
+                         anchor{how}"
+                    ),
+                ));
+            } else {
+                report.push(Finding::warning(
+                    Check::TrustPolicy,
+                    format!("{object} {}", name(*statement)),
+                    format!(
+                        "allows {ASSUME_ROLE} to {SERVICE}{how}, but only because the value of {} \
+                         is unknown here, so the service may decide otherwise",
+                        unjudged.join(", ")
+                    ),
+                    "give doctor what it lacks (--trust-anchor-arn, a readable certificate), or \
+                     check these conditions by hand",
+                ));
+            }
         }
         Outcome::Denied {
             statement,
@@ -435,14 +461,20 @@ fn evaluate(policy: &Policy, known: &Known, object: &str, report: &mut Report) {
     if !assume.allowed() {
         return;
     }
+    // Roles Anywhere always asks for all three actions (the user guide: the policy "must grant"
+    // them), and STS refuses session tags without sts:TagSession and a source identity without
+    // sts:SetSourceIdentity: a missing one fails when the certificate gives tags (or a source
+    // identity), as the emulator refuses it; it is a warning only when doctor cannot tell.
     let tag_count = known.tags.map(|t| t.kept().count());
-    for (action, cause) in [
+    let source_identity = known.tags.and_then(|t| t.source_identity.as_deref());
+    for (action, needed, cause) in [
         (
             TAG_SESSION,
+            tag_count.map(|n| n > 0),
             format!(
                 "Roles Anywhere passes the certificate's attributes as session tags{}, and STS \
                  refuses to assume a role with session tags unless its trust policy allows \
-                 {TAG_SESSION}: CreateSession will be refused (AccessDenied)",
+                 {TAG_SESSION}",
                 tag_count
                     .map(|n| format!(" ({n} here)"))
                     .unwrap_or_default()
@@ -450,31 +482,48 @@ fn evaluate(policy: &Policy, known: &Known, object: &str, report: &mut Report) {
         ),
         (
             SET_SOURCE_IDENTITY,
+            known.tags.map(|_| source_identity.is_some()),
             format!(
                 "Roles Anywhere sets the session's source identity{}, which STS allows only when \
                  the trust policy allows {SET_SOURCE_IDENTITY} (the Roles Anywhere user guide lists \
                  it with {ASSUME_ROLE} and {TAG_SESSION} as required)",
-                known
-                    .tags
-                    .and_then(|t| t.source_identity.as_deref())
+                source_identity
                     .map(|s| format!(" ({s})"))
                     .unwrap_or_default()
             ),
         ),
     ] {
+        let finding = |object: String, cause: String, fix: String| match needed {
+            Some(true) => Finding::failed(
+                Check::TrustPolicy,
+                object,
+                format!("{cause}: CreateSession will be refused (AccessDenied)"),
+                fix,
+            ),
+            Some(false) => Finding::warning(
+                Check::TrustPolicy,
+                object,
+                format!("{cause}; this certificate gives none, but the guide requires it"),
+                fix,
+            ),
+            None => Finding::warning(
+                Check::TrustPolicy,
+                object,
+                format!("{cause}: CreateSession will most likely be refused"),
+                fix,
+            ),
+        };
         match eval::decide(policy, &known.request, action) {
             Outcome::Allowed { .. } => {}
-            Outcome::Denied { statement, .. } => report.push(Finding::warning(
-                Check::TrustPolicy,
+            Outcome::Denied { statement, .. } => report.push(finding(
                 format!("{object} {}", name(statement)),
                 format!("explicitly denies {action}; {cause}"),
                 format!("do not deny {action} to {SERVICE}"),
             )),
             Outcome::NotAllowed { misses } => {
                 let (why, _) = explain_misses(policy, known, action, &misses);
-                report.push(Finding::warning(
-                    Check::TrustPolicy,
-                    object,
+                report.push(finding(
+                    object.to_string(),
                     format!("does not allow {action} ({why}); {cause}"),
                     format!(
                         "add \"{action}\" to the Action list of the statement that allows \

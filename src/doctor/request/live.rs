@@ -39,7 +39,8 @@ pub(super) fn check(cx: &mut Context, report: &mut Report) {
         report.push(Finding::skipped(
             Check::Live,
             "CreateSession",
-            "not attempted: the key did not open (check 1)",
+            "not attempted: no key that opens and matches the certificate, with a chain \
+             credential-process would send (checks 1 and 2)",
         ));
         return;
     };
@@ -51,7 +52,19 @@ pub(super) fn check(cx: &mut Context, report: &mut Report) {
             return;
         }
     };
-    match client.create_session(&s.request, identity, None) {
+    // `--debug`: the attempts, canonical request and string to sign on stderr, as
+    // credential-process prints them (never a secret).
+    let debug_line = |text: &str| {
+        for line in text.lines() {
+            crate::cli::stderr_line(&format!("rolesanywhere-agent: debug: {line}"));
+        }
+    };
+    let debug: Option<&dyn Fn(&str)> = if cx.options.debug {
+        Some(&debug_line)
+    } else {
+        None
+    };
+    match client.create_session(&s.request, identity, debug) {
         Ok(creds) => {
             let shown: String = creds.access_key_id.chars().take(KEY_ID_SHOWN).collect();
             let left = creds.expires_at - time::OffsetDateTime::now_utc();
