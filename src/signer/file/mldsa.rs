@@ -189,3 +189,136 @@ impl MlDsaKey {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::{load_der, tlv};
+    use super::*;
+    use crate::signer::Signer as _;
+    use rolesanywhere_core::sigv4x509::test_string_message;
+
+    /// PKCS#8 `PrivateKeyInfo` DER of an ML-DSA key with the given `privateKey` contents.
+    fn pkcs8(set: MlDsaSet, private_key: &[u8]) -> Vec<u8> {
+        let oid = crate::keys::ml_dsa_oid(set);
+        let mut alg = vec![0x06, oid.as_bytes().len() as u8];
+        alg.extend_from_slice(oid.as_bytes());
+        let mut body = vec![0x02, 0x01, 0x00];
+        body.extend(tlv(0x30, &alg));
+        body.extend(tlv(0x04, private_key));
+        tlv(0x30, &body)
+    }
+
+    fn seed_only(seed: &[u8]) -> Vec<u8> {
+        tlv(0x80, seed)
+    }
+
+    fn both<P: ml_dsa::MlDsaParams>(seed: &[u8; 32]) -> Vec<u8> {
+        let key = ml_dsa::SigningKey::<P>::from_seed(&(*seed).into());
+        #[allow(deprecated)]
+        let expanded = key.expanded_key().to_expanded();
+        let mut body = tlv(0x04, seed);
+        body.extend(tlv(0x04, &expanded));
+        tlv(0x30, &body)
+    }
+
+    fn forms(set: MlDsaSet, seed: &[u8; 32]) -> [Vec<u8>; 2] {
+        let both = match set {
+            MlDsaSet::MlDsa44 => both::<ml_dsa::MlDsa44>(seed),
+            MlDsaSet::MlDsa65 => both::<ml_dsa::MlDsa65>(seed),
+            MlDsaSet::MlDsa87 => both::<ml_dsa::MlDsa87>(seed),
+        };
+        [pkcs8(set, &seed_only(seed)), pkcs8(set, &both)]
+    }
+
+    /// Our μ, signed by our backend, equals the `ml-dsa` crate's own deterministic pure ML-DSA over
+    /// the message (empty context), and verifies with it: the core's μ is FIPS 204's.
+    #[test]
+    fn signing_our_mu_is_pure_ml_dsa_over_the_message() {
+        fn check<P: ml_dsa::MlDsaParams>(set: MlDsaSet) {
+            let seed = [0x42u8; 32];
+            let reference = ml_dsa::SigningKey::<P>::from_seed(&seed.into());
+            for der in forms(set, &seed) {
+                let key = load_der(&der).expect("key loads");
+                let public = key.signer.public_key().clone();
+                assert_eq!(public.kind(), crate::keys::KeyKind::MlDsa(set));
+                let message = test_string_message(&public);
+                let mu = MlDsaMu::compute(&public, &message).unwrap();
+                let ours = key.signer.sign_ml_dsa_mu(&mu).unwrap();
+                let theirs = reference
+                    .expanded_key()
+                    .sign_deterministic(&message, &[])
+                    .unwrap()
+                    .encode()
+                    .to_vec();
+                assert_eq!(ours, theirs, "{}", set.name());
+                assert_eq!(ours.len(), set.signature_len());
+                use ml_dsa::Keypair as _;
+                let sig = ml_dsa::Signature::<P>::try_from(ours.as_slice()).unwrap();
+                assert!(
+                    reference
+                        .verifying_key()
+                        .verify_with_context(&message, &[], &sig)
+                );
+                // A hash digest is refused: an ML-DSA key never signs HashML-DSA or a raw hash.
+                let e = key
+                    .signer
+                    .sign(&crate::sigv4x509::Digest::sha256(&message))
+                    .unwrap_err();
+                assert!(e.to_string().contains("private key"), "{e}");
+            }
+        }
+        check::<ml_dsa::MlDsa44>(MlDsaSet::MlDsa44);
+        check::<ml_dsa::MlDsa65>(MlDsaSet::MlDsa65);
+        check::<ml_dsa::MlDsa87>(MlDsaSet::MlDsa87);
+    }
+
+    #[test]
+    fn every_truncation_of_a_valid_key_is_an_error_never_a_panic() {
+        for set in MlDsaSet::ALL {
+            for der in forms(set, &[7u8; 32]) {
+                assert!(load_der(&der).is_ok());
+                for len in 0..der.len() {
+                    let e = load_der(&der[..len]).err().unwrap_or_else(|| {
+                        panic!("{}: a key cut to {len} bytes loaded", set.name())
+                    });
+                    assert!(e.to_string().contains("key.der"), "{e}");
+                }
+            }
+        }
+    }
+
+    fn refusal(der: &[u8]) -> String {
+        crate::cli::error_text(&load_der(der).err().expect("refused"))
+    }
+
+    #[test]
+    fn expanded_only_and_inconsistent_keys_are_refused_clearly() {
+        let set = MlDsaSet::MlDsa65;
+        let expanded = vec![1u8; set.expanded_key_len()];
+        let text = refusal(&pkcs8(set, &tlv(0x04, &expanded)));
+        assert!(
+            text.contains("expanded-key-only form")
+                && text.contains("seed-only form")
+                && text.contains("seed-and-expanded-key form"),
+            "{text}"
+        );
+        // The expanded key of another seed.
+        let mut mixed = tlv(0x04, &[1u8; 32]);
+        #[allow(deprecated)]
+        let other = ml_dsa::SigningKey::<ml_dsa::MlDsa65>::from_seed(&[2u8; 32].into())
+            .expanded_key()
+            .to_expanded();
+        mixed.extend(tlv(0x04, &other));
+        let text = refusal(&pkcs8(set, &tlv(0x30, &mixed)));
+        assert!(text.contains("not the one its seed derives"), "{text}");
+        // Wrong seed and expanded-key lengths, parameters present, an unknown form.
+        let text = refusal(&pkcs8(set, &seed_only(&[1u8; 31])));
+        assert!(text.contains("seed of 31 bytes"), "{text}");
+        let mut short = tlv(0x04, &[1u8; 32]);
+        short.extend(tlv(0x04, &[0u8; 10]));
+        let text = refusal(&pkcs8(set, &tlv(0x30, &short)));
+        assert!(text.contains("expanded key of 10 bytes"), "{text}");
+        let text = refusal(&pkcs8(set, &tlv(0x02, &[1])));
+        assert!(text.contains("no known form"), "{text}");
+    }
+}

@@ -470,3 +470,30 @@ fn article(word: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers shared by the backend's test modules.
+#[cfg(test)]
+mod tests_support {
+    use super::{Ctx, Error, FileKey, PasswordPolicy, open_with};
+    use crate::signer::KeyOptions;
+    use std::path::Path;
+
+    /// Loads DER key bytes as if from `key.der`, without environment or prompt.
+    pub(super) fn load_der(data: &[u8]) -> Result<FileKey, Error> {
+        let opts = KeyOptions::default();
+        let ctx = Ctx::new(
+            Path::new("key.der"),
+            &opts,
+            PasswordPolicy {
+                env: "ROLESANYWHERE_TEST_UNSET_PASSWORD",
+                prompt: false,
+            },
+        );
+        open_with(data, &ctx)
+    }
+
+    /// A DER TLV (definite length).
+    pub(super) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        rolesanywhere_core::encoding::der_tlv(tag, content)
+    }
+}
