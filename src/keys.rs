@@ -10,7 +10,7 @@ pub use rolesanywhere_core::KeyError as Error;
 pub(crate) use rolesanywhere_core::encoding::der_tlv;
 #[cfg(test)]
 pub(crate) use rolesanywhere_core::encoding::der_uint;
-pub use rolesanywhere_core::{Curve, KeyKind, PublicKey};
+pub use rolesanywhere_core::{Curve, KeyKind, MlDsaSet, PublicKey};
 
 use spki::der::{Decode, asn1::ObjectIdentifier};
 
@@ -49,6 +49,28 @@ pub const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.3
 /// OID of secp521r1.
 pub const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
+/// OIDs of ML-DSA-44, -65 and -87 (id-ml-dsa-*, NIST CSOR; RFC 9881), in SubjectPublicKeyInfo and
+/// PKCS#8 alike, without parameters.
+pub const OID_ML_DSA_44: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.17");
+/// OID of ML-DSA-65.
+pub const OID_ML_DSA_65: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
+/// OID of ML-DSA-87.
+pub const OID_ML_DSA_87: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.19");
+
+/// The OID of an ML-DSA parameter set.
+pub fn ml_dsa_oid(set: MlDsaSet) -> ObjectIdentifier {
+    match set {
+        MlDsaSet::MlDsa44 => OID_ML_DSA_44,
+        MlDsaSet::MlDsa65 => OID_ML_DSA_65,
+        MlDsaSet::MlDsa87 => OID_ML_DSA_87,
+    }
+}
+
+/// The ML-DSA parameter set of an OID, if it is one.
+pub fn ml_dsa_set(oid: &ObjectIdentifier) -> Option<MlDsaSet> {
+    MlDsaSet::ALL.into_iter().find(|s| ml_dsa_oid(*s) == *oid)
+}
+
 /// Public keys from their DER encodings.
 pub trait PublicKeyDer: Sized {
     /// Parses a DER SubjectPublicKeyInfo.
@@ -80,6 +102,15 @@ impl PublicKeyDer for PublicKey {
             let curve = Curve::from_oid(&oid)
                 .ok_or_else(|| Error::Unsupported(format!("EC curve {oid}")))?;
             PublicKey::ec(curve, bits)
+        } else if let Some(set) = ml_dsa_set(&spki.algorithm.oid) {
+            // RFC 9881: the parameters field is absent.
+            if spki.algorithm.parameters.is_some() {
+                return Err(Error::Malformed(format!(
+                    "{} key with algorithm parameters (they must be absent)",
+                    set.name()
+                )));
+            }
+            PublicKey::ml_dsa(set, bits)
         } else {
             Err(Error::Unsupported(spki.algorithm.oid.to_string()))
         }

@@ -10,6 +10,8 @@ mod common;
 mod companion;
 #[path = "cli/files.rs"]
 mod files;
+#[path = "cli/mldsa.rs"]
+mod mldsa;
 
 use common::*;
 use rolesanywhere_emulator::ca::{IssueRequest, KeyType};

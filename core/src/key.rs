@@ -37,6 +37,58 @@ impl Curve {
     }
 }
 
+/// The ML-DSA parameter sets (FIPS 204).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MlDsaSet {
+    /// ML-DSA-44 (security category 2).
+    MlDsa44,
+    /// ML-DSA-65 (security category 3).
+    MlDsa65,
+    /// ML-DSA-87 (security category 5).
+    MlDsa87,
+}
+
+impl MlDsaSet {
+    /// Every parameter set, smallest first.
+    pub const ALL: [MlDsaSet; 3] = [MlDsaSet::MlDsa44, MlDsaSet::MlDsa65, MlDsaSet::MlDsa87];
+
+    /// Length of the encoded public key in bytes (FIPS 204, Table 2).
+    pub fn public_key_len(self) -> usize {
+        match self {
+            MlDsaSet::MlDsa44 => 1312,
+            MlDsaSet::MlDsa65 => 1952,
+            MlDsaSet::MlDsa87 => 2592,
+        }
+    }
+
+    /// Length of the encoded private ("expanded") key in bytes (FIPS 204, Table 2).
+    pub fn expanded_key_len(self) -> usize {
+        match self {
+            MlDsaSet::MlDsa44 => 2560,
+            MlDsaSet::MlDsa65 => 4032,
+            MlDsaSet::MlDsa87 => 4896,
+        }
+    }
+
+    /// Length of a signature in bytes (FIPS 204, Table 2).
+    pub fn signature_len(self) -> usize {
+        match self {
+            MlDsaSet::MlDsa44 => 2420,
+            MlDsaSet::MlDsa65 => 3309,
+            MlDsaSet::MlDsa87 => 4627,
+        }
+    }
+
+    /// Name as FIPS 204 and AWS's helper write it (`ML-DSA-65`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            MlDsaSet::MlDsa44 => "ML-DSA-44",
+            MlDsaSet::MlDsa65 => "ML-DSA-65",
+            MlDsaSet::MlDsa87 => "ML-DSA-87",
+        }
+    }
+}
+
 /// What kind of key a signer holds; the core picks the signing algorithm from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -47,6 +99,8 @@ pub enum KeyKind {
     },
     /// ECDSA on a NIST curve.
     Ec(Curve),
+    /// Pure ML-DSA (FIPS 204) with one of its parameter sets.
+    MlDsa(MlDsaSet),
 }
 
 impl std::fmt::Display for KeyKind {
@@ -54,6 +108,7 @@ impl std::fmt::Display for KeyKind {
         match self {
             KeyKind::Rsa { bits } => write!(f, "RSA-{bits}"),
             KeyKind::Ec(c) => write!(f, "EC {}", c.name()),
+            KeyKind::MlDsa(set) => f.write_str(set.name()),
         }
     }
 }
@@ -75,6 +130,14 @@ pub enum PublicKey {
         /// Uncompressed point.
         point: Vec<u8>,
     },
+    /// ML-DSA: the parameter set and the encoded public key (`pk` of FIPS 204, exactly
+    /// [`MlDsaSet::public_key_len`] bytes).
+    MlDsa {
+        /// The parameter set.
+        set: MlDsaSet,
+        /// The encoded public key.
+        key: Vec<u8>,
+    },
 }
 
 /// Why a public key could not be understood.
@@ -84,7 +147,9 @@ pub enum KeyError {
     #[error("malformed public key: {0}")]
     Malformed(String),
     /// The key algorithm or curve is not one Roles Anywhere accepts.
-    #[error("unsupported public key algorithm {0} (supported: RSA, EC P-256, P-384, P-521)")]
+    #[error(
+        "unsupported public key algorithm {0} (supported: RSA, EC P-256, P-384, P-521, ML-DSA-44, ML-DSA-65, ML-DSA-87)"
+    )]
     Unsupported(String),
 }
 
@@ -119,7 +184,23 @@ impl PublicKey {
         })
     }
 
-    /// The kind of key (RSA size or EC curve).
+    /// An ML-DSA key from its encoded public key, whose length must be the parameter set's.
+    pub fn ml_dsa(set: MlDsaSet, key: &[u8]) -> Result<PublicKey, KeyError> {
+        if key.len() != set.public_key_len() {
+            return Err(KeyError::Malformed(format!(
+                "{} public key must be {} bytes, got {}",
+                set.name(),
+                set.public_key_len(),
+                key.len()
+            )));
+        }
+        Ok(PublicKey::MlDsa {
+            set,
+            key: key.to_vec(),
+        })
+    }
+
+    /// The kind of key (RSA size, EC curve or ML-DSA parameter set).
     pub fn kind(&self) -> KeyKind {
         match self {
             PublicKey::Rsa { modulus, .. } => KeyKind::Rsa {
@@ -127,14 +208,16 @@ impl PublicKey {
                 bits: modulus.len() * 8 - modulus.first().map_or(0, |b| b.leading_zeros() as usize),
             },
             PublicKey::Ec { curve, .. } => KeyKind::Ec(*curve),
+            PublicKey::MlDsa { set, .. } => KeyKind::MlDsa(*set),
         }
     }
 
-    /// The bytes `sign-string` hashes into its test message: the uncompressed EC point, or the PKCS#1
-    /// `RSAPublicKey` DER.
+    /// The bytes `sign-string` hashes into its test message: the uncompressed EC point, the PKCS#1
+    /// `RSAPublicKey` DER, or the encoded ML-DSA public key.
     pub fn sign_string_bytes(&self) -> Vec<u8> {
         match self {
             PublicKey::Ec { point, .. } => point.clone(),
+            PublicKey::MlDsa { key, .. } => key.clone(),
             PublicKey::Rsa { modulus, exponent } => rsa_public_key_der(modulus, exponent),
         }
     }
@@ -172,5 +255,18 @@ mod tests {
             PublicKey::rsa(&m, &[1, 0, 1]).kind(),
             KeyKind::Rsa { bits: 2047 }
         );
+    }
+
+    #[test]
+    fn ml_dsa_key_length_is_checked_per_set() {
+        for set in MlDsaSet::ALL {
+            let ok = PublicKey::ml_dsa(set, &vec![7; set.public_key_len()]).unwrap();
+            assert_eq!(ok.kind(), KeyKind::MlDsa(set));
+            assert_eq!(ok.kind().to_string(), set.name());
+            for len in [0, set.public_key_len() - 1, set.public_key_len() + 1] {
+                let e = PublicKey::ml_dsa(set, &vec![7; len]).unwrap_err();
+                assert!(e.to_string().contains(set.name()), "{e}");
+            }
+        }
     }
 }

@@ -20,6 +20,6 @@ mod key;
 mod signer;
 pub mod sigv4x509;
 
-pub use digest::{Digest, HashAlg};
-pub use key::{Curve, KeyError, KeyKind, PublicKey};
-pub use signer::{Classify, ErrorClass, SignError, Signer};
+pub use digest::{Digest, HashAlg, MlDsaMu};
+pub use key::{Curve, KeyError, KeyKind, MlDsaSet, PublicKey};
+pub use signer::{Classify, ErrorClass, NoMlDsa, SignError, Signer};

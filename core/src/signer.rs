@@ -1,6 +1,6 @@
 //! The port: what the core asks of a signing backend, and how a backend says that it failed.
 
-use crate::{Digest, KeyKind, PublicKey};
+use crate::{Digest, KeyKind, MlDsaMu, PublicKey};
 
 /// A private key that can sign digests. Blocking, object safe, shareable across threads.
 ///
@@ -18,8 +18,31 @@ pub trait Signer: Send + Sync {
     /// Signs `digest`: RSASSA-PKCS1-v1_5 over the DigestInfo for RSA, ECDSA (DER) for EC keys.
     fn sign(&self, digest: &Digest) -> Result<Vec<u8>, SignError>;
 
+    /// Signs the μ of pure ML-DSA (deterministic, empty context) for an ML-DSA key; returns the raw
+    /// FIPS 204 signature. The core calls it, and only it, for keys whose [`KeyKind`] is
+    /// [`KeyKind::MlDsa`]. Backends without ML-DSA keep the default, which refuses.
+    fn sign_ml_dsa_mu(&self, mu: &MlDsaMu) -> Result<Vec<u8>, SignError> {
+        let _ = mu;
+        Err(SignError::device(
+            ErrorClass::Configuration,
+            NoMlDsa {
+                signer: self.describe(),
+            },
+        ))
+    }
+
     /// Where the key lives, for messages (a path, a URI without PIN, a TPM handle). Never a secret.
     fn describe(&self) -> String;
+}
+
+/// A backend asked to sign ML-DSA that has no ML-DSA support.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{signer} cannot sign with an ML-DSA key: this key store does not support ML-DSA (use a key file)"
+)]
+pub struct NoMlDsa {
+    /// The signer's description.
+    pub signer: String,
 }
 
 /// Whose move it is when something failed: decides the exit code (2 or 1) at the boundary.

@@ -12,7 +12,7 @@
 //! It does not check that the signer's key is the certificate's: that is decided where an identity is
 //! opened, before any request exists.
 
-pub use crate::{Digest, HashAlg};
+pub use crate::{Digest, HashAlg, MlDsaMu};
 
 use crate::{Classify, ErrorClass, KeyKind, PublicKey, SignError, Signer};
 use base64::Engine as _;
@@ -97,12 +97,41 @@ pub struct SignedRequest {
     pub string_to_sign: String,
 }
 
-/// `AWS4-X509-RSA-SHA256` or `AWS4-X509-ECDSA-SHA256`.
+/// `AWS4-X509-RSA-SHA256`, `AWS4-X509-ECDSA-SHA256` or `AWS4-X509-MLDSA`.
 pub fn algorithm_for(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Rsa { .. } => "AWS4-X509-RSA-SHA256",
         KeyKind::Ec(_) => "AWS4-X509-ECDSA-SHA256",
+        KeyKind::MlDsa(_) => "AWS4-X509-MLDSA",
     }
+}
+
+/// Signs `message` the way `kind` wants: the digest of `alg` for RSA and EC keys, the μ of pure
+/// ML-DSA (empty context) for ML-DSA keys, which have no choice of hash. The signer receives a
+/// value this function computed, never `message`.
+fn sign_message(
+    signer: &dyn Signer,
+    kind: KeyKind,
+    message: &[u8],
+    alg: HashAlg,
+) -> Result<Vec<u8>, SignError> {
+    let signature = match kind {
+        KeyKind::MlDsa(_) => {
+            let mu = MlDsaMu::compute(signer.public_key(), message).ok_or_else(|| {
+                SignError::MalformedSignature {
+                    signer: signer.describe(),
+                    kind,
+                    detail: "the signer reports an ML-DSA key kind but a public key of another \
+                             kind"
+                        .into(),
+                }
+            })?;
+            signer.sign_ml_dsa_mu(&mu)?
+        }
+        KeyKind::Rsa { .. } | KeyKind::Ec(_) => signer.sign(&Digest::compute(alg, message))?,
+    };
+    check_signature_shape(signer, kind, &signature)?;
+    Ok(signature)
 }
 
 /// `X-Amz-Date`: `YYYYMMDDTHHMMSSZ` in UTC, whole seconds.
@@ -320,9 +349,9 @@ pub fn sign_request<C: CertificateDer>(
     let headers = headers_to_sign(parts, &date, &x509, chain.as_deref());
     let canonical = canonical_request(parts, &headers);
     let to_sign = string_to_sign(algorithm, &date, &scope, &canonical);
-    // SHA-256 for every key kind and curve (even P-384 and P-521): the service hashes with SHA-256.
-    let signature = signer.sign(&Digest::sha256(to_sign.as_bytes()))?;
-    check_signature_shape(signer, kind, &signature)?;
+    // SHA-256 for every RSA key and curve (even P-384 and P-521): the service hashes with SHA-256.
+    // ML-DSA keys sign the μ of the string to sign.
+    let signature = sign_message(signer, kind, to_sign.as_bytes(), HashAlg::Sha256)?;
 
     let authorization = format!(
         "{algorithm} Credential={}/{scope}, SignedHeaders={}, Signature={}",
@@ -355,6 +384,8 @@ fn check_signature_shape(signer: &dyn Signer, kind: KeyKind, sig: &[u8]) -> Resu
         KeyKind::Ec(curve) => crate::encoding::ecdsa_der_to_raw(sig, curve.field_len())
             .err()
             .map(|e| e.to_string()),
+        KeyKind::MlDsa(set) => (sig.len() != set.signature_len())
+            .then(|| format!("{} bytes, expected {}", sig.len(), set.signature_len())),
     };
     match detail {
         None => Ok(()),
@@ -367,12 +398,11 @@ fn check_signature_shape(signer: &dyn Signer, kind: KeyKind, sig: &[u8]) -> Resu
 }
 
 /// The `sign-string` test message: `"AWS Roles Anywhere Credential Helper Signing Test" ‖ "1" ‖
-/// SHA256("IAM RA" ‖ PUBKEY)`, signed with `alg`. Returns the signature in canonical form.
+/// SHA256("IAM RA" ‖ PUBKEY)`, signed with `alg` (an ML-DSA key ignores `alg`: pure ML-DSA over the
+/// message, through its μ). Returns the signature in canonical form.
 pub fn sign_test_string(signer: &dyn Signer, alg: HashAlg) -> Result<Vec<u8>, Error> {
     let message = test_string_message(signer.public_key());
-    let signature = signer.sign(&Digest::compute(alg, &message))?;
-    check_signature_shape(signer, signer.key_kind(), &signature)?;
-    Ok(signature)
+    Ok(sign_message(signer, signer.key_kind(), &message, alg)?)
 }
 
 /// The message `sign-string` signs (the 32 raw bytes of the inner SHA-256, PUBKEY as

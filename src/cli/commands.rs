@@ -368,13 +368,14 @@ fn open_signer(key: &KeyOptions, debug: bool) -> Result<Box<dyn Signer>, Failure
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateData {
-    /// `RSA` or `EC`.
+    /// `RSA`, `EC`, or the ML-DSA parameter set (`ML-DSA-65`, …).
     pub key_type: &'static str,
     /// Standard base64 of the DER.
     pub certificate_data: String,
     /// Serial number in base 10.
     pub serial_number: String,
-    /// `RSASHA256`… or `ECSHA256`…
+    /// `RSASHA256`… or `ECSHA256`…; for ML-DSA the parameter set alone (pure ML-DSA has no hash
+    /// choice).
     pub supported_algorithms: Vec<String>,
     /// For certificates on a token: a URI that selects this certificate alone.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -384,21 +385,27 @@ pub struct CertificateData {
 impl CertificateData {
     /// The fields of `cert`; `uri` for certificates that live on a token.
     pub fn of(cert: &Certificate, uri: Option<String>) -> CertificateData {
-        let key_type = match cert.public_key().kind() {
-            KeyKind::Rsa { .. } => "RSA",
-            KeyKind::Ec(_) => "EC",
+        let (key_type, supported_algorithms) = match cert.public_key().kind() {
+            KeyKind::Rsa { .. } => ("RSA", with_hashes("RSA")),
+            KeyKind::Ec(_) => ("EC", with_hashes("EC")),
+            KeyKind::MlDsa(set) => (set.name(), vec![set.name().to_string()]),
         };
         CertificateData {
             key_type,
             certificate_data: base64::engine::general_purpose::STANDARD.encode(cert.der()),
             serial_number: cert.serial_decimal(),
-            supported_algorithms: [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]
-                .iter()
-                .map(|a| format!("{key_type}{}", a.name()))
-                .collect(),
+            supported_algorithms,
             uri,
         }
     }
+}
+
+/// `RSASHA256`, `RSASHA384`, `RSASHA512` (or `EC…`).
+fn with_hashes(key_type: &str) -> Vec<String> {
+    [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]
+        .iter()
+        .map(|a| format!("{key_type}{}", a.name()))
+        .collect()
 }
 
 /// The certificates named by `source` (a PEM file, or later a `pkcs11:` URI listing every match).

@@ -564,3 +564,106 @@ fn test_string_message_hashes_public_key_bytes() {
     );
     assert_eq!(msg.len(), prefix.len() + 32);
 }
+
+/// An ML-DSA-65 signer from a fixed seed (RustCrypto `ml-dsa` directly, not the file backend) that
+/// records the μ it is handed and never accepts a hash digest.
+struct MlDsaTestSigner {
+    key: Box<ml_dsa::SigningKey<ml_dsa::MlDsa65>>,
+    public: PublicKey,
+    seen: Mutex<Vec<MlDsaMu>>,
+    truncate: bool,
+}
+
+impl MlDsaTestSigner {
+    fn new(truncate: bool) -> MlDsaTestSigner {
+        use ml_dsa::Keypair as _;
+        let key = Box::new(ml_dsa::SigningKey::<ml_dsa::MlDsa65>::from_seed(
+            &[11u8; 32].into(),
+        ));
+        let public = PublicKey::ml_dsa(
+            crate::keys::MlDsaSet::MlDsa65,
+            &key.verifying_key().encode(),
+        )
+        .unwrap();
+        MlDsaTestSigner {
+            key,
+            public,
+            seen: Mutex::new(Vec::new()),
+            truncate,
+        }
+    }
+}
+
+impl Signer for MlDsaTestSigner {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    fn sign(&self, _: &Digest) -> Result<Vec<u8>, SignError> {
+        panic!("an ML-DSA key was handed a hash digest")
+    }
+    fn sign_ml_dsa_mu(&self, mu: &MlDsaMu) -> Result<Vec<u8>, SignError> {
+        self.seen.lock().unwrap().push(mu.clone());
+        let mut sig = self
+            .key
+            .expanded_key()
+            .sign_mu_deterministic(&(*mu.as_bytes()).into())
+            .encode()
+            .to_vec();
+        if self.truncate {
+            sig.pop();
+        }
+        Ok(sig)
+    }
+    fn describe(&self) -> String {
+        "ml-dsa test key".into()
+    }
+}
+
+#[test]
+fn ml_dsa_keys_sign_the_mu_of_the_string_to_sign_as_aws4_x509_mldsa() {
+    use ml_dsa::Keypair as _;
+    let case = Case::load(vectors().join("create-session-p256"));
+    let signer = MlDsaTestSigner::new(false);
+    let signed = sign_request(&case.parts(), &case.input(), &signer).unwrap();
+    assert!(signed.string_to_sign.starts_with("AWS4-X509-MLDSA\n"));
+    let seen = signer.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0],
+        MlDsaMu::compute(&signer.public, signed.string_to_sign.as_bytes()).unwrap()
+    );
+    let auth = &signed.headers.last().unwrap().1;
+    assert!(auth.starts_with("AWS4-X509-MLDSA Credential="), "{auth}");
+    let sig_hex = auth.rsplit("Signature=").next().unwrap();
+    let sig = hex::decode(sig_hex).unwrap();
+    assert_eq!(sig.len(), 3309);
+    // Pure ML-DSA over the whole string to sign, empty context: what the service verifies.
+    let sig = ml_dsa::Signature::<ml_dsa::MlDsa65>::try_from(sig.as_slice()).unwrap();
+    assert!(signer.key.verifying_key().verify_with_context(
+        signed.string_to_sign.as_bytes(),
+        &[],
+        &sig
+    ));
+
+    // A signature one byte short is never sent.
+    let short = MlDsaTestSigner::new(true);
+    let err = sign_request(&case.parts(), &case.input(), &short).unwrap_err();
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("3308 bytes, expected 3309"), "{cause}");
+}
+
+#[test]
+fn a_backend_without_ml_dsa_refuses_it_by_default() {
+    let case = Case::load(vectors().join("create-session-p256"));
+    let no_mldsa = FixedSigner {
+        public: MlDsaTestSigner::new(false).public,
+        answer: vec![0; 3309],
+    };
+    let err = sign_request(&case.parts(), &case.input(), &no_mldsa).unwrap_err();
+    assert_eq!(err.class(), crate::signer::ErrorClass::Configuration);
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(
+        cause.contains("fixed signer cannot sign with an ML-DSA key"),
+        "{cause}"
+    );
+}

@@ -11,12 +11,14 @@
 //! - `pbe`: password-based decryption (PBES2, PKCS#12 PBE), KDF limits checked before deriving.
 //! - `pkcs12`: PFX walk, MAC check, bags, certificate order.
 //! - `sign`: the key types, size and curve policy, and prehash signing.
+//! - `mldsa`: ML-DSA keys in PKCS#8 (seed-only and seed-and-expanded-key forms), signing μ.
 //!
 //! Passwords come, in this order, from `--pkcs8-password`, `--pkcs8-password-file`, the
 //! `ROLESANYWHERE_PKCS8_PASSWORD` environment variable, and a prompt only when stdin is a terminal.
 //! A wrong password is reported once; there is no retry.
 
 mod detect;
+mod mldsa;
 mod pbe;
 mod pkcs12;
 mod pkcs8;
@@ -185,7 +187,7 @@ pub enum Error {
     /// A key type or curve Roles Anywhere does not accept.
     #[error(
         "private key file {path} holds {} {what} key, which is not supported \
-         (supported: RSA 2048-4096, EC P-256, P-384, P-521)",
+         (supported: RSA 2048-4096, EC P-256, P-384, P-521, ML-DSA-44, ML-DSA-65, ML-DSA-87)",
         article(.what),
         path = crate::text::path(path)
     )]
@@ -274,6 +276,18 @@ impl Signer for FileSigner {
     }
     fn sign(&self, digest: &Digest) -> Result<Vec<u8>, crate::signer::SignError> {
         self.key.sign(digest).map_err(|e| {
+            crate::signer::Error::from(Error::Sign {
+                path: self.path.clone(),
+                source: Box::new(e),
+            })
+            .into()
+        })
+    }
+    fn sign_ml_dsa_mu(
+        &self,
+        mu: &rolesanywhere_core::MlDsaMu,
+    ) -> Result<Vec<u8>, crate::signer::SignError> {
+        self.key.sign_ml_dsa_mu(mu).map_err(|e| {
             crate::signer::Error::from(Error::Sign {
                 path: self.path.clone(),
                 source: Box::new(e),
@@ -456,3 +470,30 @@ fn article(word: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers shared by the backend's test modules.
+#[cfg(test)]
+mod tests_support {
+    use super::{Ctx, Error, FileKey, PasswordPolicy, open_with};
+    use crate::signer::KeyOptions;
+    use std::path::Path;
+
+    /// Loads DER key bytes as if from `key.der`, without environment or prompt.
+    pub(super) fn load_der(data: &[u8]) -> Result<FileKey, Error> {
+        let opts = KeyOptions::default();
+        let ctx = Ctx::new(
+            Path::new("key.der"),
+            &opts,
+            PasswordPolicy {
+                env: "ROLESANYWHERE_TEST_UNSET_PASSWORD",
+                prompt: false,
+            },
+        );
+        open_with(data, &ctx)
+    }
+
+    /// A DER TLV (definite length).
+    pub(super) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        rolesanywhere_core::encoding::der_tlv(tag, content)
+    }
+}

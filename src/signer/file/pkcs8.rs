@@ -1,6 +1,6 @@
 //! PKCS#8: `PrivateKeyInfo` (RFC 5208 / 5958) and `EncryptedPrivateKeyInfo`.
 //!
-//! Owns unwrapping the algorithm envelope to the inner PKCS#1 or SEC1 key and the decryption of
+//! Owns unwrapping the algorithm envelope to the inner PKCS#1, SEC1 or ML-DSA key and the decryption of
 //! encrypted PKCS#8 (through [`pbe`](super::pbe), which enforces the KDF limits). It does not read
 //! files or prompt: the password comes from the caller's context, asked for at most once.
 
@@ -42,6 +42,14 @@ fn from_info(ctx: &Ctx<'_>, info: &pkcs8::PrivateKeyInfoRef<'_>) -> Result<Priva
             None => None,
         };
         PrivateKey::from_sec1(ctx, inner, curve)
+    } else if let Some(set) = crate::keys::ml_dsa_set(&oid) {
+        if info.algorithm.parameters.is_some() {
+            return Err(ctx.malformed_msg(format!(
+                "the {} key's algorithm has parameters, which must be absent",
+                set.name()
+            )));
+        }
+        Ok(PrivateKey::MlDsa(super::mldsa::parse(ctx, set, inner)?))
     } else {
         let s = oid.to_string();
         let name = KNOWN_UNSUPPORTED

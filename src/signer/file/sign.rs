@@ -3,17 +3,19 @@
 //! Owns building keys from PKCS#1 `RSAPrivateKey` and SEC1 `ECPrivateKey` DER (the inner forms every
 //! other format unwraps to), the size and curve policy (RSA 2048–4096, P-256/P-384/P-521), the public
 //! key report and signing. Signatures are prehash: RSASSA-PKCS1-v1_5 over the `DigestInfo` of the
-//! digest's algorithm (prefix from [`encoding`]), ECDSA over the digest bytes with DER output. The
-//! RustCrypto key types zeroize themselves on drop; this module keeps no other copy of the secret.
+//! digest's algorithm (prefix from [`encoding`]), ECDSA over the digest bytes with DER output. ML-DSA
+//! keys ([`super::mldsa`]) sign the core's μ instead. The RustCrypto key types zeroize themselves on
+//! drop; this module keeps no other copy of the secret.
 
 use super::{Ctx, Error};
 use crate::keys::CurveOid as _;
-use crate::keys::{Curve, PublicKey};
+use crate::keys::{Curve, MlDsaSet, PublicKey};
 use crate::signer::encoding;
 use crate::sigv4x509::Digest;
 use der::Decode as _;
 use der::asn1::ObjectIdentifier;
 use ecdsa::signature::hazmat::PrehashSigner;
+use rolesanywhere_core::MlDsaMu;
 use rsa::traits::PublicKeyParts as _;
 
 /// Smallest and largest RSA modulus accepted, in bits.
@@ -30,6 +32,8 @@ pub(super) enum PrivateKey {
     P384(p384::ecdsa::SigningKey),
     /// ECDSA on P-521.
     P521(p521::ecdsa::SigningKey),
+    /// ML-DSA-44/65/87 (signs the core's μ, never a hash: [`PrivateKey::sign_ml_dsa_mu`]).
+    MlDsa(super::mldsa::MlDsaKey),
 }
 
 impl PrivateKey {
@@ -112,6 +116,7 @@ impl PrivateKey {
                 Curve::P521,
                 k.verifying_key().to_sec1_point(false).as_bytes(),
             ),
+            PrivateKey::MlDsa(k) => k.public_key(),
         }
     }
 
@@ -138,6 +143,19 @@ impl PrivateKey {
                 let sig: p521::ecdsa::DerSignature = k.sign_prehash(z)?;
                 Ok(sig.as_bytes().to_vec())
             }
+            PrivateKey::MlDsa(k) => Err(SignError::MlDsaGivenHash(k.set())),
+        }
+    }
+
+    /// Signs the μ of pure ML-DSA with an ML-DSA key (deterministic).
+    pub(super) fn sign_ml_dsa_mu(&self, mu: &MlDsaMu) -> Result<Vec<u8>, SignError> {
+        match self {
+            PrivateKey::MlDsa(k) if k.set() == mu.set() => Ok(k.sign_mu(mu)),
+            PrivateKey::MlDsa(k) => Err(SignError::MlDsaSetMismatch {
+                key: k.set(),
+                mu: mu.set(),
+            }),
+            _ => Err(SignError::NotMlDsa),
         }
     }
 }
@@ -151,6 +169,20 @@ pub(super) enum SignError {
     /// The ECDSA operation failed.
     #[error("ECDSA signing failed")]
     Ecdsa(#[from] ecdsa::Error),
+    /// An ML-DSA key was handed a hash digest (pure ML-DSA signs μ, never a hash).
+    #[error("an {} key signs the μ of pure ML-DSA, not a hash digest (HashML-DSA is never used)", .0.name())]
+    MlDsaGivenHash(MlDsaSet),
+    /// μ computed for another parameter set.
+    #[error("μ was computed for {} but the key is {}", .mu.name(), .key.name())]
+    MlDsaSetMismatch {
+        /// The key's set.
+        key: MlDsaSet,
+        /// μ's set.
+        mu: MlDsaSet,
+    },
+    /// An RSA or EC key was handed an ML-DSA μ.
+    #[error("the key is not an ML-DSA key and cannot sign an ML-DSA μ")]
+    NotMlDsa,
 }
 
 /// A readable name for curves people do use, so the refusal is understandable.

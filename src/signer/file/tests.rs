@@ -117,6 +117,7 @@ fn verify_with_crates(name: &str, digest: &Digest, sig: &[u8]) {
             key.verify(scheme, z, sig)
                 .unwrap_or_else(|e| panic!("{name}: RSA signature does not verify: {e}"));
         }
+        KeyKind::MlDsa(_) => panic!("{name}: no ML-DSA key among the openssl fixtures"),
         KeyKind::Ec(Curve::P256) => {
             let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
             let sig = p256::ecdsa::DerSignature::from_bytes(sig).unwrap();

@@ -35,6 +35,23 @@ pub enum Error {
     #[cfg(not(feature = "tpm"))]
     #[error("{0} is a TPM key, but this build has no TPM support (rebuild with the `tpm` feature)")]
     TpmUnsupported(String),
+    /// The certificate is for an ML-DSA key and the private key is of another kind, typically on a
+    /// TPM (TPMs do not do ML-DSA yet) or a token (ML-DSA through PKCS#11 is not supported yet).
+    #[error(
+        "certificate {certificate} is for an {set} key, but private key {key} is an {kind} key; \
+         ML-DSA keys are read from key files only (TPMs do not do ML-DSA yet, and ML-DSA on PKCS#11 \
+         tokens is not supported yet): give the ML-DSA private key file with --private-key"
+    )]
+    MlDsaKeyElsewhere {
+        /// The key's description.
+        key: String,
+        /// The key's kind.
+        kind: String,
+        /// The certificate's description.
+        certificate: String,
+        /// The certificate's parameter set.
+        set: &'static str,
+    },
     /// The private key is not the one the certificate was issued for.
     #[error(
         "private key {key} ({key_fp}) does not match certificate {certificate} ({cert_fp}); \

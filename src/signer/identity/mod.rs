@@ -30,7 +30,7 @@ pub use source::{KeySource, is_tss2_pem, tpm_key};
 use super::pkcs11::redact_uri;
 use super::{Signer, file, pkcs11};
 use crate::certs::{self, Certificate};
-use crate::keys::PublicKey;
+use crate::keys::{KeyKind, PublicKey};
 use crate::secret::Secret;
 use crate::userfile;
 use std::path::{Path, PathBuf};
@@ -184,6 +184,16 @@ pub fn check_matches(
 ) -> Result<(), Error> {
     if signer.public_key() == cert_key {
         return Ok(());
+    }
+    if let (KeyKind::MlDsa(set), kind) = (cert_key.kind(), signer.key_kind())
+        && !matches!(kind, KeyKind::MlDsa(_))
+    {
+        return Err(Error::MlDsaKeyElsewhere {
+            key: signer.describe(),
+            kind: kind.to_string(),
+            certificate: certificate.to_string(),
+            set: set.name(),
+        });
     }
     Err(Error::CertificateKeyMismatch {
         key: signer.describe(),

@@ -557,3 +557,51 @@ fn secret_files_keep_their_precedence() {
         "{e}"
     );
 }
+
+/// A signer that only reports a public key (what `check_matches` reads).
+struct Reporting(PublicKey, &'static str);
+
+impl Signer for Reporting {
+    fn public_key(&self) -> &PublicKey {
+        &self.0
+    }
+    fn sign(&self, _: &crate::sigv4x509::Digest) -> Result<Vec<u8>, rolesanywhere_core::SignError> {
+        unreachable!("check_matches never signs")
+    }
+    fn describe(&self) -> String {
+        self.1.into()
+    }
+}
+
+#[test]
+fn an_ml_dsa_certificate_with_a_tpm_key_says_tpms_do_not_do_ml_dsa() {
+    let cert_key =
+        PublicKey::ml_dsa(crate::keys::MlDsaSet::MlDsa65, &[3; 1952]).expect("ML-DSA-65 key");
+    let tpm = Reporting(
+        PublicKey::ec(crate::keys::Curve::P256, &[4; 65]).unwrap(),
+        "TPM key handle:0x81000001",
+    );
+    let e = check_matches(&tpm, &cert_key, "cert.pem (CN=pq)").unwrap_err();
+    assert!(matches!(e, Error::MlDsaKeyElsewhere { .. }), "{e:?}");
+    let text = e.to_string();
+    for needle in [
+        "cert.pem (CN=pq)",
+        "ML-DSA-65",
+        "handle:0x81000001",
+        "EC P-256",
+        "TPMs do not do ML-DSA yet",
+        "--private-key",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+    assert!(e.is_configuration());
+    // Another ML-DSA key is the plain mismatch.
+    let other = Reporting(
+        PublicKey::ml_dsa(crate::keys::MlDsaSet::MlDsa65, &[4; 1952]).unwrap(),
+        "other.key",
+    );
+    assert!(matches!(
+        check_matches(&other, &cert_key, "cert.pem").unwrap_err(),
+        Error::CertificateKeyMismatch { .. }
+    ));
+}

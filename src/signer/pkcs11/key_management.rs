@@ -27,12 +27,13 @@ fn ec_params(curve: Curve) -> Vec<u8> {
         .expect("a named-curve OID is a few bytes, far below DER's limits")
 }
 
-/// The mechanism and the public and private key templates for a key of `kind`.
+/// The mechanism and the public and private key templates for a key of `kind`; `None` for ML-DSA,
+/// which key generation on tokens does not offer yet.
 fn key_templates(
     kind: KeyKind,
     id: &[u8],
     label: &str,
-) -> (CK_MECHANISM_TYPE, Vec<Attr>, Vec<Attr>) {
+) -> Option<(CK_MECHANISM_TYPE, Vec<Attr>, Vec<Attr>)> {
     use cryptoki_sys::*;
     let mut public: Vec<Attr> = vec![
         (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
@@ -67,8 +68,9 @@ fn key_templates(
             public.push((CKA_PUBLIC_EXPONENT, vec![0x01, 0x00, 0x01]));
             CKM_RSA_PKCS_KEY_PAIR_GEN
         }
+        KeyKind::MlDsa(_) => return None,
     };
-    (mechanism, public, private)
+    Some((mechanism, public, private))
 }
 
 /// `%XX` for every byte, as RFC 7512 writes binary `id` values.
@@ -198,6 +200,10 @@ fn public_key_of(
             let e = get(1).ok_or_else(|| missing("CKA_PUBLIC_EXPONENT"))?;
             Ok(PublicKey::rsa(&n, &e))
         }
+        KeyKind::MlDsa(_) => Err(Error::NewKeyUnreadable {
+            target: ts.uri.to_string(),
+            what: format!("{kind} public key (not read from tokens yet)"),
+        }),
     }
 }
 
@@ -237,7 +243,12 @@ pub fn generate_key(
         .map_or_else(random_id, Ok)?;
     let ts = TokenSession::open(uri, pkcs11_lib)?;
     refuse_existing(&ts, &id, &label)?;
-    let (mechanism, public, private) = key_templates(kind, &id, &label);
+    let Some((mechanism, public, private)) = key_templates(kind, &id, &label) else {
+        return Err(Error::TargetUri {
+            uri: parsed.to_string(),
+            reason: format!("generating {kind} keys on a token is not supported yet"),
+        });
+    };
     let (pub_handle, _) = ts
         .session
         .generate_key_pair(mechanism, &public, &private)
@@ -526,7 +537,7 @@ mod tests {
     #[test]
     fn private_key_template_is_sensitive_unextractable_and_sign_only() {
         for kt in [KeyKind::Ec(Curve::P256), KeyKind::Rsa { bits: 3072 }] {
-            let (_, _, private) = key_templates(kt, &[1], "k");
+            let (_, _, private) = key_templates(kt, &[1], "k").unwrap();
             for (t, v) in [
                 (CKA_TOKEN, true),
                 (CKA_PRIVATE, true),
@@ -545,14 +556,14 @@ mod tests {
 
     #[test]
     fn public_template_carries_curve_or_modulus_size() {
-        let (m, public, _) = key_templates(KeyKind::Ec(Curve::P384), &[1], "k");
+        let (m, public, _) = key_templates(KeyKind::Ec(Curve::P384), &[1], "k").unwrap();
         assert_eq!(m, CKM_EC_KEY_PAIR_GEN);
         assert!(has(
             &public,
             CKA_EC_PARAMS,
             &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]
         ));
-        let (m, public, _) = key_templates(KeyKind::Rsa { bits: 2048 }, &[1], "k");
+        let (m, public, _) = key_templates(KeyKind::Rsa { bits: 2048 }, &[1], "k").unwrap();
         assert_eq!(m, CKM_RSA_PKCS_KEY_PAIR_GEN);
         assert!(has(&public, CKA_MODULUS_BITS, &ulong(2048)));
     }

@@ -70,6 +70,13 @@ impl Mechanism {
             }
         };
         match public.kind() {
+            // The token's ML-DSA keys (CKK_ML_DSA, CKM_ML_DSA[_EXTERNAL_MU]) are a later step; a
+            // token key is never reported as ML-DSA today, this arm only keeps the match whole.
+            KeyKind::MlDsa(set) => Err(Error::NoMechanism {
+                token: token.label.clone(),
+                uri: uri.into(),
+                reason: format!("{} keys on tokens are not supported yet", set.name()),
+            }),
             KeyKind::Ec(curve) => {
                 if can_sign(cryptoki_sys::CKM_ECDSA)? {
                     Ok(Mechanism::Ecdsa {

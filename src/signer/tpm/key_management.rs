@@ -233,6 +233,10 @@ fn template(kind: KeyKind, auth_policy: Option<[u8; 32]>) -> tss_esapi::Result<P
             )
             .with_rsa_unique_identifier(PublicKeyRsa::default())
             .build(),
+        // TPM 2.0 has no ML-DSA yet (TPM_ALG_MLDSA is only in library specification 1.85).
+        KeyKind::MlDsa(_) => Err(tss_esapi::Error::WrapperError(
+            tss_esapi::WrapperErrorKind::UnsupportedParam,
+        )),
     }
 }
 

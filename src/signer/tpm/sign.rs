@@ -153,11 +153,13 @@ pub(crate) fn scheme_refusal(
     let kind = match key {
         PublicKey::Rsa { .. } => "RSASSA",
         PublicKey::Ec { .. } => "ECDSA",
+        // A TPM key is never ML-DSA (TPMs do not do ML-DSA yet); the arm keeps the match whole.
+        PublicKey::MlDsa { .. } => "ML-DSA",
     };
     let scheme = format!("{kind} with {}", hash_name(fixed));
     let null_keys = match key {
         PublicKey::Rsa { .. } => "`tpm2_create -G rsa2048`",
-        PublicKey::Ec { .. } => "`tpm2_create -G ecc256`",
+        PublicKey::Ec { .. } | PublicKey::MlDsa { .. } => "`tpm2_create -G ecc256`",
     };
     let fix = if digest.alg() == HashAlg::Sha256 {
         format!(
@@ -189,6 +191,8 @@ pub(crate) fn scheme(key: &PublicKey, digest: &Digest) -> SignatureScheme {
     match key {
         PublicKey::Rsa { .. } => SignatureScheme::RsaSsa { hash_scheme },
         PublicKey::Ec { .. } => SignatureScheme::EcDsa { hash_scheme },
+        // Never a TPM key; the TPM refuses a NULL scheme on a key without one.
+        PublicKey::MlDsa { .. } => SignatureScheme::Null,
     }
 }
 
