@@ -1216,5 +1216,9 @@ fn softhsm_keygen_ml_dsa_is_refused_before_anything_is_generated() {
             assert!(!r.stderr.contains(pin), "{}", r.stderr);
         }
     }
-    assert_eq!(h.objects(), before, "a refused ML-DSA keygen changed the token");
+    assert_eq!(
+        h.objects(),
+        before,
+        "a refused ML-DSA keygen changed the token"
+    );
 }

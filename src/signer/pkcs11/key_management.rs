@@ -13,12 +13,12 @@
 use super::error::{CallError, Error};
 use super::ffi::{Attr, Session, bool_attr, ulong};
 use super::find::{self, KeyObject, Token};
-use super::uri::{ObjectType, Pkcs11Uri};
 use super::module::{self, Module};
+use super::uri::{ObjectType, Pkcs11Uri};
 use super::{mldsa, pin};
 use crate::certs::Certificate;
 use crate::keys::CurveOid as _;
-use crate::keys::{Curve, KeyKind, MlDsaSet, PublicKey};
+use crate::keys::{Curve, KeyKind, PublicKey};
 use cryptoki_sys::{CK_MECHANISM_TYPE, CK_OBJECT_HANDLE};
 use std::path::{Path, PathBuf};
 
@@ -586,6 +586,7 @@ impl TokenKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::MlDsaSet;
     use cryptoki_sys::*;
 
     fn has(attrs: &[Attr], t: CK_ATTRIBUTE_TYPE, v: &[u8]) -> bool {
@@ -635,7 +636,10 @@ mod tests {
         ] {
             let (m, public, _) = key_templates(KeyKind::MlDsa(set), &[1], "k");
             assert_eq!(m, 0x1c, "CKM_ML_DSA_KEY_PAIR_GEN");
-            assert!(has(&public, 0x61d, &ulong(ckp)), "CKA_PARAMETER_SET for {set:?}");
+            assert!(
+                has(&public, 0x61d, &ulong(ckp)),
+                "CKA_PARAMETER_SET for {set:?}"
+            );
         }
     }
 

@@ -73,7 +73,10 @@ fn read_ulong(bytes: &[u8]) -> Option<CK_ULONG> {
 
 /// The public key of a `CKK_ML_DSA` public key object: `CKA_VALUE` (the FIPS 204 encoded key) and
 /// `CKA_PARAMETER_SET`; without the latter, the set is the one whose key length `CKA_VALUE` has.
-pub(crate) fn public_key(parameter_set_attr: Option<&[u8]>, value: &[u8]) -> Result<PublicKey, String> {
+pub(crate) fn public_key(
+    parameter_set_attr: Option<&[u8]>,
+    value: &[u8],
+) -> Result<PublicKey, String> {
     let set = match parameter_set_attr {
         Some(p) => {
             let v = read_ulong(p).ok_or_else(|| {
@@ -198,6 +201,7 @@ ckm_names!(
     CKM_RSA_PKCS,
     CKM_RSA_X_509,
     CKM_RSA_PKCS_PSS,
+    CKM_MD5_RSA_PKCS,
     CKM_SHA1_RSA_PKCS,
     CKM_SHA224_RSA_PKCS,
     CKM_SHA256_RSA_PKCS,
@@ -286,10 +290,7 @@ mod tests {
 
     #[test]
     fn external_mu_is_preferred_then_pure_ml_dsa() {
-        let both = [
-            (ck::CKM_ML_DSA, SIGN),
-            (ck::CKM_ML_DSA_EXTERNAL_MU, SIGN),
-        ];
+        let both = [(ck::CKM_ML_DSA, SIGN), (ck::CKM_ML_DSA_EXTERNAL_MU, SIGN)];
         assert_eq!(select(&both), Ok(MlDsaMechanism::ExternalMu));
         let pure = [(cryptoki_sys::CKM_ECDSA, SIGN), (ck::CKM_ML_DSA, SIGN)];
         assert_eq!(select(&pure), Ok(MlDsaMechanism::Pure));
@@ -304,10 +305,7 @@ mod tests {
 
     #[test]
     fn verify_only_external_mu_falls_back_to_pure() {
-        let l = [
-            (ck::CKM_ML_DSA_EXTERNAL_MU, VERIFY),
-            (ck::CKM_ML_DSA, SIGN),
-        ];
+        let l = [(ck::CKM_ML_DSA_EXTERNAL_MU, VERIFY), (ck::CKM_ML_DSA, SIGN)];
         assert_eq!(select(&l), Ok(MlDsaMechanism::Pure));
         let e = select(&[(ck::CKM_ML_DSA, VERIFY)]).unwrap_err();
         assert!(e.contains("offers no ML-DSA signing mechanism"), "{e}");
@@ -363,7 +361,17 @@ mod tests {
         assert!(public_key(Some(&p65), &[9; 1312]).is_err());
         assert!(public_key(None, &[9; 1000]).is_err());
         assert!(public_key(None, &[]).is_err());
-        assert!(public_key(Some(&[2]), &[9; 1952]).unwrap_err().contains("1 bytes"));
-        assert!(public_key(Some(&7u64.to_ne_bytes()[..std::mem::size_of::<CK_ULONG>()]), &[9; 1952]).is_err());
+        assert!(
+            public_key(Some(&[2]), &[9; 1952])
+                .unwrap_err()
+                .contains("1 bytes")
+        );
+        assert!(
+            public_key(
+                Some(&7u64.to_ne_bytes()[..std::mem::size_of::<CK_ULONG>()]),
+                &[9; 1952]
+            )
+            .is_err()
+        );
     }
 }

@@ -17,8 +17,8 @@ use crate::keys::{KeyKind, MlDsaSet, PublicKey};
 use crate::secret::Secret;
 use crate::signer::{Signer, encoding};
 use crate::sigv4x509::Digest;
-use rolesanywhere_core::MlDsaMu;
 use cryptoki_sys::{CK_MECHANISM_TYPE, CK_OBJECT_HANDLE};
+use rolesanywhere_core::MlDsaMu;
 use std::sync::Mutex;
 
 /// How the token is asked to sign.

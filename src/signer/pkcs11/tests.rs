@@ -642,16 +642,18 @@ fn softhsm_mechanism_list_has_no_ml_dsa_and_the_selection_says_so() {
             let offered = mldsa::offered(&module.lib, token.slot);
             assert_eq!(offered.len(), listed.len());
             // Flags come from C_GetMechanismInfo: ECDSA signs, SHA-256 (a digest) does not.
-            assert!(offered.contains(&(
-                cryptoki_sys::CKM_ECDSA,
-                Some(
-                    module
-                        .lib
-                        .mechanism_flags(token.slot, cryptoki_sys::CKM_ECDSA)
-                        .unwrap()
-                        .unwrap()
-                )
-            )));
+            assert!(
+                offered.contains(&(
+                    cryptoki_sys::CKM_ECDSA,
+                    Some(
+                        module
+                            .lib
+                            .mechanism_flags(token.slot, cryptoki_sys::CKM_ECDSA)
+                            .unwrap()
+                            .unwrap()
+                    )
+                ))
+            );
             let e = mldsa::select(&offered).unwrap_err();
             for needle in [
                 "offers no ML-DSA signing mechanism (CKM_ML_DSA or CKM_ML_DSA_EXTERNAL_MU",
@@ -661,7 +663,10 @@ fn softhsm_mechanism_list_has_no_ml_dsa_and_the_selection_says_so() {
             ] {
                 assert!(e.contains(needle), "{needle:?} not in {e}");
             }
-            assert!(!e.contains("CKM_SHA256,") && !e.contains("0x250"), "digests are not signing mechanisms: {e}");
+            assert!(
+                !e.contains("CKM_SHA256,") && !e.contains("0x250"),
+                "digests are not signing mechanisms: {e}"
+            );
             assert!(!mldsa::can_generate(&offered));
         },
     );
@@ -695,7 +700,10 @@ fn ml_dsa_certificate_with_a_token_ec_key_is_a_plain_mismatch() {
                 Err(e) => e.to_string(),
             };
             assert!(e.contains("does not match certificate"), "{e}");
-            assert!(e.contains("pkcs11:token=ra;object=ec;id=%01;type=private"), "{e}");
+            assert!(
+                e.contains("pkcs11:token=ra;object=ec;id=%01;type=private"),
+                "{e}"
+            );
             assert!(!e.contains("TPMs do not do ML-DSA"), "{e}");
         },
     );
