@@ -142,7 +142,8 @@ impl MlDsaMu {
     /// The message μ was computed over: **the one exception to the digest-only rule** (ADR 0004).
     /// Only for a device that can do nothing but pure ML-DSA on the message itself (a PKCS#11 token
     /// with `CKM_ML_DSA` and without `CKM_ML_DSA_EXTERNAL_MU`); the signature it returns is the same
-    /// as the one over μ. Every backend that can sign μ must sign μ. No backend uses it today.
+    /// as the one over μ. Every backend that can sign μ must sign μ. Only the PKCS#11 backend uses it,
+    /// for such a token.
     pub fn message_for_pure_ml_dsa_device(&self) -> &[u8] {
         &self.message
     }

@@ -38,7 +38,7 @@ pub trait Signer: Send + Sync {
 /// A backend asked to sign ML-DSA that has no ML-DSA support.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{signer} cannot sign with an ML-DSA key: this key store does not support ML-DSA (use a key file)"
+    "{signer} cannot sign with an ML-DSA key: this key store does not support ML-DSA (use a key file or a PKCS#11 token with ML-DSA)"
 )]
 pub struct NoMlDsa {
     /// The signer's description.

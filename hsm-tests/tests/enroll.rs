@@ -1178,3 +1178,47 @@ fn tpm_pcr_bound_key_stops_signing_when_the_pcr_changes() {
     assert!(r.stderr.contains("PolicyPCR"), "{}", r.stderr);
     assert!(!after.exists());
 }
+
+/// SoftHSM 2.6.1 has no ML-DSA: `--key-type ml-dsa-*` is refused, naming the missing mechanisms,
+/// before a PIN is used or anything is generated (the token's objects are the same before and
+/// after, an existing key included).
+#[test]
+fn softhsm_keygen_ml_dsa_is_refused_before_anything_is_generated() {
+    let Some(h) = SoftHsm::start() else { return };
+    ok(
+        &h.agent(&softhsm_args(
+            "keygen",
+            "pkcs11:token=ra;object=old;id=%01?pin-value=97531",
+            &[],
+        )),
+        "EC keygen",
+    );
+    let before = h.objects();
+    assert!(before.contains("old"), "{before}");
+    for kt in ["ml-dsa-44", "ml-dsa-65", "ml-dsa-87"] {
+        // A wrong PIN too: the refusal comes before any login, so the PIN is never tried.
+        for pin in ["97531", "00000"] {
+            let uri = format!("pkcs11:token=ra;object=pq;id=%02?pin-value={pin}");
+            let r = h.agent(&softhsm_args("keygen", &uri, &["--key-type", kt]));
+            assert_eq!(r.code, 2, "{kt}: {}", r.stderr);
+            assert!(r.stdout.is_empty(), "{:?}", r.stdout);
+            for needle in [
+                "token \"ra\" cannot generate the ML-DSA-",
+                "CKM_ML_DSA_KEY_PAIR_GEN",
+                "offers no ML-DSA signing mechanism",
+                "SoftHSM 2.6.1 has none",
+                "CKM_ECDSA",
+                "nothing was generated",
+            ] {
+                assert!(r.stderr.contains(needle), "{needle:?} not in {}", r.stderr);
+            }
+            assert!(!r.stderr.contains("CKR_PIN_INCORRECT"), "{}", r.stderr);
+            assert!(!r.stderr.contains(pin), "{}", r.stderr);
+        }
+    }
+    assert_eq!(
+        h.objects(),
+        before,
+        "a refused ML-DSA keygen changed the token"
+    );
+}

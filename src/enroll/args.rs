@@ -37,6 +37,15 @@ pub enum KeyType {
     /// RSA with a 3072-bit modulus.
     #[value(name = "rsa-3072")]
     Rsa3072,
+    /// ML-DSA-44 (FIPS 204; PKCS#11 tokens with CKM_ML_DSA_KEY_PAIR_GEN only)
+    #[value(name = "ml-dsa-44")]
+    MlDsa44,
+    /// ML-DSA-65 (FIPS 204; PKCS#11 tokens with CKM_ML_DSA_KEY_PAIR_GEN only)
+    #[value(name = "ml-dsa-65")]
+    MlDsa65,
+    /// ML-DSA-87 (FIPS 204; PKCS#11 tokens with CKM_ML_DSA_KEY_PAIR_GEN only)
+    #[value(name = "ml-dsa-87")]
+    MlDsa87,
 }
 
 /// `enroll keygen`.

@@ -8,7 +8,7 @@
 
 use super::target::KeySource as Target;
 use super::{Error, KeyType, KeygenArgs};
-use crate::keys::{Curve, KeyKind};
+use crate::keys::{Curve, KeyKind, MlDsaSet};
 
 impl KeyType {
     /// The kind of key this type creates.
@@ -18,6 +18,9 @@ impl KeyType {
             KeyType::EcP384 => KeyKind::Ec(Curve::P384),
             KeyType::Rsa2048 => KeyKind::Rsa { bits: 2048 },
             KeyType::Rsa3072 => KeyKind::Rsa { bits: 3072 },
+            KeyType::MlDsa44 => KeyKind::MlDsa(MlDsaSet::MlDsa44),
+            KeyType::MlDsa65 => KeyKind::MlDsa(MlDsaSet::MlDsa65),
+            KeyType::MlDsa87 => KeyKind::MlDsa(MlDsaSet::MlDsa87),
         }
     }
 }
@@ -49,6 +52,13 @@ pub(crate) fn target(args: &KeygenArgs) -> Result<Target, Error> {
                 crate::signer::pkcs11::redact_uri(uri)
             )));
         }
+    } else if let KeyKind::MlDsa(set) = args.key_type.kind() {
+        // Refused before any TPM is touched: TPMs do not do ML-DSA yet (docs/adr/0004).
+        return Err(Error::Usage(format!(
+            "--key-type {} needs a PKCS#11 token (pkcs11:… with CKM_ML_DSA_KEY_PAIR_GEN): TPMs do \
+             not do ML-DSA yet",
+            set.name().to_ascii_lowercase()
+        )));
     }
     Ok(t)
 }
@@ -156,6 +166,32 @@ mod tests {
         a.tpm_pcrs = Some("sha256:0".into());
         let e = target(&a).unwrap_err();
         assert!(e.is_usage() && e.to_string().contains("--tpm-pcrs"), "{e}");
+    }
+
+    #[test]
+    fn ml_dsa_key_types_are_for_tokens_only() {
+        for (kt, set) in [
+            (KeyType::MlDsa44, MlDsaSet::MlDsa44),
+            (KeyType::MlDsa65, MlDsaSet::MlDsa65),
+            (KeyType::MlDsa87, MlDsaSet::MlDsa87),
+        ] {
+            assert_eq!(kt.kind(), KeyKind::MlDsa(set));
+            let mut a = args(Some("pkcs11:token=ra;object=k"), None);
+            a.key_type = kt;
+            assert!(target(&a).is_ok());
+            for tpm in [args(Some("key.tss"), None), args(None, Some("0x81000010"))] {
+                let mut a = tpm;
+                a.key_type = kt;
+                let e = target(&a).unwrap_err();
+                assert!(e.is_usage(), "{e}");
+                let text = e.to_string();
+                assert!(
+                    text.contains(&set.name().to_ascii_lowercase())
+                        && text.contains("TPMs do not do ML-DSA yet"),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

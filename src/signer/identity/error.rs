@@ -35,12 +35,13 @@ pub enum Error {
     #[cfg(not(feature = "tpm"))]
     #[error("{0} is a TPM key, but this build has no TPM support (rebuild with the `tpm` feature)")]
     TpmUnsupported(String),
-    /// The certificate is for an ML-DSA key and the private key is of another kind, typically on a
-    /// TPM (TPMs do not do ML-DSA yet) or a token (ML-DSA through PKCS#11 is not supported yet).
+    /// The certificate is for an ML-DSA key and the private key, not on a PKCS#11 token, is of
+    /// another kind: typically on a TPM (TPMs do not do ML-DSA yet). A token key of another kind
+    /// is [`Error::CertificateKeyMismatch`], as tokens can hold ML-DSA keys.
     #[error(
         "certificate {certificate} is for an {set} key, but private key {key} is an {kind} key; \
-         ML-DSA keys are read from key files only (TPMs do not do ML-DSA yet, and ML-DSA on PKCS#11 \
-         tokens is not supported yet): give the ML-DSA private key file with --private-key"
+         ML-DSA keys are read from key files and PKCS#11 tokens only (TPMs do not do ML-DSA yet): \
+         give the ML-DSA private key (a key file or a pkcs11: URI) with --private-key"
     )]
     MlDsaKeyElsewhere {
         /// The key's description.

@@ -185,8 +185,11 @@ pub fn check_matches(
     if signer.public_key() == cert_key {
         return Ok(());
     }
+    // A token key of another kind is a plain mismatch: tokens can hold ML-DSA keys
+    // (`signer::pkcs11`). The hint is for TPM keys (no ML-DSA yet) and key files of another kind.
     if let (KeyKind::MlDsa(set), kind) = (cert_key.kind(), signer.key_kind())
         && !matches!(kind, KeyKind::MlDsa(_))
+        && !pkcs11::is_pkcs11_uri(&signer.describe())
     {
         return Err(Error::MlDsaKeyElsewhere {
             key: signer.describe(),

@@ -595,6 +595,14 @@ fn an_ml_dsa_certificate_with_a_tpm_key_says_tpms_do_not_do_ml_dsa() {
         assert!(text.contains(needle), "{needle:?} not in {text}");
     }
     assert!(e.is_configuration());
+    // A token key of another kind is the plain mismatch: tokens can hold ML-DSA keys.
+    let token = Reporting(
+        PublicKey::ec(crate::keys::Curve::P256, &[4; 65]).unwrap(),
+        "pkcs11:token=ra;object=k;id=%01;type=private",
+    );
+    let e = check_matches(&token, &cert_key, "cert.pem").unwrap_err();
+    assert!(matches!(e, Error::CertificateKeyMismatch { .. }), "{e:?}");
+    assert!(!e.to_string().contains("TPMs do not do ML-DSA"), "{e}");
     // Another ML-DSA key is the plain mismatch.
     let other = Reporting(
         PublicKey::ml_dsa(crate::keys::MlDsaSet::MlDsa65, &[4; 1952]).unwrap(),

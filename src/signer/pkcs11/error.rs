@@ -171,6 +171,19 @@ pub enum Error {
         /// Which mechanisms are missing, and why the fallback is impossible.
         reason: String,
     },
+    /// The token cannot generate (or would not be able to use) a key of the requested kind;
+    /// found before anything was generated.
+    #[error("token {token:?} cannot generate the {kind} key {uri}: {reason}")]
+    NoKeyGeneration {
+        /// Token label.
+        token: String,
+        /// The key kind asked for.
+        kind: String,
+        /// The target URI (PIN-less).
+        uri: String,
+        /// Which mechanisms are missing.
+        reason: String,
+    },
     /// A PIN could not be obtained.
     #[error(transparent)]
     Pin(#[from] crate::secret::Error),
@@ -244,6 +257,7 @@ impl rolesanywhere_core::Classify for Error {
             | Error::AmbiguousKey { .. }
             | Error::UnsupportedKey { .. }
             | Error::NoMechanism { .. }
+            | Error::NoKeyGeneration { .. }
             | Error::Pin(_)
             | Error::NotAUri(_)
             | Error::TargetUri { .. }

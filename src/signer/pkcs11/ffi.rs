@@ -93,6 +93,8 @@ fn sized(function: &'static str, n: CK_ULONG, max: usize) -> Result<usize, CallE
 const MAX_SLOTS: usize = 4096;
 const MAX_ATTRIBUTE: usize = 1 << 20;
 const MAX_SIGNATURE: usize = 64 * 1024;
+/// Mechanisms one token may list; real tokens list a few hundred at most.
+const MAX_MECHANISMS: usize = 4096;
 
 fn check(function: &'static str, rv: CK_RV) -> Result<(), CallError> {
     if rv == cryptoki_sys::CKR_OK {
@@ -263,6 +265,29 @@ impl Library {
         }
         check("C_GetMechanismInfo", rv)?;
         Ok(Some(info.flags))
+    }
+
+    /// `C_GetMechanismList`: every mechanism the token in `slot` offers.
+    pub fn mechanism_list(&self, slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>, CallError> {
+        let f = func!(self, C_GetMechanismList);
+        for _ in 0..4 {
+            let mut n: CK_ULONG = 0;
+            // SAFETY: a null list asks for the count only.
+            check("C_GetMechanismList", unsafe {
+                f(slot, ptr::null_mut(), &mut n)
+            })?;
+            let mut list: Vec<CK_MECHANISM_TYPE> =
+                vec![0; sized("C_GetMechanismList", n, MAX_MECHANISMS)?];
+            // SAFETY: `list` has room for `n` entries.
+            let rv = unsafe { f(slot, list.as_mut_ptr(), &mut n) };
+            if rv == cryptoki_sys::CKR_BUFFER_TOO_SMALL {
+                continue;
+            }
+            check("C_GetMechanismList", rv)?;
+            list.truncate(n as usize);
+            return Ok(list);
+        }
+        check("C_GetMechanismList", cryptoki_sys::CKR_BUFFER_TOO_SMALL).map(|_| Vec::new())
     }
 
     /// `C_OpenSession` (serial; read-write when `rw`).

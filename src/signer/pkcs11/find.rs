@@ -8,6 +8,7 @@
 
 use super::error::{CallError, Error, call};
 use super::ffi::{Attr, Session, TokenInfo, ulong};
+use super::mldsa;
 use super::module::Module;
 use super::uri::{ObjectType, Pkcs11Uri};
 use crate::keys::CurveOid as _;
@@ -290,6 +291,11 @@ fn public_from_attrs(
     point: &Option<Vec<u8>>,
 ) -> Result<Option<PublicKey>, String> {
     let kt = key_type.as_deref();
+    // An ML-DSA private key object holds no public value: the public key object (or the
+    // certificate) with its CKA_ID gives it.
+    if kt == Some(ulong(mldsa::ck::CKK_ML_DSA).as_slice()) {
+        return Ok(None);
+    }
     if kt == Some(ulong(cryptoki_sys::CKK_RSA).as_slice()) {
         return Ok(match (modulus, exponent) {
             (Some(m), Some(e)) if !m.is_empty() && !e.is_empty() => Some(PublicKey::rsa(m, e)),
@@ -306,7 +312,7 @@ fn public_from_attrs(
         return ec_public(params, point).map(Some);
     }
     Err(match kt {
-        Some(_) => "the key type is neither RSA nor EC".into(),
+        Some(_) => "the key type is neither RSA, EC nor ML-DSA".into(),
         None => "the key type (CKA_KEY_TYPE) cannot be read".into(),
     })
 }
@@ -347,9 +353,16 @@ fn public_from_companions(session: &Session, id: &[u8]) -> Result<Option<PublicK
                     cryptoki_sys::CKA_EC_PARAMS,
                     cryptoki_sys::CKA_EC_POINT,
                     cryptoki_sys::CKA_PUBLIC_KEY_INFO,
+                    mldsa::ck::CKA_PARAMETER_SET,
+                    cryptoki_sys::CKA_VALUE,
                 ],
             )
             .map_err(|e| e.to_string())?;
+        if v[0].as_deref() == Some(ulong(mldsa::ck::CKK_ML_DSA).as_slice())
+            && let Some(value) = v[7].as_deref().filter(|b| !b.is_empty())
+        {
+            return mldsa::public_key(v[6].as_deref(), value).map(Some);
+        }
         if let Some(p) = public_from_attrs(&v[0], &v[1], &v[2], &v[3], &v[4])? {
             return Ok(Some(p));
         }

@@ -13,8 +13,9 @@
 use super::error::{CallError, Error};
 use super::ffi::{Attr, Session, bool_attr, ulong};
 use super::find::{self, KeyObject, Token};
+use super::module::{self, Module};
 use super::uri::{ObjectType, Pkcs11Uri};
-use super::{module, pin};
+use super::{mldsa, pin};
 use crate::certs::Certificate;
 use crate::keys::CurveOid as _;
 use crate::keys::{Curve, KeyKind, PublicKey};
@@ -27,13 +28,12 @@ fn ec_params(curve: Curve) -> Vec<u8> {
         .expect("a named-curve OID is a few bytes, far below DER's limits")
 }
 
-/// The mechanism and the public and private key templates for a key of `kind`; `None` for ML-DSA,
-/// which key generation on tokens does not offer yet.
+/// The mechanism and the public and private key templates for a key of `kind`.
 fn key_templates(
     kind: KeyKind,
     id: &[u8],
     label: &str,
-) -> Option<(CK_MECHANISM_TYPE, Vec<Attr>, Vec<Attr>)> {
+) -> (CK_MECHANISM_TYPE, Vec<Attr>, Vec<Attr>) {
     use cryptoki_sys::*;
     let mut public: Vec<Attr> = vec![
         (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
@@ -68,9 +68,13 @@ fn key_templates(
             public.push((CKA_PUBLIC_EXPONENT, vec![0x01, 0x00, 0x01]));
             CKM_RSA_PKCS_KEY_PAIR_GEN
         }
-        KeyKind::MlDsa(_) => return None,
+        KeyKind::MlDsa(set) => {
+            // PKCS#11 3.2: the parameter set goes in the public key template.
+            public.push((mldsa::ck::CKA_PARAMETER_SET, ulong(mldsa::ckp(set))));
+            mldsa::ck::CKM_ML_DSA_KEY_PAIR_GEN
+        }
     };
-    Some((mechanism, public, private))
+    (mechanism, public, private)
 }
 
 /// `%XX` for every byte, as RFC 7512 writes binary `id` values.
@@ -95,9 +99,20 @@ impl TokenSession {
     /// A read-write session on the one token `raw` names, the user logged in with exactly one
     /// `C_Login` (PIN from the URI's `pin-value`/`pin-source`, [`super::PIN_ENV`] or a prompt).
     fn open(raw: &str, pkcs11_lib: Option<&Path>) -> Result<TokenSession, Error> {
+        Self::open_checked(raw, pkcs11_lib, &|_, _| Ok(()))
+    }
+
+    /// [`TokenSession::open`], running `before_login` on the token first (a check that needs no
+    /// login fails before a PIN is asked for).
+    fn open_checked(
+        raw: &str,
+        pkcs11_lib: Option<&Path>,
+        before_login: &dyn Fn(&Module, &Token) -> Result<(), Error>,
+    ) -> Result<TokenSession, Error> {
         let uri = Pkcs11Uri::parse(raw)?;
         let module = module::load(pkcs11_lib, &[&uri])?;
         let token = find::select_token(&module, &uri.token_part())?;
+        before_login(&module, &token)?;
         let session = module
             .lib
             .open_session(token.slot, true)
@@ -182,6 +197,8 @@ fn public_key_of(
                 CKA_PUBLIC_EXPONENT,
                 CKA_EC_PARAMS,
                 CKA_EC_POINT,
+                mldsa::ck::CKA_PARAMETER_SET,
+                CKA_VALUE,
             ],
         )
         .map_err(|e| call(&ts.what(), e))?;
@@ -200,10 +217,21 @@ fn public_key_of(
             let e = get(1).ok_or_else(|| missing("CKA_PUBLIC_EXPONENT"))?;
             Ok(PublicKey::rsa(&n, &e))
         }
-        KeyKind::MlDsa(_) => Err(Error::NewKeyUnreadable {
-            target: ts.uri.to_string(),
-            what: format!("{kind} public key (not read from tokens yet)"),
-        }),
+        KeyKind::MlDsa(set) => {
+            let value = get(5).ok_or_else(|| missing("CKA_VALUE"))?;
+            let public = mldsa::public_key(v.get(4).cloned().flatten().as_deref(), &value)
+                .map_err(|reason| Error::NewKeyUnreadable {
+                    target: ts.uri.to_string(),
+                    what: format!("usable public key ({reason})"),
+                })?;
+            if public.kind() != kind {
+                return Err(Error::NewKeyUnreadable {
+                    target: ts.uri.to_string(),
+                    what: format!("{} public key (it reported {})", set.name(), public.kind()),
+                });
+            }
+            Ok(public)
+        }
     }
 }
 
@@ -241,14 +269,11 @@ pub fn generate_key(
         .clone()
         .filter(|i| !i.is_empty())
         .map_or_else(random_id, Ok)?;
-    let ts = TokenSession::open(uri, pkcs11_lib)?;
+    let ts = TokenSession::open_checked(uri, pkcs11_lib, &|module, token| {
+        can_generate(module, token, kind, &parsed)
+    })?;
     refuse_existing(&ts, &id, &label)?;
-    let Some((mechanism, public, private)) = key_templates(kind, &id, &label) else {
-        return Err(Error::TargetUri {
-            uri: parsed.to_string(),
-            reason: format!("generating {kind} keys on a token is not supported yet"),
-        });
-    };
+    let (mechanism, public, private) = key_templates(kind, &id, &label);
     let (pub_handle, _) = ts
         .session
         .generate_key_pair(mechanism, &public, &private)
@@ -257,6 +282,39 @@ pub fn generate_key(
         public: public_key_of(&ts, pub_handle, kind)?,
         uri: ts.object_uri(&label, &id, ObjectType::Private),
     })
+}
+
+/// For ML-DSA: the token must list `CKM_ML_DSA_KEY_PAIR_GEN` (and a signing mechanism for the key,
+/// else the key would be useless), checked before any login or generation. RSA and EC are left to
+/// `C_GenerateKeyPair`, as before.
+fn can_generate(
+    module: &Module,
+    token: &Token,
+    kind: KeyKind,
+    uri: &Pkcs11Uri,
+) -> Result<(), Error> {
+    let KeyKind::MlDsa(set) = kind else {
+        return Ok(());
+    };
+    let offered = mldsa::offered(&module.lib, token.slot);
+    let refuse = |reason: String| Error::NoKeyGeneration {
+        token: token.info.label.clone(),
+        kind: set.name().into(),
+        uri: uri.to_string(),
+        reason: format!("{reason}; nothing was generated"),
+    };
+    if !mldsa::can_generate(&offered) {
+        let signing = mldsa::select(&offered).err().unwrap_or_default();
+        return Err(refuse(format!(
+            "it does not offer CKM_ML_DSA_KEY_PAIR_GEN{}",
+            if signing.is_empty() {
+                String::new()
+            } else {
+                format!(" and {}", signing.trim_start_matches("this token "))
+            }
+        )));
+    }
+    mldsa::select(&offered).map(|_| ()).map_err(refuse)
 }
 
 /// A private key found on a token through a logged-in session.
@@ -528,6 +586,7 @@ impl TokenKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::MlDsaSet;
     use cryptoki_sys::*;
 
     fn has(attrs: &[Attr], t: CK_ATTRIBUTE_TYPE, v: &[u8]) -> bool {
@@ -536,8 +595,12 @@ mod tests {
 
     #[test]
     fn private_key_template_is_sensitive_unextractable_and_sign_only() {
-        for kt in [KeyKind::Ec(Curve::P256), KeyKind::Rsa { bits: 3072 }] {
-            let (_, _, private) = key_templates(kt, &[1], "k").unwrap();
+        for kt in [
+            KeyKind::Ec(Curve::P256),
+            KeyKind::Rsa { bits: 3072 },
+            KeyKind::MlDsa(MlDsaSet::MlDsa65),
+        ] {
+            let (_, _, private) = key_templates(kt, &[1], "k");
             for (t, v) in [
                 (CKA_TOKEN, true),
                 (CKA_PRIVATE, true),
@@ -556,16 +619,28 @@ mod tests {
 
     #[test]
     fn public_template_carries_curve_or_modulus_size() {
-        let (m, public, _) = key_templates(KeyKind::Ec(Curve::P384), &[1], "k").unwrap();
+        let (m, public, _) = key_templates(KeyKind::Ec(Curve::P384), &[1], "k");
         assert_eq!(m, CKM_EC_KEY_PAIR_GEN);
         assert!(has(
             &public,
             CKA_EC_PARAMS,
             &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]
         ));
-        let (m, public, _) = key_templates(KeyKind::Rsa { bits: 2048 }, &[1], "k").unwrap();
+        let (m, public, _) = key_templates(KeyKind::Rsa { bits: 2048 }, &[1], "k");
         assert_eq!(m, CKM_RSA_PKCS_KEY_PAIR_GEN);
         assert!(has(&public, CKA_MODULUS_BITS, &ulong(2048)));
+        for (set, ckp) in [
+            (MlDsaSet::MlDsa44, 1),
+            (MlDsaSet::MlDsa65, 2),
+            (MlDsaSet::MlDsa87, 3),
+        ] {
+            let (m, public, _) = key_templates(KeyKind::MlDsa(set), &[1], "k");
+            assert_eq!(m, 0x1c, "CKM_ML_DSA_KEY_PAIR_GEN");
+            assert!(
+                has(&public, 0x61d, &ulong(ckp)),
+                "CKA_PARAMETER_SET for {set:?}"
+            );
+        }
     }
 
     /// `CKA_SERIAL_NUMBER` is the certificate's serial INTEGER as encoded in it (sign byte included),

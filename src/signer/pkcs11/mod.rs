@@ -6,10 +6,12 @@
 //! keys. The [`Pkcs11Signer`] it returns then costs one `C_SignInit` and one `C_Sign` per signature.
 //! Key management for enrollment ([`generate_key`], [`open_for_install`]) goes through the same
 //! module instance and login rules. Must not: log or format PINs, retry a login, or hand the token
-//! anything but a digest.
+//! anything but a digest (or the core's ML-DSA μ; the message itself only to a token whose only
+//! ML-DSA mechanism is `CKM_ML_DSA`: docs/adr/0004-ml-dsa-mu-digest.md).
 //!
 //! Submodules, all private to the backend except `uri` (RFC 7512, also fuzzed): `open` (the steps
-//! of [`open`]), `key_management` (generation, certificate objects), `module` (loading), `find`
+//! of [`open`]), `key_management` (generation, certificate objects), `mldsa` (ML-DSA codepoints, keys and mechanism
+//! selection), `module` (loading), `find`
 //! (tokens, objects, public keys), `pin` (PIN sources and login), `sign` (the signer), `ffi` (the
 //! only unsafe code; why it is ours: docs/adr/0003-pkcs11-binding.md), `visibility` (why a token is
 //! not seen), `error`.
@@ -18,6 +20,7 @@ mod error;
 mod ffi;
 mod find;
 mod key_management;
+mod mldsa;
 mod module;
 mod open;
 mod pin;

@@ -5,16 +5,20 @@
 //! (`CKM_RSA_X_509`), we build the EMSA-PKCS1-v1_5 block ourselves (RFC 8017 §9.2), which gives the
 //! same bytes. `CKM_SHA256_RSA_PKCS` alone cannot be used: it hashes the message itself, and a
 //! backend only ever sees the digest. Each signature is `C_SignInit` (→ `C_Login(CKU_CONTEXT_SPECIFIC)`
-//! for always-authenticate keys) → one `C_Sign`. Must not: search, log in as user, or retry a PIN.
+//! for always-authenticate keys) → one `C_Sign`. ML-DSA keys sign the core's μ with
+//! `CKM_ML_DSA_EXTERNAL_MU`, or the message with `CKM_ML_DSA` when that is all the token has
+//! (`super::mldsa`). Must not: search, log in as user, or retry a PIN.
 
 use super::error::Error;
 use super::ffi::{Library, Session, TokenInfo};
+use super::mldsa::{self, MlDsaMechanism};
 use super::pin;
-use crate::keys::{KeyKind, PublicKey};
+use crate::keys::{KeyKind, MlDsaSet, PublicKey};
 use crate::secret::Secret;
 use crate::signer::{Signer, encoding};
 use crate::sigv4x509::Digest;
 use cryptoki_sys::{CK_MECHANISM_TYPE, CK_OBJECT_HANDLE};
+use rolesanywhere_core::MlDsaMu;
 use std::sync::Mutex;
 
 /// How the token is asked to sign.
@@ -35,6 +39,13 @@ pub(crate) enum Mechanism {
         /// Modulus size in bytes.
         len: usize,
     },
+    /// ML-DSA: external μ or pure ML-DSA over the message.
+    MlDsa {
+        /// The key's parameter set.
+        set: MlDsaSet,
+        /// Which mechanism.
+        how: MlDsaMechanism,
+    },
 }
 
 impl Mechanism {
@@ -43,6 +54,7 @@ impl Mechanism {
             Mechanism::Ecdsa { .. } => cryptoki_sys::CKM_ECDSA,
             Mechanism::RsaPkcs { .. } => cryptoki_sys::CKM_RSA_PKCS,
             Mechanism::RsaRaw { .. } => cryptoki_sys::CKM_RSA_X_509,
+            Mechanism::MlDsa { how, .. } => how.ckm(),
         }
     }
 
@@ -50,6 +62,7 @@ impl Mechanism {
         match self {
             Mechanism::Ecdsa { field_len } => 2 * field_len,
             Mechanism::RsaPkcs { len } | Mechanism::RsaRaw { len } => len,
+            Mechanism::MlDsa { set, .. } => set.signature_len(),
         }
     }
 
@@ -70,13 +83,16 @@ impl Mechanism {
             }
         };
         match public.kind() {
-            // The token's ML-DSA keys (CKK_ML_DSA, CKM_ML_DSA[_EXTERNAL_MU]) are a later step; a
-            // token key is never reported as ML-DSA today, this arm only keeps the match whole.
-            KeyKind::MlDsa(set) => Err(Error::NoMechanism {
-                token: token.label.clone(),
-                uri: uri.into(),
-                reason: format!("{} keys on tokens are not supported yet", set.name()),
-            }),
+            KeyKind::MlDsa(set) => {
+                let offered = mldsa::offered(lib, slot);
+                mldsa::select(&offered)
+                    .map(|how| Mechanism::MlDsa { set, how })
+                    .map_err(|reason| Error::NoMechanism {
+                        token: token.label.clone(),
+                        uri: uri.into(),
+                        reason: format!("{reason}; {} keys need one", set.name()),
+                    })
+            }
             KeyKind::Ec(curve) => {
                 if can_sign(cryptoki_sys::CKM_ECDSA)? {
                     Ok(Mechanism::Ecdsa {
@@ -119,6 +135,11 @@ impl Mechanism {
             Mechanism::Ecdsa { .. } => Ok(digest.as_bytes().to_vec()),
             Mechanism::RsaPkcs { .. } => Ok(encoding::rsa_digest_info(digest)),
             Mechanism::RsaRaw { len } => emsa_pkcs1_v15(&encoding::rsa_digest_info(digest), len),
+            // The core signs ML-DSA keys through `sign_ml_dsa_mu` only.
+            Mechanism::MlDsa { set, .. } => Err(Error::UnsupportedKey {
+                uri: String::new(),
+                reason: format!("an {} key signs the ML-DSA μ, not a digest", set.name()),
+            }),
         }
     }
 }
@@ -189,6 +210,38 @@ impl Pkcs11Signer {
             },
             e => e,
         })?;
+        let sig = self.sign_data(&data)?;
+        self.to_canonical(sig)
+    }
+
+    /// μ to `CKM_ML_DSA_EXTERNAL_MU`, or the message to `CKM_ML_DSA` (ADR 0004's one exception to
+    /// digest-only signing: the token computes the same μ). The raw FIPS 204 signature comes back
+    /// as is; the core checks its length.
+    fn sign_mu(&self, mu: &MlDsaMu) -> Result<Vec<u8>, Error> {
+        let Mechanism::MlDsa { set, how } = self.mechanism else {
+            return Err(Error::UnsupportedKey {
+                uri: self.uri.clone(),
+                reason: format!("a {} key cannot sign ML-DSA", self.public.kind()),
+            });
+        };
+        if mu.set() != set {
+            return Err(Error::UnsupportedKey {
+                uri: self.uri.clone(),
+                reason: format!(
+                    "μ was computed for {}, but the key is {}",
+                    mu.set().name(),
+                    set.name()
+                ),
+            });
+        }
+        match how {
+            MlDsaMechanism::ExternalMu => self.sign_data(mu.as_bytes()),
+            MlDsaMechanism::Pure => self.sign_data(mu.message_for_pure_ml_dsa_device()),
+        }
+    }
+
+    /// `C_SignInit` (context login when needed) and one `C_Sign` over `data`.
+    fn sign_data(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
         // A poisoned lock means a panic elsewhere mid-signature; the session itself is still valid
         // (any half-done operation is ended by the next C_SignInit's error or succeeds).
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,10 +262,10 @@ impl Pkcs11Signer {
         }
         let sig = inner
             .session
-            .sign(&data, self.mechanism.signature_len())
+            .sign(data, self.mechanism.signature_len())
             .map_err(|e| super::error::call(what(), e))?;
         drop(inner);
-        self.to_canonical(sig)
+        Ok(sig)
     }
 
     /// DER for ECDSA (some tokens already return DER); full-length bytes for RSA.
@@ -242,6 +295,7 @@ impl Pkcs11Signer {
                 out.extend(sig);
                 Ok(out)
             }
+            Mechanism::MlDsa { .. } => Ok(sig),
         }
     }
 }
@@ -255,6 +309,10 @@ impl Signer for Pkcs11Signer {
         Ok(self
             .sign_digest(digest)
             .map_err(crate::signer::Error::from)?)
+    }
+
+    fn sign_ml_dsa_mu(&self, mu: &MlDsaMu) -> Result<Vec<u8>, crate::signer::SignError> {
+        Ok(self.sign_mu(mu).map_err(crate::signer::Error::from)?)
     }
 
     fn describe(&self) -> String {

@@ -624,3 +624,87 @@ fn open_key_without_certificate_needs_a_uri_selecting_one_key() {
         },
     );
 }
+
+/// SoftHSM 2.6.1's real mechanism list (from the module, not a copy): it has ECDSA and RSA but no
+/// ML-DSA, so the ML-DSA selection refuses, naming what the token does offer, and key generation
+/// is not offered either.
+#[test]
+fn softhsm_mechanism_list_has_no_ml_dsa_and_the_selection_says_so() {
+    isolated(
+        "softhsm_mechanism_list_has_no_ml_dsa_and_the_selection_says_so",
+        |fx| fx.init_token("ra"),
+        |_| {
+            let module = module::load(Some(Path::new(SOFTHSM)), &[]).unwrap();
+            let token = find::select_token(&module, &uri::Pkcs11Uri::default()).unwrap();
+            let listed = module.lib.mechanism_list(token.slot).unwrap();
+            assert!(listed.contains(&cryptoki_sys::CKM_ECDSA), "{listed:x?}");
+            assert!(listed.contains(&cryptoki_sys::CKM_RSA_PKCS), "{listed:x?}");
+            let offered = mldsa::offered(&module.lib, token.slot);
+            assert_eq!(offered.len(), listed.len());
+            // Flags come from C_GetMechanismInfo: ECDSA signs, SHA-256 (a digest) does not.
+            assert!(
+                offered.contains(&(
+                    cryptoki_sys::CKM_ECDSA,
+                    Some(
+                        module
+                            .lib
+                            .mechanism_flags(token.slot, cryptoki_sys::CKM_ECDSA)
+                            .unwrap()
+                            .unwrap()
+                    )
+                ))
+            );
+            let e = mldsa::select(&offered).unwrap_err();
+            for needle in [
+                "offers no ML-DSA signing mechanism (CKM_ML_DSA or CKM_ML_DSA_EXTERNAL_MU",
+                "SoftHSM 2.6.1 has none",
+                "CKM_ECDSA",
+                "CKM_RSA_PKCS",
+            ] {
+                assert!(e.contains(needle), "{needle:?} not in {e}");
+            }
+            assert!(
+                !e.contains("CKM_SHA256,") && !e.contains("0x250"),
+                "digests are not signing mechanisms: {e}"
+            );
+            assert!(!mldsa::can_generate(&offered));
+        },
+    );
+}
+
+/// An ML-DSA certificate with a token key of another kind is the plain mismatch (tokens can hold
+/// ML-DSA keys), refused before any signature, naming both sides.
+#[test]
+fn ml_dsa_certificate_with_a_token_ec_key_is_a_plain_mismatch() {
+    isolated(
+        "ml_dsa_certificate_with_a_token_ec_key_is_a_plain_mismatch",
+        |fx| {
+            fx.init_token("ra");
+            fx.keygen("ra", "EC:prime256v1", "01", "ec", &[]);
+            let issued = fx
+                .ca()
+                .issue(&IssueRequest::new(
+                    "CN=pq",
+                    KeySource::NewKey(KeyType::MlDsa65),
+                ))
+                .unwrap();
+            fx.save("pq.pem", issued.cert_pem.as_bytes());
+        },
+        |fx| {
+            let o = opts(
+                Some(fx.dir.join("pq.pem").display().to_string()),
+                Some(&format!("pkcs11:token=ra;object=ec?pin-value={PIN}")),
+            );
+            let e = match crate::signer::open(&o) {
+                Ok(_) => panic!("mismatch accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains("does not match certificate"), "{e}");
+            assert!(
+                e.contains("pkcs11:token=ra;object=ec;id=%01;type=private"),
+                "{e}"
+            );
+            assert!(!e.contains("TPMs do not do ML-DSA"), "{e}");
+        },
+    );
+}
