@@ -83,23 +83,7 @@ fn id_of(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-const SEEDS_SESSION_POLICY: &str = r#"{
-    "Version": "2012-10-17",
-    "Statement": [
-      {
-        "Effect": "Allow",
-        "Action": [
-          "s3:PutObject",
-          "s3:GetObject",
-          "s3:ListBucket"
-        ],
-        "Resource": [
-          "arn:aws:s3:::corp-backups-prod",
-          "arn:aws:s3:::corp-backups-prod/*"
-        ]
-      }
-    ]
-  }"#;
+const SEEDS_SESSION_POLICY: &str = include_str!("../testdata/seeds-session-policy.json");
 
 #[test]
 fn boto3_creates_anchor_profile_and_crl_that_create_session_uses_and_state_survives_restart() {

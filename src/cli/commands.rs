@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 /// Prints a diagnostic on stderr, one `debug:` line per line of `text` (the canonical request has
 /// several), each escaped and masked by [`super::stderr_line`].
-fn debug_line(text: &str) {
+pub(crate) fn debug_line(text: &str) {
     for line in text.lines() {
         super::stderr_line(&format!("rolesanywhere-agent: debug: {line}"));
     }

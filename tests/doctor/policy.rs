@@ -10,23 +10,8 @@ const SEEDS_ANCHOR: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-a
 const SEEDS_POLICY: &str = include_str!("../../emulator/testdata/seeds-trust-policy.json");
 
 /// The seeds' session policy (the S3 backup example).
-const SEEDS_SESSION_POLICY: &str = r#"{
-    "Version": "2012-10-17",
-    "Statement": [
-      {
-        "Effect": "Allow",
-        "Action": [
-          "s3:PutObject",
-          "s3:GetObject",
-          "s3:ListBucket"
-        ],
-        "Resource": [
-          "arn:aws:s3:::corp-backups-prod",
-          "arn:aws:s3:::corp-backups-prod/*"
-        ]
-      }
-    ]
-  }"#;
+const SEEDS_SESSION_POLICY: &str =
+    include_str!("../../emulator/testdata/seeds-session-policy.json");
 
 /// A key `name.key` and a certificate `name.pem` with subject `subject` and `sans`.
 fn issue(env: &Env, name: &str, subject: &str, sans: &[&str]) {

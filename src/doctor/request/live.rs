@@ -54,13 +54,8 @@ pub(super) fn check(cx: &mut Context, report: &mut Report) {
     };
     // `--debug`: the attempts, canonical request and string to sign on stderr, as
     // credential-process prints them (never a secret).
-    let debug_line = |text: &str| {
-        for line in text.lines() {
-            crate::cli::stderr_line(&format!("rolesanywhere-agent: debug: {line}"));
-        }
-    };
     let debug: Option<&dyn Fn(&str)> = if cx.options.debug {
-        Some(&debug_line)
+        Some(&crate::cli::commands::debug_line)
     } else {
         None
     };
